@@ -1,0 +1,239 @@
+//! Running one command for islod and streaming it over the connection.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use islo_agent::proto::{self, ExecRequest, ExitStatus, FrameKind, ProtoError};
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use crate::{reaper, users};
+
+/// After the command exits, output still arriving is forwarded until the pipes close or stay
+/// quiet this long (a background process may hold them open for ever).
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+
+/// The connection's write half, closed once the exit frame is sent.
+struct Out {
+    stream: Mutex<(UnixStream, bool)>,
+}
+
+impl Out {
+    fn send(&self, kind: FrameKind, payload: &[u8]) -> bool {
+        let mut g = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1 {
+            return false;
+        }
+        proto::write_frame(&mut g.0, kind, payload).is_ok()
+    }
+
+    fn finish(&self, kind: FrameKind, payload: &[u8]) {
+        let mut g = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if !g.1 {
+            let _ = proto::write_frame(&mut g.0, kind, payload);
+            g.1 = true;
+            let _ = g.0.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
+/// Run `req` and stream it on `stream` until it exits.
+pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
+    let out = Arc::new(Out {
+        stream: Mutex::new((stream.try_clone()?, false)),
+    });
+    let Some(user) = users::lookup(Path::new("/"), &req.user) else {
+        out.finish(FrameKind::Error, format!("unknown user {:?}", req.user).as_bytes());
+        return Ok(());
+    };
+    if req.argv.is_empty() {
+        out.finish(FrameKind::Error, b"empty command");
+        return Ok(());
+    }
+    if let Err(e) = ensure_workdir(&req.workdir, &user) {
+        out.finish(FrameKind::Error, format!("workdir {}: {e}", req.workdir).as_bytes());
+        return Ok(());
+    }
+    let spawned = reaper::spawn_registered(|| command(&req, &user).spawn());
+    let (mut child, exited) = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, why) = match e.kind() {
+                std::io::ErrorKind::NotFound => (127, "command not found"),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+                _ => (126, "cannot run"),
+            };
+            let msg = format!("islo: {}: {why} ({e})\n", req.argv[0]);
+            out.send(FrameKind::Stderr, msg.as_bytes());
+            let status = serde_json::to_vec(&ExitStatus { code, signal: None }).unwrap_or_default();
+            out.finish(FrameKind::Exit, &status);
+            return Ok(());
+        }
+    };
+    let pgid = Pid::from_child(&child);
+    let finished = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = channel();
+    let mut pumps = 0;
+    if let Some(o) = child.stdout.take() {
+        pump(o, FrameKind::Stdout, out.clone(), progress.clone(), done_tx.clone());
+        pumps += 1;
+    }
+    if let Some(e) = child.stderr.take() {
+        pump(e, FrameKind::Stderr, out.clone(), progress.clone(), done_tx.clone());
+        pumps += 1;
+    }
+    let stdin = child.stdin.take();
+    let input = stream.try_clone()?;
+    let fin = finished.clone();
+    std::thread::spawn(move || forward_input(input, stdin, pgid, fin));
+
+    let status = exited.recv().unwrap_or(ExitStatus { code: 255, signal: None });
+    finished.store(true, Ordering::SeqCst);
+    drain(pumps, &done_rx, &progress);
+    let payload = serde_json::to_vec(&status).unwrap_or_default();
+    out.finish(FrameKind::Exit, &payload);
+    Ok(())
+}
+
+fn command(req: &ExecRequest, user: &users::User) -> Command {
+    let mut cmd = Command::new(&req.argv[0]);
+    cmd.args(&req.argv[1..])
+        .env_clear()
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&req.workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let groups: Vec<libc::gid_t> = user.groups.clone();
+    let (uid, gid) = (user.uid, user.gid);
+    // SAFETY: the closure runs in the forked (single-threaded) child before exec and only
+    // makes the setgroups/setgid/setuid system calls, which are async-signal-safe; `groups`
+    // was allocated before the fork and is only read. Order matters: groups and gid while
+    // still root, uid last.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
+    let path = Path::new(dir);
+    if !path.is_absolute() {
+        return Err(std::io::Error::other("must be absolute"));
+    }
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut p = path;
+    while !p.exists() {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(path)?;
+    for m in missing {
+        std::os::unix::fs::chown(&m, Some(user.uid), Some(user.gid))?;
+    }
+    Ok(())
+}
+
+fn pump(
+    mut src: impl Read + Send + 'static,
+    kind: FrameKind,
+    out: Arc<Out>,
+    progress: Arc<AtomicU64>,
+    done: Sender<()>,
+) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    progress.fetch_add(n as u64, Ordering::SeqCst);
+                    if !out.send(kind, &buf[..n]) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = done.send(());
+    });
+}
+
+/// Wait for the output pumps to finish, or for output to stay quiet for [`DRAIN_QUIET`].
+fn drain(pumps: usize, done: &std::sync::mpsc::Receiver<()>, progress: &AtomicU64) {
+    let mut left = pumps;
+    let mut seen = progress.load(Ordering::SeqCst);
+    while left > 0 {
+        match done.recv_timeout(DRAIN_QUIET) {
+            Ok(()) => left -= 1,
+            Err(RecvTimeoutError::Timeout) => {
+                let now = progress.load(Ordering::SeqCst);
+                if now == seen {
+                    return;
+                }
+                seen = now;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Client frames: stdin data, end of stdin, signals. A client that goes away before the
+/// command exits takes the command's process group with it.
+fn forward_input(
+    mut conn: UnixStream,
+    mut stdin: Option<std::process::ChildStdin>,
+    pgid: Pid,
+    finished: Arc<AtomicBool>,
+) {
+    loop {
+        match proto::read_frame(&mut conn) {
+            Ok(Some(f)) => match f.kind {
+                FrameKind::Stdin => {
+                    if let Some(s) = stdin.as_mut()
+                        && s.write_all(&f.payload).is_err()
+                    {
+                        stdin = None;
+                    }
+                }
+                FrameKind::StdinEof => stdin = None,
+                FrameKind::Signal => {
+                    let sig = f.payload.first().and_then(|s| Signal::from_named_raw(i32::from(*s)));
+                    if let Some(sig) = sig {
+                        let _ = kill_process_group(pgid, sig);
+                    }
+                }
+                _ => {}
+            },
+            Ok(None) | Err(_) => {
+                if !finished.load(Ordering::SeqCst) {
+                    let _ = kill_process_group(pgid, Signal::KILL);
+                }
+                return;
+            }
+        }
+    }
+}

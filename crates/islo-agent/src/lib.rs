@@ -1,0 +1,18 @@
+//! The contract between islod and `islo-agent`, the PID 1 of every sandbox.
+//!
+//! The agent listens on a unix socket that islod bind-mounts into the sandbox. Each connection
+//! carries one request; see [`proto`] for the versioned frame format.
+
+pub mod proto;
+
+pub use proto::{
+    AgentRequest, ExecRequest, ExitStatus, Frame, FrameKind, PROTOCOL_VERSION, ProtoError,
+    read_frame, write_frame,
+};
+
+/// Where the agent binary is mounted inside every sandbox.
+pub const AGENT_PATH_IN_SANDBOX: &str = "/.islo/islo-agent";
+/// Directory holding the agent socket inside every sandbox.
+pub const RUN_DIR_IN_SANDBOX: &str = "/.islo/run";
+/// File name of the agent socket inside [`RUN_DIR_IN_SANDBOX`] (and its host-side twin).
+pub const SOCKET_NAME: &str = "agent.sock";

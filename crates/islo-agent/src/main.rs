@@ -1,0 +1,78 @@
+//! `islo-agent`: PID 1 of every sandbox.
+//!
+//! It prepares the sandbox's user and directories, reaps every orphan, and serves islod on a
+//! unix socket (`islo-agent [SOCKET]`, default `/.islo/run/agent.sock`): one request per
+//! connection, see `islo_agent::proto`. It uses plain threads: it must stay small and start in
+//! a millisecond in any image (glibc, musl, busybox or none), so it is linked statically.
+
+mod exec;
+mod prepare;
+mod reaper;
+mod users;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use islo_agent::proto::{self, AgentRequest, FrameKind, PROTOCOL_VERSION};
+
+fn main() {
+    let socket = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(islo_agent::RUN_DIR_IN_SANDBOX).join(islo_agent::SOCKET_NAME)
+        });
+    if let Err(e) = prepare::prepare_from_env() {
+        eprintln!("islo-agent: preparing the sandbox: {e}");
+    }
+    reaper::start();
+    if let Err(e) = serve(&socket) {
+        eprintln!("islo-agent: {}: {e}", socket.display());
+        std::process::exit(1);
+    }
+}
+
+fn serve(socket: &std::path::Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    for conn in listener.incoming() {
+        match conn {
+            Ok(stream) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = handle(stream) {
+                        eprintln!("islo-agent: connection: {e}");
+                    }
+                });
+            }
+            Err(e) => eprintln!("islo-agent: accept: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
+    let Some(frame) = proto::read_frame(&mut stream)? else {
+        return Ok(());
+    };
+    if frame.kind != FrameKind::Request {
+        return proto::write_frame(&mut stream, FrameKind::Error, b"expected a request frame");
+    }
+    let req: AgentRequest = match proto::decode(&frame.payload, "request") {
+        Ok(r) => r,
+        Err(e) => return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes()),
+    };
+    if req.version() != PROTOCOL_VERSION {
+        let e = proto::ProtoError::Version(req.version());
+        return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes());
+    }
+    match req {
+        AgentRequest::Ping { .. } => proto::write_json(
+            &mut stream,
+            FrameKind::Pong,
+            &serde_json::json!({ "version": PROTOCOL_VERSION }),
+        ),
+        AgentRequest::Exec(req) => exec::run(stream, req),
+    }
+}

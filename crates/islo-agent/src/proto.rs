@@ -1,0 +1,222 @@
+//! Versioned frame protocol spoken over the agent socket.
+//!
+//! A frame is `len: u32 big-endian` (payload length), `kind: u8`, then `len` payload bytes.
+//! A connection starts with one [`FrameKind::Request`] frame whose payload is a JSON
+//! [`AgentRequest`] carrying [`PROTOCOL_VERSION`]. For an exec the agent then sends
+//! `Stdout`/`Stderr` frames and ends with one `Exit` (JSON [`ExitStatus`]) or `Error` (UTF-8
+//! message) frame; the client may send `Stdin`, `StdinEof` and `Signal` (payload: one byte,
+//! the signal number) frames. Payloads are capped at [`MAX_PAYLOAD`].
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Version carried by every request; the agent refuses versions it does not know.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest payload either side accepts in one frame.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    Request = 1,
+    Stdin = 2,
+    StdinEof = 3,
+    Stdout = 4,
+    Stderr = 5,
+    Exit = 6,
+    Error = 7,
+    Signal = 8,
+    Pong = 9,
+}
+
+impl FrameKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::Request,
+            2 => Self::Stdin,
+            3 => Self::StdinEof,
+            4 => Self::Stdout,
+            5 => Self::Stderr,
+            6 => Self::Exit,
+            7 => Self::Error,
+            8 => Self::Signal,
+            9 => Self::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: FrameKind,
+    pub payload: Vec<u8>,
+}
+
+/// Errors of the frame codec.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("agent connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("malformed {what}: {source}")]
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("protocol version {0} is not supported (agent speaks {PROTOCOL_VERSION})")]
+    Version(u32),
+}
+
+/// First frame of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// Liveness probe: the agent answers with one `Pong` frame (JSON `{"version":N}`).
+    Ping { version: u32 },
+    /// Run a command.
+    Exec(ExecRequest),
+}
+
+impl AgentRequest {
+    pub fn version(&self) -> u32 {
+        match self {
+            Self::Ping { version } => *version,
+            Self::Exec(e) => e.version,
+        }
+    }
+}
+
+/// A command to run inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub version: u32,
+    /// argv; `argv[0]` is looked up in `PATH` from `env`.
+    pub argv: Vec<String>,
+    /// The complete environment of the process, in order.
+    pub env: Vec<(String, String)>,
+    /// User name or numeric uid.
+    pub user: String,
+    /// Absolute working directory.
+    pub workdir: String,
+}
+
+/// How a command ended. `code` follows the shell convention: 128+N for signal N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    pub code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+/// Write one frame.
+pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> Result<(), ProtoError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge(payload.len()));
+    }
+    let mut buf = Vec::with_capacity(5 + payload.len());
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.push(kind as u8);
+    buf.extend_from_slice(payload);
+    w.write_all(&buf)?;
+    Ok(())
+}
+
+/// Write a frame whose payload is `value` as JSON.
+pub fn write_json<T: Serialize>(
+    w: &mut impl Write,
+    kind: FrameKind,
+    value: &T,
+) -> Result<(), ProtoError> {
+    let bytes = serde_json::to_vec(value).map_err(|source| ProtoError::Json {
+        what: "frame",
+        source,
+    })?;
+    write_frame(w, kind, &bytes)
+}
+
+/// Read one frame; `Ok(None)` on a clean end of stream before a frame starts.
+pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtoError> {
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(ProtoError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge(len));
+    }
+    let kind = FrameKind::from_u8(head[4]).ok_or(ProtoError::UnknownKind(head[4]))?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    Ok(Some(Frame { kind, payload }))
+}
+
+/// Decode a JSON payload.
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    payload: &[u8],
+    what: &'static str,
+) -> Result<T, ProtoError> {
+    serde_json::from_slice(payload).map_err(|source| ProtoError::Json { what, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden bytes: changing the wire format must be deliberate (bump PROTOCOL_VERSION).
+    #[test]
+    fn golden_frames() {
+        let mut out = Vec::new();
+        write_frame(&mut out, FrameKind::Stdout, b"hi\n").unwrap();
+        assert_eq!(out, [0, 0, 0, 3, 4, b'h', b'i', b'\n']);
+
+        let req = AgentRequest::Exec(ExecRequest {
+            version: PROTOCOL_VERSION,
+            argv: vec!["echo".into(), "x".into()],
+            env: vec![("PATH".into(), "/bin".into())],
+            user: "islo".into(),
+            workdir: "/workspace".into(),
+        });
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"exec","version":1,"argv":["echo","x"],"env":[["PATH","/bin"]],"user":"islo","workdir":"/workspace"}"#
+        );
+        let exit = serde_json::to_string(&ExitStatus { code: 137, signal: Some(9) }).unwrap();
+        assert_eq!(exit, r#"{"code":137,"signal":9}"#);
+        assert_eq!(
+            serde_json::to_string(&AgentRequest::Ping { version: 1 }).unwrap(),
+            r#"{"op":"ping","version":1}"#
+        );
+    }
+
+    #[test]
+    fn round_trip_and_limits() {
+        let mut out = Vec::new();
+        write_frame(&mut out, FrameKind::Stdin, b"abc").unwrap();
+        write_frame(&mut out, FrameKind::StdinEof, b"").unwrap();
+        let mut r = &out[..];
+        assert_eq!(read_frame(&mut r).unwrap().unwrap().payload, b"abc");
+        assert_eq!(read_frame(&mut r).unwrap().unwrap().kind, FrameKind::StdinEof);
+        assert!(read_frame(&mut r).unwrap().is_none());
+
+        let big = [0xff, 0xff, 0xff, 0xff, 4];
+        assert!(matches!(read_frame(&mut &big[..]), Err(ProtoError::TooLarge(_))));
+        let bad = [0, 0, 0, 0, 77];
+        assert!(matches!(read_frame(&mut &bad[..]), Err(ProtoError::UnknownKind(77))));
+        let cut = [0, 0, 0, 9, 4, 1];
+        assert!(read_frame(&mut &cut[..]).is_err());
+    }
+}

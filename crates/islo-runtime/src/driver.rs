@@ -1,0 +1,100 @@
+//! The driver contract.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Runtime identity of a sandbox (islod uses the sandbox's UUID).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SandboxId(pub String);
+
+impl std::fmt::Display for SandboxId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Resource limits enforced by the back end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub vcpus: u32,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    pub pids: u32,
+}
+
+/// Everything a back end needs to build and start a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    pub id: SandboxId,
+    pub hostname: String,
+    /// Unpacked image layers, lowest first. Never written.
+    pub layers: Vec<PathBuf>,
+    pub limits: Limits,
+    /// The default non-root user created in the sandbox if the image lacks it.
+    pub user: String,
+    pub uid: u32,
+}
+
+/// What a back end sees of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Processes run and the agent answers.
+    Running,
+    /// Storage exists, nothing runs.
+    Stopped,
+    /// No trace of it.
+    Missing,
+}
+
+/// Errors of a back end.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("sandbox {0} already exists")]
+    AlreadyExists(SandboxId),
+    #[error("sandbox {0} not found")]
+    NotFound(SandboxId),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{runtime} {action} failed for sandbox {id}: {detail}")]
+    Runtime {
+        runtime: String,
+        action: &'static str,
+        id: SandboxId,
+        detail: String,
+    },
+    #[error("agent of sandbox {id} did not answer: {detail}")]
+    Agent { id: SandboxId, detail: String },
+    #[error("host is not ready for sandboxes: {0}")]
+    Host(String),
+}
+
+impl DriverError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+}
+
+/// A sandbox back end. Calls block (they spawn runtimes and mount file systems); callers in
+/// async code run them on a blocking thread.
+pub trait Driver: Send + Sync + 'static {
+    /// Short name for status output (`crun`, `runc`, `fake`).
+    fn name(&self) -> String;
+    /// Build storage for a new sandbox and start it; on return its agent answers.
+    /// On error nothing of it is left behind.
+    fn create(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
+    /// Start a stopped sandbox again, its files intact.
+    fn start(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
+    /// Kill every process; keep the writable layer. Stopping a stopped sandbox is a no-op.
+    fn stop(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Remove every trace: processes, mounts, cgroups, namespaces, files. Idempotent.
+    fn destroy(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Report what is there.
+    fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
+    /// Host path of the sandbox's agent socket.
+    fn agent_socket(&self, id: &SandboxId) -> PathBuf;
+}

@@ -1,0 +1,177 @@
+//! An in-process back end for tests without privileges.
+//!
+//! Each running sandbox gets a thread that speaks the real agent protocol on a real unix
+//! socket, so islod's exec path is exercised end to end. It understands a few commands:
+//! `echo ARGS…`, `true`, `false`, `exit N`, `env`, `pwd`, `whoami`, `cat` (stdin
+//! to stdout). Anything else exits 127 like a shell.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use islo_agent::proto::{self, AgentRequest, ExecRequest, ExitStatus, FrameKind};
+
+use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
+
+/// The fake back end.
+pub struct FakeDriver {
+    dir: PathBuf,
+    state: Mutex<HashMap<SandboxId, bool>>,
+}
+
+impl FakeDriver {
+    /// A fake keeping its sockets under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, bool>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn launch(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let path = self.agent_socket(id);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(DriverError::io(path.display().to_string()))?;
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                // A removed socket file means the sandbox stopped: stop serving.
+                if !path.exists() {
+                    return;
+                }
+                std::thread::spawn(move || serve(conn));
+            }
+        });
+        Ok(())
+    }
+
+    fn halt(&self, id: &SandboxId) {
+        let path = self.agent_socket(id);
+        let _ = std::fs::remove_file(&path);
+        // Wake the accept loop so it notices.
+        let _ = UnixStream::connect(&path);
+    }
+}
+
+impl Driver for FakeDriver {
+    fn name(&self) -> String {
+        "fake".into()
+    }
+
+    fn create(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        if self.lock().contains_key(&spec.id) {
+            return Err(DriverError::AlreadyExists(spec.id.clone()));
+        }
+        self.launch(&spec.id)?;
+        self.lock().insert(spec.id.clone(), true);
+        Ok(())
+    }
+
+    fn start(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        match self.lock().get(&spec.id) {
+            None => return Err(DriverError::NotFound(spec.id.clone())),
+            Some(true) => return Ok(()),
+            Some(false) => {}
+        }
+        self.launch(&spec.id)?;
+        self.lock().insert(spec.id.clone(), true);
+        Ok(())
+    }
+
+    fn stop(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let mut st = self.lock();
+        match st.get_mut(id) {
+            None => Err(DriverError::NotFound(id.clone())),
+            Some(running) => {
+                if *running {
+                    self.halt(id);
+                }
+                *running = false;
+                Ok(())
+            }
+        }
+    }
+
+    fn destroy(&self, id: &SandboxId) -> Result<(), DriverError> {
+        if self.lock().remove(id) == Some(true) {
+            self.halt(id);
+        }
+        Ok(())
+    }
+
+    fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError> {
+        Ok(match self.lock().get(id) {
+            None => Observed::Missing,
+            Some(true) => Observed::Running,
+            Some(false) => Observed::Stopped,
+        })
+    }
+
+    fn agent_socket(&self, id: &SandboxId) -> PathBuf {
+        self.dir.join(format!("{id}.sock"))
+    }
+}
+
+fn serve(mut conn: UnixStream) {
+    let Ok(Some(frame)) = proto::read_frame(&mut conn) else { return };
+    let Ok(req) = proto::decode::<AgentRequest>(&frame.payload, "request") else { return };
+    let _ = match req {
+        AgentRequest::Ping { .. } => proto::write_json(&mut conn, FrameKind::Pong, &serde_json::json!({"version": 1})),
+        AgentRequest::Exec(req) => fake_exec(&mut conn, &req),
+    };
+}
+
+fn fake_exec(conn: &mut UnixStream, req: &ExecRequest) -> Result<(), proto::ProtoError> {
+    let args = &req.argv[1..];
+    let (code, out): (i32, Vec<u8>) = match req.argv.first().map(String::as_str) {
+        Some("echo") => (0, format!("{}\n", args.join(" ")).into_bytes()),
+        Some("true") => (0, vec![]),
+        Some("false") => (1, vec![]),
+        Some("exit") => (args.first().and_then(|a| a.parse().ok()).unwrap_or(0), vec![]),
+        Some("env") => (0, req.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>().into_bytes()),
+        Some("pwd") => (0, format!("{}\n", req.workdir).into_bytes()),
+        Some("whoami") => (0, format!("{}\n", req.user).into_bytes()),
+        Some("cat") => (0, read_stdin(conn)?),
+        Some(other) => {
+            proto::write_frame(conn, FrameKind::Stderr, format!("islo: {other}: command not found\n").as_bytes())?;
+            (127, vec![])
+        }
+        None => return proto::write_frame(conn, FrameKind::Error, b"empty command"),
+    };
+    if !out.is_empty() {
+        proto::write_frame(conn, FrameKind::Stdout, &out)?;
+    }
+    proto::write_json(conn, FrameKind::Exit, &ExitStatus { code, signal: None })?;
+    conn.flush()?;
+    Ok(())
+}
+
+fn read_stdin(conn: &mut UnixStream) -> Result<Vec<u8>, proto::ProtoError> {
+    let mut data = Vec::new();
+    while let Some(f) = proto::read_frame(conn)? {
+        match f.kind {
+            FrameKind::Stdin => data.extend(f.payload),
+            FrameKind::StdinEof => break,
+            _ => {}
+        }
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_passes_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = FakeDriver::new(dir.path());
+        crate::conformance::run_all(&driver, &|name| crate::conformance::spec(name, vec![]));
+    }
+}

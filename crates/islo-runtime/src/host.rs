@@ -1,0 +1,154 @@
+//! The narrow seam between sandbox logic and the host's side effects: mounts and helper
+//! programs. [`RealHost`] does them; tests of the logic above can record them instead.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+
+/// A mount the OCI driver needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// overlayfs: `lower` lowest first.
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// A file system image on a loop device.
+    Loop { image: PathBuf, target: PathBuf },
+}
+
+/// Output of a helper program.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Host side effects.
+pub trait Host: Send + Sync {
+    fn mount(&self, m: &Mount) -> std::io::Result<()>;
+    /// Unmount `target`; not mounted is not an error.
+    fn unmount(&self, target: &Path) -> std::io::Result<()>;
+    fn is_mounted(&self, target: &Path) -> bool;
+    /// Run a helper program to completion; its stdin is empty.
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput>;
+    /// Run a helper whose children may outlive it (an OCI runtime's `run -d`): their stdio
+    /// goes to `log`, so nothing waits on a pipe they hold.
+    fn run_detached(&self, program: &Path, args: &[OsString], log: &Path) -> std::io::Result<bool>;
+}
+
+/// The real host.
+pub struct RealHost;
+
+impl Host for RealHost {
+    fn mount(&self, m: &Mount) -> std::io::Result<()> {
+        match m {
+            Mount::Overlay {
+                lower,
+                upper,
+                work,
+                target,
+            } => {
+                // overlayfs lists the uppermost lower dir first.
+                let lowers: Vec<String> = lower.iter().rev().map(|p| p.display().to_string()).collect();
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={},index=off,xino=off",
+                    lowers.join(":"),
+                    upper.display(),
+                    work.display()
+                );
+                let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
+                rustix::mount::mount("overlay", target, "overlay", MountFlags::NOATIME, Some(data.as_c_str()))
+                    .map_err(std::io::Error::from)
+            }
+            Mount::Loop { image, target } => {
+                let out = self.run(
+                    Path::new("mount"),
+                    &["-o".into(), "loop,noatime".into(), image.into(), target.into()],
+                )?;
+                if out.success {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(format!("mount -o loop: {}", out.stderr.trim())))
+                }
+            }
+        }
+    }
+
+    fn unmount(&self, target: &Path) -> std::io::Result<()> {
+        if !self.is_mounted(target) {
+            return Ok(());
+        }
+        match rustix::mount::unmount(target, UnmountFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::BUSY) => {
+                rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(std::io::Error::from)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn is_mounted(&self, target: &Path) -> bool {
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return false;
+        };
+        let want = target.to_string_lossy();
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|mp| unescape_mountinfo(mp) == want)
+    }
+
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput> {
+        let out = Command::new(program).args(args).stdin(Stdio::null()).output()?;
+        Ok(RunOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn run_detached(&self, program: &Path, args: &[OsString], log: &Path) -> std::io::Result<bool> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let status = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .status()?;
+        Ok(status.success())
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(super::unescape_mountinfo(r"/a\040b"), "/a b");
+        assert_eq!(super::unescape_mountinfo("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,15 @@
+//! Sandbox back ends behind one [`Driver`] trait.
+//!
+//! Two implementations shape the trait: [`fake::FakeDriver`] (in-process, no privileges, for
+//! islod's unit tests) and [`oci::OciDriver`] (crun or runc, namespaces, cgroups, seccomp,
+//! overlayfs on a quota-bounded loop disk). Both pass [`conformance`]. Drivers take and return
+//! plain data and report what they observe; islod owns the lifecycle.
+
+pub mod agent;
+pub mod conformance;
+mod driver;
+pub mod fake;
+pub mod host;
+pub mod oci;
+
+pub use driver::{Driver, DriverError, Limits, Observed, SandboxId, SandboxSpec};
