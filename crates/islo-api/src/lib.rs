@@ -1,1 +1,18 @@
-//! placeholder
+//! The wire contract of islo: what islod accepts and answers, shared by the server, the
+//! client, the CLI and the tests. Names and shapes follow the Islo API so its public SDKs work
+//! against islod; additions are marked as extensions. Serde only (OpenAPI schemas behind the
+//! `openapi` feature, which only the server enables).
+
+mod error;
+mod exec;
+mod sandbox;
+
+pub use error::{ErrorCode, ErrorResponse};
+pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
+pub use sandbox::{
+    CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery, PaginatedSandboxResponse,
+    SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, TokenRequest, TokenResponse, limits,
+};
+
+/// Header a client may send to make a create idempotent without a body field (extension).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -1,1 +1,8 @@
-//! placeholder
+//! islod: the islo server.
+//!
+//! `http` is the API surface (axum), `app` the sandbox lifecycle the server owns, `store` its
+//! SQLite state, `images` the registry pull and layer cache; sandboxes themselves run through
+//! an `islo_runtime::Driver`.
+
+pub mod images;
+pub mod store;

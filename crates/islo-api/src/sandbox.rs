@@ -1,0 +1,213 @@
+//! Sandboxes, auth tokens and server information.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Accepted ranges and defaults of a create.
+pub mod limits {
+    pub const VCPUS: (u32, u32, u32) = (1, 8, 2);
+    pub const MEMORY_MB: (u32, u32, u32) = (256, 8192, 2048);
+    pub const DISK_GB: (u32, u32, u32) = (1, 100, 10);
+    pub const NAME_LEN: (usize, usize) = (2, 63);
+    pub const WORKDIR_LEN: usize = 255;
+    pub const DEFAULT_WORKDIR: &str = "/workspace";
+    pub const DEFAULT_IMAGE: &str = "python:3.12-slim";
+    pub const LIST_LIMIT: (u32, u32, u32) = (1, 200, 50);
+}
+
+/// Lifecycle states, exactly the server vocabulary of the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxStatus {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+    Deleted,
+}
+
+impl SandboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "starting" => Self::Starting,
+            "running" => Self::Running,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            "failed" => Self::Failed,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+/// Resources of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SandboxSpec {
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+}
+
+/// `POST /sandboxes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateSandboxRequest {
+    /// Tenant-unique name; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_gb: Option<u32>,
+    /// Environment of every later exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Default working directory; relative paths are under `/workspace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Idempotency key: a replay with the same body answers the same sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A sandbox as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SandboxResponse {
+    pub id: String,
+    pub name: String,
+    pub status: SandboxStatus,
+    pub image: String,
+    /// RFC 3339.
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SandboxSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Extension: when the sandbox last started (RFC 3339), for uptime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Extension: why the sandbox is in its status, when the server knows more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+/// `GET /sandboxes` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaginatedSandboxResponse {
+    pub items: Vec<SandboxResponse>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// `GET /sandboxes` query (status repeatable).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct ListSandboxesQuery {
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+    pub name_prefix: Option<String>,
+    #[serde(default)]
+    pub status: Vec<SandboxStatus>,
+}
+
+/// `POST /auth/token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenRequest {
+    pub access_key: String,
+}
+
+/// `POST /auth/token` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResponse {
+    pub session_token: String,
+    /// Seconds the token lives.
+    pub cookie_max_age: u64,
+}
+
+/// Extension `POST /images/pull`: fetch an image ahead of a create, streaming progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImagePullRequest {
+    pub image: String,
+}
+
+/// One event of an image pull (SSE `data` of event `progress`, `done` or `error`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ImagePullEvent {
+    /// Bytes of one layer fetched so far.
+    Progress { layer: String, current: u64, total: u64 },
+    /// The image is in the cache (`cached`: nothing was fetched).
+    Done { digest: String, cached: bool },
+    Error { message: String },
+}
+
+/// Extension `GET /system`: what `islo status` shows of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerInfo {
+    pub version: String,
+    pub runtime: String,
+    pub tenant: String,
+    pub state_dir: String,
+    pub images_cached: u64,
+    pub sandboxes_running: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_sandbox_response() {
+        let s = SandboxResponse {
+            id: "0190-x".into(),
+            name: "demo".into(),
+            status: SandboxStatus::Running,
+            image: "python:3.12-slim".into(),
+            created_at: "2026-11-28T10:00:00Z".into(),
+            created_by: None,
+            deleted_at: None,
+            spec: Some(SandboxSpec { vcpus: 2, memory_mb: 2048, disk_gb: 10 }),
+            workdir: Some("/workspace".into()),
+            started_at: None,
+            status_reason: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"id":"0190-x","name":"demo","status":"running","image":"python:3.12-slim","created_at":"2026-11-28T10:00:00Z","spec":{"vcpus":2,"memory_mb":2048,"disk_gb":10},"workdir":"/workspace"}"#
+        );
+        for st in ["starting", "running", "stopping", "stopped", "failed", "deleted"] {
+            assert_eq!(SandboxStatus::parse(st).unwrap().as_str(), st);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Unpacking one image layer into its own directory, safely.
+//!
+//! Layers are hostile input. No entry may land outside the layer directory: `..` components
+//! are refused, and no entry is written through a symlink or a non-directory (each parent is
+//! checked with `lstat`; this process is the only writer). Absolute symlinks are kept as they
+//! are: they resolve inside the sandbox, never on the host. Device nodes are not created
+//! (counted in [`UnpackStats::skipped`]); setuid/setgid bits are cleared. OCI whiteouts become
+//! overlayfs whiteouts (0/0 character devices) and opaque directories (`trusted.overlay.opaque`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
+
+/// Why a layer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("layer entry {0:?} escapes the layer root")]
+    Escape(String),
+    #[error("layer entry {0:?} would be written through a symlink or non-directory")]
+    ThroughLink(String),
+    #[error("layer entry {entry:?} hard-links to missing or unsafe {target:?}")]
+    BadHardLink { entry: String, target: String },
+    #[error("reading layer: {0}")]
+    Read(io::Error),
+    #[error("writing {path}: {source}")]
+    Write { path: String, source: io::Error },
+}
+
+/// What an unpack did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UnpackStats {
+    pub entries: u64,
+    pub whiteouts: u64,
+    pub skipped: u64,
+    pub setid_cleared: u64,
+}
+
+const OPAQUE: &str = ".wh..wh..opq";
+const WH_PREFIX: &str = ".wh.";
+
+/// Clean relative path of an entry, or an error for `..` and other escapes.
+fn clean(raw: &Path) -> Result<PathBuf, UnpackError> {
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(UnpackError::Escape(raw.display().to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn werr(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
+    move |source| UnpackError::Write { path: path.display().to_string(), source }
+}
+
+/// Make sure every parent of `rel` under `root` is a real directory, creating missing ones.
+fn ensure_parents(root: &Path, rel: &Path, create: bool) -> Result<(), UnpackError> {
+    let mut cur = root.to_path_buf();
+    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    for c in parents {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => return Err(UnpackError::ThroughLink(rel.display().to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                fs::create_dir(&cur).map_err(werr(&cur))?;
+            }
+            Err(e) => return Err(werr(&cur)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Remove whatever is at `path` unless it is a directory that `keep_dir` allows to stay.
+fn clear(path: &Path, keep_dir: bool) -> Result<(), UnpackError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => {
+            if !keep_dir {
+                fs::remove_dir_all(path).map_err(werr(path))?;
+            }
+        }
+        Ok(_) => fs::remove_file(path).map_err(werr(path))?,
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Unpack the (uncompressed) tar stream `src` into `root`.
+pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
+    let mut archive = tar::Archive::new(src);
+    let mut stats = UnpackStats::default();
+    let mut dir_times = Vec::new();
+    for entry in archive.entries().map_err(UnpackError::Read)? {
+        let mut entry = entry.map_err(UnpackError::Read)?;
+        let raw = entry.path().map_err(UnpackError::Read)?.into_owned();
+        let rel = clean(&raw)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        stats.entries += 1;
+        ensure_parents(root, &rel, true)?;
+        let path = root.join(&rel);
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == OPAQUE {
+            let dir = path.parent().unwrap_or(root);
+            rustix::fs::lsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                .map_err(|e| werr(dir)(e.into()))?;
+            stats.whiteouts += 1;
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WH_PREFIX) {
+            let target = path.with_file_name(hidden);
+            clear(&target, false)?;
+            rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, Mode::empty(), 0)
+                .map_err(|e| werr(&target)(e.into()))?;
+            stats.whiteouts += 1;
+            continue;
+        }
+        let h = entry.header();
+        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+        let mode = h.mode().unwrap_or(0o644);
+        let mtime = h.mtime().unwrap_or(0) as i64;
+        let kind = h.entry_type();
+        if mode & 0o6000 != 0 && kind.is_file() {
+            stats.setid_cleared += 1;
+        }
+        let mode = mode & 0o1777;
+        match kind {
+            tar::EntryType::Directory => {
+                clear(&path, true)?;
+                if !path.exists() {
+                    fs::create_dir(&path).map_err(werr(&path))?;
+                }
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(werr(&path))?;
+                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
+                dir_times.push((path, mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                clear(&path, false)?;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(werr(&path))?;
+                io::copy(&mut entry, &mut f).map_err(werr(&path))?;
+                finish_file(&f, &path, mode, uid, gid)?;
+                set_mtime(&path, mtime);
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name().map_err(UnpackError::Read)?.unwrap_or_default().into_owned();
+                clear(&path, false)?;
+                std::os::unix::fs::symlink(&target, &path).map_err(werr(&path))?;
+                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
+                set_mtime(&path, mtime);
+            }
+            tar::EntryType::Link => {
+                let target_raw = entry.link_name().map_err(UnpackError::Read)?.unwrap_or_default().into_owned();
+                let target = clean(&target_raw)?;
+                let bad = || UnpackError::BadHardLink {
+                    entry: rel.display().to_string(),
+                    target: target_raw.display().to_string(),
+                };
+                ensure_parents(root, &target, false).map_err(|_| bad())?;
+                let src = root.join(&target);
+                match fs::symlink_metadata(&src) {
+                    Ok(m) if m.file_type().is_file() => {}
+                    _ => return Err(bad()),
+                }
+                clear(&path, false)?;
+                fs::hard_link(&src, &path).map_err(werr(&path))?;
+            }
+            _ => stats.skipped += 1, // devices, fifos: never created from a layer
+        }
+    }
+    // Directory times last: adding children changed them.
+    for (dir, mtime) in dir_times.into_iter().rev() {
+        set_mtime(&dir, mtime);
+    }
+    Ok(stats)
+}
+
+fn finish_file(f: &File, path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), UnpackError> {
+    std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(werr(path))?;
+    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(werr(path))
+}
+
+fn set_mtime(path: &Path, secs: i64) {
+    let t = Timespec { tv_sec: secs, tv_nsec: 0 };
+    let _ = rustix::fs::utimensat(CWD, path, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().unwrap()
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        // set_path refuses `..`; write the raw name like a hostile tool would.
+        let name = h.as_old_mut().name.as_mut();
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn link(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, target: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, path, target).unwrap();
+    }
+
+    #[test]
+    fn refuses_parent_escape() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("layer");
+        fs::create_dir(&dest).unwrap();
+        let tar = layer(|b| file(b, "../escaped", b"x", 0o644));
+        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::Escape(_))));
+        assert!(!root.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn refuses_writing_through_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let dest = root.path().join("layer");
+        fs::create_dir(&dest).unwrap();
+        let tar = layer(|b| {
+            link(b, tar::EntryType::Symlink, "etc", outside.to_str().unwrap());
+            file(b, "etc/passwd", b"owned", 0o644);
+        });
+        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::ThroughLink(_))));
+        assert!(!outside.join("passwd").exists());
+        // Absolute symlinks themselves are fine (they resolve inside the sandbox).
+        assert!(fs::symlink_metadata(dest.join("etc")).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn refuses_hardlink_out() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("layer");
+        fs::create_dir(&dest).unwrap();
+        let tar = layer(|b| link(b, tar::EntryType::Link, "shadow", "../../etc/shadow"));
+        assert!(unpack(&tar[..], &dest).is_err());
+        let tar = layer(|b| {
+            link(b, tar::EntryType::Symlink, "s", "/etc/hostname");
+            link(b, tar::EntryType::Link, "h", "s");
+        });
+        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::BadHardLink { .. })));
+    }
+
+    #[test]
+    fn whiteouts_opaque_setuid_and_hardlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path();
+        let tar = layer(|b| {
+            file(b, "usr/bin/su", b"#!", 0o4755);
+            file(b, "etc/.wh.motd", b"", 0o644);
+            file(b, "var/cache/.wh..wh..opq", b"", 0o644);
+            file(b, "a/data", b"payload", 0o640);
+            link(b, tar::EntryType::Link, "a/again", "a/data");
+        });
+        let stats = unpack(&tar[..], dest).unwrap();
+        assert_eq!((stats.whiteouts, stats.setid_cleared), (2, 1));
+        let su = fs::metadata(dest.join("usr/bin/su")).unwrap();
+        assert_eq!(su.permissions().mode() & 0o7777, 0o755);
+        let wh = fs::symlink_metadata(dest.join("etc/motd")).unwrap();
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+        let opq = rustix::fs::lgetxattr(dest.join("var/cache"), "trusted.overlay.opaque", &mut [0u8; 4]).unwrap();
+        assert_eq!(opq, 1);
+        assert_eq!(fs::metadata(dest.join("a/again")).unwrap().ino(), fs::metadata(dest.join("a/data")).unwrap().ino());
+    }
+}

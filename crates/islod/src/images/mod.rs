@@ -1,0 +1,228 @@
+//! Images: pull from OCI/Docker registries, verify, unpack each layer once into a
+//! content-addressed cache (`<state>/images/layers/<algo>_<hex>/`) shared by every sandbox.
+
+mod extract;
+mod reference;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use islo_api::ImagePullEvent;
+use oci_client::client::{ClientConfig, ClientProtocol, linux_amd64_resolver};
+use oci_client::secrets::RegistryAuth;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::store::{ImageRow, Store};
+
+pub use extract::{UnpackError, UnpackStats, unpack};
+pub use reference::{Resolved, resolve};
+
+/// Errors of the image store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("invalid image reference {0:?}: {1}")]
+    InvalidReference(String, String),
+    #[error("mirror {0} uses plain HTTP, which is allowed for loopback registries only")]
+    InsecureMirror(String),
+    #[error("image {0} not found in its registry")]
+    NotFound(String),
+    #[error("registry error for {image}: {detail}")]
+    Registry { image: String, detail: String },
+    #[error("layer {digest} of {image} does not match its digest")]
+    DigestMismatch { image: String, digest: String },
+    #[error("layer {digest} of {image} refused: {source}")]
+    Unpack { image: String, digest: String, source: UnpackError },
+    #[error("image cache: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The parts of an image config a sandbox uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    pub env: Vec<(String, String)>,
+}
+
+/// An image ready for sandboxes.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub canonical: String,
+    pub digest: String,
+    /// Unpacked layers, lowest first.
+    pub layers: Vec<PathBuf>,
+    pub run: RunConfig,
+}
+
+/// Pull settings.
+#[derive(Debug, Clone, Default)]
+pub struct ImageSettings {
+    /// Registry → mirror URL.
+    pub mirrors: BTreeMap<String, String>,
+    /// Registry → (user, password).
+    pub credentials: BTreeMap<String, (String, String)>,
+}
+
+/// The image cache.
+pub struct ImageStore {
+    root: PathBuf,
+    store: Arc<Store>,
+    settings: ImageSettings,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+type Progress = Option<mpsc::Sender<ImagePullEvent>>;
+
+impl ImageStore {
+    pub fn new(root: &Path, store: Arc<Store>, settings: ImageSettings) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root.join("layers"))?;
+        std::fs::create_dir_all(root.join("tmp"))?;
+        Ok(Self { root: root.to_path_buf(), store, settings, locks: Mutex::new(HashMap::new()) })
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_string()).or_default().clone()
+    }
+
+    fn layer_dir(&self, digest: &str) -> PathBuf {
+        self.root.join("layers").join(digest.replace(':', "_"))
+    }
+
+    /// The image for `reference`, pulled if it is not cached. Returns whether it was cached.
+    pub async fn ensure(&self, reference: &str, progress: Progress) -> Result<(Image, bool), ImageError> {
+        let resolved = resolve(reference, &self.settings.mirrors)?;
+        let lock = self.lock_for(&resolved.canonical);
+        let _guard = lock.lock().await;
+        if let Some(row) = self.store.image(&resolved.canonical)? {
+            let layers: Vec<PathBuf> = row.layers.iter().map(|d| self.layer_dir(d)).collect();
+            if layers.iter().all(|l| l.is_dir()) {
+                return Ok((Image { canonical: row.reference, digest: row.digest, layers, run: run_config(&row.config) }, true));
+            }
+        }
+        let img = self.pull(&resolved, progress).await?;
+        Ok((img, false))
+    }
+
+    async fn pull(&self, r: &Resolved, progress: Progress) -> Result<Image, ImageError> {
+        let client = oci_client::Client::new(ClientConfig {
+            protocol: match &r.plain_http {
+                Some(h) => ClientProtocol::HttpsExcept(vec![h.clone()]),
+                None => ClientProtocol::Https,
+            },
+            platform_resolver: Some(Box::new(linux_amd64_resolver)),
+            ..Default::default()
+        });
+        let auth = match self.settings.credentials.get(r.pull.registry()) {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        let (manifest, digest, config) = client
+            .pull_manifest_and_config(&r.pull, &auth)
+            .await
+            .map_err(|e| registry_error(&r.canonical, &e))?;
+        let mut digests = Vec::new();
+        for layer in &manifest.layers {
+            self.fetch_layer(&client, r, layer, &progress).await?;
+            digests.push(layer.digest.clone());
+        }
+        let row = ImageRow { reference: r.canonical.clone(), digest: digest.clone(), config, layers: digests };
+        self.store.put_image(&row)?;
+        let layers = row.layers.iter().map(|d| self.layer_dir(d)).collect();
+        Ok(Image { canonical: row.reference, digest, layers, run: run_config(&row.config) })
+    }
+
+    async fn fetch_layer(
+        &self,
+        client: &oci_client::Client,
+        r: &Resolved,
+        layer: &oci_client::manifest::OciDescriptor,
+        progress: &Progress,
+    ) -> Result<(), ImageError> {
+        let dir = self.layer_dir(&layer.digest);
+        let lock = self.lock_for(&layer.digest);
+        let _guard = lock.lock().await;
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let tmp = tempfile::Builder::new().prefix("blob").tempfile_in(self.root.join("tmp"))?;
+        let mut stream = client
+            .pull_blob_stream(&r.pull, layer)
+            .await
+            .map_err(|e| registry_error(&r.canonical, &e))?;
+        let total = stream.content_length.unwrap_or(layer.size.max(0) as u64);
+        let mut hasher = Sha256::new();
+        let mut file = tmp.as_file().try_clone()?;
+        let (mut current, mut reported) = (0u64, 0u64);
+        while let Some(chunk) = stream.stream.next().await {
+            let chunk = chunk.map_err(|e| ImageError::Registry { image: r.canonical.clone(), detail: e.to_string() })?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)?;
+            current += chunk.len() as u64;
+            if let Some(tx) = progress
+                && (current - reported >= 256 * 1024 || current == total)
+            {
+                reported = current;
+                let _ = tx.send(ImagePullEvent::Progress { layer: layer.digest.clone(), current, total }).await;
+            }
+        }
+        if format!("sha256:{}", hex::encode(hasher.finalize())) != layer.digest {
+            return Err(ImageError::DigestMismatch { image: r.canonical.clone(), digest: layer.digest.clone() });
+        }
+        let (image, digest, root) = (r.canonical.clone(), layer.digest.clone(), self.root.clone());
+        let blob = tmp.reopen()?;
+        tokio::task::spawn_blocking(move || unpack_blob(blob, &root, &dir, &image, &digest))
+            .await
+            .map_err(|e| ImageError::Io(std::io::Error::other(e)))?
+    }
+}
+
+/// Decompress (by magic bytes: gzip, zstd or plain tar) and unpack into `dir` atomically.
+fn unpack_blob(blob: std::fs::File, root: &Path, dir: &Path, image: &str, digest: &str) -> Result<(), ImageError> {
+    use std::io::{BufRead, BufReader};
+    let mut r = BufReader::new(blob);
+    let magic = r.fill_buf()?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
+    let reader: Box<dyn std::io::Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
+    } else {
+        Box::new(r)
+    };
+    let staging = tempfile::Builder::new().prefix("layer").tempdir_in(root.join("tmp"))?;
+    unpack(reader, staging.path()).map_err(|source| ImageError::Unpack {
+        image: image.to_string(),
+        digest: digest.to_string(),
+        source,
+    })?;
+    std::fs::rename(staging.keep(), dir)?;
+    Ok(())
+}
+
+fn registry_error(image: &str, e: &oci_client::errors::OciDistributionError) -> ImageError {
+    let detail = e.to_string();
+    let lower = detail.to_lowercase();
+    if lower.contains("not found") || lower.contains("manifest_unknown") || lower.contains("name_unknown") {
+        ImageError::NotFound(image.to_string())
+    } else {
+        ImageError::Registry { image: image.to_string(), detail }
+    }
+}
+
+/// The env of an image config (`config.Env`).
+fn run_config(config: &str) -> RunConfig {
+    let v: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+    let env = v["config"]["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str()?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    RunConfig { env }
+}

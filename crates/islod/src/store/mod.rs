@@ -1,0 +1,139 @@
+//! State in SQLite: tenants, API keys, session tokens, sandboxes, images and execs.
+//!
+//! One connection behind a mutex (WAL, so `islod keys` may write while the server runs);
+//! queries are short. Schema changes are migrations, in order, never edited once released.
+
+mod auth;
+mod execs;
+mod images;
+mod sandboxes;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+pub use execs::ExecRow;
+pub use images::ImageRow;
+pub use sandboxes::{SandboxFilter, SandboxRow};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database schema: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("stored record {what} is malformed: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("sandbox name {0} is taken")]
+    NameTaken(String),
+}
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE session_tokens (
+    token_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE sandboxes (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    vcpus INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    disk_gb INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    runtime_spec TEXT NOT NULL,
+    request_id TEXT,
+    request_hash TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    deleted_at TEXT
+);
+CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(tenant_id, name) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX sandboxes_request ON sandboxes(tenant_id, request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE images (
+    reference TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    config TEXT NOT NULL,
+    layers TEXT NOT NULL,
+    pulled_at TEXT NOT NULL
+);
+CREATE TABLE execs (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    stdout BLOB NOT NULL DEFAULT x'',
+    stderr BLOB NOT NULL DEFAULT x'',
+    truncated INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+"#;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(SCHEMA_V1)])
+}
+
+/// The state store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Open (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations().to_latest(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// A throw-away in-memory store (tests).
+    pub fn memory() -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrations().to_latest(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Now, RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().unwrap();
+    }
+}

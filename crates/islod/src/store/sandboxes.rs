@@ -1,0 +1,267 @@
+//! Sandbox records: the server's intent and last observed state.
+
+use std::collections::BTreeMap;
+
+use islo_api::SandboxStatus;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError};
+
+/// A sandbox record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub image: String,
+    pub status: SandboxStatus,
+    pub status_reason: Option<String>,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+    pub env: BTreeMap<String, String>,
+    pub workdir: String,
+    /// What the back end was given (JSON of `islo_runtime::SandboxSpec`), to start it again.
+    pub runtime_spec: String,
+    pub request_id: Option<String>,
+    pub request_hash: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+/// Filter of a list.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxFilter {
+    pub name_prefix: Option<String>,
+    pub statuses: Vec<SandboxStatus>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+const COLUMNS: &str = "id, tenant_id, name, image, status, status_reason, vcpus, memory_mb, disk_gb, env, workdir, \
+     runtime_spec, request_id, request_hash, created_at, started_at, deleted_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<(SandboxRow, String, String)> {
+    let status: String = r.get(4)?;
+    let env: String = r.get(9)?;
+    Ok((
+        SandboxRow {
+            id: r.get(0)?,
+            tenant_id: r.get(1)?,
+            name: r.get(2)?,
+            image: r.get(3)?,
+            status: SandboxStatus::Failed,
+            status_reason: r.get(5)?,
+            vcpus: r.get(6)?,
+            memory_mb: r.get(7)?,
+            disk_gb: r.get(8)?,
+            env: BTreeMap::new(),
+            workdir: r.get(10)?,
+            runtime_spec: r.get(11)?,
+            request_id: r.get(12)?,
+            request_hash: r.get(13)?,
+            created_at: r.get(14)?,
+            started_at: r.get(15)?,
+            deleted_at: r.get(16)?,
+        },
+        status,
+        env,
+    ))
+}
+
+fn finish(raw: (SandboxRow, String, String)) -> Result<SandboxRow, StoreError> {
+    let (mut row, status, env) = raw;
+    let corrupt = |detail: String| StoreError::Corrupt { what: format!("sandbox {}", row.id), detail };
+    row.status = SandboxStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
+    row.env = serde_json::from_str(&env).map_err(|e| corrupt(e.to_string()))?;
+    Ok(row)
+}
+
+impl Store {
+    /// Record a new sandbox. A live sandbox of the same name in the tenant makes this fail
+    /// with [`StoreError::NameTaken`].
+    pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<(), StoreError> {
+        let env = serde_json::to_string(&s.env).unwrap_or_else(|_| "{}".into());
+        let res = self.db().execute(
+            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+            params![
+                s.id, s.tenant_id, s.name, s.image, s.status.as_str(), s.status_reason, s.vcpus, s.memory_mb,
+                s.disk_gb, env, s.workdir, s.runtime_spec, s.request_id, s.request_hash, s.created_at,
+                s.started_at, s.deleted_at
+            ],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(StoreError::NameTaken(s.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn one(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<SandboxRow>, StoreError> {
+        let raw = self.db().query_row(&format!("SELECT {COLUMNS} FROM sandboxes WHERE {sql}"), p, from_row).optional()?;
+        raw.map(finish).transpose()
+    }
+
+    /// The live (not deleted) sandbox `name` of a tenant.
+    pub fn sandbox_by_name(&self, tenant: &str, name: &str) -> Result<Option<SandboxRow>, StoreError> {
+        self.one("tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL", params![tenant, name])
+    }
+
+    /// A sandbox of a tenant by id, deleted ones included.
+    pub fn sandbox_by_id(&self, tenant: &str, id: &str) -> Result<Option<SandboxRow>, StoreError> {
+        self.one("tenant_id = ?1 AND id = ?2", params![tenant, id])
+    }
+
+    /// The sandbox a tenant created with `request_id`.
+    pub fn sandbox_by_request(&self, tenant: &str, request_id: &str) -> Result<Option<SandboxRow>, StoreError> {
+        self.one("tenant_id = ?1 AND request_id = ?2", params![tenant, request_id])
+    }
+
+    /// A page of a tenant's sandboxes, newest first, and the total matching.
+    pub fn list_sandboxes(&self, tenant: &str, f: &SandboxFilter) -> Result<(Vec<SandboxRow>, u64), StoreError> {
+        let mut cond = String::from("tenant_id = ?1");
+        let mut args: Vec<String> = vec![tenant.to_string()];
+        if let Some(p) = &f.name_prefix {
+            args.push(format!("{}%", p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+            cond.push_str(&format!(" AND name LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        if f.statuses.is_empty() {
+            cond.push_str(" AND deleted_at IS NULL");
+        } else {
+            let mut ors = Vec::new();
+            for s in &f.statuses {
+                args.push(s.as_str().to_string());
+                ors.push(format!("?{}", args.len()));
+            }
+            cond.push_str(&format!(" AND status IN ({})", ors.join(", ")));
+        }
+        let db = self.db();
+        let total = db.query_row(
+            &format!("SELECT COUNT(*) FROM sandboxes WHERE {cond}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        let mut st = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE {cond} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
+            f.limit, f.offset
+        ))?;
+        let raw = st.query_map(rusqlite::params_from_iter(args.iter()), from_row)?.collect::<Result<Vec<_>, _>>()?;
+        drop(st);
+        drop(db);
+        Ok((raw.into_iter().map(finish).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Every live sandbox of every tenant (reconciliation at start-up).
+    pub fn live_sandboxes(&self) -> Result<Vec<SandboxRow>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(&format!("SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL"))?;
+        let raw = st.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        drop(st);
+        drop(db);
+        raw.into_iter().map(finish).collect()
+    }
+
+    /// Count of running sandboxes.
+    pub fn running_count(&self) -> Result<u64, StoreError> {
+        Ok(self.db().query_row("SELECT COUNT(*) FROM sandboxes WHERE status = 'running'", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Set the status (and reason); `started_at` is updated when given.
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: SandboxStatus,
+        reason: Option<&str>,
+        started_at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE sandboxes SET status = ?2, status_reason = ?3, started_at = COALESCE(?4, started_at) WHERE id = ?1",
+            params![id, status.as_str(), reason, started_at],
+        )?;
+        Ok(())
+    }
+
+    /// Mark deleted: the name is free again, the record stays readable by id.
+    pub fn mark_deleted(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2 WHERE id = ?1",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Forget a sandbox whose creation failed (it never existed for the user).
+    pub fn remove_sandbox(&self, id: &str) -> Result<(), StoreError> {
+        let db = self.db();
+        db.execute("DELETE FROM execs WHERE sandbox_id = ?1", [id])?;
+        db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn row(tenant: &str, name: &str) -> SandboxRow {
+        SandboxRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            status: SandboxStatus::Running,
+            status_reason: None,
+            vcpus: 1,
+            memory_mb: 256,
+            disk_gb: 1,
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            workdir: "/workspace".into(),
+            runtime_spec: "{}".into(),
+            request_id: None,
+            request_hash: None,
+            created_at: super::super::now_rfc3339(),
+            started_at: None,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn names_unique_per_tenant_until_deleted() {
+        let s = Store::memory().unwrap();
+        let a = s.ensure_tenant("a").unwrap();
+        let b = s.ensure_tenant("b").unwrap();
+        let first = row(&a, "demo");
+        s.insert_sandbox(&first).unwrap();
+        assert!(matches!(s.insert_sandbox(&row(&a, "demo")), Err(StoreError::NameTaken(_))));
+        s.insert_sandbox(&row(&b, "demo")).unwrap();
+        assert_eq!(s.sandbox_by_name(&a, "demo").unwrap().unwrap().env["A"], "1");
+        assert!(s.sandbox_by_id(&b, &first.id).unwrap().is_none(), "tenant b must not see a's sandbox");
+        s.mark_deleted(&first.id, "2026-01-01T00:00:00Z").unwrap();
+        assert!(s.sandbox_by_name(&a, "demo").unwrap().is_none());
+        assert_eq!(s.sandbox_by_id(&a, &first.id).unwrap().unwrap().status, SandboxStatus::Deleted);
+        s.insert_sandbox(&row(&a, "demo")).unwrap();
+    }
+
+    #[test]
+    fn list_filters_and_pages() {
+        let s = Store::memory().unwrap();
+        let a = s.ensure_tenant("a").unwrap();
+        for n in ["web-1", "web-2", "db_1", "web%"] {
+            s.insert_sandbox(&row(&a, n)).unwrap();
+        }
+        let page = |prefix: Option<&str>, limit, offset| {
+            let f = SandboxFilter { name_prefix: prefix.map(Into::into), statuses: vec![], limit, offset };
+            s.list_sandboxes(&a, &f).unwrap()
+        };
+        assert_eq!(page(Some("web-"), 50, 0).1, 2);
+        assert_eq!(page(Some("db_"), 50, 0).1, 1);
+        assert_eq!(page(Some("web%"), 50, 0).1, 1, "LIKE wildcards in the prefix are literal");
+        let (items, total) = page(None, 2, 1);
+        assert_eq!((items.len(), total), (2, 4));
+        let f = SandboxFilter { statuses: vec![SandboxStatus::Stopped], limit: 50, ..Default::default() };
+        assert_eq!(s.list_sandboxes(&a, &f).unwrap().1, 0);
+    }
+}
