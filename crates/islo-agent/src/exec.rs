@@ -49,7 +49,10 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         stream: Mutex::new((stream.try_clone()?, false)),
     });
     let Some(user) = users::lookup(Path::new("/"), &req.user) else {
-        out.finish(FrameKind::Error, format!("unknown user {:?}", req.user).as_bytes());
+        out.finish(
+            FrameKind::Error,
+            format!("unknown user {:?}", req.user).as_bytes(),
+        );
         return Ok(());
     };
     if req.argv.is_empty() {
@@ -57,7 +60,10 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         return Ok(());
     }
     if let Err(e) = ensure_workdir(&req.workdir, &user) {
-        out.finish(FrameKind::Error, format!("workdir {}: {e}", req.workdir).as_bytes());
+        out.finish(
+            FrameKind::Error,
+            format!("workdir {}: {e}", req.workdir).as_bytes(),
+        );
         return Ok(());
     }
     let spawned = reaper::spawn_registered(|| command(&req, &user).spawn());
@@ -82,11 +88,23 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let (done_tx, done_rx) = channel();
     let mut pumps = 0;
     if let Some(o) = child.stdout.take() {
-        pump(o, FrameKind::Stdout, out.clone(), progress.clone(), done_tx.clone());
+        pump(
+            o,
+            FrameKind::Stdout,
+            out.clone(),
+            progress.clone(),
+            done_tx.clone(),
+        );
         pumps += 1;
     }
     if let Some(e) = child.stderr.take() {
-        pump(e, FrameKind::Stderr, out.clone(), progress.clone(), done_tx.clone());
+        pump(
+            e,
+            FrameKind::Stderr,
+            out.clone(),
+            progress.clone(),
+            done_tx.clone(),
+        );
         pumps += 1;
     }
     let stdin = child.stdin.take();
@@ -94,7 +112,10 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let fin = finished.clone();
     std::thread::spawn(move || forward_input(input, stdin, pgid, fin));
 
-    let status = exited.recv().unwrap_or(ExitStatus { code: 255, signal: None });
+    let status = exited.recv().unwrap_or(ExitStatus {
+        code: 255,
+        signal: None,
+    });
     finished.store(true, Ordering::SeqCst);
     drain(pumps, &done_rx, &progress);
     let payload = serde_json::to_vec(&status).unwrap_or_default();
@@ -221,7 +242,10 @@ fn forward_input(
                 }
                 FrameKind::StdinEof => stdin = None,
                 FrameKind::Signal => {
-                    let sig = f.payload.first().and_then(|s| Signal::from_named_raw(i32::from(*s)));
+                    let sig = f
+                        .payload
+                        .first()
+                        .and_then(|s| Signal::from_named_raw(i32::from(*s)));
                     if let Some(sig) = sig {
                         let _ = kill_process_group(pgid, sig);
                     }

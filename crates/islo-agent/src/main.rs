@@ -61,7 +61,9 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
     }
     let req: AgentRequest = match proto::decode(&frame.payload, "request") {
         Ok(r) => r,
-        Err(e) => return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes()),
+        Err(e) => {
+            return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes());
+        }
     };
     if req.version() != PROTOCOL_VERSION {
         let e = proto::ProtoError::Version(req.version());

@@ -27,8 +27,15 @@ pub fn prepare(root: &Path, name: &str, uid: u32) -> std::io::Result<()> {
     let user = match users::lookup(root, name) {
         Some(u) if u.name == name => u,
         _ => {
-            let shell = if root.join("bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
-            append(&root.join("etc/passwd"), &format!("{name}:x:{uid}:{uid}:{name}:{home}:{shell}\n"))?;
+            let shell = if root.join("bin/bash").exists() {
+                "/bin/bash"
+            } else {
+                "/bin/sh"
+            };
+            append(
+                &root.join("etc/passwd"),
+                &format!("{name}:x:{uid}:{uid}:{name}:{home}:{shell}\n"),
+            )?;
             let groups = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
             if !groups.lines().any(|l| l.split(':').next() == Some(name)) {
                 append(&root.join("etc/group"), &format!("{name}:x:{uid}:\n"))?;
@@ -53,7 +60,10 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
     let needs_newline = std::fs::read(path)
         .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
         .unwrap_or(false);
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     if needs_newline {
         f.write_all(b"\n")?;
     }

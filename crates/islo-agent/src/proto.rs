@@ -194,7 +194,11 @@ mod tests {
             json,
             r#"{"op":"exec","version":1,"argv":["echo","x"],"env":[["PATH","/bin"]],"user":"islo","workdir":"/workspace"}"#
         );
-        let exit = serde_json::to_string(&ExitStatus { code: 137, signal: Some(9) }).unwrap();
+        let exit = serde_json::to_string(&ExitStatus {
+            code: 137,
+            signal: Some(9),
+        })
+        .unwrap();
         assert_eq!(exit, r#"{"code":137,"signal":9}"#);
         assert_eq!(
             serde_json::to_string(&AgentRequest::Ping { version: 1 }).unwrap(),
@@ -209,13 +213,22 @@ mod tests {
         write_frame(&mut out, FrameKind::StdinEof, b"").unwrap();
         let mut r = &out[..];
         assert_eq!(read_frame(&mut r).unwrap().unwrap().payload, b"abc");
-        assert_eq!(read_frame(&mut r).unwrap().unwrap().kind, FrameKind::StdinEof);
+        assert_eq!(
+            read_frame(&mut r).unwrap().unwrap().kind,
+            FrameKind::StdinEof
+        );
         assert!(read_frame(&mut r).unwrap().is_none());
 
         let big = [0xff, 0xff, 0xff, 0xff, 4];
-        assert!(matches!(read_frame(&mut &big[..]), Err(ProtoError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut &big[..]),
+            Err(ProtoError::TooLarge(_))
+        ));
         let bad = [0, 0, 0, 0, 77];
-        assert!(matches!(read_frame(&mut &bad[..]), Err(ProtoError::UnknownKind(77))));
+        assert!(matches!(
+            read_frame(&mut &bad[..]),
+            Err(ProtoError::UnknownKind(77))
+        ));
         let cut = [0, 0, 0, 9, 4, 1];
         assert!(read_frame(&mut &cut[..]).is_err());
     }

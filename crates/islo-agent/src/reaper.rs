@@ -38,7 +38,9 @@ pub fn start() {
 }
 
 /// Spawn a child with `spawn` while holding the table lock, and register it.
-pub fn spawn_registered<F>(spawn: F) -> std::io::Result<(std::process::Child, std::sync::mpsc::Receiver<ExitStatus>)>
+pub fn spawn_registered<F>(
+    spawn: F,
+) -> std::io::Result<(std::process::Child, std::sync::mpsc::Receiver<ExitStatus>)>
 where
     F: FnOnce() -> std::io::Result<std::process::Child>,
 {

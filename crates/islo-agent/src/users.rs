@@ -78,7 +78,11 @@ mod tests {
             "root:x:0:0:root:/root:/bin/bash\nislo:x:1000:1000::/home/islo:/bin/sh\nbad line\n",
         )
         .unwrap();
-        std::fs::write(dir.join("etc/group"), "root:x:0:\nislo:x:1000:\nwheel:x:10:islo,bob\n").unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nislo:x:1000:\nwheel:x:10:islo,bob\n",
+        )
+        .unwrap();
         let u = lookup(&dir, "islo").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/islo"));
         assert_eq!(u.groups, vec![1000, 10]);

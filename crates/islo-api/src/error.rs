@@ -35,7 +35,11 @@ impl ErrorCode {
         match self {
             Self::AuthRequired => 401,
             Self::AccessDenied => 403,
-            Self::NotFound | Self::SandboxNotFound | Self::ResourceNotFound | Self::FileNotFound | Self::CommandNotFound => 404,
+            Self::NotFound
+            | Self::SandboxNotFound
+            | Self::ResourceNotFound
+            | Self::FileNotFound
+            | Self::CommandNotFound => 404,
             Self::SandboxAlreadyExists | Self::SandboxInvalidState => 409,
             Self::Gone => 410,
             Self::ValidationError => 422,

@@ -10,8 +10,9 @@ mod sandbox;
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use sandbox::{
-    CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery, PaginatedSandboxResponse,
-    SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, TokenRequest, TokenResponse, limits,
+    CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
+    PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo,
+    TokenRequest, TokenResponse, limits,
 };
 
 /// Header a client may send to make a create idempotent without a body field (extension).

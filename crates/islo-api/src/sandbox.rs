@@ -165,10 +165,19 @@ pub struct ImagePullRequest {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ImagePullEvent {
     /// Bytes of one layer fetched so far.
-    Progress { layer: String, current: u64, total: u64 },
+    Progress {
+        layer: String,
+        current: u64,
+        total: u64,
+    },
     /// The image is in the cache (`cached`: nothing was fetched).
-    Done { digest: String, cached: bool },
-    Error { message: String },
+    Done {
+        digest: String,
+        cached: bool,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Extension `GET /system`: what `islo status` shows of the server.
@@ -197,7 +206,11 @@ mod tests {
             created_at: "2026-11-28T10:00:00Z".into(),
             created_by: None,
             deleted_at: None,
-            spec: Some(SandboxSpec { vcpus: 2, memory_mb: 2048, disk_gb: 10 }),
+            spec: Some(SandboxSpec {
+                vcpus: 2,
+                memory_mb: 2048,
+                disk_gb: 10,
+            }),
             workdir: Some("/workspace".into()),
             started_at: None,
             status_reason: None,
@@ -206,7 +219,9 @@ mod tests {
             serde_json::to_string(&s).unwrap(),
             r#"{"id":"0190-x","name":"demo","status":"running","image":"python:3.12-slim","created_at":"2026-11-28T10:00:00Z","spec":{"vcpus":2,"memory_mb":2048,"disk_gb":10},"workdir":"/workspace"}"#
         );
-        for st in ["starting", "running", "stopping", "stopped", "failed", "deleted"] {
+        for st in [
+            "starting", "running", "stopping", "stopped", "failed", "deleted",
+        ] {
             assert_eq!(SandboxStatus::parse(st).unwrap().as_str(), st);
         }
     }

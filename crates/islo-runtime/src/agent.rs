@@ -32,7 +32,9 @@ impl ExecConn {
                 FrameKind::Stdout => ExecEvent::Stdout(f.payload),
                 FrameKind::Stderr => ExecEvent::Stderr(f.payload),
                 FrameKind::Exit => ExecEvent::Exit(proto::decode(&f.payload, "exit status")?),
-                FrameKind::Error => ExecEvent::Error(String::from_utf8_lossy(&f.payload).into_owned()),
+                FrameKind::Error => {
+                    ExecEvent::Error(String::from_utf8_lossy(&f.payload).into_owned())
+                }
                 _ => continue,
             }));
         }
@@ -110,7 +112,10 @@ pub fn wait_ready(socket: &Path, timeout: Duration) -> Result<(), ProtoError> {
 }
 
 /// Run `req` to completion and collect its output (tests and small internal jobs).
-pub fn run_collect(socket: &Path, req: ExecRequest) -> Result<(ExitStatus, Vec<u8>, Vec<u8>), ProtoError> {
+pub fn run_collect(
+    socket: &Path,
+    req: ExecRequest,
+) -> Result<(ExitStatus, Vec<u8>, Vec<u8>), ProtoError> {
     let mut conn = exec(socket, req)?;
     conn.control()?.close_stdin()?;
     let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -31,7 +31,10 @@ fn exec(argv: &[&str], env: &[(&str, &str)]) -> ExecRequest {
     ExecRequest {
         version: PROTOCOL_VERSION,
         argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         user: "islo".into(),
         workdir: "/workspace".into(),
     }
@@ -51,11 +54,18 @@ fn lifecycle(d: &dyn Driver, spec: &SandboxSpec) {
     d.create(spec).unwrap();
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
 
-    let (st, out, err) = agent::run_collect(&sock, exec(&["echo", "hello", "world"], &[PATH])).unwrap();
-    assert_eq!((st.code, out.as_slice()), (0, &b"hello world\n"[..]), "stderr: {}", String::from_utf8_lossy(&err));
+    let (st, out, err) =
+        agent::run_collect(&sock, exec(&["echo", "hello", "world"], &[PATH])).unwrap();
+    assert_eq!(
+        (st.code, out.as_slice()),
+        (0, &b"hello world\n"[..]),
+        "stderr: {}",
+        String::from_utf8_lossy(&err)
+    );
     let (st, _, _) = agent::run_collect(&sock, exec(&["false"], &[PATH])).unwrap();
     assert_eq!(st.code, 1);
-    let (st, out, _) = agent::run_collect(&sock, exec(&["env"], &[PATH, ("GREETING", "hi")])).unwrap();
+    let (st, out, _) =
+        agent::run_collect(&sock, exec(&["env"], &[PATH, ("GREETING", "hi")])).unwrap();
     let out = String::from_utf8_lossy(&out);
     assert_eq!(st.code, 0);
     assert!(out.lines().any(|l| l == "GREETING=hi"), "env output: {out}");
@@ -81,7 +91,10 @@ fn lifecycle(d: &dyn Driver, spec: &SandboxSpec) {
 
     d.stop(&spec.id).unwrap();
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Stopped);
-    assert!(agent::ping(&sock).is_err(), "a stopped sandbox's agent must not answer");
+    assert!(
+        agent::ping(&sock).is_err(),
+        "a stopped sandbox's agent must not answer"
+    );
     d.stop(&spec.id).unwrap();
     d.start(spec).unwrap();
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);

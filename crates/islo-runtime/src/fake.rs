@@ -37,7 +37,8 @@ impl FakeDriver {
     fn launch(&self, id: &SandboxId) -> Result<(), DriverError> {
         let path = self.agent_socket(id);
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(DriverError::io(path.display().to_string()))?;
+        let listener =
+            UnixListener::bind(&path).map_err(DriverError::io(path.display().to_string()))?;
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
@@ -119,10 +120,18 @@ impl Driver for FakeDriver {
 }
 
 fn serve(mut conn: UnixStream) {
-    let Ok(Some(frame)) = proto::read_frame(&mut conn) else { return };
-    let Ok(req) = proto::decode::<AgentRequest>(&frame.payload, "request") else { return };
+    let Ok(Some(frame)) = proto::read_frame(&mut conn) else {
+        return;
+    };
+    let Ok(req) = proto::decode::<AgentRequest>(&frame.payload, "request") else {
+        return;
+    };
     let _ = match req {
-        AgentRequest::Ping { .. } => proto::write_json(&mut conn, FrameKind::Pong, &serde_json::json!({"version": 1})),
+        AgentRequest::Ping { .. } => proto::write_json(
+            &mut conn,
+            FrameKind::Pong,
+            &serde_json::json!({"version": 1}),
+        ),
         AgentRequest::Exec(req) => fake_exec(&mut conn, &req),
     };
 }
@@ -133,13 +142,27 @@ fn fake_exec(conn: &mut UnixStream, req: &ExecRequest) -> Result<(), proto::Prot
         Some("echo") => (0, format!("{}\n", args.join(" ")).into_bytes()),
         Some("true") => (0, vec![]),
         Some("false") => (1, vec![]),
-        Some("exit") => (args.first().and_then(|a| a.parse().ok()).unwrap_or(0), vec![]),
-        Some("env") => (0, req.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>().into_bytes()),
+        Some("exit") => (
+            args.first().and_then(|a| a.parse().ok()).unwrap_or(0),
+            vec![],
+        ),
+        Some("env") => (
+            0,
+            req.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
         Some("pwd") => (0, format!("{}\n", req.workdir).into_bytes()),
         Some("whoami") => (0, format!("{}\n", req.user).into_bytes()),
         Some("cat") => (0, read_stdin(conn)?),
         Some(other) => {
-            proto::write_frame(conn, FrameKind::Stderr, format!("islo: {other}: command not found\n").as_bytes())?;
+            proto::write_frame(
+                conn,
+                FrameKind::Stderr,
+                format!("islo: {other}: command not found\n").as_bytes(),
+            )?;
             (127, vec![])
         }
         None => return proto::write_frame(conn, FrameKind::Error, b"empty command"),

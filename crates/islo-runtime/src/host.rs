@@ -55,7 +55,11 @@ impl Host for RealHost {
                 target,
             } => {
                 // overlayfs lists the uppermost lower dir first.
-                let lowers: Vec<String> = lower.iter().rev().map(|p| p.display().to_string()).collect();
+                let lowers: Vec<String> = lower
+                    .iter()
+                    .rev()
+                    .map(|p| p.display().to_string())
+                    .collect();
                 let data = format!(
                     "lowerdir={},upperdir={},workdir={},index=off,xino=off",
                     lowers.join(":"),
@@ -63,18 +67,32 @@ impl Host for RealHost {
                     work.display()
                 );
                 let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
-                rustix::mount::mount("overlay", target, "overlay", MountFlags::NOATIME, Some(data.as_c_str()))
-                    .map_err(std::io::Error::from)
+                rustix::mount::mount(
+                    "overlay",
+                    target,
+                    "overlay",
+                    MountFlags::NOATIME,
+                    Some(data.as_c_str()),
+                )
+                .map_err(std::io::Error::from)
             }
             Mount::Loop { image, target } => {
                 let out = self.run(
                     Path::new("mount"),
-                    &["-o".into(), "loop,noatime".into(), image.into(), target.into()],
+                    &[
+                        "-o".into(),
+                        "loop,noatime".into(),
+                        image.into(),
+                        target.into(),
+                    ],
                 )?;
                 if out.success {
                     Ok(())
                 } else {
-                    Err(std::io::Error::other(format!("mount -o loop: {}", out.stderr.trim())))
+                    Err(std::io::Error::other(format!(
+                        "mount -o loop: {}",
+                        out.stderr.trim()
+                    )))
                 }
             }
         }
@@ -104,7 +122,10 @@ impl Host for RealHost {
     }
 
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput> {
-        let out = Command::new(program).args(args).stdin(Stdio::null()).output()?;
+        let out = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
         Ok(RunOutput {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -113,7 +134,10 @@ impl Host for RealHost {
     }
 
     fn run_detached(&self, program: &Path, args: &[OsString], log: &Path) -> std::io::Result<bool> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let status = Command::new(program)
             .args(args)
             .stdin(Stdio::null())

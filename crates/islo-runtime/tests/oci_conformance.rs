@@ -13,8 +13,13 @@ fn agent_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {
         return p.into();
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
-    assert!(p.is_file(), "static agent missing at {}: run scripts/build-agent.sh", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
+    assert!(
+        p.is_file(),
+        "static agent missing at {}: run scripts/build-agent.sh",
+        p.display()
+    );
     p
 }
 
@@ -23,8 +28,12 @@ fn busybox_layer(root: &Path) -> PathBuf {
     let layer = root.join("layer");
     std::fs::create_dir_all(layer.join("bin")).unwrap();
     std::fs::create_dir_all(layer.join("etc")).unwrap();
-    std::fs::copy("/bin/busybox", layer.join("bin/busybox")).expect("busybox-static must be installed");
-    let list = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
+    std::fs::copy("/bin/busybox", layer.join("bin/busybox"))
+        .expect("busybox-static must be installed");
+    let list = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
@@ -36,7 +45,10 @@ fn busybox_layer(root: &Path) -> PathBuf {
 
 #[test]
 fn oci_driver_passes_conformance_and_leaves_nothing() {
-    assert!(rustix::process::geteuid().is_root(), "the OCI driver tests need root (CI runs as root)");
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the OCI driver tests need root (CI runs as root)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let layer = busybox_layer(tmp.path());
     let cfg = OciConfig {
@@ -46,17 +58,32 @@ fn oci_driver_passes_conformance_and_leaves_nothing() {
         runtime: None,
     };
     let driver = OciDriver::new(cfg, Arc::new(RealHost)).unwrap();
-    conformance::run_all(&driver, &|name| conformance::spec(name, vec![layer.clone()]));
+    conformance::run_all(&driver, &|name| {
+        conformance::spec(name, vec![layer.clone()])
+    });
 
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mountinfo.contains(&tmp.path().display().to_string()), "mounts left behind");
-    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/islo").map(|d| d.count()).unwrap_or(0);
+    assert!(
+        !mountinfo.contains(&tmp.path().display().to_string()),
+        "mounts left behind"
+    );
+    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/islo")
+        .map(|d| d.count())
+        .unwrap_or(0);
     let leftover: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/memory/islo")
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("conf-"))
         .collect();
-    assert!(leftover.is_empty(), "cgroups left behind ({cgroups} under islo/)");
-    assert!(std::fs::read_dir(tmp.path().join("state/sandboxes")).unwrap().next().is_none());
+    assert!(
+        leftover.is_empty(),
+        "cgroups left behind ({cgroups} under islo/)"
+    );
+    assert!(
+        std::fs::read_dir(tmp.path().join("state/sandboxes"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }

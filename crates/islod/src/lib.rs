@@ -4,5 +4,9 @@
 //! SQLite state, `images` the registry pull and layer cache; sandboxes themselves run through
 //! an `islo_runtime::Driver`.
 
+pub mod app;
+pub mod config;
+pub mod http;
 pub mod images;
+pub mod server;
 pub mod store;

@@ -53,17 +53,27 @@ impl OciDriver {
             )));
         }
         let runtime = match &cfg.runtime {
-            Some(r) => find_program(r).ok_or_else(|| DriverError::Host(format!("runtime {} not found", r.display())))?,
+            Some(r) => find_program(r)
+                .ok_or_else(|| DriverError::Host(format!("runtime {} not found", r.display())))?,
             None => choose_runtime(host.as_ref())?,
         };
-        for d in [cfg.state_dir.join("sandboxes"), cfg.state_dir.join("disk-templates"), cfg.runtime_root.clone()] {
+        for d in [
+            cfg.state_dir.join("sandboxes"),
+            cfg.state_dir.join("disk-templates"),
+            cfg.runtime_root.clone(),
+        ] {
             std::fs::create_dir_all(&d).map_err(DriverError::io(d.display().to_string()))?;
         }
         let nofile_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .maximum
             .unwrap_or(65536)
             .min(65536);
-        Ok(Self { cfg, runtime, host, nofile_hard })
+        Ok(Self {
+            cfg,
+            runtime,
+            host,
+            nofile_hard,
+        })
     }
 
     fn dir(&self, id: &SandboxId) -> PathBuf {
@@ -71,7 +81,10 @@ impl OciDriver {
     }
 
     fn runtime_name(&self) -> String {
-        self.runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.runtime
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     fn runtime_cmd(&self, dir: &Path, args: &[&str]) -> Vec<OsString> {
@@ -83,7 +96,12 @@ impl OciDriver {
     }
 
     fn runtime_err(&self, action: &'static str, id: &SandboxId, detail: String) -> DriverError {
-        DriverError::Runtime { runtime: self.runtime_name(), action, id: id.clone(), detail }
+        DriverError::Runtime {
+            runtime: self.runtime_name(),
+            action,
+            id: id.clone(),
+            detail,
+        }
     }
 
     /// Mount the disk and the overlay (each only if not mounted yet).
@@ -92,7 +110,10 @@ impl OciDriver {
         let (disk, rootfs) = (dir.join("disk"), dir.join("rootfs"));
         if !self.host.is_mounted(&disk) {
             self.host
-                .mount(&Mount::Loop { image: dir.join("disk.img"), target: disk.clone() })
+                .mount(&Mount::Loop {
+                    image: dir.join("disk.img"),
+                    target: disk.clone(),
+                })
                 .map_err(DriverError::io(format!("mounting disk of {}", spec.id)))?;
         }
         for sub in ["upper", "work"] {
@@ -115,35 +136,66 @@ impl OciDriver {
     fn unmount_storage(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         for target in [dir.join("rootfs"), dir.join("disk")] {
-            self.host.unmount(&target).map_err(DriverError::io(format!("unmounting {}", target.display())))?;
+            self.host
+                .unmount(&target)
+                .map_err(DriverError::io(format!("unmounting {}", target.display())))?;
         }
         Ok(())
     }
 
     /// A fresh sparse ext4 image of `bytes`, copied from a per-size template.
     fn make_disk(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
-        let tmpl = self.cfg.state_dir.join("disk-templates").join(format!("{bytes}.img"));
+        let tmpl = self
+            .cfg
+            .state_dir
+            .join("disk-templates")
+            .join(format!("{bytes}.img"));
         if !tmpl.exists() {
             let tmp = tmpl.with_extension(format!("tmp{}", std::process::id()));
-            let f = std::fs::File::create(&tmp).map_err(DriverError::io(tmp.display().to_string()))?;
-            f.set_len(bytes).map_err(DriverError::io(tmp.display().to_string()))?;
-            let args: Vec<OsString> = ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"]
-                .iter()
-                .map(OsString::from)
-                .chain([tmp.clone().into_os_string()])
-                .collect();
-            let out = self.host.run(Path::new("mkfs.ext4"), &args).map_err(DriverError::io("mkfs.ext4"))?;
+            let f =
+                std::fs::File::create(&tmp).map_err(DriverError::io(tmp.display().to_string()))?;
+            f.set_len(bytes)
+                .map_err(DriverError::io(tmp.display().to_string()))?;
+            let args: Vec<OsString> = [
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+            ]
+            .iter()
+            .map(OsString::from)
+            .chain([tmp.clone().into_os_string()])
+            .collect();
+            let out = self
+                .host
+                .run(Path::new("mkfs.ext4"), &args)
+                .map_err(DriverError::io("mkfs.ext4"))?;
             if !out.success {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(DriverError::Host(format!("mkfs.ext4: {}", out.stderr.trim())));
+                return Err(DriverError::Host(format!(
+                    "mkfs.ext4: {}",
+                    out.stderr.trim()
+                )));
             }
             std::fs::rename(&tmp, &tmpl).map_err(DriverError::io(tmpl.display().to_string()))?;
         }
         let out = self
             .host
-            .run(Path::new("cp"), &["--sparse=always".into(), tmpl.into(), dest.into()])
+            .run(
+                Path::new("cp"),
+                &["--sparse=always".into(), tmpl.into(), dest.into()],
+            )
             .map_err(DriverError::io("cp"))?;
-        if out.success { Ok(()) } else { Err(DriverError::Host(format!("copying disk template: {}", out.stderr.trim()))) }
+        if out.success {
+            Ok(())
+        } else {
+            Err(DriverError::Host(format!(
+                "copying disk template: {}",
+                out.stderr.trim()
+            )))
+        }
     }
 
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
@@ -168,9 +220,13 @@ impl OciDriver {
         };
         let config = spec::config(spec, &params);
         let path = dir.join("config.json");
-        std::fs::write(&path, config.to_string()).map_err(DriverError::io(path.display().to_string()))?;
+        std::fs::write(&path, config.to_string())
+            .map_err(DriverError::io(path.display().to_string()))?;
         // A record left by a sandbox that died on its own blocks a new run.
-        let _ = self.host.run(&self.runtime, &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]));
+        let _ = self.host.run(
+            &self.runtime,
+            &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
+        );
         let bundle = dir.to_string_lossy().into_owned();
         let args = self.runtime_cmd(&dir, &["run", "-d", "--bundle", &bundle, &spec.id.0]);
         let ok = self
@@ -184,7 +240,10 @@ impl OciDriver {
         }
         agent::wait_ready(&self.agent_socket(&spec.id), READY_TIMEOUT).map_err(|e| {
             let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
-            DriverError::Agent { id: spec.id.clone(), detail: format!("{e}; agent log: {}", log.trim()) }
+            DriverError::Agent {
+                id: spec.id.clone(),
+                detail: format!("{e}; agent log: {}", log.trim()),
+            }
         })
     }
 
@@ -192,9 +251,15 @@ impl OciDriver {
         let dir = self.dir(id);
         let out = self
             .host
-            .run(&self.runtime, &self.runtime_cmd(&dir, &["delete", "-f", &id.0]))
+            .run(
+                &self.runtime,
+                &self.runtime_cmd(&dir, &["delete", "-f", &id.0]),
+            )
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
-        if !out.success && !out.stderr.contains("does not exist") && !out.stderr.contains("not exist") {
+        if !out.success
+            && !out.stderr.contains("does not exist")
+            && !out.stderr.contains("not exist")
+        {
             return Err(self.runtime_err("delete", id, out.stderr.trim().to_string()));
         }
         Ok(())
@@ -260,7 +325,11 @@ impl Driver for OciDriver {
             && serde_json::from_str::<serde_json::Value>(&out.stdout)
                 .map(|v| v["status"] == "running")
                 .unwrap_or(false);
-        Ok(if running { Observed::Running } else { Observed::Stopped })
+        Ok(if running {
+            Observed::Running
+        } else {
+            Observed::Stopped
+        })
     }
 
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
@@ -272,8 +341,11 @@ fn find_program(p: &Path) -> Option<PathBuf> {
     if p.components().count() > 1 {
         return p.is_file().then(|| p.to_path_buf());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
-    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| c.is_file())
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| c.is_file())
 }
 
 /// crun when it can run here, else runc.
@@ -281,7 +353,9 @@ fn choose_runtime(host: &dyn Host) -> Result<PathBuf, DriverError> {
     if let Some(crun) = find_program(Path::new("crun")) {
         match fix_hybrid_cgroups(host) {
             Ok(()) => return Ok(crun),
-            Err(e) => tracing::warn!(error = %e, "crun cannot run on this host's cgroups; trying runc"),
+            Err(e) => {
+                tracing::warn!(error = %e, "crun cannot run on this host's cgroups; trying runc")
+            }
         }
     }
     find_program(Path::new("runc"))
@@ -302,13 +376,26 @@ fn fix_hybrid_cgroups(host: &dyn Host) -> Result<(), String> {
         let out = host
             .run(
                 Path::new("mount"),
-                &["-t".into(), "cgroup".into(), "-o".into(), ctrl.into(), "cgroup".into(), target.clone().into()],
+                &[
+                    "-t".into(),
+                    "cgroup".into(),
+                    "-o".into(),
+                    ctrl.into(),
+                    "cgroup".into(),
+                    target.clone().into(),
+                ],
             )
             .map_err(|e| e.to_string())?;
         if !out.success {
-            return Err(format!("moving cgroup controller {ctrl} to v1: {}", out.stderr.trim()));
+            return Err(format!(
+                "moving cgroup controller {ctrl} to v1: {}",
+                out.stderr.trim()
+            ));
         }
-        tracing::info!(controller = ctrl, "moved cgroup controller off cgroup2 for crun");
+        tracing::info!(
+            controller = ctrl,
+            "moved cgroup controller off cgroup2 for crun"
+        );
     }
     Ok(())
 }

@@ -120,21 +120,54 @@ mod tests {
     #[test]
     fn isolation_settings() {
         let spec = conformance::spec("box", vec![]);
-        let c = config(&spec, &SpecParams { agent_binary: "/a", run_dir: "/r", nofile_hard: 20000 });
+        let c = config(
+            &spec,
+            &SpecParams {
+                agent_binary: "/a",
+                run_dir: "/r",
+                nofile_hard: 20000,
+            },
+        );
         assert_eq!(c["hostname"], "box");
         assert_eq!(c["process"]["noNewPrivileges"], true);
-        let ns: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         for want in ["pid", "network", "ipc", "uts", "mount", "cgroup"] {
             assert!(ns.contains(&want), "{want} namespace");
         }
         let caps = c["process"]["capabilities"]["bounding"].as_array().unwrap();
-        assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_RAW" || c == "CAP_SYS_PTRACE"));
+        assert!(
+            !caps
+                .iter()
+                .any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_RAW" || c == "CAP_SYS_PTRACE")
+        );
         assert_eq!(c["linux"]["resources"]["memory"]["limit"], 256u64 << 20);
         assert_eq!(c["linux"]["resources"]["pids"]["limit"], 128);
         assert_eq!(c["linux"]["resources"]["cpu"]["quota"], 100_000);
         assert_eq!(c["process"]["rlimits"][0]["hard"], 20000);
-        assert!(c["linux"]["maskedPaths"].as_array().unwrap().iter().any(|p| p == "/proc/kcore"));
-        let agent = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == islo_agent::AGENT_PATH_IN_SANDBOX).unwrap();
-        assert!(agent["options"].as_array().unwrap().iter().any(|o| o == "ro"));
+        assert!(
+            c["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == "/proc/kcore")
+        );
+        let agent = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == islo_agent::AGENT_PATH_IN_SANDBOX)
+            .unwrap();
+        assert!(
+            agent["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o == "ro")
+        );
     }
 }

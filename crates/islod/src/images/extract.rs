@@ -57,13 +57,19 @@ fn clean(raw: &Path) -> Result<PathBuf, UnpackError> {
 }
 
 fn werr(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
-    move |source| UnpackError::Write { path: path.display().to_string(), source }
+    move |source| UnpackError::Write {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Make sure every parent of `rel` under `root` is a real directory, creating missing ones.
 fn ensure_parents(root: &Path, rel: &Path, create: bool) -> Result<(), UnpackError> {
     let mut cur = root.to_path_buf();
-    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    let parents: Vec<_> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
     for c in parents {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
@@ -107,7 +113,10 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
         stats.entries += 1;
         ensure_parents(root, &rel, true)?;
         let path = root.join(&rel);
-        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name == OPAQUE {
             let dir = path.parent().unwrap_or(root);
             rustix::fs::lsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
@@ -138,7 +147,8 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
                 if !path.exists() {
                     fs::create_dir(&path).map_err(werr(&path))?;
                 }
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(werr(&path))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .map_err(werr(&path))?;
                 std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
                 dir_times.push((path, mtime));
             }
@@ -156,14 +166,22 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
                 set_mtime(&path, mtime);
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(UnpackError::Read)?.unwrap_or_default().into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(UnpackError::Read)?
+                    .unwrap_or_default()
+                    .into_owned();
                 clear(&path, false)?;
                 std::os::unix::fs::symlink(&target, &path).map_err(werr(&path))?;
                 std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
                 set_mtime(&path, mtime);
             }
             tar::EntryType::Link => {
-                let target_raw = entry.link_name().map_err(UnpackError::Read)?.unwrap_or_default().into_owned();
+                let target_raw = entry
+                    .link_name()
+                    .map_err(UnpackError::Read)?
+                    .unwrap_or_default()
+                    .into_owned();
                 let target = clean(&target_raw)?;
                 let bad = || UnpackError::BadHardLink {
                     entry: rel.display().to_string(),
@@ -190,12 +208,24 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
 
 fn finish_file(f: &File, path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), UnpackError> {
     std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(werr(path))?;
-    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(werr(path))
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(werr(path))
 }
 
 fn set_mtime(path: &Path, secs: i64) {
-    let t = Timespec { tv_sec: secs, tv_nsec: 0 };
-    let _ = rustix::fs::utimensat(CWD, path, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW);
+    let t = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let _ = rustix::fs::utimensat(
+        CWD,
+        path,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    );
 }
 
 #[cfg(test)]
@@ -234,7 +264,10 @@ mod tests {
         let dest = root.path().join("layer");
         fs::create_dir(&dest).unwrap();
         let tar = layer(|b| file(b, "../escaped", b"x", 0o644));
-        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::Escape(_))));
+        assert!(matches!(
+            unpack(&tar[..], &dest),
+            Err(UnpackError::Escape(_))
+        ));
         assert!(!root.path().join("escaped").exists());
     }
 
@@ -249,10 +282,18 @@ mod tests {
             link(b, tar::EntryType::Symlink, "etc", outside.to_str().unwrap());
             file(b, "etc/passwd", b"owned", 0o644);
         });
-        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::ThroughLink(_))));
+        assert!(matches!(
+            unpack(&tar[..], &dest),
+            Err(UnpackError::ThroughLink(_))
+        ));
         assert!(!outside.join("passwd").exists());
         // Absolute symlinks themselves are fine (they resolve inside the sandbox).
-        assert!(fs::symlink_metadata(dest.join("etc")).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(dest.join("etc"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]
@@ -266,7 +307,10 @@ mod tests {
             link(b, tar::EntryType::Symlink, "s", "/etc/hostname");
             link(b, tar::EntryType::Link, "h", "s");
         });
-        assert!(matches!(unpack(&tar[..], &dest), Err(UnpackError::BadHardLink { .. })));
+        assert!(matches!(
+            unpack(&tar[..], &dest),
+            Err(UnpackError::BadHardLink { .. })
+        ));
     }
 
     #[test]
@@ -287,8 +331,16 @@ mod tests {
         let wh = fs::symlink_metadata(dest.join("etc/motd")).unwrap();
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
-        let opq = rustix::fs::lgetxattr(dest.join("var/cache"), "trusted.overlay.opaque", &mut [0u8; 4]).unwrap();
+        let opq = rustix::fs::lgetxattr(
+            dest.join("var/cache"),
+            "trusted.overlay.opaque",
+            &mut [0u8; 4],
+        )
+        .unwrap();
         assert_eq!(opq, 1);
-        assert_eq!(fs::metadata(dest.join("a/again")).unwrap().ino(), fs::metadata(dest.join("a/data")).unwrap().ino());
+        assert_eq!(
+            fs::metadata(dest.join("a/again")).unwrap().ino(),
+            fs::metadata(dest.join("a/data")).unwrap().ino()
+        );
     }
 }

@@ -35,7 +35,11 @@ pub enum ImageError {
     #[error("layer {digest} of {image} does not match its digest")]
     DigestMismatch { image: String, digest: String },
     #[error("layer {digest} of {image} refused: {source}")]
-    Unpack { image: String, digest: String, source: UnpackError },
+    Unpack {
+        image: String,
+        digest: String,
+        source: UnpackError,
+    },
     #[error("image cache: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -81,7 +85,12 @@ impl ImageStore {
     pub fn new(root: &Path, store: Arc<Store>, settings: ImageSettings) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("layers"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(Self { root: root.to_path_buf(), store, settings, locks: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            root: root.to_path_buf(),
+            store,
+            settings,
+            locks: Mutex::new(HashMap::new()),
+        })
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -94,14 +103,26 @@ impl ImageStore {
     }
 
     /// The image for `reference`, pulled if it is not cached. Returns whether it was cached.
-    pub async fn ensure(&self, reference: &str, progress: Progress) -> Result<(Image, bool), ImageError> {
+    pub async fn ensure(
+        &self,
+        reference: &str,
+        progress: Progress,
+    ) -> Result<(Image, bool), ImageError> {
         let resolved = resolve(reference, &self.settings.mirrors)?;
         let lock = self.lock_for(&resolved.canonical);
         let _guard = lock.lock().await;
         if let Some(row) = self.store.image(&resolved.canonical)? {
             let layers: Vec<PathBuf> = row.layers.iter().map(|d| self.layer_dir(d)).collect();
             if layers.iter().all(|l| l.is_dir()) {
-                return Ok((Image { canonical: row.reference, digest: row.digest, layers, run: run_config(&row.config) }, true));
+                return Ok((
+                    Image {
+                        canonical: row.reference,
+                        digest: row.digest,
+                        layers,
+                        run: run_config(&row.config),
+                    },
+                    true,
+                ));
             }
         }
         let img = self.pull(&resolved, progress).await?;
@@ -130,10 +151,20 @@ impl ImageStore {
             self.fetch_layer(&client, r, layer, &progress).await?;
             digests.push(layer.digest.clone());
         }
-        let row = ImageRow { reference: r.canonical.clone(), digest: digest.clone(), config, layers: digests };
+        let row = ImageRow {
+            reference: r.canonical.clone(),
+            digest: digest.clone(),
+            config,
+            layers: digests,
+        };
         self.store.put_image(&row)?;
         let layers = row.layers.iter().map(|d| self.layer_dir(d)).collect();
-        Ok(Image { canonical: row.reference, digest, layers, run: run_config(&row.config) })
+        Ok(Image {
+            canonical: row.reference,
+            digest,
+            layers,
+            run: run_config(&row.config),
+        })
     }
 
     async fn fetch_layer(
@@ -149,7 +180,9 @@ impl ImageStore {
         if dir.is_dir() {
             return Ok(());
         }
-        let tmp = tempfile::Builder::new().prefix("blob").tempfile_in(self.root.join("tmp"))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("blob")
+            .tempfile_in(self.root.join("tmp"))?;
         let mut stream = client
             .pull_blob_stream(&r.pull, layer)
             .await
@@ -159,7 +192,10 @@ impl ImageStore {
         let mut file = tmp.as_file().try_clone()?;
         let (mut current, mut reported) = (0u64, 0u64);
         while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| ImageError::Registry { image: r.canonical.clone(), detail: e.to_string() })?;
+            let chunk = chunk.map_err(|e| ImageError::Registry {
+                image: r.canonical.clone(),
+                detail: e.to_string(),
+            })?;
             hasher.update(&chunk);
             file.write_all(&chunk)?;
             current += chunk.len() as u64;
@@ -167,11 +203,20 @@ impl ImageStore {
                 && (current - reported >= 256 * 1024 || current == total)
             {
                 reported = current;
-                let _ = tx.send(ImagePullEvent::Progress { layer: layer.digest.clone(), current, total }).await;
+                let _ = tx
+                    .send(ImagePullEvent::Progress {
+                        layer: layer.digest.clone(),
+                        current,
+                        total,
+                    })
+                    .await;
             }
         }
         if format!("sha256:{}", hex::encode(hasher.finalize())) != layer.digest {
-            return Err(ImageError::DigestMismatch { image: r.canonical.clone(), digest: layer.digest.clone() });
+            return Err(ImageError::DigestMismatch {
+                image: r.canonical.clone(),
+                digest: layer.digest.clone(),
+            });
         }
         let (image, digest, root) = (r.canonical.clone(), layer.digest.clone(), self.root.clone());
         let blob = tmp.reopen()?;
@@ -182,10 +227,20 @@ impl ImageStore {
 }
 
 /// Decompress (by magic bytes: gzip, zstd or plain tar) and unpack into `dir` atomically.
-fn unpack_blob(blob: std::fs::File, root: &Path, dir: &Path, image: &str, digest: &str) -> Result<(), ImageError> {
+fn unpack_blob(
+    blob: std::fs::File,
+    root: &Path,
+    dir: &Path,
+    image: &str,
+    digest: &str,
+) -> Result<(), ImageError> {
     use std::io::{BufRead, BufReader};
     let mut r = BufReader::new(blob);
-    let magic = r.fill_buf()?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
+    let magic = r
+        .fill_buf()?
+        .get(..4)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     let reader: Box<dyn std::io::Read> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(r))
     } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
@@ -193,7 +248,9 @@ fn unpack_blob(blob: std::fs::File, root: &Path, dir: &Path, image: &str, digest
     } else {
         Box::new(r)
     };
-    let staging = tempfile::Builder::new().prefix("layer").tempdir_in(root.join("tmp"))?;
+    let staging = tempfile::Builder::new()
+        .prefix("layer")
+        .tempdir_in(root.join("tmp"))?;
     unpack(reader, staging.path()).map_err(|source| ImageError::Unpack {
         image: image.to_string(),
         digest: digest.to_string(),
@@ -206,10 +263,16 @@ fn unpack_blob(blob: std::fs::File, root: &Path, dir: &Path, image: &str, digest
 fn registry_error(image: &str, e: &oci_client::errors::OciDistributionError) -> ImageError {
     let detail = e.to_string();
     let lower = detail.to_lowercase();
-    if lower.contains("not found") || lower.contains("manifest_unknown") || lower.contains("name_unknown") {
+    if lower.contains("not found")
+        || lower.contains("manifest_unknown")
+        || lower.contains("name_unknown")
+    {
         ImageError::NotFound(image.to_string())
     } else {
-        ImageError::Registry { image: image.to_string(), detail }
+        ImageError::Registry {
+            image: image.to_string(),
+            detail,
+        }
     }
 }
 
@@ -220,7 +283,11 @@ fn run_config(config: &str) -> RunConfig {
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|e| e.as_str()?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .filter_map(|e| {
+                    e.as_str()?
+                        .split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -18,16 +18,22 @@ pub struct Resolved {
 }
 
 fn is_loopback(host: &str) -> bool {
-    let h = host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    let h = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
     let h = h.trim_start_matches('[').trim_end_matches(']');
     h == "localhost" || h == "::1" || h.starts_with("127.")
 }
 
 /// Resolve `image` against `mirrors` (registry → `http[s]://host[:port]`).
 pub fn resolve(image: &str, mirrors: &BTreeMap<String, String>) -> Result<Resolved, ImageError> {
-    let parsed: Reference = image
-        .parse()
-        .map_err(|e: oci_client::ParseError| ImageError::InvalidReference(image.to_string(), e.to_string()))?;
+    let parsed: Reference = image.parse().map_err(|e: oci_client::ParseError| {
+        ImageError::InvalidReference(image.to_string(), e.to_string())
+    })?;
     let canonical = parsed.whole();
     let registry = parsed.registry().to_string();
     let mirror = mirrors
@@ -58,7 +64,11 @@ pub fn resolve(image: &str, mirrors: &BTreeMap<String, String>) -> Result<Resolv
         (None, Some(t)) => Reference::with_tag(host.clone(), repo, t.to_string()),
         (None, None) => Reference::with_tag(host.clone(), repo, "latest".into()),
     };
-    Ok(Resolved { canonical, pull, plain_http: plain.then_some(host) })
+    Ok(Resolved {
+        canonical,
+        pull,
+        plain_http: plain.then_some(host),
+    })
 }
 
 #[cfg(test)]
@@ -92,7 +102,13 @@ mod tests {
     #[test]
     fn plain_http_only_for_loopback() {
         let m = BTreeMap::from([("docker.io".to_string(), "http://10.1.2.3:5000".to_string())]);
-        assert!(matches!(resolve("busybox", &m), Err(ImageError::InsecureMirror(_))));
-        assert!(matches!(resolve("not a ref", &mirrors()), Err(ImageError::InvalidReference(..))));
+        assert!(matches!(
+            resolve("busybox", &m),
+            Err(ImageError::InsecureMirror(_))
+        ));
+        assert!(matches!(
+            resolve("not a ref", &mirrors()),
+            Err(ImageError::InvalidReference(..))
+        ));
     }
 }

@@ -9,7 +9,9 @@ impl Store {
     pub fn ensure_tenant(&self, name: &str) -> Result<String, StoreError> {
         let db = self.db();
         if let Some(id) = db
-            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?
         {
             return Ok(id);
@@ -31,7 +33,12 @@ impl Store {
     }
 
     /// Record an API key by its hash; returns the key's id.
-    pub fn insert_key(&self, tenant_id: &str, name: &str, key_hash: &str) -> Result<String, StoreError> {
+    pub fn insert_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        key_hash: &str,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         self.db().execute(
             "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -54,14 +61,26 @@ impl Store {
     pub fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .db()
-            .query_row("SELECT tenant_id FROM api_keys WHERE key_hash = ?1", [key_hash], |r| r.get(0))
+            .query_row(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = ?1",
+                [key_hash],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
     /// Record a session token by its hash, expiring at `expires_at` (unix seconds).
-    pub fn insert_token(&self, token_hash: &str, tenant_id: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub fn insert_token(
+        &self,
+        token_hash: &str,
+        tenant_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let db = self.db();
-        db.execute("DELETE FROM session_tokens WHERE expires_at < ?1", [expires_at - 86_400])?;
+        db.execute(
+            "DELETE FROM session_tokens WHERE expires_at < ?1",
+            [expires_at - 86_400],
+        )?;
         db.execute(
             "INSERT INTO session_tokens (token_hash, tenant_id, expires_at) VALUES (?1, ?2, ?3)",
             params![token_hash, tenant_id, expires_at],
@@ -70,7 +89,11 @@ impl Store {
     }
 
     /// Tenant of an unexpired session token.
-    pub fn tenant_for_token(&self, token_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+    pub fn tenant_for_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .db()
             .query_row(

@@ -54,13 +54,23 @@ impl Store {
                 },
             )
             .optional()?;
-        row.map(|(id, sandbox_id, status, exit_code, stdout, stderr, truncated)| {
-            let status = ExecStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-                what: format!("exec {id}"),
-                detail: format!("status {status}"),
-            })?;
-            Ok(ExecRow { id, sandbox_id, status, exit_code, stdout, stderr, truncated })
-        })
+        row.map(
+            |(id, sandbox_id, status, exit_code, stdout, stderr, truncated)| {
+                let status = ExecStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("exec {id}"),
+                    detail: format!("status {status}"),
+                })?;
+                Ok(ExecRow {
+                    id,
+                    sandbox_id,
+                    status,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    truncated,
+                })
+            },
+        )
         .transpose()
     }
 

@@ -22,7 +22,14 @@ impl Store {
             .query_row(
                 "SELECT reference, digest, config, layers FROM images WHERE reference = ?1",
                 [reference],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
             )
             .optional()?;
         row.map(|(reference, digest, config, layers)| {
@@ -30,7 +37,12 @@ impl Store {
                 what: format!("image {reference}"),
                 detail: e.to_string(),
             })?;
-            Ok(ImageRow { reference, digest, config, layers })
+            Ok(ImageRow {
+                reference,
+                digest,
+                config,
+                layers,
+            })
         })
         .transpose()
     }
@@ -45,6 +57,9 @@ impl Store {
     }
 
     pub fn image_count(&self) -> Result<u64, StoreError> {
-        Ok(self.db().query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .db()
+            .query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 }

@@ -108,14 +108,18 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// A throw-away in-memory store (tests).
     pub fn memory() -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         migrations().to_latest(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {

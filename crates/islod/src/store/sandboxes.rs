@@ -72,8 +72,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(SandboxRow, String, String)> {
 
 fn finish(raw: (SandboxRow, String, String)) -> Result<SandboxRow, StoreError> {
     let (mut row, status, env) = raw;
-    let corrupt = |detail: String| StoreError::Corrupt { what: format!("sandbox {}", row.id), detail };
-    row.status = SandboxStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: format!("sandbox {}", row.id),
+        detail,
+    };
+    row.status =
+        SandboxStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
     row.env = serde_json::from_str(&env).map_err(|e| corrupt(e.to_string()))?;
     Ok(row)
 }
@@ -93,7 +97,9 @@ impl Store {
         );
         match res {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(StoreError::NameTaken(s.name.clone()))
             }
             Err(e) => Err(e.into()),
@@ -101,13 +107,27 @@ impl Store {
     }
 
     fn one(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<SandboxRow>, StoreError> {
-        let raw = self.db().query_row(&format!("SELECT {COLUMNS} FROM sandboxes WHERE {sql}"), p, from_row).optional()?;
+        let raw = self
+            .db()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM sandboxes WHERE {sql}"),
+                p,
+                from_row,
+            )
+            .optional()?;
         raw.map(finish).transpose()
     }
 
     /// The live (not deleted) sandbox `name` of a tenant.
-    pub fn sandbox_by_name(&self, tenant: &str, name: &str) -> Result<Option<SandboxRow>, StoreError> {
-        self.one("tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL", params![tenant, name])
+    pub fn sandbox_by_name(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<SandboxRow>, StoreError> {
+        self.one(
+            "tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL",
+            params![tenant, name],
+        )
     }
 
     /// A sandbox of a tenant by id, deleted ones included.
@@ -116,16 +136,32 @@ impl Store {
     }
 
     /// The sandbox a tenant created with `request_id`.
-    pub fn sandbox_by_request(&self, tenant: &str, request_id: &str) -> Result<Option<SandboxRow>, StoreError> {
-        self.one("tenant_id = ?1 AND request_id = ?2", params![tenant, request_id])
+    pub fn sandbox_by_request(
+        &self,
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<SandboxRow>, StoreError> {
+        self.one(
+            "tenant_id = ?1 AND request_id = ?2",
+            params![tenant, request_id],
+        )
     }
 
     /// A page of a tenant's sandboxes, newest first, and the total matching.
-    pub fn list_sandboxes(&self, tenant: &str, f: &SandboxFilter) -> Result<(Vec<SandboxRow>, u64), StoreError> {
+    pub fn list_sandboxes(
+        &self,
+        tenant: &str,
+        f: &SandboxFilter,
+    ) -> Result<(Vec<SandboxRow>, u64), StoreError> {
         let mut cond = String::from("tenant_id = ?1");
         let mut args: Vec<String> = vec![tenant.to_string()];
         if let Some(p) = &f.name_prefix {
-            args.push(format!("{}%", p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+            args.push(format!(
+                "{}%",
+                p.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ));
             cond.push_str(&format!(" AND name LIKE ?{} ESCAPE '\\'", args.len()));
         }
         if f.statuses.is_empty() {
@@ -148,16 +184,23 @@ impl Store {
             "SELECT {COLUMNS} FROM sandboxes WHERE {cond} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
             f.limit, f.offset
         ))?;
-        let raw = st.query_map(rusqlite::params_from_iter(args.iter()), from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let raw = st
+            .query_map(rusqlite::params_from_iter(args.iter()), from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         drop(st);
         drop(db);
-        Ok((raw.into_iter().map(finish).collect::<Result<_, _>>()?, total))
+        Ok((
+            raw.into_iter().map(finish).collect::<Result<_, _>>()?,
+            total,
+        ))
     }
 
     /// Every live sandbox of every tenant (reconciliation at start-up).
     pub fn live_sandboxes(&self) -> Result<Vec<SandboxRow>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare(&format!("SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL"))?;
+        let mut st = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL"
+        ))?;
         let raw = st.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
         drop(st);
         drop(db);
@@ -166,7 +209,11 @@ impl Store {
 
     /// Count of running sandboxes.
     pub fn running_count(&self) -> Result<u64, StoreError> {
-        Ok(self.db().query_row("SELECT COUNT(*) FROM sandboxes WHERE status = 'running'", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM sandboxes WHERE status = 'running'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Set the status (and reason); `started_at` is updated when given.
@@ -180,6 +227,15 @@ impl Store {
         self.db().execute(
             "UPDATE sandboxes SET status = ?2, status_reason = ?3, started_at = COALESCE(?4, started_at) WHERE id = ?1",
             params![id, status.as_str(), reason, started_at],
+        )?;
+        Ok(())
+    }
+
+    /// Record what the back end was given.
+    pub fn set_runtime_spec(&self, id: &str, spec: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",
+            params![id, spec],
         )?;
         Ok(())
     }
@@ -235,13 +291,25 @@ mod tests {
         let b = s.ensure_tenant("b").unwrap();
         let first = row(&a, "demo");
         s.insert_sandbox(&first).unwrap();
-        assert!(matches!(s.insert_sandbox(&row(&a, "demo")), Err(StoreError::NameTaken(_))));
+        assert!(matches!(
+            s.insert_sandbox(&row(&a, "demo")),
+            Err(StoreError::NameTaken(_))
+        ));
         s.insert_sandbox(&row(&b, "demo")).unwrap();
-        assert_eq!(s.sandbox_by_name(&a, "demo").unwrap().unwrap().env["A"], "1");
-        assert!(s.sandbox_by_id(&b, &first.id).unwrap().is_none(), "tenant b must not see a's sandbox");
+        assert_eq!(
+            s.sandbox_by_name(&a, "demo").unwrap().unwrap().env["A"],
+            "1"
+        );
+        assert!(
+            s.sandbox_by_id(&b, &first.id).unwrap().is_none(),
+            "tenant b must not see a's sandbox"
+        );
         s.mark_deleted(&first.id, "2026-01-01T00:00:00Z").unwrap();
         assert!(s.sandbox_by_name(&a, "demo").unwrap().is_none());
-        assert_eq!(s.sandbox_by_id(&a, &first.id).unwrap().unwrap().status, SandboxStatus::Deleted);
+        assert_eq!(
+            s.sandbox_by_id(&a, &first.id).unwrap().unwrap().status,
+            SandboxStatus::Deleted
+        );
         s.insert_sandbox(&row(&a, "demo")).unwrap();
     }
 
@@ -253,15 +321,28 @@ mod tests {
             s.insert_sandbox(&row(&a, n)).unwrap();
         }
         let page = |prefix: Option<&str>, limit, offset| {
-            let f = SandboxFilter { name_prefix: prefix.map(Into::into), statuses: vec![], limit, offset };
+            let f = SandboxFilter {
+                name_prefix: prefix.map(Into::into),
+                statuses: vec![],
+                limit,
+                offset,
+            };
             s.list_sandboxes(&a, &f).unwrap()
         };
         assert_eq!(page(Some("web-"), 50, 0).1, 2);
         assert_eq!(page(Some("db_"), 50, 0).1, 1);
-        assert_eq!(page(Some("web%"), 50, 0).1, 1, "LIKE wildcards in the prefix are literal");
+        assert_eq!(
+            page(Some("web%"), 50, 0).1,
+            1,
+            "LIKE wildcards in the prefix are literal"
+        );
         let (items, total) = page(None, 2, 1);
         assert_eq!((items.len(), total), (2, 4));
-        let f = SandboxFilter { statuses: vec![SandboxStatus::Stopped], limit: 50, ..Default::default() };
+        let f = SandboxFilter {
+            statuses: vec![SandboxStatus::Stopped],
+            limit: 50,
+            ..Default::default()
+        };
         assert_eq!(s.list_sandboxes(&a, &f).unwrap().1, 0);
     }
 }

@@ -1,0 +1,157 @@
+//! Command-line grammar and dispatch.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{cmd_lifecycle, cmd_ls, cmd_use, connect};
+
+#[derive(Parser)]
+#[command(
+    name = "islo",
+    version,
+    about = "Secure sandboxes for untrusted code and AI agents"
+)]
+pub struct Cli {
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Project file to use instead of ./islo.yaml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Ignore ./islo.yaml.
+    #[arg(long, global = true)]
+    pub no_config: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Plain,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Use a sandbox: create it if needed, then run a command in it.
+    Use(UseArgs),
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show the server, auth and tools, or one sandbox in detail.
+    Status {
+        /// Sandbox name (omit for general status).
+        name: Option<String>,
+    },
+    /// Stop a running sandbox without removing it.
+    Stop {
+        /// Sandbox name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove a sandbox completely (stops and deletes).
+    #[command(alias = "delete")]
+    Rm {
+        /// Sandbox name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Store an API key for a remote islod.
+    Login {
+        /// The key; read from standard input when omitted (keeps it out of the process table).
+        #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "-")]
+        api_key: String,
+    },
+    /// Forget the stored API key.
+    Logout,
+}
+
+#[derive(Args)]
+pub struct UseArgs {
+    /// Sandbox name (else `sandbox:` in islo.yaml, else generated).
+    pub name: Option<String>,
+    /// Image for a new sandbox.
+    #[arg(short, long, env = "ISLO_IMAGE")]
+    pub image: Option<String>,
+    /// Working directory (relative to /workspace, or absolute).
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// User to run commands as.
+    #[arg(long, default_value = "islo")]
+    pub run_as_user: String,
+    /// vCPUs of a new sandbox.
+    #[arg(long, env = "ISLO_CPU")]
+    pub cpu: Option<u32>,
+    /// Memory of a new sandbox, in MB.
+    #[arg(long, env = "ISLO_MEMORY_MB")]
+    pub memory: Option<u32>,
+    /// Disk of a new sandbox, in GB.
+    #[arg(long, env = "ISLO_DISK_GB")]
+    pub disk: Option<u32>,
+    /// Git repository to clone (not supported yet).
+    #[arg(long, hide = true)]
+    pub source: Vec<String>,
+    /// Create the sandbox from a snapshot (not supported yet).
+    #[arg(long, hide = true)]
+    pub snapshot: Option<String>,
+    /// Gateway profile (not supported yet).
+    #[arg(long, hide = true)]
+    pub gateway_profile: Option<String>,
+    /// Session to attach to (not supported yet).
+    #[arg(short, long, hide = true)]
+    pub session: Option<String>,
+    #[arg(long, hide = true)]
+    pub new_session: bool,
+    #[arg(long, hide = true)]
+    pub list_sessions: bool,
+    #[arg(long, hide = true)]
+    pub agent: Option<String>,
+    #[arg(long, hide = true)]
+    pub task: Option<String>,
+    /// The command to run, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Only sandboxes in this status (repeatable): starting, running, stopping, stopped, failed, deleted.
+    #[arg(long)]
+    pub status: Vec<String>,
+}
+
+/// Run a parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let project = crate::project::load(cli.config.as_deref(), cli.no_config)?;
+    match cli.cmd {
+        Cmd::Login { api_key } => connect::login(&api_key).map(|_| 0),
+        Cmd::Logout => connect::logout().map(|_| 0),
+        Cmd::Use(a) => cmd_use::run(a, project.as_ref(), cli.output).await,
+        Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Status { name: Some(n) } => {
+            cmd_ls::status_one(&connect::client().await?, &n, cli.output)
+                .await
+                .map(|_| 0)
+        }
+        Cmd::Status { name: None } => cmd_ls::status_all(project.as_ref(), cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Stop { name, force } => cmd_lifecycle::stop(&connect::client().await?, &name, force)
+            .await
+            .map(|_| 0),
+        Cmd::Rm { name, force } => cmd_lifecycle::rm(&connect::client().await?, &name, force)
+            .await
+            .map(|_| 0),
+    }
+}

@@ -1,0 +1,136 @@
+//! `islo ls` and `islo status`.
+
+use islo_api::{SandboxResponse, SandboxStatus};
+use islo_client::Client;
+
+use crate::cli::{LsArgs, Output};
+use crate::project::Project;
+use crate::{connect, ui, usage};
+
+fn row(s: &SandboxResponse) -> Vec<String> {
+    let (cpu, mem) = s
+        .spec
+        .map(|p| (p.vcpus.to_string(), ui::memory(p.memory_mb)))
+        .unwrap_or_default();
+    vec![
+        s.name.clone(),
+        s.image.clone(),
+        ui::title(s.status.as_str()),
+        cpu,
+        mem,
+        ui::ago(&s.created_at),
+    ]
+}
+
+/// `islo ls`.
+pub async fn ls(client: &Client, a: &LsArgs, output: Output) -> anyhow::Result<()> {
+    let statuses = a
+        .status
+        .iter()
+        .map(|s| SandboxStatus::parse(s).ok_or_else(|| usage(format!("unknown status {s:?}"))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let items = client.all_sandboxes(&statuses).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Plain => items
+            .iter()
+            .for_each(|s| println!("{}\t{}", s.name, s.status.as_str())),
+        Output::Table => print!(
+            "{}",
+            ui::table(
+                &["NAME", "IMAGE", "STATUS", "CPU", "MEMORY", "CREATED"],
+                items.iter().map(row).collect()
+            )
+        ),
+    }
+    Ok(())
+}
+
+/// `islo status NAME`.
+pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {
+    let s = client.get_sandbox(name).await?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("Sandbox: {}", s.name);
+    println!("Status: {}", ui::title(s.status.as_str()));
+    if let Some(r) = &s.status_reason {
+        println!("Reason: {r}");
+    }
+    println!("Image: {}", s.image);
+    if let Some(p) = s.spec {
+        println!("Resources:");
+        println!("  CPU: {} cores", p.vcpus);
+        println!("  Memory: {}", ui::memory(p.memory_mb));
+        println!("  Disk: {}Gi", p.disk_gb);
+    }
+    if let Some(w) = &s.workdir {
+        println!("Workdir: {w}");
+    }
+    println!("Created: {}", ui::datetime(&s.created_at));
+    if s.status == SandboxStatus::Running
+        && let Some(up) = s.started_at.as_deref().and_then(ui::age_secs)
+    {
+        println!("Uptime: {}", ui::duration(up));
+    }
+    println!("ID: {}", s.id);
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
+/// `islo status`: server, auth, config and tools.
+pub async fn status_all(project: Option<&Project>, output: Output) -> anyhow::Result<()> {
+    let endpoint = connect::endpoint();
+    let client = connect::client().await?;
+    let info = client.system().await;
+    let authenticated = info.is_ok();
+    let tools: Vec<(&str, Option<String>)> = ["crun", "runc", "skopeo"]
+        .iter()
+        .map(|t| (*t, which(t)))
+        .collect();
+    if output == Output::Json {
+        let v = serde_json::json!({
+            "server": {"endpoint": endpoint.to_string(), "info": info.as_ref().ok()},
+            "auth": {"authenticated": authenticated, "tenant": info.as_ref().ok().map(|i| i.tenant.clone())},
+            "config": {"islo_yaml": project.is_some(), "sandbox": project.and_then(|p| p.sandbox.clone())},
+            "tools": tools.iter().map(|(t, p)| (t.to_string(), p.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("Server: {endpoint}");
+        match &info {
+            Ok(i) => {
+                println!(
+                    "  islod {} with runtime {}, state in {}",
+                    i.version, i.runtime, i.state_dir
+                );
+                println!(
+                    "  {} sandboxes running, {} images cached",
+                    i.sandboxes_running, i.images_cached
+                );
+                println!("Auth: authenticated (tenant {})", i.tenant);
+            }
+            Err(e) => println!("Auth: not authenticated ({e})"),
+        }
+        match project {
+            Some(p) => println!(
+                "Config: islo.yaml (sandbox: {})",
+                p.sandbox.as_deref().unwrap_or("-")
+            ),
+            None => println!("Config: no islo.yaml"),
+        }
+        println!("Tools:");
+        for (t, p) in &tools {
+            println!("  {t}: {}", p.as_deref().unwrap_or("not found"));
+        }
+    }
+    info.map(drop).map_err(Into::into)
+}

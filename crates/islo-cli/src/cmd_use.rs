@@ -1,0 +1,250 @@
+//! `islo use [NAME] [-- CMD…]`: create the sandbox if needed, start it if stopped, run CMD.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use futures_util::StreamExt;
+use islo_api::{
+    CreateSandboxRequest, ErrorCode, ExecRequest, ImagePullEvent, SandboxResponse, SandboxStatus,
+};
+use islo_client::{Client, ClientError, ExecStreamEvent};
+
+use crate::cli::{Output, UseArgs};
+use crate::project::Project;
+use crate::{EXIT_FAILURE, Exit, connect, ui, usage};
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(usage(format!("invalid --env {p:?}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<()> {
+    let flags = [
+        ("--source", !a.source.is_empty()),
+        ("--snapshot", a.snapshot.is_some()),
+        ("--gateway-profile", a.gateway_profile.is_some()),
+        ("--session", a.session.is_some()),
+        ("--new-session", a.new_session),
+        ("--list-sessions", a.list_sessions),
+        ("--agent", a.agent.is_some()),
+        ("--task", a.task.is_some()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|(_, on)| *on) {
+        return Err(usage(format!(
+            "{flag} is not supported by this version of islo yet"
+        )));
+    }
+    if let Some(p) = project {
+        for field in p.unsupported() {
+            eprintln!(
+                "islo: warning: islo.yaml field `{field}` is not supported by this version yet; ignored"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Run `islo use`; returns the command's exit code.
+pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyhow::Result<i32> {
+    refuse_unsupported(&a, project)?;
+    if a.command.is_empty() {
+        return Err(usage(
+            "interactive shells are not supported by this version yet: pass a command after `--`",
+        ));
+    }
+    let env = parse_env(&a.env)?;
+    let client = connect::client().await?;
+    let name = a
+        .name
+        .clone()
+        .or_else(|| project.and_then(|p| p.sandbox.clone()));
+    let existing = match &name {
+        Some(n) => match client.get_sandbox(n).await {
+            Ok(sb) => Some(sb),
+            Err(e) if e.code() == Some(ErrorCode::SandboxNotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let sandbox = match existing {
+        Some(sb) => ensure_running(&client, sb).await?,
+        None => create(&client, &a, project, name, env.clone()).await?,
+    };
+    let user = match (a.run_as_user.as_str(), project.and_then(|p| p.user.clone())) {
+        ("islo", Some(u)) => u,
+        (u, _) => u.to_string(),
+    };
+    let req = ExecRequest {
+        command: a.command.clone(),
+        env: (!env.is_empty()).then_some(env),
+        user: Some(user),
+        workdir: a.workdir.clone(),
+        ..Default::default()
+    };
+    let code = stream(&client, &sandbox.name, &req).await?;
+    if output == Output::Json && code != 0 {
+        eprintln!("Exit code: {code}");
+    }
+    Ok(code)
+}
+
+async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<SandboxResponse> {
+    match sb.status {
+        SandboxStatus::Running => Ok(sb),
+        SandboxStatus::Stopped => {
+            if ui::stderr_tty() {
+                eprintln!("Starting stopped sandbox {}…", sb.name);
+            }
+            Ok(client.resume_sandbox(&sb.name).await?)
+        }
+        s => Err(Exit {
+            code: EXIT_FAILURE,
+            message: format!(
+                "sandbox {} is {}{}; remove it with `islo rm {} -f` or try again",
+                sb.name,
+                s.as_str(),
+                sb.status_reason
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                sb.name
+            ),
+        }
+        .into()),
+    }
+}
+
+async fn create(
+    client: &Client,
+    a: &UseArgs,
+    project: Option<&Project>,
+    name: Option<String>,
+    env: BTreeMap<String, String>,
+) -> anyhow::Result<SandboxResponse> {
+    let image = a
+        .image
+        .clone()
+        .or_else(|| project.and_then(|p| p.image.clone()));
+    let mut all_env = project.map(|p| p.env.clone()).unwrap_or_default();
+    all_env.extend(env);
+    let req = CreateSandboxRequest {
+        name: name.clone(),
+        image: image.clone(),
+        vcpus: a.cpu.or_else(|| project.and_then(|p| p.cpu)),
+        memory_mb: a.memory.or_else(|| project.and_then(|p| p.memory_mb)),
+        disk_gb: a.disk.or_else(|| project.and_then(|p| p.disk_gb)),
+        env: (!all_env.is_empty()).then_some(all_env),
+        workdir: a
+            .workdir
+            .clone()
+            .or_else(|| project.and_then(|p| p.workdir.clone())),
+        request_id: None,
+    };
+    if ui::stderr_tty() {
+        pull_with_progress(
+            client,
+            image.as_deref().unwrap_or(islo_api::limits::DEFAULT_IMAGE),
+        )
+        .await?;
+    }
+    let sb = match client.create_sandbox(&req).await {
+        // Someone else created it meanwhile: use theirs.
+        Err(ClientError::Api { body, .. })
+            if body.code == ErrorCode::SandboxAlreadyExists && name.is_some() =>
+        {
+            ensure_running(
+                client,
+                client
+                    .get_sandbox(name.as_deref().unwrap_or_default())
+                    .await?,
+            )
+            .await?
+        }
+        other => other?,
+    };
+    if name.is_none() || ui::stderr_tty() {
+        eprintln!("Created sandbox {}", sb.name);
+    }
+    Ok(sb)
+}
+
+/// Pull with one progress bar per layer (TTY only).
+async fn pull_with_progress(client: &Client, image: &str) -> anyhow::Result<()> {
+    let bars = indicatif::MultiProgress::new();
+    let mut by_layer: BTreeMap<String, indicatif::ProgressBar> = BTreeMap::new();
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let mut events = Box::pin(client.pull_image(image).await?);
+    while let Some(ev) = events.next().await {
+        match ev? {
+            ImagePullEvent::Progress {
+                layer,
+                current,
+                total,
+            } => {
+                let bar = by_layer.entry(layer.clone()).or_insert_with(|| {
+                    let b = bars.add(indicatif::ProgressBar::new(total));
+                    b.set_style(style.clone());
+                    b.set_prefix(
+                        layer
+                            .trim_start_matches("sha256:")
+                            .chars()
+                            .take(12)
+                            .collect::<String>(),
+                    );
+                    b
+                });
+                bar.set_position(current);
+            }
+            ImagePullEvent::Done { .. } => break,
+            ImagePullEvent::Error { message } => {
+                return Err(Exit {
+                    code: EXIT_FAILURE,
+                    message: format!("pulling {image}: {message}"),
+                }
+                .into());
+            }
+        }
+    }
+    for b in by_layer.values() {
+        b.finish();
+    }
+    Ok(())
+}
+
+/// Stream a command; returns its exit code.
+async fn stream(client: &Client, name: &str, req: &ExecRequest) -> anyhow::Result<i32> {
+    let mut events = Box::pin(client.exec_stream(name, req).await?);
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    while let Some(ev) = events.next().await {
+        match ev? {
+            ExecStreamEvent::Stdout(b) => {
+                out.write_all(&b)?;
+                out.flush()?;
+            }
+            ExecStreamEvent::Stderr(b) => {
+                err.write_all(&b)?;
+                err.flush()?;
+            }
+            ExecStreamEvent::Exit(code) => return Ok(code),
+            ExecStreamEvent::Error(m) => {
+                return Err(Exit {
+                    code: EXIT_FAILURE,
+                    message: m,
+                }
+                .into());
+            }
+        }
+    }
+    Err(Exit {
+        code: EXIT_FAILURE,
+        message: "the connection to islod ended before the command did".into(),
+    }
+    .into())
+}

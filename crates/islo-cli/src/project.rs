@@ -1,0 +1,120 @@
+//! `islo.yaml`, the project file: defaults for sandboxes this directory creates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The fields `islo use` applies. Others of the reference format are accepted and reported
+/// as not supported yet, so a project file written for Islo still loads.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub sandbox: Option<String>,
+    pub image: Option<String>,
+    #[serde(alias = "cpus")]
+    pub cpu: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub disk_gb: Option<u32>,
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub sources: Option<serde_json::Value>,
+    pub gateway_profile: Option<String>,
+    pub setup_script: Option<String>,
+    pub setup_scripts: Option<serde_json::Value>,
+    pub environment: Option<String>,
+    pub init: Option<serde_json::Value>,
+    pub lifecycle: Option<serde_json::Value>,
+}
+
+impl Project {
+    /// Fields present that this version does not apply yet.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let checks: [(&'static str, bool); 7] = [
+            ("sources", self.sources.is_some()),
+            ("gateway_profile", self.gateway_profile.is_some()),
+            ("setup_script", self.setup_script.is_some()),
+            ("setup_scripts", self.setup_scripts.is_some()),
+            ("environment", self.environment.is_some()),
+            ("init", self.init.is_some()),
+            ("lifecycle", self.lifecycle.is_some()),
+        ];
+        for (name, present) in checks {
+            if present {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// Expand `${VAR}` from the local environment.
+fn expand(v: &str) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        match rest[i + 2..].find('}') {
+            Some(j) => {
+                out.push_str(&std::env::var(&rest[i + 2..i + 2 + j]).unwrap_or_default());
+                rest = &rest[i + 3 + j..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parse a project file's text.
+pub fn parse(path: &Path, text: &str) -> anyhow::Result<Project> {
+    let mut p: Project =
+        serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for v in p.env.values_mut() {
+        *v = expand(v);
+    }
+    Ok(p)
+}
+
+/// Load `--config PATH`, else `./islo.yaml` if present, unless `--no-config`.
+pub fn load(explicit: Option<&Path>, disabled: bool) -> anyhow::Result<Option<Project>> {
+    if disabled {
+        return Ok(None);
+    }
+    let path = explicit.unwrap_or(Path::new("islo.yaml"));
+    match std::fs::read_to_string(path) {
+        Ok(t) => parse(path, &t).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_reference_fields_and_expands_env() {
+        // SAFETY-free: set_var is safe in edition 2024 only inside unsafe; use an existing var.
+        let home = std::env::var("HOME").unwrap_or_default();
+        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r]\n").unwrap();
+        assert_eq!(p.sandbox.as_deref(), Some("my-project"));
+        assert_eq!(p.env["H"], format!("{home}/x"));
+        assert_eq!(p.unsupported(), vec!["sources"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_file() {
+        let e = parse(Path::new("islo.yaml"), "sandbox: x\nbogus: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("islo.yaml") && e.contains("bogus"), "{e}");
+    }
+}

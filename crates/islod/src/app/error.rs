@@ -1,0 +1,80 @@
+//! Errors of the lifecycle, each with its API code.
+
+use islo_api::{ErrorCode, SandboxStatus};
+use islo_runtime::DriverError;
+
+use crate::images::ImageError;
+use crate::store::StoreError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("sandbox {0} not found")]
+    SandboxNotFound(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("sandbox {0} already exists")]
+    AlreadyExists(String),
+    #[error("request_id {0} was already used with a different request body")]
+    RequestIdReused(String),
+    #[error("sandbox {name} is {}; {hint}", status.as_str())]
+    InvalidState {
+        name: String,
+        status: SandboxStatus,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("sandbox provisioning failed: {0}")]
+    Provisioning(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The API error code (which fixes the HTTP status).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthorized => ErrorCode::AuthRequired,
+            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::Validation(_) => ErrorCode::ValidationError,
+            Self::SandboxNotFound(_) => ErrorCode::SandboxNotFound,
+            Self::NotFound(_) => ErrorCode::ResourceNotFound,
+            Self::AlreadyExists(_) | Self::RequestIdReused(_) => ErrorCode::SandboxAlreadyExists,
+            Self::InvalidState { .. } => ErrorCode::SandboxInvalidState,
+            Self::Image(e) => match e {
+                ImageError::InvalidReference(..)
+                | ImageError::InsecureMirror(_)
+                | ImageError::NotFound(_) => ErrorCode::InvalidRequest,
+                ImageError::Unpack { .. } | ImageError::DigestMismatch { .. } => {
+                    ErrorCode::InvalidRequest
+                }
+                ImageError::Registry { .. } => ErrorCode::BadGateway,
+                ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
+            },
+            Self::Provisioning(_) => ErrorCode::SandboxProvisioningFailed,
+            Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<DriverError> for AppError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::NotFound(id) => Self::SandboxNotFound(id.0),
+            other => Self::Provisioning(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Running commands in a sandbox: streamed, or in the background with a capped result.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use islo_agent::proto::PROTOCOL_VERSION;
+use islo_api::{
+    ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES, SandboxStatus,
+};
+use islo_runtime::SandboxId;
+use islo_runtime::agent::{self, ExecEvent as AgentEvent};
+use tokio::sync::mpsc;
+
+use super::sandboxes::{image_env, resolve_workdir};
+use super::{App, AppError, Tenant};
+use crate::store::{ExecRow, SandboxRow};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const SIGKILL: u8 = 9;
+
+/// One event of a running exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The command ended with this code (128+N for signal N).
+    Exit(i32),
+    /// The command ran past its `timeout_secs` and was killed; `Exit` follows.
+    TimedOut,
+    /// The command could not run or the sandbox went away.
+    Error(String),
+}
+
+/// Keeps the last `cap` bytes written to it.
+#[derive(Debug)]
+pub struct TailBuf {
+    buf: VecDeque<u8>,
+    cap: usize,
+    pub truncated: bool,
+}
+
+impl TailBuf {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            buf: VecDeque::new(),
+            cap,
+            truncated: false,
+        }
+    }
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend(data);
+        if self.buf.len() > self.cap {
+            let cut = self.buf.len() - self.cap;
+            self.buf.drain(..cut);
+            self.truncated = true;
+        }
+    }
+    pub fn into_vec(self) -> Vec<u8> {
+        self.buf.into()
+    }
+}
+
+impl App {
+    fn running(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        let row = self.get(t, name)?;
+        if row.status != SandboxStatus::Running {
+            return Err(AppError::InvalidState {
+                name: row.name,
+                status: row.status,
+                hint: "start it first (`islo use NAME` or POST /sandboxes/{name}/resume)",
+            });
+        }
+        Ok(row)
+    }
+
+    /// The agent request for `req` in `row`: image env, then sandbox env, then exec env.
+    fn agent_request(
+        &self,
+        row: &SandboxRow,
+        req: &ExecRequest,
+    ) -> Result<islo_agent::ExecRequest, AppError> {
+        if req.command.is_empty() || req.command[0].is_empty() {
+            return Err(AppError::Validation("command must not be empty".into()));
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: &str| {
+            env.retain(|(n, _)| n != k);
+            env.push((k.to_string(), v.to_string()));
+        };
+        set("PATH", DEFAULT_PATH);
+        for (k, v) in image_env(row) {
+            set(&k, &v);
+        }
+        set("HOSTNAME", &row.name);
+        for (k, v) in row.env.iter().chain(req.env.iter().flatten()) {
+            set(k, v);
+        }
+        let workdir = match &req.workdir {
+            Some(w) => resolve_workdir(w)?,
+            None => row.workdir.clone(),
+        };
+        Ok(islo_agent::ExecRequest {
+            version: PROTOCOL_VERSION,
+            argv: req.command.clone(),
+            env,
+            user: req
+                .user
+                .clone()
+                .unwrap_or_else(|| self.settings.user.clone()),
+            workdir,
+        })
+    }
+
+    /// Start `req` and stream its events. Dropping the receiver kills the command.
+    pub fn exec_stream(
+        &self,
+        t: &Tenant,
+        name: &str,
+        req: &ExecRequest,
+    ) -> Result<(SandboxRow, mpsc::Receiver<ExecEvent>), AppError> {
+        let row = self.running(t, name)?;
+        let areq = self.agent_request(&row, req)?;
+        let socket = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        let (tx, rx) = mpsc::channel(64);
+        let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
+        std::thread::spawn(move || pump(&socket, areq, timeout, tx));
+        Ok((row, rx))
+    }
+
+    /// Start `req` in the background; its result is kept (each stream's tail, capped).
+    pub fn exec_start(
+        self: &Arc<Self>,
+        t: &Tenant,
+        name: &str,
+        req: &ExecRequest,
+    ) -> Result<ExecResponse, AppError> {
+        let (row, mut rx) = self.exec_stream(t, name, req)?;
+        let exec_id = uuid::Uuid::now_v7().to_string();
+        self.store.insert_exec(&exec_id, &row.id)?;
+        let (app, id, sandbox_id) = (self.clone(), exec_id.clone(), row.id.clone());
+        tokio::spawn(async move {
+            let (mut out, mut err) = (
+                TailBuf::new(STREAM_CAP_BYTES),
+                TailBuf::new(STREAM_CAP_BYTES),
+            );
+            let (mut status, mut code) = (ExecStatus::Failed, None);
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    ExecEvent::Stdout(b) => out.push(&b),
+                    ExecEvent::Stderr(b) => err.push(&b),
+                    ExecEvent::TimedOut => status = ExecStatus::Timeout,
+                    ExecEvent::Exit(c) => {
+                        code = Some(c);
+                        if status != ExecStatus::Timeout {
+                            status = ExecStatus::Completed;
+                        }
+                    }
+                    ExecEvent::Error(m) => err.push(format!("islo: {m}\n").as_bytes()),
+                }
+            }
+            let truncated = out.truncated || err.truncated;
+            let row = ExecRow {
+                id,
+                sandbox_id,
+                status,
+                exit_code: code,
+                stdout: out.into_vec(),
+                stderr: err.into_vec(),
+                truncated,
+            };
+            if let Err(e) = app.store.finish_exec(&row) {
+                tracing::error!(exec = %row.id, error = %e, "recording exec result");
+            }
+        });
+        Ok(ExecResponse {
+            exec_id,
+            sandbox_id: row.id,
+            status: ExecStatus::Running,
+        })
+    }
+
+    /// The state or result of a background exec.
+    pub fn exec_result(
+        &self,
+        t: &Tenant,
+        name: &str,
+        exec_id: &str,
+    ) -> Result<ExecResultResponse, AppError> {
+        let row = self.get(t, name)?;
+        let e = self
+            .store
+            .exec(&row.id, exec_id)?
+            .ok_or_else(|| AppError::NotFound(format!("exec {exec_id}")))?;
+        Ok(ExecResultResponse {
+            exec_id: e.id,
+            status: e.status,
+            stdout: String::from_utf8_lossy(&e.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&e.stderr).into_owned(),
+            truncated: e.truncated,
+            exit_code: e.exit_code,
+        })
+    }
+}
+
+/// Bridge a blocking agent connection to `tx`.
+fn pump(
+    socket: &std::path::Path,
+    req: islo_agent::ExecRequest,
+    timeout: Option<Duration>,
+    tx: mpsc::Sender<ExecEvent>,
+) {
+    let fail = |tx: &mpsc::Sender<ExecEvent>, m: String| {
+        let _ = tx.blocking_send(ExecEvent::Error(m));
+    };
+    let mut conn = match agent::exec(socket, req) {
+        Ok(c) => c,
+        Err(e) => return fail(&tx, format!("sandbox agent unreachable: {e}")),
+    };
+    let mut ctl = match conn.control() {
+        Ok(c) => c,
+        Err(e) => return fail(&tx, e.to_string()),
+    };
+    let _ = ctl.close_stdin();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    if let Some(limit) = timeout {
+        let (flag, done) = (timed_out.clone(), done.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            if !done.load(Ordering::SeqCst) {
+                flag.store(true, Ordering::SeqCst);
+                let _ = ctl.signal(SIGKILL);
+            }
+        });
+    }
+    loop {
+        let ev = match conn.next_event() {
+            Ok(Some(AgentEvent::Stdout(b))) => ExecEvent::Stdout(b),
+            Ok(Some(AgentEvent::Stderr(b))) => ExecEvent::Stderr(b),
+            Ok(Some(AgentEvent::Exit(st))) => {
+                done.store(true, Ordering::SeqCst);
+                if timed_out.load(Ordering::SeqCst) {
+                    let _ = tx.blocking_send(ExecEvent::TimedOut);
+                }
+                let _ = tx.blocking_send(ExecEvent::Exit(st.code));
+                return;
+            }
+            Ok(Some(AgentEvent::Error(m))) => return fail(&tx, m),
+            Ok(None) => return fail(&tx, "the sandbox stopped while the command ran".into()),
+            Err(e) => return fail(&tx, format!("sandbox agent connection: {e}")),
+        };
+        if tx.blocking_send(ev).is_err() {
+            return; // the client went away: dropping the connection kills the command
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_buffer_keeps_the_tail() {
+        let mut t = TailBuf::new(4);
+        t.push(b"ab");
+        assert!(!t.truncated);
+        t.push(b"cdef");
+        assert!(t.truncated);
+        assert_eq!(t.into_vec(), b"cdef");
+    }
+}

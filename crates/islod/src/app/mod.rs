@@ -1,0 +1,89 @@
+//! The sandbox lifecycle, owned by the server.
+//!
+//! Intent is persisted before the host is touched (a row in `starting`, `stopping`, …), the
+//! back end is driven, then the observed result is recorded. [`App::reconcile`] finishes or
+//! undoes whatever a crash interrupted, and re-adopts sandboxes that kept running.
+
+mod error;
+mod exec;
+mod names;
+mod reconcile;
+mod sandboxes;
+
+/// Conversions from records to API views.
+pub mod sandboxes_view {
+    pub use super::sandboxes::to_response;
+}
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use islo_runtime::Driver;
+
+use crate::images::ImageStore;
+use crate::store::Store;
+
+pub use error::AppError;
+pub use exec::{ExecEvent, TailBuf};
+
+/// The caller, as authentication established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+}
+
+/// Settings of the lifecycle.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// pids cgroup limit of every sandbox (fork bombs stop here).
+    pub pids_limit: u32,
+    /// The default non-root user and its uid.
+    pub user: String,
+    pub uid: u32,
+    pub state_dir: String,
+}
+
+/// Everything the handlers need.
+pub struct App {
+    pub store: Arc<Store>,
+    pub images: ImageStore,
+    pub driver: Arc<dyn Driver>,
+    pub settings: AppSettings,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<Store>,
+        images: ImageStore,
+        driver: Arc<dyn Driver>,
+        settings: AppSettings,
+    ) -> Self {
+        Self {
+            store,
+            images,
+            driver,
+            settings,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serialises lifecycle operations on one sandbox.
+    fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Run a blocking back-end call off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Driver) -> Result<T, islo_runtime::DriverError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let d = self.driver.clone();
+        tokio::task::spawn_blocking(move || f(d.as_ref()))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(AppError::from)
+    }
+}

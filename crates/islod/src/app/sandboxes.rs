@@ -1,0 +1,384 @@
+//! Create, read, list, stop, start again and delete sandboxes.
+
+use std::collections::BTreeMap;
+
+use islo_api::limits::{
+    DEFAULT_IMAGE, DEFAULT_WORKDIR, DISK_GB, LIST_LIMIT, MEMORY_MB, VCPUS, WORKDIR_LEN,
+};
+use islo_api::{
+    CreateSandboxRequest, ListSandboxesQuery, SandboxResponse, SandboxSpec, SandboxStatus,
+};
+use islo_runtime::{Limits, SandboxId};
+use sha2::{Digest, Sha256};
+
+use super::{App, AppError, Tenant, names};
+use crate::store::{SandboxFilter, SandboxRow, StoreError, now_rfc3339};
+
+/// A create request with defaults applied and ranges checked.
+struct Checked {
+    name: String,
+    image: String,
+    vcpus: u32,
+    memory_mb: u32,
+    disk_gb: u32,
+    env: BTreeMap<String, String>,
+    workdir: String,
+}
+
+fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
+    let v = v.unwrap_or(def);
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(AppError::Validation(format!(
+            "{what} must be between {lo} and {hi}, got {v}"
+        )))
+    }
+}
+
+/// `/workspace`-relative or absolute, normalised, no `..`.
+pub fn resolve_workdir(w: &str) -> Result<String, AppError> {
+    if w.len() > WORKDIR_LEN || w.contains('\0') {
+        return Err(AppError::Validation(format!(
+            "workdir must be at most {WORKDIR_LEN} characters"
+        )));
+    }
+    let base = if w.starts_with('/') {
+        String::new()
+    } else {
+        DEFAULT_WORKDIR.to_string()
+    };
+    let joined = format!("{base}/{w}");
+    let mut parts: Vec<&str> = Vec::new();
+    for p in joined.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                return Err(AppError::Validation(format!(
+                    "workdir {w:?} must not contain '..'"
+                )));
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
+    let name = match &req.name {
+        Some(n) => {
+            names::validate(n)?;
+            n.clone()
+        }
+        None => names::generate(),
+    };
+    let env = req.env.clone().unwrap_or_default();
+    if let Some(k) = env
+        .keys()
+        .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+    {
+        return Err(AppError::Validation(format!(
+            "invalid environment variable name {k:?}"
+        )));
+    }
+    let image = req
+        .image
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    if image.trim().is_empty() {
+        return Err(AppError::Validation("image must not be empty".into()));
+    }
+    Ok(Checked {
+        name,
+        image,
+        vcpus: in_range("vcpus", req.vcpus, VCPUS)?,
+        memory_mb: in_range("memory_mb", req.memory_mb, MEMORY_MB)?,
+        disk_gb: in_range("disk_gb", req.disk_gb, DISK_GB)?,
+        env,
+        workdir: resolve_workdir(req.workdir.as_deref().unwrap_or(DEFAULT_WORKDIR))?,
+    })
+}
+
+fn request_hash(req: &CreateSandboxRequest) -> String {
+    let mut r = req.clone();
+    r.request_id = None;
+    hex::encode(Sha256::digest(serde_json::to_vec(&r).unwrap_or_default()))
+}
+
+/// The API view of a record.
+pub fn to_response(r: &SandboxRow) -> SandboxResponse {
+    SandboxResponse {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        status: r.status,
+        image: r.image.clone(),
+        created_at: r.created_at.clone(),
+        created_by: None,
+        deleted_at: r.deleted_at.clone(),
+        spec: Some(SandboxSpec {
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+        }),
+        workdir: Some(r.workdir.clone()),
+        started_at: r.started_at.clone(),
+        status_reason: r.status_reason.clone(),
+    }
+}
+
+impl App {
+    /// Create and start a sandbox; on any failure nothing of it remains.
+    pub async fn create(
+        &self,
+        t: &Tenant,
+        req: CreateSandboxRequest,
+    ) -> Result<SandboxRow, AppError> {
+        let c = check(&req)?;
+        let hash = request_hash(&req);
+        if let Some(rid) = &req.request_id {
+            if let Some(prev) = self.store.sandbox_by_request(&t.id, rid)? {
+                return if prev.request_hash.as_deref() == Some(hash.as_str()) {
+                    Ok(prev)
+                } else {
+                    Err(AppError::RequestIdReused(rid.clone()))
+                };
+            }
+        }
+        let row = SandboxRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: t.id.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            status: SandboxStatus::Starting,
+            status_reason: None,
+            vcpus: c.vcpus,
+            memory_mb: c.memory_mb,
+            disk_gb: c.disk_gb,
+            env: c.env.clone(),
+            workdir: c.workdir.clone(),
+            runtime_spec: "{}".into(),
+            request_id: req.request_id.clone(),
+            request_hash: Some(hash),
+            created_at: now_rfc3339(),
+            started_at: None,
+            deleted_at: None,
+        };
+        match self.store.insert_sandbox(&row) {
+            Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
+            other => other?,
+        }
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        match self.provision(&row, &c).await {
+            Ok(spec) => {
+                let started = now_rfc3339();
+                self.store
+                    .set_status(&row.id, SandboxStatus::Running, None, Some(&started))?;
+                tracing::info!(sandbox = %row.name, id = %row.id, tenant = %t.name, "sandbox created");
+                let mut row = row;
+                row.status = SandboxStatus::Running;
+                row.started_at = Some(started);
+                row.runtime_spec = spec;
+                Ok(row)
+            }
+            Err(e) => {
+                self.store.remove_sandbox(&row.id)?;
+                tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Pull the image and start the sandbox; returns the stored runtime spec.
+    async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<String, AppError> {
+        let (image, _) = self.images.ensure(&c.image, None).await?;
+        let spec = islo_runtime::SandboxSpec {
+            id: SandboxId(row.id.clone()),
+            hostname: row.name.clone(),
+            layers: image.layers.clone(),
+            limits: Limits {
+                vcpus: c.vcpus,
+                memory_bytes: u64::from(c.memory_mb) << 20,
+                disk_bytes: u64::from(c.disk_gb) << 30,
+                pids: self.settings.pids_limit,
+            },
+            user: self.settings.user.clone(),
+            uid: self.settings.uid,
+        };
+        let mut stored = serde_json::json!({ "spec": spec, "image_env": image.run.env });
+        stored["image_digest"] = serde_json::Value::String(image.digest.clone());
+        let stored = stored.to_string();
+        self.store.set_runtime_spec(&row.id, &stored)?;
+        self.blocking(move |d| d.create(&spec)).await?;
+        Ok(stored)
+    }
+
+    /// A live sandbox by name.
+    pub fn get(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        self.store
+            .sandbox_by_name(&t.id, name)?
+            .ok_or_else(|| AppError::SandboxNotFound(name.to_string()))
+    }
+
+    /// A sandbox by id, deleted ones included.
+    pub fn get_by_id(&self, t: &Tenant, id: &str) -> Result<SandboxRow, AppError> {
+        self.store
+            .sandbox_by_id(&t.id, id)?
+            .ok_or_else(|| AppError::SandboxNotFound(id.to_string()))
+    }
+
+    pub fn list(
+        &self,
+        t: &Tenant,
+        q: &ListSandboxesQuery,
+    ) -> Result<(Vec<SandboxRow>, u64, u32, u32), AppError> {
+        let limit = q.limit.unwrap_or(LIST_LIMIT.2);
+        if !(LIST_LIMIT.0..=LIST_LIMIT.1).contains(&limit) {
+            return Err(AppError::Validation(format!(
+                "limit must be between {} and {}",
+                LIST_LIMIT.0, LIST_LIMIT.1
+            )));
+        }
+        let offset = q.offset.unwrap_or(0);
+        let f = SandboxFilter {
+            name_prefix: q.name_prefix.clone(),
+            statuses: q.status.clone(),
+            limit,
+            offset,
+        };
+        let (items, total) = self.store.list_sandboxes(&t.id, &f)?;
+        Ok((items, total, limit, offset))
+    }
+
+    /// Stop: kill every process, keep the files.
+    pub async fn stop(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        let row = self.get(t, name)?;
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        let row = self.get(t, name)?;
+        match row.status {
+            SandboxStatus::Stopped => return Ok(row),
+            SandboxStatus::Running | SandboxStatus::Failed | SandboxStatus::Stopping => {}
+            s => {
+                return Err(AppError::InvalidState {
+                    name: row.name,
+                    status: s,
+                    hint: "wait for it to finish starting",
+                });
+            }
+        }
+        self.store
+            .set_status(&row.id, SandboxStatus::Stopping, None, None)?;
+        let id = SandboxId(row.id.clone());
+        if let Err(e) = self.blocking(move |d| d.stop(&id)).await {
+            self.store
+                .set_status(&row.id, SandboxStatus::Failed, Some(&e.to_string()), None)?;
+            return Err(e);
+        }
+        self.store
+            .set_status(&row.id, SandboxStatus::Stopped, None, None)?;
+        tracing::info!(sandbox = %row.name, "sandbox stopped");
+        self.get(t, name)
+    }
+
+    /// Start a stopped sandbox again with its files intact (`POST …/resume`).
+    pub async fn resume(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        let row = self.get(t, name)?;
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        let row = self.get(t, name)?;
+        match row.status {
+            SandboxStatus::Running => return Ok(row),
+            SandboxStatus::Stopped => {}
+            s => {
+                return Err(AppError::InvalidState {
+                    name: row.name,
+                    status: s,
+                    hint: "only stopped sandboxes can be started",
+                });
+            }
+        }
+        let spec = runtime_spec(&row)?;
+        self.store
+            .set_status(&row.id, SandboxStatus::Starting, None, None)?;
+        if let Err(e) = self.blocking(move |d| d.start(&spec)).await {
+            self.store
+                .set_status(&row.id, SandboxStatus::Stopped, Some(&e.to_string()), None)?;
+            return Err(e);
+        }
+        self.store
+            .set_status(&row.id, SandboxStatus::Running, None, Some(&now_rfc3339()))?;
+        tracing::info!(sandbox = %row.name, "sandbox started");
+        self.get(t, name)
+    }
+
+    /// Remove every trace of a sandbox; its record stays readable by id as `deleted`.
+    pub async fn delete(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
+        let row = self.get(t, name)?;
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        let id = SandboxId(row.id.clone());
+        if let Err(e) = self.blocking(move |d| d.destroy(&id)).await {
+            self.store
+                .set_status(&row.id, SandboxStatus::Failed, Some(&e.to_string()), None)?;
+            return Err(e);
+        }
+        self.store.mark_deleted(&row.id, &now_rfc3339())?;
+        tracing::info!(sandbox = %row.name, id = %row.id, "sandbox deleted");
+        Ok(())
+    }
+}
+
+/// The back-end spec stored at creation.
+pub fn runtime_spec(row: &SandboxRow) -> Result<islo_runtime::SandboxSpec, AppError> {
+    let v: serde_json::Value = serde_json::from_str(&row.runtime_spec)
+        .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
+    serde_json::from_value(v["spec"].clone())
+        .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))
+}
+
+/// The image's environment stored at creation.
+pub fn image_env(row: &SandboxRow) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Value>(&row.runtime_spec)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["image_env"].clone()).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdirs() {
+        assert_eq!(resolve_workdir("/workspace").unwrap(), "/workspace");
+        assert_eq!(resolve_workdir("backend").unwrap(), "/workspace/backend");
+        assert_eq!(resolve_workdir("/srv//app/").unwrap(), "/srv/app");
+        assert!(resolve_workdir("../etc").is_err());
+        assert!(resolve_workdir(&"a".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn ranges_and_defaults() {
+        let c = check(&CreateSandboxRequest::default()).unwrap();
+        assert_eq!(
+            (c.vcpus, c.memory_mb, c.disk_gb, c.image.as_str()),
+            (2, 2048, 10, "python:3.12-slim")
+        );
+        let bad = CreateSandboxRequest {
+            vcpus: Some(9),
+            ..Default::default()
+        };
+        assert!(matches!(check(&bad), Err(AppError::Validation(_))));
+        let bad = CreateSandboxRequest {
+            memory_mb: Some(128),
+            ..Default::default()
+        };
+        assert!(check(&bad).is_err());
+        let bad = CreateSandboxRequest {
+            env: Some(BTreeMap::from([("A=B".into(), "x".into())])),
+            ..Default::default()
+        };
+        assert!(check(&bad).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! islod settings. Precedence: flag > environment (`ISLOD_*`) > file (YAML) > default.
+//!
+//! The file is `--config`, else `ISLOD_CONFIG`, else `/etc/islo/islod.yaml` (root) or
+//! `~/.config/islo/islod.yaml`, when it exists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Registry credentials in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+/// The file's shape; every field optional.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub state_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub agent_path: Option<PathBuf>,
+    pub runtime: Option<String>,
+    pub pids_limit: Option<u32>,
+    #[serde(default)]
+    pub registry_mirrors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub registry_credentials: BTreeMap<String, Credential>,
+}
+
+/// Settings from flags (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub agent_path: Option<PathBuf>,
+    pub runtime: Option<String>,
+}
+
+/// Effective settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub listen: Option<String>,
+    pub agent_path: PathBuf,
+    /// `crun`, `runc`, a path, `fake`, or empty for automatic.
+    pub runtime: Option<String>,
+    pub pids_limit: u32,
+    pub registry_mirrors: BTreeMap<String, String>,
+    pub registry_credentials: BTreeMap<String, Credential>,
+}
+
+/// Errors loading settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The default state directory: `/var/lib/islo` for root, else `~/.local/share/islo`.
+pub fn default_state_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/islo");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/islo")
+}
+
+fn default_file() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/etc/islo/islod.yaml");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".config/islo/islod.yaml")
+}
+
+fn default_agent() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("islo-agent")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => PathBuf::from("/usr/local/lib/islo/islo-agent"),
+    }
+}
+
+/// Parse a config file's text.
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Load with `env` as the environment lookup (tests pass their own).
+    pub fn load(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let explicit = o
+            .config
+            .clone()
+            .or_else(|| env("ISLOD_CONFIG").map(PathBuf::from));
+        let path = explicit.clone().unwrap_or_else(default_file);
+        let file = match std::fs::read_to_string(&path) {
+            Ok(t) => parse_file(&path, &t)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                FileConfig::default()
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let pick = |flag: Option<PathBuf>, var: &str, file: Option<PathBuf>| {
+            flag.or_else(|| env(var).map(PathBuf::from)).or(file)
+        };
+        let state_dir = pick(o.state_dir.clone(), "ISLOD_STATE_DIR", file.state_dir)
+            .unwrap_or_else(default_state_dir);
+        let socket = pick(o.socket.clone(), "ISLOD_SOCKET", file.socket)
+            .unwrap_or_else(|| state_dir.join("islod.sock"));
+        let agent_path = pick(o.agent_path.clone(), "ISLO_AGENT_PATH", file.agent_path)
+            .unwrap_or_else(default_agent);
+        let pids_limit = env("ISLOD_PIDS_LIMIT")
+            .and_then(|v| v.parse().ok())
+            .or(file.pids_limit)
+            .unwrap_or(1024);
+        Ok(Self {
+            socket,
+            listen: o
+                .listen
+                .clone()
+                .or_else(|| env("ISLOD_LISTEN"))
+                .or(file.listen),
+            agent_path,
+            runtime: o
+                .runtime
+                .clone()
+                .or_else(|| env("ISLOD_RUNTIME"))
+                .or(file.runtime)
+                .filter(|r| !r.is_empty()),
+            pids_limit,
+            registry_mirrors: file.registry_mirrors,
+            registry_credentials: file.registry_credentials,
+            state_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("islod.yaml");
+        std::fs::write(&file, "state_dir: /from/file\nlisten: 127.0.0.1:1\nregistry_mirrors:\n  docker.io: http://127.0.0.1:5050\n").unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let none = |_: &str| None;
+        let c = Config::load(&o, &none).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.socket, PathBuf::from("/from/file/islod.sock"));
+        assert_eq!(c.registry_mirrors["docker.io"], "http://127.0.0.1:5050");
+        let env = |k: &str| (k == "ISLOD_STATE_DIR").then(|| "/from/env".to_string());
+        assert_eq!(
+            Config::load(&o, &env).unwrap().state_dir,
+            PathBuf::from("/from/env")
+        );
+        let o2 = Overrides {
+            state_dir: Some("/from/flag".into()),
+            ..o.clone()
+        };
+        assert_eq!(
+            Config::load(&o2, &env).unwrap().state_dir,
+            PathBuf::from("/from/flag")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_problem() {
+        let err = parse_file(Path::new("x.yaml"), "state_dir: /a\nbogus: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.yaml") && err.contains("bogus"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            config: Some(dir.path().join("missing.yaml")),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&o, &|_| None).is_err(),
+            "an explicit missing file is an error"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP API (axum): routes, authentication, the error mapping and OpenAPI.
+//!
+//! Handlers are thin: they authenticate (middleware), decode, call [`crate::app::App`] and
+//! encode. Every error leaves through [`error::ApiError`], the one mapping to an HTTP answer.
+
+mod auth;
+mod error;
+mod exec;
+pub mod openapi;
+mod sandboxes;
+mod sse;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::app::App;
+
+pub use auth::{hash_secret, new_api_key};
+pub use error::ApiError;
+
+/// How a request reached the server. A unix-socket caller with no bearer token is the
+/// local user (the socket's mode, 0600, is the boundary); TCP callers always authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Unix,
+    Tcp,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: Arc<App>,
+    pub transport: Transport,
+    /// Tenant of unauthenticated local (unix socket) callers.
+    pub local_tenant: crate::app::Tenant,
+}
+
+/// The whole API.
+pub fn router(state: HttpState) -> Router {
+    let protected = Router::new()
+        .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route("/sandboxes/-/by-id/{id}", get(sandboxes::get_by_id))
+        .route(
+            "/sandboxes/{name}",
+            get(sandboxes::get).delete(sandboxes::delete),
+        )
+        .route("/sandboxes/{name}/stop", post(sandboxes::stop))
+        .route("/sandboxes/{name}/resume", post(sandboxes::resume))
+        .route("/sandboxes/{name}/exec", post(exec::start))
+        .route("/sandboxes/{name}/exec/stream", post(exec::stream))
+        .route("/sandboxes/{name}/exec/{exec_id}", get(exec::result))
+        .route("/images/pull", post(system::pull))
+        .route("/system", get(system::info))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/auth/token", post(auth::token))
+        .route("/openapi.json", get(system::openapi))
+        .merge(protected)
+        .fallback(error::not_found)
+        .with_state(state)
+}

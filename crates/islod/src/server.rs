@@ -1,0 +1,146 @@
+//! Assembling and running the server: store, images, back end, reconciliation, listeners.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use islo_runtime::Driver;
+use islo_runtime::host::RealHost;
+use islo_runtime::oci::{OciConfig, OciDriver};
+
+use crate::app::{App, AppSettings, Tenant};
+use crate::config::Config;
+use crate::http::{self, HttpState, Transport};
+use crate::images::{ImageSettings, ImageStore};
+use crate::store::Store;
+
+/// The tenant of local (unix socket) callers.
+pub const LOCAL_TENANT: &str = "local";
+
+/// Open the store under `state_dir`.
+pub fn open_store(state_dir: &Path) -> anyhow::Result<Arc<Store>> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    set_mode(state_dir, 0o700)?;
+    let store = Store::open(&state_dir.join("islod.db")).context("opening the state database")?;
+    Ok(Arc::new(store))
+}
+
+fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", p.display()))
+}
+
+fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
+    if cfg.runtime.as_deref() == Some("fake") {
+        let dir = cfg.state_dir.join("fake");
+        std::fs::create_dir_all(&dir)?;
+        return Ok(Arc::new(islo_runtime::fake::FakeDriver::new(&dir)));
+    }
+    let oci = OciConfig {
+        state_dir: cfg.state_dir.clone(),
+        runtime_root: cfg.state_dir.join("runtime"),
+        agent_binary: cfg.agent_path.clone(),
+        runtime: cfg.runtime.clone().map(Into::into),
+    };
+    Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
+}
+
+/// Build the application from settings.
+pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
+    let store = open_store(&cfg.state_dir)?;
+    let local = Tenant {
+        id: store.ensure_tenant(LOCAL_TENANT)?,
+        name: LOCAL_TENANT.into(),
+    };
+    let settings = ImageSettings {
+        mirrors: cfg.registry_mirrors.clone(),
+        credentials: cfg
+            .registry_credentials
+            .iter()
+            .map(|(k, c)| (k.clone(), (c.username.clone(), c.password.clone())))
+            .collect(),
+    };
+    let images = ImageStore::new(&cfg.state_dir.join("images"), store.clone(), settings)?;
+    let app = App::new(
+        store,
+        images,
+        driver(cfg)?,
+        AppSettings {
+            pids_limit: cfg.pids_limit,
+            user: "islo".into(),
+            uid: 1000,
+            state_dir: cfg.state_dir.display().to_string(),
+        },
+    );
+    Ok((Arc::new(app), local))
+}
+
+/// Bind the unix socket (mode 0600), refusing to steal it from a live server.
+fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another islod is already serving {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let l = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    set_mode(path, 0o600)?;
+    Ok(l)
+}
+
+/// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let (app, local) = build(&cfg)?;
+    app.reconcile().await.context("reconciling sandboxes")?;
+    let unix = bind_socket(&cfg.socket)?;
+    let state = |transport| HttpState {
+        app: app.clone(),
+        transport,
+        local_tenant: local.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let router = http::router(state(Transport::Unix));
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        axum::serve(unix, router)
+            .with_graceful_shutdown(wait(rx))
+            .await
+    });
+    if let Some(addr) = &cfg.listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let router = http::router(state(Transport::Tcp));
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            axum::serve(tcp, router)
+                .with_graceful_shutdown(wait(rx))
+                .await
+        });
+        tracing::info!(%addr, "listening on TCP");
+    }
+    tracing::info!(socket = %cfg.socket.display(), runtime = %app.driver.name(), "islod ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        r = tasks.join_next() => { r.transpose()?.transpose()?; }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let _ = std::fs::remove_file(&cfg.socket);
+    tracing::info!("islod stopped; sandboxes keep running");
+    Ok(())
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Prepare this machine for islo's tests and demo (idempotent; needs root):
+#  1. Debian packages islo needs (OCI runtimes, registry, image tools, ssh, nftables…);
+#  2. a docker-registry on loopback (ISLO_TEST_REGISTRY, default 127.0.0.1:5050);
+#  3. test images built from Debian packages, pushed to it:
+#       islo-test/busybox, library/busybox        busybox-static, one layer
+#       islo-test/scratch                         nothing but one static program (/hello)
+#       islo-test/debian-python, library/python:3.12-slim
+#                                                 debootstrap minbase + python3 + git
+#     The `library/...` names make Docker Hub references resolve through a registry mirror.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REG="${ISLO_TEST_REGISTRY:-127.0.0.1:5050}"
+CACHE="${ISLO_TEST_CACHE:-/var/cache/islo-test}"
+PKGS=(crun runc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- registry -----------------------------------------------------------------------------
+mkdir -p "$CACHE/registry"
+cat > "$CACHE/registry/config.yml" <<CFG
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $CACHE/registry/data}
+  delete: {enabled: true}
+http: {addr: $REG}
+CFG
+if ! curl -fsS "http://$REG/v2/" >/dev/null 2>&1; then
+  say "starting docker-registry on $REG"
+  setsid nohup docker-registry serve "$CACHE/registry/config.yml" >"$CACHE/registry/log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fsS "http://$REG/v2/" >/dev/null || { cat "$CACHE/registry/log" >&2; exit 1; }
+fi
+
+# --- images -------------------------------------------------------------------------------
+cargo build -q -p islo-testkit
+TK="$PWD/target/debug/islo-testkit"
+have() { curl -fsS "http://$REG/v2/$1/manifests/$2" -H 'Accept: application/vnd.oci.image.manifest.v1+json' >/dev/null 2>&1; }
+
+if ! have islo-test/busybox latest || ! have library/busybox latest; then
+  say "building busybox image"
+  root="$CACHE/busybox-rootfs"; rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+  printf 'root:x:0:\n' > "$root/etc/group"
+  "$TK" image "$root" "$REG/islo-test/busybox:latest" "$REG/library/busybox:latest"
+fi
+
+if ! have islo-test/scratch latest; then
+  say "building scratch image"
+  root="$CACHE/scratch-rootfs"; rm -rf "$root"; mkdir -p "$root"
+  cp /bin/busybox "$root/hello"
+  "$TK" image "$root" "$REG/islo-test/scratch:latest"
+fi
+
+if ! have library/python 3.12-slim || ! have islo-test/debian-python bookworm; then
+  root="$CACHE/debian-python-rootfs"
+  if [ ! -x "$root/usr/bin/python3" ]; then
+    # The Debian mirror this machine already uses for apt.
+    mirror=$({ grep -shoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list || true; } \
+      | grep -v security | head -n1 | awk '{print $2}')
+    [ -n "$mirror" ] || { echo "no Debian mirror found in /etc/apt sources" >&2; exit 1; }
+    say "debootstrap bookworm minbase + python3 + git (takes a minute)"
+    rm -rf "$root"
+    debootstrap --variant=minbase --include=python3,git,ca-certificates bookworm "$root" "$mirror" >"$CACHE/debootstrap.log" 2>&1 \
+      || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  fi
+  say "pushing debian-python image"
+  "$TK" image "$root" "$REG/islo-test/debian-python:bookworm" "$REG/library/python:3.12-slim"
+fi
+say "test environment ready (registry $REG)"
