@@ -4,7 +4,7 @@
 #  2. a docker-registry on loopback (ISLO_TEST_REGISTRY, default 127.0.0.1:5050);
 #  3. test images built from Debian packages, pushed to it:
 #       islo-test/busybox, library/busybox        busybox-static, one layer
-#       islo-test/scratch                         nothing but one static program (/hello)
+#       islo-test/scratch                         nothing but one static program (/busybox)
 #       islo-test/debian-python, library/python:3.12-slim
 #                                                 debootstrap minbase + python3 + git
 #     The `library/...` names make Docker Hub references resolve through a registry mirror.
@@ -44,23 +44,31 @@ fi
 # --- images -------------------------------------------------------------------------------
 cargo build -q -p islo-testkit
 TK="$PWD/target/debug/islo-testkit"
-have() { curl -fsS "http://$REG/v2/$1/manifests/$2" -H 'Accept: application/vnd.oci.image.manifest.v1+json' >/dev/null 2>&1; }
+# Bump when an image's recipe changes, so machines that have the old one rebuild it.
+IMAGES_VERSION=3
+have() {
+  [ -f "$CACHE/built-v$IMAGES_VERSION-${1//\//_}-$2" ] &&
+    curl -fsS "http://$REG/v2/$1/manifests/$2" -H 'Accept: application/vnd.oci.image.manifest.v1+json' >/dev/null 2>&1
+}
+built() { for r in "$@"; do touch "$CACHE/built-v$IMAGES_VERSION-${r//\//_}"; done; }
 
 if ! have islo-test/busybox latest || ! have library/busybox latest; then
   say "building busybox image"
-  root="$CACHE/busybox-rootfs"; rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+  root="$CACHE/busybox-rootfs"; rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp"; chmod 1777 "$root/tmp"
   cp /bin/busybox "$root/bin/busybox"
   for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
   printf 'root:x:0:\n' > "$root/etc/group"
   "$TK" image "$root" "$REG/islo-test/busybox:latest" "$REG/library/busybox:latest"
+  built islo-test/busybox-latest library/busybox-latest
 fi
 
 if ! have islo-test/scratch latest; then
   say "building scratch image"
   root="$CACHE/scratch-rootfs"; rm -rf "$root"; mkdir -p "$root"
-  cp /bin/busybox "$root/hello"
+  cp /bin/busybox "$root/busybox"
   "$TK" image "$root" "$REG/islo-test/scratch:latest"
+  built islo-test/scratch-latest
 fi
 
 if ! have library/python 3.12-slim || ! have islo-test/debian-python bookworm; then
@@ -78,5 +86,6 @@ if ! have library/python 3.12-slim || ! have islo-test/debian-python bookworm; t
   fi
   say "pushing debian-python image"
   "$TK" image "$root" "$REG/islo-test/debian-python:bookworm" "$REG/library/python:3.12-slim"
+  built islo-test/debian-python-bookworm library/python-3.12-slim
 fi
 say "test environment ready (registry $REG)"

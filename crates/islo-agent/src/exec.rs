@@ -125,9 +125,18 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
 
 fn command(req: &ExecRequest, user: &users::User) -> Command {
     let mut cmd = Command::new(&req.argv[0]);
-    cmd.args(&req.argv[1..])
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
+    cmd.args(&req.argv[1..]).env_clear();
+    // Login variables of the user, unless the caller set them.
+    for (k, v) in [
+        ("HOME", &user.home),
+        ("USER", &user.name),
+        ("LOGNAME", &user.name),
+    ] {
+        if !req.env.iter().any(|(n, _)| n == k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&req.workdir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

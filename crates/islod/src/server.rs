@@ -99,6 +99,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (app, local) = build(&cfg)?;
     app.reconcile().await.context("reconciling sandboxes")?;
     let unix = bind_socket(&cfg.socket)?;
+    let pid_file = cfg.state_dir.join("islod.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;
     let state = |transport| HttpState {
         app: app.clone(),
         transport,
@@ -141,6 +143,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         r??;
     }
     let _ = std::fs::remove_file(&cfg.socket);
+    let _ = std::fs::remove_file(&pid_file);
     tracing::info!("islod stopped; sandboxes keep running");
     Ok(())
 }

@@ -1,0 +1,207 @@
+//! A throw-away islo installation per test: its own state dir, its own embedded islod (started
+//! by the CLI itself), the loopback test registry as the Docker Hub mirror, and the static
+//! agent. Dropping it removes every sandbox it made and stops its islod.
+//! These tests need root and the test registry (`scripts/test-env.sh`); without them they fail.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub registry: String,
+    extra: Vec<(String, String)>,
+}
+
+pub fn agent_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {
+        return p.into();
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
+    assert!(
+        p.is_file(),
+        "static agent missing at {}: run scripts/build-agent.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// An installation whose islod.yaml gets `extra` appended.
+    pub fn with_config(extra: &str) -> Self {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "end-to-end tests need root (CI runs as root)"
+        );
+        let registry = islo_testkit::registry::require();
+        let islod = Path::new(env!("CARGO_BIN_EXE_islo")).with_file_name("islod");
+        assert!(
+            islod.is_file(),
+            "{} missing: run `cargo build --workspace --bins` first",
+            islod.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("islo-e2e")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let cfg = format!("registry_mirrors:\n  docker.io: http://{registry}\n{extra}");
+        std::fs::write(dir.path().join("islod.yaml"), cfg).unwrap();
+        Self {
+            dir,
+            registry,
+            extra: vec![],
+        }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Add an environment variable to every command.
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.extra.push((k.into(), v.into()));
+    }
+
+    pub fn busybox(&self) -> String {
+        format!("{}/islo-test/busybox:latest", self.registry)
+    }
+
+    pub fn islo_cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_islo"));
+        c.env_remove("ISLO_BASE_URL")
+            .env_remove("ISLO_COMPUTE_URL")
+            .env_remove("ISLO_API_KEY")
+            .env("HOME", self.dir.path())
+            .env("ISLO_STATE_DIR", self.state())
+            .env("ISLOD_CONFIG", self.dir.path().join("islod.yaml"))
+            .env("ISLO_AGENT_PATH", agent_path())
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null());
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn islo(&self, args: &[&str]) -> Output {
+        self.islo_cmd().args(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.islo(args);
+        assert!(
+            o.status.success(),
+            "islo {args:?} failed ({:?}):\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `islo use NAME -i busybox -- sh -c SCRIPT`.
+    pub fn sh(&self, name: &str, script: &str) -> Output {
+        self.islo(&["use", name, "-i", &self.busybox(), "--", "sh", "-c", script])
+    }
+
+    pub fn islod_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.state().join("islod.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stop the embedded islod (SIGTERM) and wait for it to go.
+    pub fn stop_islod(&self) {
+        let Some(pid) = self.islod_pid() else { return };
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Id of a sandbox by name.
+    pub fn id_of(&self, name: &str) -> String {
+        let out = self.ok(&["status", name, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.islod_pid().is_some() {
+            let out = self.islo(&["ls", "-o", "json"]);
+            if let Ok(items) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
+                for s in items {
+                    if let Some(n) = s["name"].as_str() {
+                        let _ = self.islo(&["rm", n, "-f"]);
+                    }
+                }
+            }
+        }
+        self.stop_islod();
+    }
+}
+
+/// Nothing on the host refers to sandbox `id` any more: no mount, cgroup, process or file.
+pub fn assert_no_trace(env: &Env, id: &str) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(id), "mounts of {id} left behind");
+    for ctrl in ["memory", "pids", "cpu", "freezer", "devices"] {
+        let p = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/islo/{id}"));
+        assert!(!p.exists(), "cgroup {} left behind", p.display());
+    }
+    // The sandbox's PID 1 is reparented to the host's init, which reaps it when it gets to
+    // it: an exited (zombie) process holds nothing, a live one is a leak.
+    let live = || -> Vec<String> {
+        let mut v = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cg = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            if cg.contains(id) && !zombie {
+                v.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        v
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !live().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        live().is_empty(),
+        "processes {:?} of {id} left behind",
+        live()
+    );
+    assert!(
+        !env.state().join("sandboxes").join(id).exists(),
+        "files of {id} left behind"
+    );
+    let losetup = Command::new("losetup").arg("-a").output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&losetup.stdout).contains(id),
+        "loop device of {id} left behind"
+    );
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

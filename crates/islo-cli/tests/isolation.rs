@@ -1,0 +1,151 @@
+//! Hostile code inside a sandbox: what it must not be able to do.
+
+mod common;
+
+use common::{Env, stderr, stdout};
+
+#[test]
+fn cannot_see_host_processes_files_or_mount() {
+    let env = Env::new();
+    let secret = env.dir.path().join("host-secret");
+    std::fs::write(&secret, "do not read").unwrap();
+    let probe = format!(
+        "ls /proc | grep -c '^[0-9]'; cat {} 2>&1 || echo no-host-file; mount -t tmpfs none /mnt 2>&1 || echo no-mount; \
+         ip -o link | grep -v ' lo:' | wc -l; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 || true",
+        secret.display()
+    );
+    let o = env.islo(&[
+        "use",
+        "probe",
+        "-i",
+        &env.busybox(),
+        "--run-as-user",
+        "root",
+        "--",
+        "sh",
+        "-c",
+        &probe,
+    ]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].parse::<u32>().unwrap() < 10,
+        "sees host processes: {out}"
+    );
+    assert!(out.contains("no-host-file"), "{out}");
+    assert!(
+        out.contains("no-mount"),
+        "root in a sandbox must not mount: {out}"
+    );
+    assert!(
+        out.lines().any(|l| l.trim() == "0"),
+        "no network interface but loopback: {out}"
+    );
+    // No route out at all (the gateway issue adds egress).
+    let o = env.sh("probe", "wget -T 2 -q -O- http://1.1.1.1/ 2>&1; echo rc=$?");
+    assert!(!stdout(&o).contains("rc=0"), "{}", stdout(&o));
+    // Dangerous system calls are refused even to root.
+    let o = env.islo(&[
+        "use",
+        "probe",
+        "--run-as-user",
+        "root",
+        "--",
+        "unshare",
+        "-n",
+        "true",
+    ]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "unshare must fail: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn image_layers_are_never_written() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "rw",
+        "-i",
+        &env.busybox(),
+        "--run-as-user",
+        "root",
+        "--",
+        "sh",
+        "-c",
+        "echo owned > /bin/owned; echo x >> /etc/passwd; rm /bin/ls; echo done",
+    ]);
+    assert_eq!(stdout(&o), "done\n", "{}", stderr(&o));
+    let layers = env.state().join("images/layers");
+    for layer in std::fs::read_dir(&layers).unwrap().flatten() {
+        let l = layer.path();
+        assert!(!l.join("bin/owned").exists());
+        assert!(
+            std::fs::symlink_metadata(l.join("bin/ls")).is_ok(),
+            "the image's /bin/ls must survive"
+        );
+        let passwd = std::fs::read_to_string(l.join("etc/passwd")).unwrap();
+        assert!(
+            !passwd.contains('x') || !passwd.ends_with("x\n"),
+            "layer passwd changed: {passwd}"
+        );
+    }
+    // A second sandbox of the same image sees the pristine image.
+    let o = env.sh("rw2", "ls /bin/owned 2>/dev/null || echo clean; ls /bin/ls");
+    assert_eq!(stdout(&o), "clean\n/bin/ls\n");
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit() {
+    let mut env = Env::new();
+    env.set("ISLOD_PIDS_LIMIT", "64");
+    let o = env.sh(
+        "bomb",
+        "for i in $(seq 1 300); do sleep 2 & done 2>/dev/null; ls /proc | grep -c '^[0-9]'",
+    );
+    let n: u32 = stdout(&o)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!(n > 0 && n <= 64, "processes: {n} ({})", stderr(&o));
+    // Once the sleeps end the sandbox works again.
+    let mut alive = false;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        if stdout(&env.sh("bomb", "echo alive")) == "alive\n" {
+            alive = true;
+            break;
+        }
+    }
+    assert!(alive, "sandbox did not recover after the fork bomb");
+}
+
+#[test]
+fn memory_past_the_limit_is_oom_killed_and_the_sandbox_survives() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "mem",
+        "--memory",
+        "256",
+        "--",
+        "python3",
+        "-c",
+        "x = bytearray(600 * 1024 * 1024); print('survived')",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "OOM kill is SIGKILL: {}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("survived"));
+    let o = env.islo(&["use", "mem", "--", "python3", "-c", "print('still here')"]);
+    assert_eq!(stdout(&o), "still here\n", "{}", stderr(&o));
+}

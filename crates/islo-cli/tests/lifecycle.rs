@@ -1,0 +1,215 @@
+//! End to end: `islo use` creates and runs, exit codes and signals, env/workdir/user,
+//! stop/start keeps files, rm leaves nothing, restarts of islod lose nothing.
+
+mod common;
+
+use common::{Env, assert_no_trace, stderr, stdout};
+
+#[test]
+fn create_exec_exit_codes_and_signals() {
+    let env = Env::new();
+    let o = env.sh("box", "echo out; echo err >&2; exit 3");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert!(stderr(&o).contains("err\n"));
+    assert_eq!(
+        env.sh("box", "kill -9 $$").status.code(),
+        Some(137),
+        "SIGKILL is 128+9"
+    );
+    assert_eq!(env.sh("box", "kill -TERM $$").status.code(), Some(143));
+    let o = env.islo(&["use", "box", "--", "definitely-not-a-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("command not found"));
+    // PID 1 is the agent; it reaps orphans.
+    let o = env.sh("box", "cat /proc/1/cmdline | tr '\\0' ' '; (sleep 0.1 &) ; sleep 0.3; ps -o stat | grep -c Z || true");
+    assert!(
+        stdout(&o).starts_with("/.islo/islo-agent"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).trim_end().ends_with('0'),
+        "zombies left: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn env_workdir_and_user() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "cfg",
+        "-i",
+        &env.busybox(),
+        "-e",
+        "GREETING=hi there",
+        "--workdir",
+        "proj",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$GREETING|$(pwd)|$(id -un)|$HOME|$(hostname)\"",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi there|/workspace/proj|islo|/home/islo|cfg\n");
+    let o = env.islo(&[
+        "use",
+        "cfg",
+        "--run-as-user",
+        "root",
+        "--workdir",
+        "/tmp",
+        "--",
+        "sh",
+        "-c",
+        "id -u; pwd",
+    ]);
+    assert_eq!(stdout(&o), "0\n/tmp\n", "{}", stderr(&o));
+    // /workspace belongs to the sandbox user.
+    let o = env.sh("cfg", "stat -c %U /workspace");
+    assert_eq!(stdout(&o), "islo\n");
+    let o = env.islo(&["use", "cfg", "-e", "NOEQUALS", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "bad -e is a usage error");
+}
+
+#[test]
+fn stop_then_use_keeps_files_and_rm_leaves_nothing() {
+    let env = Env::new();
+    assert!(
+        env.sh(
+            "keep",
+            "echo precious > /workspace/f; sleep 1000 >/dev/null 2>&1 &"
+        )
+        .status
+        .success()
+    );
+    let id = env.id_of("keep");
+    env.ok(&["stop", "keep"]);
+    let ls = env.ok(&["ls"]);
+    assert!(ls.contains("Stopped"), "{ls}");
+    let o = env.sh("keep", "cat /workspace/f; pidof sleep || echo no-sleep");
+    assert_eq!(
+        stdout(&o),
+        "precious\nno-sleep\n",
+        "stop kills every process; files survive: {}",
+        stderr(&o)
+    );
+
+    let o = env.islo(&["rm", "keep"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "rm without -f and without a TTY refuses"
+    );
+    assert!(stderr(&o).contains("-f"));
+    env.ok(&["rm", "keep", "-f"]);
+    assert_no_trace(&env, &id);
+    let json = env.ok(&["ls", "-o", "json"]);
+    assert_eq!(json.trim(), "[]");
+}
+
+#[test]
+fn unknown_sandbox_exits_3() {
+    let env = Env::new();
+    for args in [
+        &["stop", "ghost", "-f"][..],
+        &["rm", "ghost", "-f"],
+        &["status", "ghost"],
+    ] {
+        let o = env.islo(args);
+        assert_eq!(o.status.code(), Some(3), "islo {args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("ghost"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn islod_restart_readopts_running_sandboxes() {
+    let env = Env::new();
+    assert!(
+        env.sh(
+            "live",
+            "echo before > /tmp/mem; sleep 1000 >/dev/null 2>&1 &"
+        )
+        .status
+        .success()
+    );
+    let first = env.islod_pid().unwrap();
+    env.stop_islod();
+    // The next command starts a new islod, which re-adopts the sandbox: its process still runs.
+    let o = env.sh("live", "cat /tmp/mem; pidof sleep | wc -w");
+    assert_eq!(stdout(&o), "before\n1\n", "{}", stderr(&o));
+    assert_ne!(env.islod_pid().unwrap(), first);
+    assert!(env.ok(&["ls"]).contains("Running"));
+}
+
+#[test]
+fn sandbox_that_died_while_islod_was_down_is_marked_stopped() {
+    let env = Env::new();
+    assert!(env.sh("dies", "echo data > /workspace/d").status.success());
+    let id = env.id_of("dies");
+    env.stop_islod();
+    let root = env.state().join("runtime");
+    let kill = std::process::Command::new("crun")
+        .arg("--root")
+        .arg(&root)
+        .args(["kill", &id, "KILL"])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = env.ok(&["status", "dies"]);
+    assert!(
+        status.contains("Status: Stopped") && status.contains("Reason:"),
+        "{status}"
+    );
+    // …and `islo use` starts it again with its files.
+    assert_eq!(stdout(&env.sh("dies", "cat /workspace/d")), "data\n");
+}
+
+#[test]
+fn generated_names_and_scratch_images() {
+    let env = Env::new();
+    let scratch = format!("{}/islo-test/scratch:latest", env.registry);
+    let o = env.islo(&[
+        "use",
+        "-i",
+        &scratch,
+        "--",
+        "/busybox",
+        "echo",
+        "from scratch",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from scratch\n");
+    assert!(
+        stderr(&o).contains("Created sandbox "),
+        "a generated name is announced: {}",
+        stderr(&o)
+    );
+    let json = env.ok(&["ls", "-o", "json"]);
+    let items: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"], "running");
+}
+
+#[test]
+fn default_image_is_python_through_the_mirror() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "demo",
+        "--",
+        "python3",
+        "-c",
+        "print('hello from the sandbox')",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello from the sandbox\n");
+    let st = env.ok(&["status", "demo"]);
+    assert!(
+        st.contains("Image: python:3.12-slim") && st.contains("Memory: 2Gi"),
+        "{st}"
+    );
+}
