@@ -13,7 +13,11 @@ pub const STREAM_CAP_BYTES: usize = 1 << 20;
 pub struct ExecRequest {
     /// argv; no shell is involved.
     pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::env_map",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub env: Option<BTreeMap<String, String>>,
     /// Seconds after which the command is killed and the exec ends as `timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,5 +15,18 @@ pub use sandbox::{
     TokenRequest, TokenResponse, limits,
 };
 
+/// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.
+pub(crate) fn env_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, D::Error> {
+    use serde::Deserialize;
+    let raw: Option<std::collections::BTreeMap<String, Option<String>>> = Option::deserialize(d)?;
+    Ok(raw.map(|m| {
+        m.into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
+    }))
+}
+
 /// Header a client may send to make a create idempotent without a body field (extension).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -79,7 +79,11 @@ pub struct CreateSandboxRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_gb: Option<u32>,
     /// Environment of every later exec.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::env_map",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub env: Option<BTreeMap<String, String>>,
     /// Default working directory; relative paths are under `/workspace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 //! a template per size), `disk/` (its mount: `upper/`, `work/`), `rootfs/` (the overlay),
 //! `run/` (agent socket), `config.json`, `agent.log`, `runtime.log`.
 
+mod elf;
 mod seccomp;
 mod spec;
 
@@ -51,6 +52,22 @@ impl OciDriver {
                 "agent binary {} not found (build it with scripts/build-agent.sh or set agent_path)",
                 cfg.agent_binary.display()
             )));
+        }
+        match elf::is_static(&cfg.agent_binary) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(DriverError::Host(format!(
+                    "agent binary {} is dynamically linked; it must be static to run in any image \
+                     (build it with scripts/build-agent.sh)",
+                    cfg.agent_binary.display()
+                )));
+            }
+            Err(e) => {
+                return Err(DriverError::Host(format!(
+                    "agent binary {}: {e}",
+                    cfg.agent_binary.display()
+                )));
+            }
         }
         let runtime = match &cfg.runtime {
             Some(r) => find_program(r)
@@ -238,13 +255,30 @@ impl OciDriver {
             let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
             return Err(self.runtime_err("run", &spec.id, tail));
         }
-        agent::wait_ready(&self.agent_socket(&spec.id), READY_TIMEOUT).map_err(|e| {
+        self.wait_ready(&spec.id).map_err(|e| {
             let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
             DriverError::Agent {
                 id: spec.id.clone(),
                 detail: format!("{e}; agent log: {}", log.trim()),
             }
         })
+    }
+
+    /// Wait for the agent to answer; give up early if the sandbox's PID 1 has exited.
+    fn wait_ready(&self, id: &SandboxId) -> Result<(), String> {
+        let sock = self.agent_socket(id);
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            match agent::wait_ready(&sock, Duration::from_millis(100)) {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
+                Err(e) => {
+                    if self.observe(id).map_err(|e| e.to_string())? != Observed::Running {
+                        return Err(format!("the sandbox exited while starting ({e})"));
+                    }
+                }
+            }
+        }
     }
 
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
