@@ -1,7 +1,21 @@
 //! The OpenAPI document, generated from the handlers and the `islo-api` types.
 //! `openapi.json` at the repository root is this document, committed; a test checks they agree.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Every endpoint but `/auth/token` and `/openapi.json` takes a bearer token.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let scheme =
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", scheme);
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +38,9 @@ use utoipa::OpenApi;
         super::system::info,
         super::system::pull,
     ),
-    components(schemas(islo_api::ErrorCode, islo_api::SandboxStatus, islo_api::ExecStatus))
+    components(schemas(islo_api::ErrorCode, islo_api::SandboxStatus, islo_api::ExecStatus)),
+    modifiers(&Bearer),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
 

@@ -1,0 +1,453 @@
+//! The API in-process over the fake back end (no privileges): authentication on every
+//! endpoint, tenancy, the lifecycle, validation, idempotency, reconciliation, and the
+//! committed OpenAPI document.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use islo_api::{CreateSandboxRequest, ErrorCode, ExecRequest, ExecStatus, SandboxStatus};
+use islo_client::{Client, ClientError, Endpoint, ExecStreamEvent};
+use islo_runtime::fake::FakeDriver;
+use islod::app::{App, AppSettings, Tenant};
+use islod::http::{HttpState, Transport, hash_secret, new_api_key, router};
+use islod::images::{ImageSettings, ImageStore};
+use islod::store::{ImageRow, Store};
+
+const IMAGE: &str = "fake:latest";
+
+struct Server {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    app: Arc<App>,
+    tcp: String,
+    unix: std::path::PathBuf,
+}
+
+fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
+    let images =
+        ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
+    std::fs::create_dir_all(dir.join("fake")).unwrap();
+    let settings = AppSettings {
+        pids_limit: 64,
+        user: "islo".into(),
+        uid: 1000,
+        state_dir: dir.display().to_string(),
+    };
+    Arc::new(App::new(
+        store,
+        images,
+        Arc::new(FakeDriver::new(&dir.join("fake"))),
+        settings,
+    ))
+}
+
+async fn serve(
+    app: Arc<App>,
+    local: Tenant,
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf) {
+    let state = |transport| HttpState {
+        app: app.clone(),
+        transport,
+        local_tenant: local.clone(),
+    };
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", tcp.local_addr().unwrap());
+    let r = router(state(Transport::Tcp));
+    tokio::spawn(async move { axum::serve(tcp, r).await });
+    let sock = dir.join("islod.sock");
+    let unix = tokio::net::UnixListener::bind(&sock).unwrap();
+    let r = router(state(Transport::Unix));
+    tokio::spawn(async move { axum::serve(unix, r).await });
+    (addr, sock)
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    // A cached image with no layers: the fake back end needs none.
+    let row = ImageRow {
+        reference: format!("docker.io/library/{IMAGE}"),
+        digest: "sha256:00".into(),
+        config: "{}".into(),
+        layers: vec![],
+    };
+    store.put_image(&row).unwrap();
+    let local = Tenant {
+        id: store.ensure_tenant("local").unwrap(),
+        name: "local".into(),
+    };
+    let app = app_over(dir.path(), store.clone());
+    let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
+    Server {
+        _dir: dir,
+        store,
+        app,
+        tcp,
+        unix,
+    }
+}
+
+impl Server {
+    fn key(&self, tenant: &str) -> String {
+        let k = new_api_key();
+        let t = self.store.ensure_tenant(tenant).unwrap();
+        self.store.insert_key(&t, "test", &hash_secret(&k)).unwrap();
+        k
+    }
+    fn client(&self, tenant: &str) -> Client {
+        Client::new(Endpoint::Http(self.tcp.clone()), Some(self.key(tenant))).unwrap()
+    }
+}
+
+fn create(name: &str) -> CreateSandboxRequest {
+    CreateSandboxRequest {
+        name: Some(name.into()),
+        image: Some(IMAGE.into()),
+        ..Default::default()
+    }
+}
+
+fn code(e: ClientError) -> ErrorCode {
+    e.code().unwrap_or_else(|| panic!("not an API error: {e}"))
+}
+
+#[tokio::test]
+async fn every_documented_endpoint_requires_auth_over_tcp() {
+    let s = server().await;
+    let doc: serde_json::Value = serde_json::from_str(&islod::http::openapi::document()).unwrap();
+    let http = reqwest::Client::new();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/auth/token" {
+            continue;
+        }
+        let url = format!(
+            "{}{}",
+            s.tcp,
+            path.replace("{sandbox_name}", "x")
+                .replace("{id}", "x")
+                .replace("{exec_id}", "x")
+        );
+        for method in item.as_object().unwrap().keys() {
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for auth in [None, Some("Bearer islo_key_forged"), Some("Basic eDp4")] {
+                let mut r = http.request(m.clone(), &url).json(&serde_json::json!({}));
+                if let Some(a) = auth {
+                    r = r.header("authorization", a);
+                }
+                let resp = r.send().await.unwrap();
+                assert_eq!(resp.status(), 401, "{method} {path} with {auth:?}");
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["code"], "AUTH_REQUIRED");
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 30,
+        "walked only {checked} endpoint/credential pairs"
+    );
+}
+
+#[tokio::test]
+async fn token_exchange_and_bearer_tokens() {
+    let s = server().await;
+    let key = s.key("alpha");
+    let anon = Client::new(Endpoint::Http(s.tcp.clone()), None).unwrap();
+    let tok = anon.token(&key).await.unwrap();
+    assert!(tok.session_token.starts_with("islo_st_") && tok.cookie_max_age == 600);
+    let c = Client::new(Endpoint::Http(s.tcp.clone()), Some(tok.session_token)).unwrap();
+    assert_eq!(c.system().await.unwrap().tenant, "alpha");
+    assert_eq!(
+        code(anon.token("islo_key_nope").await.unwrap_err()),
+        ErrorCode::AuthRequired
+    );
+    // Keys are stored hashed, never in clear.
+    let db = std::fs::read(s._dir.path().join("islod.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(&key));
+    // The unix socket is the local user's boundary: no token needed there.
+    let local = Client::new(Endpoint::Unix(s.unix.clone()), None).unwrap();
+    assert_eq!(local.system().await.unwrap().tenant, "local");
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_own_sandboxes() {
+    let s = server().await;
+    let (a, b) = (s.client("alpha"), s.client("beta"));
+    let sb = a.create_sandbox(&create("mine")).await.unwrap();
+    assert_eq!(
+        code(b.get_sandbox("mine").await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    assert_eq!(
+        code(b.get_sandbox_by_id(&sb.id).await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    assert_eq!(
+        code(b.stop_sandbox("mine").await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    assert_eq!(
+        code(b.delete_sandbox("mine").await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    let ex = ExecRequest {
+        command: vec!["true".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        code(b.exec("mine", &ex).await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    assert_eq!(b.all_sandboxes(&[]).await.unwrap().len(), 0);
+    b.create_sandbox(&create("mine")).await.unwrap();
+    assert_eq!(a.get_sandbox("mine").await.unwrap().id, sb.id);
+}
+
+#[tokio::test]
+async fn lifecycle_exec_and_deleted_records() {
+    let s = server().await;
+    let c = s.client("alpha");
+    let mut req = create("life");
+    req.env = Some([("GREETING".to_string(), "hi".to_string())].into());
+    let sb = c.create_sandbox(&req).await.unwrap();
+    assert_eq!(
+        (sb.status, sb.workdir.as_deref()),
+        (SandboxStatus::Running, Some("/workspace"))
+    );
+    assert_eq!(
+        code(c.create_sandbox(&create("life")).await.unwrap_err()),
+        ErrorCode::SandboxAlreadyExists
+    );
+
+    let ex = ExecRequest {
+        command: vec!["echo".into(), "a".into(), "b".into()],
+        ..Default::default()
+    };
+    let mut events = Box::pin(c.exec_stream("life", &ex).await.unwrap());
+    let mut got = Vec::new();
+    while let Some(ev) = events.next().await {
+        got.push(ev.unwrap());
+    }
+    assert_eq!(
+        got,
+        vec![
+            ExecStreamEvent::Stdout(b"a b\n".to_vec()),
+            ExecStreamEvent::Exit(0)
+        ]
+    );
+
+    let started = c
+        .exec(
+            "life",
+            &ExecRequest {
+                command: vec!["exit".into(), "5".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (started.status, started.sandbox_id.as_str()),
+        (ExecStatus::Running, sb.id.as_str())
+    );
+    let mut res = c.exec_result("life", &started.exec_id).await.unwrap();
+    for _ in 0..100 {
+        if res.status != ExecStatus::Running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        res = c.exec_result("life", &started.exec_id).await.unwrap();
+    }
+    assert_eq!(
+        (res.status, res.exit_code),
+        (ExecStatus::Completed, Some(5))
+    );
+    assert_eq!(
+        code(c.exec_result("life", "nope").await.unwrap_err()),
+        ErrorCode::ResourceNotFound
+    );
+
+    assert_eq!(
+        c.stop_sandbox("life").await.unwrap().status,
+        SandboxStatus::Stopped
+    );
+    assert_eq!(
+        code(c.exec("life", &ex).await.unwrap_err()),
+        ErrorCode::SandboxInvalidState
+    );
+    assert_eq!(
+        c.resume_sandbox("life").await.unwrap().status,
+        SandboxStatus::Running
+    );
+    c.delete_sandbox("life").await.unwrap();
+    let gone = c.get_sandbox_by_id(&sb.id).await.unwrap();
+    assert_eq!(gone.status, SandboxStatus::Deleted);
+    assert!(gone.deleted_at.is_some());
+    assert_eq!(
+        c.all_sandboxes(&[SandboxStatus::Deleted])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        c.create_sandbox(&create("life")).await.unwrap().status,
+        SandboxStatus::Running,
+        "names are reusable"
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_say_what_is_wrong() {
+    let s = server().await;
+    let c = s.client("alpha");
+    let bad = [
+        CreateSandboxRequest {
+            name: Some("bad name".into()),
+            ..create("valid-name")
+        },
+        CreateSandboxRequest {
+            vcpus: Some(0),
+            ..create("valid-name")
+        },
+        CreateSandboxRequest {
+            memory_mb: Some(9000),
+            ..create("valid-name")
+        },
+        CreateSandboxRequest {
+            disk_gb: Some(101),
+            ..create("valid-name")
+        },
+        CreateSandboxRequest {
+            workdir: Some("../etc".into()),
+            ..create("valid-name")
+        },
+    ];
+    for req in bad {
+        let e = c.create_sandbox(&req).await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Api { status: 422, .. }),
+            "{req:?}: {e}"
+        );
+    }
+    let e = c
+        .create_sandbox(&CreateSandboxRequest {
+            image: Some("Not A Ref".into()),
+            ..create("valid-name")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), ErrorCode::InvalidRequest);
+    assert!(
+        c.all_sandboxes(&[]).await.unwrap().is_empty(),
+        "failed creates leave nothing"
+    );
+    let http = reqwest::Client::new();
+    let key = s.key("alpha");
+    for (method, path, body) in [
+        ("POST", "/sandboxes", "{not json"),
+        ("GET", "/sandboxes?limit=0", ""),
+        ("GET", "/sandboxes?status=paused", ""),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = http
+            .request(m, format!("{}{path}", s.tcp))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{method} {path}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], "VALIDATION_ERROR");
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn request_id_replays_and_conflicts() {
+    let s = server().await;
+    let c = s.client("alpha");
+    let req = CreateSandboxRequest {
+        request_id: Some("r-1".into()),
+        ..create("idem")
+    };
+    let a = c.create_sandbox(&req).await.unwrap();
+    let b = c.create_sandbox(&req).await.unwrap();
+    assert_eq!(a.id, b.id);
+    let other = CreateSandboxRequest {
+        vcpus: Some(4),
+        ..req
+    };
+    assert_eq!(
+        code(c.create_sandbox(&other).await.unwrap_err()),
+        ErrorCode::SandboxAlreadyExists
+    );
+}
+
+#[tokio::test]
+async fn list_pages_and_filters() {
+    let s = server().await;
+    let c = s.client("alpha");
+    for n in ["web-1", "web-2", "web-3", "db-1"] {
+        c.create_sandbox(&create(n)).await.unwrap();
+    }
+    c.stop_sandbox("db-1").await.unwrap();
+    let page = c.list_sandboxes(2, 0, &[], Some("web-")).await.unwrap();
+    assert_eq!(
+        (page.items.len(), page.total, page.limit, page.offset),
+        (2, 3, 2, 0)
+    );
+    let stopped = c
+        .list_sandboxes(50, 0, &[SandboxStatus::Stopped], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        stopped
+            .items
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["db-1"]
+    );
+    assert_eq!(c.all_sandboxes(&[]).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn reconcile_marks_lost_sandboxes_and_undoes_interrupted_creates() {
+    let s = server().await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("lost")).await.unwrap();
+    let tenant = s.store.ensure_tenant("alpha").unwrap();
+    let row = s.store.sandbox_by_name(&tenant, "lost").unwrap().unwrap();
+    let mut half = row.clone();
+    half.id = "interrupted".into();
+    half.name = "half".into();
+    half.status = SandboxStatus::Starting;
+    half.request_id = None;
+    s.store.insert_sandbox(&half).unwrap();
+    // A new server over the same state whose back end knows none of them (as after a reboot).
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = app_over(dir.path(), s.store.clone());
+    let done = fresh.reconcile().await.unwrap();
+    assert_eq!(done.undone_creates, 1);
+    assert!(s.store.sandbox_by_name(&tenant, "half").unwrap().is_none());
+    let lost = s.store.sandbox_by_name(&tenant, "lost").unwrap().unwrap();
+    assert_eq!(lost.status, SandboxStatus::Failed);
+    assert!(lost.status_reason.unwrap().contains("gone"));
+    // The original server's sandboxes are untouched by its own reconcile: all adopted.
+    let again = s.app.reconcile().await.unwrap();
+    assert_eq!(again.adopted, 0, "lost is failed now, not running");
+}
+
+#[test]
+fn committed_openapi_document_matches_the_code() {
+    let committed = include_str!("../../../openapi.json");
+    assert!(
+        committed == islod::http::openapi::document(),
+        "openapi.json is stale: run `cargo run -p islod -- openapi > openapi.json`"
+    );
+}
