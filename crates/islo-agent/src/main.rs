@@ -37,6 +37,9 @@ fn serve(socket: &std::path::Path) -> std::io::Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    if let Some(dir) = socket.parent() {
+        move_log(&dir.join("agent.log"))?;
+    }
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
@@ -49,6 +52,18 @@ fn serve(socket: &std::path::Path) -> std::io::Result<()> {
             Err(e) => eprintln!("islo-agent: accept: {e}"),
         }
     }
+    Ok(())
+}
+
+/// From now on log into `path` (inside the sandbox, on its own disk): the runtime gave PID 1
+/// a host file as stdout/stderr, which code in the sandbox could reach via `/proc/1/fd/1`.
+fn move_log(path: &std::path::Path) -> std::io::Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    rustix::stdio::dup2_stdout(&log)?;
+    rustix::stdio::dup2_stderr(&log)?;
     Ok(())
 }
 

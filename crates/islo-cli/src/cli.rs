@@ -36,7 +36,7 @@ pub enum Output {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Use a sandbox: create it if needed, then run a command in it.
-    Use(UseArgs),
+    Use(Box<UseArgs>),
     /// List sandboxes.
     #[command(alias = "list")]
     Ls(LsArgs),
@@ -135,7 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Login { api_key } => connect::login(&api_key).map(|_| 0),
         Cmd::Logout => connect::logout().map(|_| 0),
-        Cmd::Use(a) => cmd_use::run(a, project.as_ref(), cli.output).await,
+        Cmd::Use(a) => cmd_use::run(*a, project.as_ref(), cli.output).await,
         Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)
             .await
             .map(|_| 0),

@@ -22,7 +22,7 @@ pub fn confirm(question: &str) -> bool {
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header(header.iter().map(|h| comfy_table::Cell::new(h)));
+    t.set_header(header.iter().map(comfy_table::Cell::new));
     for r in rows {
         t.add_row(r);
     }
@@ -34,7 +34,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 
 /// `2048` MB → `2Gi`, `512` → `512Mi`.
 pub fn memory(mb: u32) -> String {
-    if mb % 1024 == 0 {
+    if mb.is_multiple_of(1024) {
         format!("{}Gi", mb / 1024)
     } else {
         format!("{mb}Mi")

@@ -1,5 +1,7 @@
 //! Authentication and tenancy through the real CLI against islod on TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 mod common;
 
 use std::net::TcpListener;

@@ -1,5 +1,7 @@
 //! Images end to end: cache reuse, whiteouts, hostile layers refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 mod common;
 
 use common::{Env, stderr, stdout};

@@ -1,5 +1,7 @@
 //! Hostile code inside a sandbox: what it must not be able to do.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 mod common;
 
 use common::{Env, stderr, stdout};
@@ -150,4 +152,95 @@ fn memory_past_the_limit_is_oom_killed_and_the_sandbox_survives() {
     assert!(!stdout(&o).contains("survived"));
     let o = env.islo(&["use", "mem", "--", "python3", "-c", "print('still here')"]);
     assert_eq!(stdout(&o), "still here\n", "{}", stderr(&o));
+}
+
+#[test]
+fn agent_socket_swapped_for_a_symlink_is_not_followed() {
+    let env = Env::new();
+    assert!(env.sh("swap", "true").status.success());
+    // A host service islod must never be pointed at.
+    let host_sock = env.dir.path().join("host-service.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&host_sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let script = format!(
+        "rm -f /.islo/run/agent.sock && ln -s {} /.islo/run/agent.sock",
+        host_sock.display()
+    );
+    let o = env.islo(&[
+        "use",
+        "swap",
+        "--run-as-user",
+        "root",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.islo(&["use", "swap", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a socket"), "{}", stderr(&o));
+    assert!(
+        listener.accept().is_err(),
+        "islod connected to a host socket through the sandbox's symlink"
+    );
+}
+
+#[test]
+fn pid1_output_is_not_a_host_file() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "logs",
+        "-i",
+        &env.busybox(),
+        "--run-as-user",
+        "root",
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/1/fd/1; echo flood > /proc/1/fd/1",
+    ]);
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some("/.islo/run/agent.log"),
+        "{}",
+        stderr(&o)
+    );
+    let id = env.id_of("logs");
+    let host_log = env.state().join("sandboxes").join(&id).join("agent.log");
+    let text = std::fs::read_to_string(host_log).unwrap_or_default();
+    assert!(
+        !text.contains("flood"),
+        "the sandbox wrote into a host file: {text}"
+    );
+}
+
+#[test]
+fn disk_quota_bounds_the_writable_layer() {
+    let env = Env::new();
+    let o = env.islo(&[
+        "use",
+        "full",
+        "-i",
+        &env.busybox(),
+        "--disk",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/workspace/big bs=1M count=1500 2>&1; echo rc=$?",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("No space left") && !out.contains("rc=0"),
+        "{out} {}",
+        stderr(&o)
+    );
+    // The sandbox stays usable: free the space and write again.
+    let o = env.sh(
+        "full",
+        "rm /workspace/big && echo ok > /workspace/small && cat /workspace/small",
+    );
+    assert_eq!(stdout(&o), "ok\n", "{}", stderr(&o));
 }

@@ -1,6 +1,8 @@
 //! End to end: `islo use` creates and runs, exit codes and signals, env/workdir/user,
 //! stop/start keeps files, rm leaves nothing, restarts of islod lose nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 mod common;
 
 use common::{Env, assert_no_trace, stderr, stdout};

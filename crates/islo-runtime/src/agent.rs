@@ -68,16 +68,38 @@ impl ExecControl {
     }
 }
 
+/// Connect to the agent socket at `path` without following a symlink there: the directory
+/// holding it is writable by root inside the sandbox, which could otherwise point islod at any
+/// unix socket of the host. The socket is opened `O_PATH|O_NOFOLLOW`, checked to be a socket,
+/// and connected through `/proc/self/fd/N`, so what was checked is what is connected to.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a socket (refusing to follow it)", path.display()),
+        ));
+    }
+    use std::os::fd::AsRawFd;
+    UnixStream::connect(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 /// Start `req` on the agent at `socket`.
 pub fn exec(socket: &Path, req: ExecRequest) -> Result<ExecConn, ProtoError> {
-    let mut stream = UnixStream::connect(socket)?;
+    let mut stream = connect(socket)?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
     Ok(ExecConn { stream })
 }
 
 /// Ask the agent whether it is alive.
 pub fn ping(socket: &Path) -> Result<(), ProtoError> {
-    let mut stream = UnixStream::connect(socket)?;
+    let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     proto::write_json(
         &mut stream,
@@ -128,4 +150,23 @@ pub fn run_collect(
         }
     }
     Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_refuses_symlinks_and_non_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&real).unwrap();
+        connect(&real).unwrap();
+        let link = dir.path().join("agent.sock");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(connect(&link).is_err(), "a symlink must not be followed");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(connect(&file).is_err());
+    }
 }

@@ -3,6 +3,9 @@
 //! `run_all` panics on the first violation (it is called from tests). It uses only the
 //! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`.
 
+// A test suite: failing loudly with a panic is its job.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use islo_agent::proto::{ExecRequest, PROTOCOL_VERSION};

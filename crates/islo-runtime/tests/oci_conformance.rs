@@ -2,12 +2,14 @@
 //! host-side checks only it can have: nothing left behind after destroy.
 //! Needs root; it fails (never skips) without it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use islo_runtime::conformance;
 use islo_runtime::host::RealHost;
 use islo_runtime::oci::{OciConfig, OciDriver};
-use islo_runtime::{Driver, conformance};
 
 fn agent_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {

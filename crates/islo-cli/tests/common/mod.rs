@@ -3,6 +3,7 @@
 //! agent. Dropping it removes every sandbox it made and stops its islod.
 //! These tests need root and the test registry (`scripts/test-env.sh`); without them they fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

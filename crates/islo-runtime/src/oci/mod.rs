@@ -2,8 +2,10 @@
 //! writable layer on its own size-bounded ext4 loop disk, and `islo-agent` as PID 1.
 //!
 //! Layout per sandbox under `<state>/sandboxes/<id>/`: `disk.img` (sparse ext4, copied from
-//! a template per size), `disk/` (its mount: `upper/`, `work/`), `rootfs/` (the overlay),
-//! `run/` (agent socket), `config.json`, `agent.log`, `runtime.log`.
+//! a template per size), `disk/` (its mount: `upper/`, `work/`, and `run/`, the agent's socket
+//! and log, mounted at `/.islo/run`: on the sandbox's own disk, so it counts against its quota),
+//! `rootfs/` (the overlay), `config.json`, `agent.log` (the agent's output until it moves its
+//! log into `run/`), `runtime.log`.
 
 mod elf;
 mod seccomp;
@@ -133,10 +135,13 @@ impl OciDriver {
                 })
                 .map_err(DriverError::io(format!("mounting disk of {}", spec.id)))?;
         }
-        for sub in ["upper", "work"] {
+        for sub in ["upper", "work", "run"] {
             let p = disk.join(sub);
             std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
         }
+        let run = disk.join("run");
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(DriverError::io(run.display().to_string()))?;
         if !self.host.is_mounted(&rootfs) {
             self.host
                 .mount(&Mount::Overlay {
@@ -217,7 +222,7 @@ impl OciDriver {
 
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
-        for sub in ["disk", "rootfs", "run"] {
+        for sub in ["disk", "rootfs"] {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
         }
@@ -228,7 +233,10 @@ impl OciDriver {
     fn launch(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
         self.mount_storage(spec)?;
-        let (agent_binary, run_dir) = (self.cfg.agent_binary.to_string_lossy(), dir.join("run"));
+        let (agent_binary, run_dir) = (
+            self.cfg.agent_binary.to_string_lossy(),
+            dir.join("disk/run"),
+        );
         let run_dir = run_dir.to_string_lossy();
         let params = spec::SpecParams {
             agent_binary: &agent_binary,
@@ -367,7 +375,7 @@ impl Driver for OciDriver {
     }
 
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
-        self.dir(id).join("run").join(islo_agent::SOCKET_NAME)
+        self.dir(id).join("disk/run").join(islo_agent::SOCKET_NAME)
     }
 }
 

@@ -135,14 +135,14 @@ impl App {
     ) -> Result<SandboxRow, AppError> {
         let c = check(&req)?;
         let hash = request_hash(&req);
-        if let Some(rid) = &req.request_id {
-            if let Some(prev) = self.store.sandbox_by_request(&t.id, rid)? {
-                return if prev.request_hash.as_deref() == Some(hash.as_str()) {
-                    Ok(prev)
-                } else {
-                    Err(AppError::RequestIdReused(rid.clone()))
-                };
-            }
+        if let Some(rid) = &req.request_id
+            && let Some(prev) = self.store.sandbox_by_request(&t.id, rid)?
+        {
+            return if prev.request_hash.as_deref() == Some(hash.as_str()) {
+                Ok(prev)
+            } else {
+                Err(AppError::RequestIdReused(rid.clone()))
+            };
         }
         let row = SandboxRow {
             id: uuid::Uuid::now_v7().to_string(),
