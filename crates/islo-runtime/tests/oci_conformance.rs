@@ -11,20 +11,6 @@ use islo_runtime::conformance;
 use islo_runtime::host::RealHost;
 use islo_runtime::oci::{OciConfig, OciDriver};
 
-fn agent_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {
-        return p.into();
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
-    assert!(
-        p.is_file(),
-        "static agent missing at {}: run scripts/build-agent.sh",
-        p.display()
-    );
-    p
-}
-
 /// A busybox layer made from the host's busybox-static.
 fn busybox_layer(root: &Path) -> PathBuf {
     let layer = root.join("layer");
@@ -56,7 +42,7 @@ fn oci_driver_passes_conformance_and_leaves_nothing() {
     let cfg = OciConfig {
         state_dir: tmp.path().join("state"),
         runtime_root: tmp.path().join("runtime"),
-        agent_binary: agent_binary(),
+        agent_binary: islo_testkit::agent_path(),
         runtime: None,
     };
     let driver = OciDriver::new(cfg, Arc::new(RealHost)).unwrap();

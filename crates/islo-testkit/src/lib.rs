@@ -6,3 +6,19 @@
 
 pub mod oci;
 pub mod registry;
+
+/// The static `islo-agent` for tests: `ISLO_AGENT_PATH`, else the one
+/// `scripts/build-agent.sh` builds. Panics with the fix when it is missing.
+pub fn agent_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {
+        return p.into();
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
+    assert!(
+        p.is_file(),
+        "static agent missing at {}: run scripts/build-agent.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}

@@ -16,19 +16,7 @@ pub struct Env {
     extra: Vec<(String, String)>,
 }
 
-pub fn agent_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("ISLO_AGENT_PATH") {
-        return p.into();
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/x86_64-unknown-linux-gnu/release/islo-agent");
-    assert!(
-        p.is_file(),
-        "static agent missing at {}: run scripts/build-agent.sh (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
+pub use islo_testkit::agent_path;
 
 impl Env {
     pub fn new() -> Self {
