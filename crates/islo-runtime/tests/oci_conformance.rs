@@ -44,6 +44,7 @@ fn oci_driver_passes_conformance_and_leaves_nothing() {
         runtime_root: tmp.path().join("runtime"),
         agent_binary: islo_testkit::agent_path(),
         runtime: None,
+        favor_dynmods: true,
     };
     let driver = OciDriver::new(cfg, Arc::new(RealHost)).unwrap();
     conformance::run_all(&driver, &|name| {

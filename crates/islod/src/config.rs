@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub agent_path: Option<PathBuf>,
     pub runtime: Option<String>,
     pub pids_limit: Option<u32>,
+    pub cgroup_favor_dynmods: Option<bool>,
     #[serde(default)]
     pub registry_mirrors: BTreeMap<String, String>,
     #[serde(default)]
@@ -53,6 +54,8 @@ pub struct Config {
     /// `crun`, `runc`, a path, `fake`, or empty for automatic.
     pub runtime: Option<String>,
     pub pids_limit: u32,
+    /// Remount cgroup2 with `favordynmods` for faster sandbox starts (default true).
+    pub cgroup_favor_dynmods: bool,
     pub registry_mirrors: BTreeMap<String, String>,
     pub registry_credentials: BTreeMap<String, Credential>,
 }
@@ -160,6 +163,7 @@ impl Config {
                 .or(file.runtime)
                 .filter(|r| !r.is_empty()),
             pids_limit,
+            cgroup_favor_dynmods: file.cgroup_favor_dynmods.unwrap_or(true),
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
             state_dir,

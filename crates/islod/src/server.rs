@@ -43,6 +43,7 @@ fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
         runtime_root: cfg.state_dir.join("runtime"),
         agent_binary: cfg.agent_path.clone(),
         runtime: cfg.runtime.clone().map(Into::into),
+        favor_dynmods: cfg.cgroup_favor_dynmods,
     };
     Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
 }

@@ -7,7 +7,9 @@
 //! `rootfs/` (the overlay), `config.json`, `agent.log` (the agent's output until it moves its
 //! log into `run/`), `runtime.log`.
 
+mod disk;
 mod elf;
+mod hostprep;
 mod seccomp;
 mod spec;
 
@@ -28,7 +30,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Settings of the OCI back end.
 #[derive(Debug, Clone)]
 pub struct OciConfig {
-    /// Root of sandbox storage (`sandboxes/`, `disk-templates/`).
+    /// Root of sandbox storage (`sandboxes/`, `disk-templates/`, `disk-pool/`).
     pub state_dir: PathBuf,
     /// The runtime's own state (`--root`).
     pub runtime_root: PathBuf,
@@ -36,6 +38,8 @@ pub struct OciConfig {
     pub agent_binary: PathBuf,
     /// Force a runtime binary (`crun`, `runc`, or a path); default: crun, else runc.
     pub runtime: Option<PathBuf>,
+    /// Mount cgroup2 with `favordynmods` (see `hostprep::favor_dynmods`).
+    pub favor_dynmods: bool,
 }
 
 /// The OCI back end.
@@ -44,6 +48,7 @@ pub struct OciDriver {
     runtime: PathBuf,
     host: Arc<dyn Host>,
     nofile_hard: u64,
+    disks: disk::Disks,
 }
 
 impl OciDriver {
@@ -72,26 +77,27 @@ impl OciDriver {
             }
         }
         let runtime = match &cfg.runtime {
-            Some(r) => find_program(r)
+            Some(r) => hostprep::find_program(r)
                 .ok_or_else(|| DriverError::Host(format!("runtime {} not found", r.display())))?,
-            None => choose_runtime(host.as_ref())?,
+            None => hostprep::choose_runtime(host.as_ref())?,
         };
-        for d in [
-            cfg.state_dir.join("sandboxes"),
-            cfg.state_dir.join("disk-templates"),
-            cfg.runtime_root.clone(),
-        ] {
+        for d in [cfg.state_dir.join("sandboxes"), cfg.runtime_root.clone()] {
             std::fs::create_dir_all(&d).map_err(DriverError::io(d.display().to_string()))?;
         }
         let nofile_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .maximum
             .unwrap_or(65536)
             .min(65536);
+        if cfg.favor_dynmods {
+            hostprep::favor_dynmods(host.as_ref());
+        }
+        let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
         Ok(Self {
             cfg,
             runtime,
             host,
             nofile_hard,
+            disks,
         })
     }
 
@@ -165,74 +171,25 @@ impl OciDriver {
         Ok(())
     }
 
-    /// A fresh sparse ext4 image of `bytes`, copied from a per-size template.
-    fn make_disk(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
-        let tmpl = self
-            .cfg
-            .state_dir
-            .join("disk-templates")
-            .join(format!("{bytes}.img"));
-        if !tmpl.exists() {
-            let tmp = tmpl.with_extension(format!("tmp{}", std::process::id()));
-            let f =
-                std::fs::File::create(&tmp).map_err(DriverError::io(tmp.display().to_string()))?;
-            f.set_len(bytes)
-                .map_err(DriverError::io(tmp.display().to_string()))?;
-            let args: Vec<OsString> = [
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-E",
-                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-            ]
-            .iter()
-            .map(OsString::from)
-            .chain([tmp.clone().into_os_string()])
-            .collect();
-            let out = self
-                .host
-                .run(Path::new("mkfs.ext4"), &args)
-                .map_err(DriverError::io("mkfs.ext4"))?;
-            if !out.success {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(DriverError::Host(format!(
-                    "mkfs.ext4: {}",
-                    out.stderr.trim()
-                )));
-            }
-            std::fs::rename(&tmp, &tmpl).map_err(DriverError::io(tmpl.display().to_string()))?;
-        }
-        let out = self
-            .host
-            .run(
-                Path::new("cp"),
-                &["--sparse=always".into(), tmpl.into(), dest.into()],
-            )
-            .map_err(DriverError::io("cp"))?;
-        if out.success {
-            Ok(())
-        } else {
-            Err(DriverError::Host(format!(
-                "copying disk template: {}",
-                out.stderr.trim()
-            )))
-        }
-    }
-
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
         for sub in ["disk", "rootfs"] {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
         }
-        self.make_disk(spec.limits.disk_bytes, &dir.join("disk.img"))?;
-        self.launch(spec)
+        let t = std::time::Instant::now();
+        self.disks
+            .make(spec.limits.disk_bytes, &dir.join("disk.img"))?;
+        tracing::debug!(sandbox = %spec.id, disk_ms = t.elapsed().as_secs_f64() * 1e3, "disk ready");
+        self.launch(spec, false)
     }
 
-    fn launch(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+    /// Mount and run. `restart`: clear the record a sandbox that died on its own left behind.
+    fn launch(&self, spec: &SandboxSpec, restart: bool) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
+        let t = std::time::Instant::now();
         self.mount_storage(spec)?;
+        let mounted = t.elapsed();
         let (agent_binary, run_dir) = (
             self.cfg.agent_binary.to_string_lossy(),
             dir.join("disk/run"),
@@ -247,11 +204,12 @@ impl OciDriver {
         let path = dir.join("config.json");
         std::fs::write(&path, config.to_string())
             .map_err(DriverError::io(path.display().to_string()))?;
-        // A record left by a sandbox that died on its own blocks a new run.
-        let _ = self.host.run(
-            &self.runtime,
-            &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
-        );
+        if restart {
+            let _ = self.host.run(
+                &self.runtime,
+                &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
+            );
+        }
         let bundle = dir.to_string_lossy().into_owned();
         let args = self.runtime_cmd(&dir, &["run", "-d", "--bundle", &bundle, &spec.id.0]);
         let ok = self
@@ -263,13 +221,18 @@ impl OciDriver {
             let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
             return Err(self.runtime_err("run", &spec.id, tail));
         }
+        let ran = t.elapsed();
         self.wait_ready(&spec.id).map_err(|e| {
             let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
             DriverError::Agent {
                 id: spec.id.clone(),
                 detail: format!("{e}; agent log: {}", log.trim()),
             }
-        })
+        })?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(sandbox = %spec.id, mount_ms = ms(mounted), run_ms = ms(ran - mounted),
+            ready_ms = ms(t.elapsed() - ran), "sandbox launched");
+        Ok(())
     }
 
     /// Wait for the agent to answer; give up early if the sandbox's PID 1 has exited.
@@ -331,7 +294,7 @@ impl Driver for OciDriver {
         if self.observe(&spec.id)? == Observed::Running {
             return Ok(());
         }
-        self.launch(spec).inspect_err(|_| {
+        self.launch(spec, true).inspect_err(|_| {
             let _ = self.stop(&spec.id);
         })
     }
@@ -377,67 +340,4 @@ impl Driver for OciDriver {
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
         self.dir(id).join("disk/run").join(islo_agent::SOCKET_NAME)
     }
-}
-
-fn find_program(p: &Path) -> Option<PathBuf> {
-    if p.components().count() > 1 {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(p))
-        .find(|c| c.is_file())
-}
-
-/// crun when it can run here, else runc.
-fn choose_runtime(host: &dyn Host) -> Result<PathBuf, DriverError> {
-    if let Some(crun) = find_program(Path::new("crun")) {
-        match fix_hybrid_cgroups(host) {
-            Ok(()) => return Ok(crun),
-            Err(e) => {
-                tracing::warn!(error = %e, "crun cannot run on this host's cgroups; trying runc")
-            }
-        }
-    }
-    find_program(Path::new("runc"))
-        .ok_or_else(|| DriverError::Host("no OCI runtime found: install crun or runc".into()))
-}
-
-/// crun refuses cgroup v1 hybrid hosts whose cgroup2 mount still owns a controller
-/// (`hugetlb` here). Moving that controller to its own v1 hierarchy fixes it.
-fn fix_hybrid_cgroups(host: &dyn Host) -> Result<(), String> {
-    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() || !unified.exists() {
-        return Ok(()); // pure v2 or pure v1
-    }
-    let controllers = std::fs::read_to_string(unified).map_err(|e| e.to_string())?;
-    for ctrl in controllers.split_whitespace() {
-        let target = PathBuf::from("/sys/fs/cgroup").join(ctrl);
-        std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        let out = host
-            .run(
-                Path::new("mount"),
-                &[
-                    "-t".into(),
-                    "cgroup".into(),
-                    "-o".into(),
-                    ctrl.into(),
-                    "cgroup".into(),
-                    target.clone().into(),
-                ],
-            )
-            .map_err(|e| e.to_string())?;
-        if !out.success {
-            return Err(format!(
-                "moving cgroup controller {ctrl} to v1: {}",
-                out.stderr.trim()
-            ));
-        }
-        tracing::info!(
-            controller = ctrl,
-            "moved cgroup controller off cgroup2 for crun"
-        );
-    }
-    Ok(())
 }
