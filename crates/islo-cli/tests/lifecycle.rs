@@ -215,3 +215,65 @@ fn default_image_is_python_through_the_mirror() {
         "{st}"
     );
 }
+
+#[test]
+fn interrupting_the_cli_kills_the_remote_command() {
+    let env = Env::new();
+    assert!(env.sh("intr", "true").status.success());
+    let mut child = env
+        .islo_cmd()
+        .args(["use", "intr", "--", "sleep", "300"])
+        .spawn()
+        .unwrap();
+    let seen = |env: &Env| {
+        stdout(&env.sh("intr", "pidof sleep || echo none"))
+            .trim()
+            .to_string()
+    };
+    let mut running = false;
+    for _ in 0..50 {
+        if seen(&env) != "none" {
+            running = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(running, "the remote sleep never started");
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut gone = false;
+    for _ in 0..50 {
+        if seen(&env) == "none" {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "the remote command outlived the interrupted CLI");
+}
+
+#[test]
+fn pulls_show_progress_on_a_terminal() {
+    let env = Env::new();
+    // `script` gives the CLI a real terminal.
+    let cmd = format!(
+        "{} use tty -i {} -- echo done",
+        env!("CARGO_BIN_EXE_islo"),
+        env.busybox()
+    );
+    let o = env
+        .islo_cmd_program("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("done"), "{out}");
+    assert!(
+        out.contains('[') && out.contains("B/"),
+        "no progress bar on a terminal: {out:?}"
+    );
+    assert!(out.contains("Created sandbox tty"), "{out}");
+}

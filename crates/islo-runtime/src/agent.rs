@@ -66,6 +66,11 @@ impl ExecControl {
     pub fn signal(&mut self, sig: u8) -> Result<(), ProtoError> {
         proto::write_frame(&mut self.stream, FrameKind::Signal, &[sig])
     }
+    /// Close the connection both ways: the agent kills a command still running, and a
+    /// reader blocked on events returns.
+    pub fn hang_up(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// Connect to the agent socket at `path` without following a symlink there: the directory

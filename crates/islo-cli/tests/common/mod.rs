@@ -63,7 +63,12 @@ impl Env {
     }
 
     pub fn islo_cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_islo"));
+        self.islo_cmd_program(env!("CARGO_BIN_EXE_islo"))
+    }
+
+    /// `program` with this installation's environment (e.g. a terminal wrapper around islo).
+    pub fn islo_cmd_program(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
         c.env_remove("ISLO_BASE_URL")
             .env_remove("ISLO_COMPUTE_URL")
             .env_remove("ISLO_API_KEY")

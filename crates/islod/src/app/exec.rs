@@ -113,7 +113,8 @@ impl App {
         })
     }
 
-    /// Start `req` and stream its events. Dropping the receiver kills the command.
+    /// Start `req` and stream its events; `Exit` or `Error` is the last one (consumers stop
+    /// there: the channel itself stays open). Dropping the receiver kills the command.
     pub fn exec_stream(
         &self,
         t: &Tenant,
@@ -125,7 +126,8 @@ impl App {
         let socket = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let (tx, rx) = mpsc::channel(64);
         let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-        std::thread::spawn(move || pump(&socket, areq, timeout, tx));
+        let handle = tokio::runtime::Handle::current();
+        std::thread::spawn(move || pump(&socket, areq, timeout, tx, &handle));
         Ok((row, rx))
     }
 
@@ -156,8 +158,12 @@ impl App {
                         if status != ExecStatus::Timeout {
                             status = ExecStatus::Completed;
                         }
+                        break;
                     }
-                    ExecEvent::Error(m) => err.push(format!("islo: {m}\n").as_bytes()),
+                    ExecEvent::Error(m) => {
+                        err.push(format!("islo: {m}\n").as_bytes());
+                        break;
+                    }
                 }
             }
             let truncated = out.truncated || err.truncated;
@@ -204,12 +210,14 @@ impl App {
     }
 }
 
-/// Bridge a blocking agent connection to `tx`.
+/// Bridge a blocking agent connection to `tx`. When the receiver goes away (the client
+/// disconnected) the connection is hung up, which kills the command even if it is silent.
 fn pump(
     socket: &std::path::Path,
     req: islo_agent::ExecRequest,
     timeout: Option<Duration>,
     tx: mpsc::Sender<ExecEvent>,
+    rt: &tokio::runtime::Handle,
 ) {
     let fail = |tx: &mpsc::Sender<ExecEvent>, m: String| {
         let _ = tx.blocking_send(ExecEvent::Error(m));
@@ -223,6 +231,13 @@ fn pump(
         Err(e) => return fail(&tx, e.to_string()),
     };
     let _ = ctl.close_stdin();
+    if let Ok(watch) = conn.control() {
+        let gone = tx.clone();
+        rt.spawn(async move {
+            gone.closed().await;
+            watch.hang_up();
+        });
+    }
     let timed_out = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicBool::new(false));
     if let Some(limit) = timeout {
