@@ -48,37 +48,17 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let out = Arc::new(Out {
         stream: Mutex::new((stream.try_clone()?, false)),
     });
-    let Some(user) = users::lookup(Path::new("/"), &req.user) else {
-        out.finish(
-            FrameKind::Error,
-            format!("unknown user {:?}", req.user).as_bytes(),
-        );
-        return Ok(());
+    let user = match check(&req) {
+        Ok(u) => u,
+        Err(msg) => {
+            out.finish(FrameKind::Error, msg.as_bytes());
+            return Ok(());
+        }
     };
-    if req.argv.is_empty() {
-        out.finish(FrameKind::Error, b"empty command");
-        return Ok(());
-    }
-    if let Err(e) = ensure_workdir(&req.workdir, &user) {
-        out.finish(
-            FrameKind::Error,
-            format!("workdir {}: {e}", req.workdir).as_bytes(),
-        );
-        return Ok(());
-    }
-    let spawned = reaper::spawn_registered(|| command(&req, &user).spawn());
-    let (mut child, exited) = match spawned {
+    let (mut child, exited) = match reaper::spawn_registered(|| command(&req, &user).spawn()) {
         Ok(c) => c,
         Err(e) => {
-            let (code, why) = match e.kind() {
-                std::io::ErrorKind::NotFound => (127, "command not found"),
-                std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
-                _ => (126, "cannot run"),
-            };
-            let msg = format!("islo: {}: {why} ({e})\n", req.argv[0]);
-            out.send(FrameKind::Stderr, msg.as_bytes());
-            let status = serde_json::to_vec(&ExitStatus { code, signal: None }).unwrap_or_default();
-            out.finish(FrameKind::Exit, &status);
+            refuse_spawn(&out, &req.argv[0], &e);
             return Ok(());
         }
     };
@@ -86,30 +66,24 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let finished = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(AtomicU64::new(0));
     let (done_tx, done_rx) = channel();
-    let mut pumps = 0;
-    if let Some(o) = child.stdout.take() {
-        pump(
-            o,
+    let outputs: [(Option<Box<dyn Read + Send>>, FrameKind); 2] = [
+        (
+            child.stdout.take().map(|o| Box::new(o) as _),
             FrameKind::Stdout,
-            out.clone(),
-            progress.clone(),
-            done_tx.clone(),
-        );
-        pumps += 1;
-    }
-    if let Some(e) = child.stderr.take() {
-        pump(
-            e,
+        ),
+        (
+            child.stderr.take().map(|e| Box::new(e) as _),
             FrameKind::Stderr,
-            out.clone(),
-            progress.clone(),
-            done_tx.clone(),
-        );
-        pumps += 1;
+        ),
+    ];
+    let mut pumps = 0;
+    for (src, kind) in outputs {
+        if let Some(src) = src {
+            pump(src, kind, out.clone(), progress.clone(), done_tx.clone());
+            pumps += 1;
+        }
     }
-    let stdin = child.stdin.take();
-    let input = stream.try_clone()?;
-    let fin = finished.clone();
+    let (stdin, input, fin) = (child.stdin.take(), stream.try_clone()?, finished.clone());
     std::thread::spawn(move || forward_input(input, stdin, pgid, fin));
 
     let status = exited.recv().unwrap_or(ExitStatus {
@@ -118,9 +92,37 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     });
     finished.store(true, Ordering::SeqCst);
     drain(pumps, &done_rx, &progress);
-    let payload = serde_json::to_vec(&status).unwrap_or_default();
-    out.finish(FrameKind::Exit, &payload);
+    out.finish(
+        FrameKind::Exit,
+        &serde_json::to_vec(&status).unwrap_or_default(),
+    );
     Ok(())
+}
+
+/// The user to run as, once the request is known to be runnable; else why not.
+fn check(req: &ExecRequest) -> Result<users::User, String> {
+    let user = users::lookup(Path::new("/"), &req.user)
+        .ok_or_else(|| format!("unknown user {:?}", req.user))?;
+    if req.argv.is_empty() {
+        return Err("empty command".into());
+    }
+    ensure_workdir(&req.workdir, &user).map_err(|e| format!("workdir {}: {e}", req.workdir))?;
+    Ok(user)
+}
+
+/// A command that cannot start ends like it would in a shell: 127 not found, 126 otherwise.
+fn refuse_spawn(out: &Out, argv0: &str, e: &std::io::Error) {
+    let (code, why) = match e.kind() {
+        std::io::ErrorKind::NotFound => (127, "command not found"),
+        std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
+        _ => (126, "cannot run"),
+    };
+    out.send(
+        FrameKind::Stderr,
+        format!("islo: {argv0}: {why} ({e})\n").as_bytes(),
+    );
+    let status = serde_json::to_vec(&ExitStatus { code, signal: None }).unwrap_or_default();
+    out.finish(FrameKind::Exit, &status);
 }
 
 fn command(req: &ExecRequest, user: &users::User) -> Command {

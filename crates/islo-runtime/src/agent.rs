@@ -144,7 +144,8 @@ pub fn run_collect(
     req: ExecRequest,
 ) -> Result<(ExitStatus, Vec<u8>, Vec<u8>), ProtoError> {
     let mut conn = exec(socket, req)?;
-    conn.control()?.close_stdin()?;
+    // A quick command may be done and gone before this arrives; that is fine.
+    let _ = conn.control()?.close_stdin();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while let Some(ev) = conn.next_event()? {
         match ev {

@@ -7,7 +7,7 @@
 //! (counted in [`UnpackStats::skipped`]); setuid/setgid bits are cleared. OCI whiteouts become
 //! overlayfs whiteouts (0/0 character devices) and opaque directories (`trusted.overlay.opaque`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -112,90 +112,39 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
         }
         stats.entries += 1;
         ensure_parents(root, &rel, true)?;
-        let path = root.join(&rel);
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name == OPAQUE {
-            let dir = path.parent().unwrap_or(root);
-            rustix::fs::lsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                .map_err(|e| werr(dir)(e.into()))?;
-            stats.whiteouts += 1;
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(WH_PREFIX) {
-            let target = path.with_file_name(hidden);
-            clear(&target, false)?;
-            rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, Mode::empty(), 0)
-                .map_err(|e| werr(&target)(e.into()))?;
+        if whiteout(root, &rel)? {
             stats.whiteouts += 1;
             continue;
         }
         let h = entry.header();
-        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-        let mode = h.mode().unwrap_or(0o644);
-        let mtime = h.mtime().unwrap_or(0) as i64;
+        let meta = Meta {
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            mode: h.mode().unwrap_or(0o644),
+            mtime: h.mtime().unwrap_or(0) as i64,
+        };
         let kind = h.entry_type();
-        if mode & 0o6000 != 0 && kind.is_file() {
+        if meta.mode & 0o6000 != 0 && kind.is_file() {
             stats.setid_cleared += 1;
         }
-        let mode = mode & 0o1777;
+        let path = root.join(&rel);
         match kind {
             tar::EntryType::Directory => {
-                clear(&path, true)?;
-                if !path.exists() {
-                    fs::create_dir(&path).map_err(werr(&path))?;
-                }
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-                    .map_err(werr(&path))?;
-                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
-                dir_times.push((path, mtime));
+                make_dir(&path, &meta)?;
+                dir_times.push((path, meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                clear(&path, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(werr(&path))?;
-                io::copy(&mut entry, &mut f).map_err(werr(&path))?;
-                finish_file(&f, &path, mode, uid, gid)?;
-                set_mtime(&path, mtime);
+                make_file(&mut entry, &path, &meta)?
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(UnpackError::Read)?
-                    .unwrap_or_default()
-                    .into_owned();
+                let target = link_name(&entry)?;
                 clear(&path, false)?;
                 std::os::unix::fs::symlink(&target, &path).map_err(werr(&path))?;
-                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(werr(&path))?;
-                set_mtime(&path, mtime);
+                std::os::unix::fs::lchown(&path, Some(meta.uid), Some(meta.gid))
+                    .map_err(werr(&path))?;
+                set_mtime(&path, meta.mtime);
             }
-            tar::EntryType::Link => {
-                let target_raw = entry
-                    .link_name()
-                    .map_err(UnpackError::Read)?
-                    .unwrap_or_default()
-                    .into_owned();
-                let target = clean(&target_raw)?;
-                let bad = || UnpackError::BadHardLink {
-                    entry: rel.display().to_string(),
-                    target: target_raw.display().to_string(),
-                };
-                ensure_parents(root, &target, false).map_err(|_| bad())?;
-                let src = root.join(&target);
-                match fs::symlink_metadata(&src) {
-                    Ok(m) if m.file_type().is_file() => {}
-                    _ => return Err(bad()),
-                }
-                clear(&path, false)?;
-                fs::hard_link(&src, &path).map_err(werr(&path))?;
-            }
+            tar::EntryType::Link => make_hard_link(root, &rel, &link_name(&entry)?)?,
             _ => stats.skipped += 1, // devices, fifos: never created from a layer
         }
     }
@@ -206,10 +155,92 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
     Ok(stats)
 }
 
-fn finish_file(f: &File, path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), UnpackError> {
-    std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(werr(path))?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(werr(path))
+/// Owner, permissions (setuid/setgid cleared) and time of an entry.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+}
+
+impl Meta {
+    fn perms(&self) -> fs::Permissions {
+        fs::Permissions::from_mode(self.mode & 0o1777)
+    }
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, UnpackError> {
+    Ok(entry
+        .link_name()
+        .map_err(UnpackError::Read)?
+        .unwrap_or_default()
+        .into_owned())
+}
+
+/// Handle an OCI whiteout entry; `false` when `rel` is not one.
+fn whiteout(root: &Path, rel: &Path) -> Result<bool, UnpackError> {
+    let path = root.join(rel);
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name == OPAQUE {
+        let dir = path.parent().unwrap_or(root);
+        rustix::fs::lsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+            .map_err(|e| werr(dir)(e.into()))?;
+        return Ok(true);
+    }
+    let Some(hidden) = name.strip_prefix(WH_PREFIX) else {
+        return Ok(false);
+    };
+    let target = path.with_file_name(hidden);
+    clear(&target, false)?;
+    rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, Mode::empty(), 0)
+        .map_err(|e| werr(&target)(e.into()))?;
+    Ok(true)
+}
+
+fn make_dir(path: &Path, meta: &Meta) -> Result<(), UnpackError> {
+    clear(path, true)?;
+    if !path.exists() {
+        fs::create_dir(path).map_err(werr(path))?;
+    }
+    fs::set_permissions(path, meta.perms()).map_err(werr(path))?;
+    std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)).map_err(werr(path))
+}
+
+fn make_file(src: &mut impl Read, path: &Path, meta: &Meta) -> Result<(), UnpackError> {
+    clear(path, false)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+        .map_err(werr(path))?;
+    io::copy(src, &mut f).map_err(werr(path))?;
+    std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(werr(path))?;
+    f.set_permissions(meta.perms()).map_err(werr(path))?;
+    set_mtime(path, meta.mtime);
+    Ok(())
+}
+
+/// A hard link to a regular file of this layer, reached without symlinks.
+fn make_hard_link(root: &Path, rel: &Path, target_raw: &Path) -> Result<(), UnpackError> {
+    let target = clean(target_raw)?;
+    let bad = || UnpackError::BadHardLink {
+        entry: rel.display().to_string(),
+        target: target_raw.display().to_string(),
+    };
+    ensure_parents(root, &target, false).map_err(|_| bad())?;
+    let src = root.join(&target);
+    match fs::symlink_metadata(&src) {
+        Ok(m) if m.file_type().is_file() => {}
+        _ => return Err(bad()),
+    }
+    let path = root.join(rel);
+    clear(&path, false)?;
+    fs::hard_link(&src, &path).map_err(werr(&path))
 }
 
 fn set_mtime(path: &Path, secs: i64) {
