@@ -153,3 +153,47 @@ fn hostile_layers_are_refused_and_leave_nothing() {
     );
     assert_eq!(env.ok(&["ls", "-o", "json"]).trim(), "[]");
 }
+
+#[test]
+fn manifest_lists_pick_linux_amd64_and_digests_pull() {
+    let env = Env::new();
+    let arch_layer = |arch: &str| tar_with(|b| file(b, "arch", arch.as_bytes()));
+    let dir = tempfile::tempdir().unwrap();
+    let images = [
+        ("arm64", vec![busybox_layer(), arch_layer("arm64")]),
+        ("amd64", vec![busybox_layer(), arch_layer("amd64")]),
+    ];
+    oci::write_multi_arch_layout(dir.path(), &images, "latest").unwrap();
+    let image = format!("{}/islo-test/multiarch:latest", env.registry);
+    oci::push(dir.path(), "latest", &image).unwrap();
+    let o = env.islo(&["use", "multi", "-i", &image, "--", "cat", "/arch"]);
+    assert_eq!(stdout(&o), "amd64", "{}", stderr(&o));
+
+    // The same image by digest, as `repo@sha256:…`.
+    let client = islo_client::Client::new(
+        islo_client::Endpoint::Unix(env.state().join("islod.sock")),
+        None,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let last = rt.block_on(async {
+        use futures_util::StreamExt;
+        client
+            .pull_image(&image)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+            .pop()
+    });
+    let Some(Ok(islo_api::ImagePullEvent::Done { digest, .. })) = last else {
+        panic!("{last:?}")
+    };
+    let by_digest = format!("{}/islo-test/multiarch@{digest}", env.registry);
+    let o = env.islo(&["use", "pinned", "-i", &by_digest, "--", "cat", "/arch"]);
+    assert_eq!(stdout(&o), "amd64", "{}", stderr(&o));
+    assert!(env.ok(&["status", "pinned"]).contains(&digest));
+}

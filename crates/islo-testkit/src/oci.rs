@@ -52,6 +52,49 @@ pub fn layer_from_dir(rootfs: &Path) -> anyhow::Result<Layer> {
 
 /// Write an OCI image layout at `out` with `layers` (lowest first), tagged `tag`.
 pub fn write_layout(out: &Path, layers: &[Layer], env: &[&str], tag: &str) -> anyhow::Result<()> {
+    let manifest = write_image(out, layers, env, "amd64")?;
+    write_index(out, &[manifest], tag)
+}
+
+/// Write a multi-platform image (an image index) at `out`: one image per `(arch, layers)`.
+pub fn write_multi_arch_layout(
+    out: &Path,
+    images: &[(&str, Vec<Layer>)],
+    tag: &str,
+) -> anyhow::Result<()> {
+    let mut manifests = Vec::new();
+    for (arch, layers) in images {
+        manifests.push(write_image(out, layers, &["PATH=/bin"], arch)?);
+    }
+    let blobs = out.join("blobs/sha256");
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
+    })
+    .to_string();
+    let d = sha(index.as_bytes());
+    std::fs::write(blobs.join(d.trim_start_matches("sha256:")), &index)?;
+    let desc = serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": index.len()});
+    write_index(out, &[desc], tag)
+}
+
+fn write_index(out: &Path, manifests: &[serde_json::Value], tag: &str) -> anyhow::Result<()> {
+    let mut manifests = manifests.to_vec();
+    for m in &mut manifests {
+        m["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+    std::fs::write(out.join("index.json"), index.to_string())?;
+    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    Ok(())
+}
+
+/// Write the blobs of one image; returns its manifest descriptor (with its platform).
+fn write_image(
+    out: &Path,
+    layers: &[Layer],
+    env: &[&str],
+    arch: &str,
+) -> anyhow::Result<serde_json::Value> {
     let blobs = out.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
     let put = |data: &[u8]| -> anyhow::Result<String> {
@@ -67,7 +110,7 @@ pub fn write_layout(out: &Path, layers: &[Layer], env: &[&str], tag: &str) -> an
         }));
     }
     let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
+        "architecture": arch, "os": "linux",
         "config": {"Env": env, "Cmd": ["/bin/sh"]},
         "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()}
     })
@@ -80,20 +123,22 @@ pub fn write_layout(out: &Path, layers: &[Layer], env: &[&str], tag: &str) -> an
     })
     .to_string();
     let md = put(manifest.as_bytes())?;
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
-                       "annotations": {"org.opencontainers.image.ref.name": tag}}]
-    });
-    std::fs::write(out.join("index.json"), index.to_string())?;
-    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    Ok(())
+    Ok(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+        "platform": {"architecture": arch, "os": "linux"}
+    }))
 }
 
 /// Push the layout at `layout` (tag `tag`) to `dest` (`host:port/repo:tag`) over plain HTTP.
 pub fn push(layout: &Path, tag: &str, dest: &str) -> anyhow::Result<()> {
     let out = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+        .args([
+            "--insecure-policy",
+            "copy",
+            "-q",
+            "--all",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{dest}"))
         .output()
