@@ -5,49 +5,19 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::mpsc::{Sender, channel};
 
 use islo_agent::proto::{self, ExecRequest, ExitStatus, FrameKind, ProtoError};
 use rustix::process::{Pid, Signal, kill_process_group};
 
+use crate::conn::{Out, drain};
 use crate::{reaper, users};
-
-/// After the command exits, output still arriving is forwarded until the pipes close or stay
-/// quiet this long (a background process may hold them open for ever).
-const DRAIN_QUIET: Duration = Duration::from_millis(250);
-
-/// The connection's write half, closed once the exit frame is sent.
-struct Out {
-    stream: Mutex<(UnixStream, bool)>,
-}
-
-impl Out {
-    fn send(&self, kind: FrameKind, payload: &[u8]) -> bool {
-        let mut g = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if g.1 {
-            return false;
-        }
-        proto::write_frame(&mut g.0, kind, payload).is_ok()
-    }
-
-    fn finish(&self, kind: FrameKind, payload: &[u8]) {
-        let mut g = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if !g.1 {
-            let _ = proto::write_frame(&mut g.0, kind, payload);
-            g.1 = true;
-            let _ = g.0.shutdown(std::net::Shutdown::Write);
-        }
-    }
-}
 
 /// Run `req` and stream it on `stream` until it exits.
 pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
-    let out = Arc::new(Out {
-        stream: Mutex::new((stream.try_clone()?, false)),
-    });
+    let out = Arc::new(Out::new(stream.try_clone()?));
     let user = match check(&req) {
         Ok(u) => u,
         Err(msg) => {
@@ -55,7 +25,15 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
             return Ok(());
         }
     };
-    let (mut child, exited) = match reaper::spawn_registered(|| command(&req, &user).spawn()) {
+    let spawn = || {
+        let mut cmd = command(&req.argv, &req.env, &user, &req.workdir);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        cmd.spawn()
+    };
+    let (mut child, exited) = match reaper::spawn_registered(spawn) {
         Ok(c) => c,
         Err(e) => {
             refuse_spawn(&out, &req.argv[0], &e);
@@ -100,7 +78,7 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
 }
 
 /// The user to run as, once the request is known to be runnable; else why not.
-fn check(req: &ExecRequest) -> Result<users::User, String> {
+pub fn check(req: &ExecRequest) -> Result<users::User, String> {
     let user = users::lookup(Path::new("/"), &req.user)
         .ok_or_else(|| format!("unknown user {:?}", req.user))?;
     if req.argv.is_empty() {
@@ -111,7 +89,7 @@ fn check(req: &ExecRequest) -> Result<users::User, String> {
 }
 
 /// A command that cannot start ends like it would in a shell: 127 not found, 126 otherwise.
-fn refuse_spawn(out: &Out, argv0: &str, e: &std::io::Error) {
+pub fn refuse_spawn(out: &Out, argv0: &str, e: &std::io::Error) {
     let (code, why) = match e.kind() {
         std::io::ErrorKind::NotFound => (127, "command not found"),
         std::io::ErrorKind::PermissionDenied => (126, "permission denied"),
@@ -125,25 +103,28 @@ fn refuse_spawn(out: &Out, argv0: &str, e: &std::io::Error) {
     out.finish(FrameKind::Exit, &status);
 }
 
-fn command(req: &ExecRequest, user: &users::User) -> Command {
-    let mut cmd = Command::new(&req.argv[0]);
-    cmd.args(&req.argv[1..]).env_clear();
+/// `argv` as `user` in `workdir` with exactly `env` plus the user's login variables (unless
+/// `env` sets them). Stdio and process group are the caller's.
+pub fn command(
+    argv: &[String],
+    env: &[(String, String)],
+    user: &users::User,
+    workdir: &str,
+) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env_clear();
     // Login variables of the user, unless the caller set them.
     for (k, v) in [
         ("HOME", &user.home),
         ("USER", &user.name),
         ("LOGNAME", &user.name),
     ] {
-        if !req.env.iter().any(|(n, _)| n == k) {
+        if !env.iter().any(|(n, _)| n == k) {
             cmd.env(k, v);
         }
     }
-    cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&req.workdir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(workdir);
     let groups: Vec<libc::gid_t> = user.groups.clone();
     let (uid, gid) = (user.uid, user.gid);
     // SAFETY: the closure runs in the forked (single-threaded) child before exec and only
@@ -164,7 +145,7 @@ fn command(req: &ExecRequest, user: &users::User) -> Command {
     cmd
 }
 
-fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
+pub fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
     let path = Path::new(dir);
     if !path.is_absolute() {
         return Err(std::io::Error::other("must be absolute"));
@@ -212,25 +193,6 @@ fn pump(
         }
         let _ = done.send(());
     });
-}
-
-/// Wait for the output pumps to finish, or for output to stay quiet for [`DRAIN_QUIET`].
-fn drain(pumps: usize, done: &std::sync::mpsc::Receiver<()>, progress: &AtomicU64) {
-    let mut left = pumps;
-    let mut seen = progress.load(Ordering::SeqCst);
-    while left > 0 {
-        match done.recv_timeout(DRAIN_QUIET) {
-            Ok(()) => left -= 1,
-            Err(RecvTimeoutError::Timeout) => {
-                let now = progress.load(Ordering::SeqCst);
-                if now == seen {
-                    return;
-                }
-                seen = now;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-    }
 }
 
 /// Client frames: stdin data, end of stdin, signals. A client that goes away before the

@@ -6,8 +6,8 @@
 pub mod proto;
 
 pub use proto::{
-    AgentRequest, ExecRequest, ExitStatus, Frame, FrameKind, PROTOCOL_VERSION, ProtoError,
-    read_frame, write_frame,
+    AgentRequest, AttachRequest, ExecRequest, ExitStatus, Frame, FrameKind, PROTOCOL_VERSION,
+    ProtoError, SessionInfo, SessionSpec, TtySize, read_frame, write_frame,
 };
 
 /// Where the agent binary is mounted inside every sandbox.

@@ -5,9 +5,12 @@
 //! connection, see `islo_agent::proto`. It uses plain threads: it must stay small and start in
 //! a millisecond in any image (glibc, musl, busybox or none), so it is linked statically.
 
+mod conn;
 mod exec;
 mod prepare;
+mod pty;
 mod reaper;
+mod sessions;
 mod users;
 
 use std::os::unix::fs::PermissionsExt;
@@ -23,7 +26,10 @@ fn main() {
         .unwrap_or_else(|| {
             PathBuf::from(islo_agent::RUN_DIR_IN_SANDBOX).join(islo_agent::SOCKET_NAME)
         });
-    if let Err(e) = prepare::prepare_from_env() {
+    // Only PID 1 of a sandbox prepares its root: the agent also runs outside one in tests.
+    if std::process::id() == 1
+        && let Err(e) = prepare::prepare_from_env()
+    {
         eprintln!("islo-agent: preparing the sandbox: {e}");
     }
     reaper::start();
@@ -90,6 +96,15 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
             FrameKind::Pong,
             &serde_json::json!({ "version": PROTOCOL_VERSION }),
         ),
+        AgentRequest::Exec(req) if req.tty.is_some() => sessions::exec_tty(stream, req),
         AgentRequest::Exec(req) => exec::run(stream, req),
+        AgentRequest::Attach(req) => sessions::attach(stream, req),
+        AgentRequest::ListSessions { .. } => {
+            proto::write_json(&mut stream, FrameKind::Reply, &sessions::list())
+        }
+        AgentRequest::KillSession { session, .. } => match sessions::kill(&session) {
+            Ok(()) => proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({})),
+            Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+        },
     }
 }

@@ -6,6 +6,13 @@
 //! `Stdout`/`Stderr` frames and ends with one `Exit` (JSON [`ExitStatus`]) or `Error` (UTF-8
 //! message) frame; the client may send `Stdin`, `StdinEof` and `Signal` (payload: one byte,
 //! the signal number) frames. Payloads are capped at [`MAX_PAYLOAD`].
+//!
+//! An exec with `tty` runs on a pseudo-terminal: its output arrives as `Stdout` frames and the
+//! client may send `Resize` (JSON [`TtySize`]). An `Attach` joins (or creates) a persistent
+//! named session: the agent answers one `Reply` (JSON [`SessionInfo`]), replays the session's
+//! recent screen as `Stdout`, then streams it live; `Exit` comes when the session's process
+//! ends. Closing the connection detaches; the session lives on in the agent. `ListSessions`
+//! and `KillSession` answer one `Reply`.
 
 use std::io::{self, Read, Write};
 
@@ -29,6 +36,8 @@ pub enum FrameKind {
     Error = 7,
     Signal = 8,
     Pong = 9,
+    Resize = 10,
+    Reply = 11,
 }
 
 impl FrameKind {
@@ -43,6 +52,8 @@ impl FrameKind {
             7 => Self::Error,
             8 => Self::Signal,
             9 => Self::Pong,
+            10 => Self::Resize,
+            11 => Self::Reply,
             _ => return None,
         })
     }
@@ -81,15 +92,64 @@ pub enum AgentRequest {
     Ping { version: u32 },
     /// Run a command.
     Exec(ExecRequest),
+    /// Attach to a named session, creating it from `create` when it is missing or dead.
+    Attach(AttachRequest),
+    /// List the sessions.
+    ListSessions { version: u32 },
+    /// End a session (its process group is killed).
+    KillSession { version: u32, session: String },
 }
 
 impl AgentRequest {
     pub fn version(&self) -> u32 {
         match self {
-            Self::Ping { version } => *version,
+            Self::Ping { version }
+            | Self::ListSessions { version }
+            | Self::KillSession { version, .. } => *version,
             Self::Exec(e) => e.version,
+            Self::Attach(a) => a.version,
         }
     }
+}
+
+/// A terminal's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// What a session runs when it has to be created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSpec {
+    /// Empty: the user's login shell (`bash` if present, else `sh`).
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub user: String,
+    pub workdir: String,
+}
+
+/// Join a named session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRequest {
+    pub version: u32,
+    pub session: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<TtySize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<SessionSpec>,
+}
+
+/// A session as the agent reports it (`status`: `connected`, `disconnected` or `dead`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub name: String,
+    pub status: String,
+    pub started_at_unix_ms: u64,
+    pub clients: u32,
+    /// Whether this attach created it.
+    #[serde(default)]
+    pub created: bool,
 }
 
 /// A command to run inside the sandbox.
@@ -104,6 +164,9 @@ pub struct ExecRequest {
     pub user: String,
     /// Absolute working directory.
     pub workdir: String,
+    /// Run on a pseudo-terminal of this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<TtySize>,
 }
 
 /// How a command ended. `code` follows the shell convention: 128+N for signal N.
@@ -188,6 +251,7 @@ mod tests {
             env: vec![("PATH".into(), "/bin".into())],
             user: "islo".into(),
             workdir: "/workspace".into(),
+            tty: None,
         });
         let json = serde_json::to_string(&req).unwrap();
         assert_eq!(
@@ -204,6 +268,19 @@ mod tests {
             serde_json::to_string(&AgentRequest::Ping { version: 1 }).unwrap(),
             r#"{"op":"ping","version":1}"#
         );
+        let attach = AgentRequest::Attach(AttachRequest {
+            version: 1,
+            session: "main".into(),
+            size: Some(TtySize { rows: 24, cols: 80 }),
+            create: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&attach).unwrap(),
+            r#"{"op":"attach","version":1,"session":"main","size":{"rows":24,"cols":80}}"#
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, FrameKind::Resize, &TtySize { rows: 1, cols: 2 }).unwrap();
+        assert_eq!(out[..5], [0, 0, 0, 19, 10]);
     }
 
     #[test]

@@ -40,6 +40,7 @@ fn exec(argv: &[&str], env: &[(&str, &str)]) -> ExecRequest {
             .collect(),
         user: "islo".into(),
         workdir: "/workspace".into(),
+        tty: None,
     }
 }
 

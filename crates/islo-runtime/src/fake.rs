@@ -133,6 +133,13 @@ fn serve(mut conn: UnixStream) {
             &serde_json::json!({"version": 1}),
         ),
         AgentRequest::Exec(req) => fake_exec(&mut conn, &req),
+        AgentRequest::Attach(_)
+        | AgentRequest::ListSessions { .. }
+        | AgentRequest::KillSession { .. } => proto::write_frame(
+            &mut conn,
+            FrameKind::Error,
+            b"the fake back end has no terminal sessions",
+        ),
     };
 }
 

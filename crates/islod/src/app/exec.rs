@@ -110,6 +110,7 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| self.settings.user.clone()),
             workdir,
+            tty: None,
         })
     }
 

@@ -1,0 +1,319 @@
+//! Terminal sessions held by the agent: a process on a pseudo-terminal that outlives every
+//! connection (and islod), with a scrollback ring replayed to whoever attaches next.
+//!
+//! Named sessions live in a registry until killed; a dead one stays listed (status `dead`)
+//! until it is recreated or killed. An exec with `tty` is an unnamed session owned by its one
+//! connection: when that connection goes, its process group is killed.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use islo_agent::proto::{self, FrameKind, ProtoError};
+use islo_agent::{AttachRequest, ExecRequest, ExitStatus, SessionInfo, SessionSpec, TtySize};
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use crate::conn::{Out, drain};
+use crate::{exec, pty, reaper, users};
+
+/// Bytes of recent output kept per session for replay.
+pub const SCROLLBACK: usize = 2 << 20;
+const DEFAULT_SIZE: TtySize = TtySize { rows: 24, cols: 80 };
+
+struct Inner {
+    ring: VecDeque<u8>,
+    clients: Vec<(u64, Arc<Out>)>,
+    exit: Option<ExitStatus>,
+}
+
+/// One process on a terminal.
+pub struct Session {
+    name: String,
+    started_ms: u64,
+    pgid: Pid,
+    controller: OwnedFd,
+    inner: Mutex<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn registry() -> &'static Mutex<HashMap<String, Arc<Session>>> {
+    static R: OnceLock<Mutex<HashMap<String, Arc<Session>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Session {
+    fn info(&self, created: bool) -> SessionInfo {
+        let inner = lock(&self.inner);
+        let status = match (&inner.exit, inner.clients.len()) {
+            (Some(_), _) => "dead",
+            (None, 0) => "disconnected",
+            (None, _) => "connected",
+        };
+        SessionInfo {
+            name: self.name.clone(),
+            status: status.into(),
+            started_at_unix_ms: self.started_ms,
+            clients: inner.clients.len() as u32,
+            created,
+        }
+    }
+
+    fn alive(&self) -> bool {
+        lock(&self.inner).exit.is_none()
+    }
+}
+
+/// The user's login shell: theirs if it exists, else bash, else sh.
+fn login_shell(user: &users::User) -> Vec<String> {
+    let shell = [user.shell.as_str(), "/bin/bash", "/bin/sh"]
+        .into_iter()
+        .find(|s| !s.is_empty() && std::path::Path::new(s).exists())
+        .unwrap_or("/bin/sh");
+    vec![shell.to_string(), "-l".to_string()]
+}
+
+/// Start `spec` on a new terminal of `size`.
+fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, String> {
+    let check = ExecRequest {
+        version: proto::PROTOCOL_VERSION,
+        argv: vec!["-".into()],
+        env: spec.env.clone(),
+        user: spec.user.clone(),
+        workdir: spec.workdir.clone(),
+        tty: Some(size),
+    };
+    let user = exec::check(&check)?;
+    let argv = if spec.argv.is_empty() {
+        login_shell(&user)
+    } else {
+        spec.argv.clone()
+    };
+    let (controller, sub) = pty::open(size).map_err(|e| format!("opening a terminal: {e}"))?;
+    let _ = rustix::fs::fchown(&sub, Some(rustix::fs::Uid::from_raw(user.uid)), None);
+    let mut cmd = exec::command(&argv, &spec.env, &user, &spec.workdir);
+    pty::attach_command(&mut cmd, &sub).map_err(|e| e.to_string())?;
+    let (child, exited) =
+        reaper::spawn_registered(|| cmd.spawn()).map_err(|e| format!("{}: {e}", argv[0]))?;
+    drop(sub);
+    let reader = controller.try_clone().map_err(|e| e.to_string())?;
+    let session = Arc::new(Session {
+        name: name.to_string(),
+        started_ms: now_ms(),
+        pgid: Pid::from_child(&child),
+        controller,
+        inner: Mutex::new(Inner {
+            ring: VecDeque::new(),
+            clients: Vec::new(),
+            exit: None,
+        }),
+    });
+    let progress = Arc::new(AtomicU64::new(0));
+    let (eof_tx, eof_rx) = channel();
+    let (s, p) = (session.clone(), progress.clone());
+    std::thread::spawn(move || read_output(&s, reader, &p, &eof_tx));
+    let s = session.clone();
+    std::thread::spawn(move || {
+        let status = exited.recv().unwrap_or(ExitStatus {
+            code: 255,
+            signal: None,
+        });
+        drain(1, &eof_rx, &progress);
+        let payload = serde_json::to_vec(&status).unwrap_or_default();
+        let mut inner = lock(&s.inner);
+        inner.exit = Some(status);
+        for (_, out) in inner.clients.drain(..) {
+            out.finish(FrameKind::Exit, &payload);
+        }
+    });
+    Ok(session)
+}
+
+/// Copy terminal output into the ring and to every client, until the terminal closes.
+fn read_output(s: &Session, reader: OwnedFd, progress: &AtomicU64, eof: &Sender<()>) {
+    let mut file = std::fs::File::from(reader);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) | Err(_) => break, // EIO once every holder of the terminal is gone
+            Ok(n) => n,
+        };
+        progress.fetch_add(n as u64, Ordering::SeqCst);
+        let mut inner = lock(&s.inner);
+        inner.ring.extend(&buf[..n]);
+        let excess = inner.ring.len().saturating_sub(SCROLLBACK);
+        inner.ring.drain(..excess);
+        inner
+            .clients
+            .retain(|(_, out)| out.send(FrameKind::Stdout, &buf[..n]));
+    }
+    let _ = eof.send(());
+}
+
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+
+/// Serve one client of `s` on `stream` until it leaves. `owner`: the client owns the session
+/// (a tty exec), which dies with it.
+/// `created`: answer with a `Reply` first (named sessions), telling whether this attach made it.
+fn join(
+    s: &Arc<Session>,
+    stream: UnixStream,
+    created: Option<bool>,
+    owner: bool,
+) -> Result<(), ProtoError> {
+    let out = Arc::new(Out::new(stream.try_clone()?));
+    let id = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
+    {
+        // Under the lock: no output can slip between the replay and the live stream.
+        let mut inner = lock(&s.inner);
+        if let Some(st) = inner.exit {
+            out.finish(
+                FrameKind::Exit,
+                &serde_json::to_vec(&st).unwrap_or_default(),
+            );
+            return Ok(());
+        }
+        if let Some(created) = created {
+            let info = SessionInfo {
+                name: s.name.clone(),
+                status: "connected".into(),
+                started_at_unix_ms: s.started_ms,
+                clients: inner.clients.len() as u32 + 1,
+                created,
+            };
+            out.send(
+                FrameKind::Reply,
+                &serde_json::to_vec(&info).unwrap_or_default(),
+            );
+        }
+        let (a, b) = inner.ring.as_slices();
+        for chunk in a.chunks(64 * 1024).chain(b.chunks(64 * 1024)) {
+            out.send(FrameKind::Stdout, chunk);
+        }
+        inner.clients.push((id, out.clone()));
+    }
+    forward_input(s, stream);
+    lock(&s.inner).clients.retain(|(c, _)| *c != id);
+    if owner && s.alive() {
+        let _ = kill_process_group(s.pgid, Signal::KILL);
+    }
+    Ok(())
+}
+
+/// Client frames to the terminal: input, resizes and signals; returns when the client leaves.
+fn forward_input(s: &Session, mut stream: UnixStream) {
+    while let Ok(Some(f)) = proto::read_frame(&mut stream) {
+        match f.kind {
+            FrameKind::Stdin => {
+                let mut data = &f.payload[..];
+                while !data.is_empty() {
+                    match rustix::io::write(&s.controller, data) {
+                        Ok(n) => data = &data[n..],
+                        Err(rustix::io::Errno::INTR) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            FrameKind::Resize => {
+                if let Ok(size) = proto::decode::<TtySize>(&f.payload, "size") {
+                    let _ = pty::resize(&s.controller, size);
+                }
+            }
+            FrameKind::Signal => {
+                if let Some(sig) = f
+                    .payload
+                    .first()
+                    .and_then(|b| Signal::from_named_raw(i32::from(*b)))
+                {
+                    let _ = kill_process_group(s.pgid, sig);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `Attach`: join a named session, creating it when missing or dead and `create` is given.
+pub fn attach(mut stream: UnixStream, req: AttachRequest) -> Result<(), ProtoError> {
+    let size = req.size.unwrap_or(DEFAULT_SIZE);
+    let found = {
+        let mut reg = lock(registry());
+        match reg.get(&req.session) {
+            Some(s) if s.alive() => Ok((s.clone(), false)),
+            _ => match &req.create {
+                None => Err(format!("session {:?} does not exist", req.session)),
+                Some(spec) => spawn(&req.session, spec, size).map(|s| {
+                    reg.insert(req.session.clone(), s.clone());
+                    (s, true)
+                }),
+            },
+        }
+    };
+    let (session, created) = match found {
+        Ok(x) => x,
+        Err(m) => return proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+    };
+    if !created && req.size.is_some() {
+        let _ = pty::resize(&session.controller, size);
+    }
+    join(&session, stream, Some(created), false)
+}
+
+/// An exec with `tty`: an unnamed session that lives as long as this connection.
+pub fn exec_tty(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
+    let spec = SessionSpec {
+        argv: req.argv.clone(),
+        env: req.env.clone(),
+        user: req.user.clone(),
+        workdir: req.workdir.clone(),
+    };
+    match spawn("", &spec, req.tty.unwrap_or(DEFAULT_SIZE)) {
+        Ok(s) => join(&s, stream, None, true),
+        Err(m) => {
+            let out = Out::new(stream);
+            exec::refuse_spawn(
+                &out,
+                &req.argv.first().cloned().unwrap_or_default(),
+                &std::io::Error::other(m),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Every named session.
+pub fn list() -> Vec<SessionInfo> {
+    let reg = lock(registry());
+    let mut v: Vec<SessionInfo> = reg.values().map(|s| s.info(false)).collect();
+    v.sort_by(|a, b| {
+        a.started_at_unix_ms
+            .cmp(&b.started_at_unix_ms)
+            .then(a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// End a named session: hang up its process group, then kill it.
+pub fn kill(name: &str) -> Result<(), String> {
+    let s = lock(registry())
+        .remove(name)
+        .ok_or_else(|| format!("session {name:?} does not exist"))?;
+    if s.alive() {
+        let _ = kill_process_group(s.pgid, Signal::HUP);
+        let _ = kill_process_group(s.pgid, Signal::KILL);
+    }
+    Ok(())
+}
