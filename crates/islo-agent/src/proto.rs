@@ -41,7 +41,8 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
-    fn from_u8(b: u8) -> Option<Self> {
+    /// The kind of a frame's type byte.
+    pub fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
             1 => Self::Request,
             2 => Self::Stdin,

@@ -6,6 +6,7 @@
 mod error;
 mod exec;
 mod sandbox;
+mod session;
 
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
@@ -13,6 +14,10 @@ pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo,
     TokenRequest, TokenResponse, limits,
+};
+pub use session::{
+    CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
+    PtyExit, PtyFrame, PtyOpen, PtySize, SessionInfo,
 };
 
 /// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.

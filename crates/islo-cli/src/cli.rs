@@ -106,12 +106,14 @@ pub struct UseArgs {
     /// Gateway profile (not supported yet).
     #[arg(long, hide = true)]
     pub gateway_profile: Option<String>,
-    /// Session to attach to (not supported yet).
-    #[arg(short, long, hide = true)]
+    /// Session to attach to (default `main`); created with the login shell when missing.
+    #[arg(short, long)]
     pub session: Option<String>,
-    #[arg(long, hide = true)]
+    /// Start a new session with a generated name.
+    #[arg(long)]
     pub new_session: bool,
-    #[arg(long, hide = true)]
+    /// List the sandbox's sessions and exit.
+    #[arg(long)]
     pub list_sessions: bool,
     #[arg(long, hide = true)]
     pub agent: Option<String>,

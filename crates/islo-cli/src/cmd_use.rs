@@ -28,9 +28,6 @@ fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<
         ("--source", !a.source.is_empty()),
         ("--snapshot", a.snapshot.is_some()),
         ("--gateway-profile", a.gateway_profile.is_some()),
-        ("--session", a.session.is_some()),
-        ("--new-session", a.new_session),
-        ("--list-sessions", a.list_sessions),
         ("--agent", a.agent.is_some()),
         ("--task", a.task.is_some()),
     ];
@@ -52,12 +49,18 @@ fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<
 /// Run `islo use`; returns the command's exit code.
 pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyhow::Result<i32> {
     refuse_unsupported(&a, project)?;
-    if a.command.is_empty() {
+    let interactive = a.command.is_empty() && !a.list_sessions;
+    if interactive && !ui::stdin_tty() {
         return Err(usage(
-            "interactive shells are not supported by this version yet: pass a command after `--`",
+            "an interactive session needs a terminal (standard input is not one): pass a command after `--`",
         ));
     }
-    let env = parse_env(&a.env)?;
+    if !a.command.is_empty() && (a.session.is_some() || a.new_session) {
+        return Err(usage(
+            "-s/--session and --new-session open a shell: drop the command after `--`",
+        ));
+    }
+    let mut env = parse_env(&a.env)?;
     let client = connect::client().await?;
     let name = a
         .name
@@ -71,10 +74,27 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
         },
         None => None,
     };
+    if a.list_sessions {
+        let name = name.ok_or_else(|| usage("--list-sessions needs a sandbox name"))?;
+        let sb = existing.ok_or_else(|| Exit {
+            code: crate::EXIT_NOT_FOUND,
+            message: format!("sandbox {name} not found"),
+        })?;
+        return crate::cmd_session::list(&client, &sb.name, output)
+            .await
+            .map(|_| 0);
+    }
     let sandbox = match existing {
         Some(sb) => ensure_running(&client, sb).await?,
         None => create(&client, &a, project, name, env.clone()).await?,
     };
+    let tty = interactive || (ui::stdin_tty() && ui::stdout_tty());
+    if tty && !env.contains_key("TERM") {
+        env.insert(
+            "TERM".into(),
+            std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()),
+        );
+    }
     let user = match (a.run_as_user.as_str(), project.and_then(|p| p.user.clone())) {
         ("islo", Some(u)) => u,
         (u, _) => u.to_string(),
@@ -86,7 +106,18 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
         workdir: a.workdir.clone(),
         ..Default::default()
     };
-    let code = stream(&client, &sandbox.name, &req).await?;
+    let code = if interactive {
+        let session = match (&a.session, a.new_session) {
+            (_, true) => crate::cmd_session::new_name(),
+            (Some(s), false) => s.clone(),
+            (None, false) => "main".into(),
+        };
+        crate::cmd_session::attach(&client, &sandbox.name, &session, req).await?
+    } else if tty {
+        crate::cmd_session::exec_tty(&client, &sandbox.name, req).await?
+    } else {
+        stream(&client, &sandbox.name, &req).await?
+    };
     if output == Output::Json && code != 0 {
         eprintln!("Exit code: {code}");
     }

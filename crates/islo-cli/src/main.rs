@@ -7,9 +7,11 @@
 mod cli;
 mod cmd_lifecycle;
 mod cmd_ls;
+mod cmd_session;
 mod cmd_use;
 mod connect;
 mod project;
+mod terminal;
 mod ui;
 
 use clap::Parser;
@@ -82,6 +84,7 @@ fn main() {
             code
         }
     };
-    drop(rt);
+    // A keystroke reader may still block on stdin: do not wait for it.
+    rt.shutdown_background();
     std::process::exit(code);
 }

@@ -6,6 +6,10 @@ pub fn stdin_tty() -> bool {
     std::io::stdin().is_terminal()
 }
 
+pub fn stdout_tty() -> bool {
+    std::io::stdout().is_terminal()
+}
+
 pub fn stderr_tty() -> bool {
     std::io::stderr().is_terminal()
 }
@@ -78,6 +82,12 @@ pub fn ago(ts: &str) -> String {
     age_secs(ts)
         .map(|s| format!("{} ago", duration(s)))
         .unwrap_or_else(|| ts.to_string())
+}
+
+/// `5 minutes ago` from unix milliseconds.
+pub fn ago_unix_ms(ms: u64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    format!("{} ago", duration((now - (ms / 1000) as i64).max(0)))
 }
 
 /// `2024-01-15 10:30:00 UTC`.

@@ -1,6 +1,7 @@
 //! Typed client of the islod API, over a unix socket (the embedded local server) or HTTP(S).
 //! Used by the CLI and the tests; it speaks only `islo-api` types.
 
+mod pty;
 mod sse;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use islo_api::{
 };
 use serde::de::DeserializeOwned;
 
+pub use pty::PtyConn;
 pub use sse::{SseEvent, SseParser};
 
 /// Where the server is.

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use islo_agent::proto::{self, AgentRequest, ExecRequest, ExitStatus, FrameKind, ProtoError};
+use islo_agent::{AttachRequest, SessionInfo};
 
 /// One event of a running exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,63 @@ pub fn exec(socket: &Path, req: ExecRequest) -> Result<ExecConn, ProtoError> {
     let mut stream = connect(socket)?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
     Ok(ExecConn { stream })
+}
+
+/// One request answered by one `Reply` (or `Error`) frame.
+fn call<T: for<'de> serde::Deserialize<'de>>(
+    socket: &Path,
+    req: &AgentRequest,
+) -> Result<T, ProtoError> {
+    let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    proto::write_json(&mut stream, FrameKind::Request, req)?;
+    reply(&mut stream)
+}
+
+fn reply<T: for<'de> serde::Deserialize<'de>>(stream: &mut UnixStream) -> Result<T, ProtoError> {
+    match proto::read_frame(stream)? {
+        Some(f) if f.kind == FrameKind::Reply => proto::decode(&f.payload, "reply"),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            String::from_utf8_lossy(&f.payload).into_owned(),
+        ))),
+        _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+    }
+}
+
+/// The agent's sessions.
+pub fn list_sessions(socket: &Path) -> Result<Vec<SessionInfo>, ProtoError> {
+    call(
+        socket,
+        &AgentRequest::ListSessions {
+            version: proto::PROTOCOL_VERSION,
+        },
+    )
+}
+
+/// End a session (`NotFound` I/O error when there is none).
+pub fn kill_session(socket: &Path, session: &str) -> Result<(), ProtoError> {
+    let req = AgentRequest::KillSession {
+        version: proto::PROTOCOL_VERSION,
+        session: session.to_string(),
+    };
+    call::<serde_json::Value>(socket, &req).map(drop)
+}
+
+/// Attach to a session; returns the connection (terminal output follows) and its state.
+/// Errors the agent reports (no such session, cannot start) are `NotFound` I/O errors.
+pub fn attach(socket: &Path, req: AttachRequest) -> Result<(UnixStream, SessionInfo), ProtoError> {
+    let mut stream = connect(socket)?;
+    proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Attach(req))?;
+    let info = reply(&mut stream)?;
+    Ok((stream, info))
+}
+
+/// Start an exec on a terminal (`req.tty` set); the connection carries it.
+pub fn exec_tty(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoError> {
+    let mut stream = connect(socket)?;
+    proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
+    Ok(stream)
 }
 
 /// Ask the agent whether it is alive.

@@ -84,6 +84,27 @@ impl Env {
         c
     }
 
+    /// The environment every islo command of this installation gets.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("HOME".to_string(), self.dir.path().display().to_string()),
+            (
+                "ISLO_STATE_DIR".to_string(),
+                self.state().display().to_string(),
+            ),
+            (
+                "ISLOD_CONFIG".to_string(),
+                self.dir.path().join("islod.yaml").display().to_string(),
+            ),
+            (
+                "ISLO_AGENT_PATH".to_string(),
+                agent_path().display().to_string(),
+            ),
+        ];
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+
     pub fn islo(&self, args: &[&str]) -> Output {
         self.islo_cmd().args(args).output().unwrap()
     }
@@ -198,4 +219,122 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// islo running in a real terminal (tmux), driven by keystrokes and read off the screen.
+pub struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    /// Run `islo ARGS` in a new `cols`x`rows` terminal; when it exits the pane shows
+    /// `CLI-EXIT=<code>`.
+    pub fn start(env: &Env, args: &[&str], cols: u16, rows: u16) -> Self {
+        let socket = env.dir.path().join(format!(
+            "tmux-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let vars: Vec<String> = env
+            .env_pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect();
+        let argv: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        let cmd = format!(
+            "stty -g > {}/stty-before; env {} {} {}; echo CLI-EXIT=$?; stty -g > {}/stty-after; sleep 600",
+            env.dir.path().display(),
+            vars.join(" "),
+            env!("CARGO_BIN_EXE_islo"),
+            argv.join(" "),
+            env.dir.path().display()
+        );
+        let ok = Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+                &cmd,
+            ])
+            .status()
+            .expect("tmux must be installed (scripts/test-env.sh)");
+        assert!(ok.success());
+        Self { socket }
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Type text (sent literally) followed by Enter.
+    pub fn line(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+
+    /// Send tmux key names (`C-c`, `C-p`).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        self.tmux(&[
+            "resize-window",
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ]);
+    }
+
+    /// The screen and its scrollback.
+    pub fn screen(&self) -> String {
+        stdout(&self.tmux(&["capture-pane", "-p", "-J", "-S", "-500"]))
+    }
+
+    /// Wait until the screen shows `text` `times` times; returns the screen.
+    #[track_caller]
+    pub fn wait_for_n(&self, text: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if s.matches(text).count() >= times {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {text:?} x{times}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[track_caller]
+    pub fn wait_for(&self, text: &str) -> String {
+        self.wait_for_n(text, 1)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
 }

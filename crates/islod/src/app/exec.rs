@@ -63,7 +63,7 @@ impl TailBuf {
 }
 
 impl App {
-    fn running(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+    pub fn running(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
         let row = self.get(t, name)?;
         if row.status != SandboxStatus::Running {
             return Err(AppError::InvalidState {
@@ -76,12 +76,16 @@ impl App {
     }
 
     /// The agent request for `req` in `row`: image env, then sandbox env, then exec env.
-    fn agent_request(
+    /// The agent request for `req` in `row`: image env, then sandbox env, then exec env. An
+    /// empty command is allowed only where the caller means "the login shell".
+    pub(super) fn agent_request(
         &self,
         row: &SandboxRow,
         req: &ExecRequest,
+        allow_empty: bool,
     ) -> Result<islo_agent::ExecRequest, AppError> {
-        if req.command.is_empty() || req.command[0].is_empty() {
+        let empty = req.command.is_empty() || req.command[0].is_empty();
+        if empty && !allow_empty {
             return Err(AppError::Validation("command must not be empty".into()));
         }
         let mut env: Vec<(String, String)> = Vec::new();
@@ -103,7 +107,11 @@ impl App {
         };
         Ok(islo_agent::ExecRequest {
             version: PROTOCOL_VERSION,
-            argv: req.command.clone(),
+            argv: if empty {
+                Vec::new()
+            } else {
+                req.command.clone()
+            },
             env,
             user: req
                 .user
@@ -123,7 +131,7 @@ impl App {
         req: &ExecRequest,
     ) -> Result<(SandboxRow, mpsc::Receiver<ExecEvent>), AppError> {
         let row = self.running(t, name)?;
-        let areq = self.agent_request(&row, req)?;
+        let areq = self.agent_request(&row, req, false)?;
         let socket = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let (tx, rx) = mpsc::channel(64);
         let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);

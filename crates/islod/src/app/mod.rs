@@ -9,6 +9,7 @@ mod exec;
 mod names;
 mod reconcile;
 mod sandboxes;
+mod sessions;
 
 /// Conversions from records to API views.
 pub mod sandboxes_view {
@@ -25,6 +26,7 @@ use crate::store::Store;
 
 pub use error::AppError;
 pub use exec::{ExecEvent, TailBuf};
+pub use sessions::validate_session_name;
 
 /// The caller, as authentication established it.
 #[derive(Debug, Clone, PartialEq, Eq)]

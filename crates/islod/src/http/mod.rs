@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod exec;
 pub mod openapi;
+mod pty;
 mod sandboxes;
 mod sse;
 mod system;
@@ -49,7 +50,19 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/sandboxes/{name}/stop", post(sandboxes::stop))
         .route("/sandboxes/{name}/resume", post(sandboxes::resume))
-        .route("/sandboxes/{name}/exec", post(exec::start))
+        .route("/sandboxes/{name}/exec", post(exec::start).get(pty::exec))
+        .route(
+            "/sandboxes/{name}/sessions",
+            get(pty::list).post(pty::create),
+        )
+        .route(
+            "/sandboxes/{name}/sessions/{session}",
+            axum::routing::delete(pty::kill),
+        )
+        .route(
+            "/sandboxes/{name}/sessions/{session}/attach",
+            get(pty::attach),
+        )
         .route("/sandboxes/{name}/exec/stream", post(exec::stream))
         .route("/sandboxes/{name}/exec/{exec_id}", get(exec::result))
         .route("/images/pull", post(system::pull))

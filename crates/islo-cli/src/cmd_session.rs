@@ -1,0 +1,118 @@
+//! Terminals from `islo use`: attach to a persistent session, run a command on a terminal,
+//! list sessions.
+
+use islo_api::{ExecRequest, PTY_PROTOCOL_VERSION, PtyOpen};
+use islo_client::Client;
+
+use crate::cli::Output;
+use crate::terminal::{self, DETACH_HINT, Ended};
+use crate::ui;
+
+/// A generated session name (time-derived suffix; the server refuses nothing but clashes
+/// would attach to the older one, so the suffix changes every nanosecond).
+pub fn new_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "session-{:06x}",
+        (nanos as u64 ^ u64::from(std::process::id())) & 0xff_ffff
+    )
+}
+
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Attach to `session` (creating it with `req`'s settings and the login shell); returns the
+/// exit code: the shell's when it ends, 0 on detach.
+pub async fn attach(
+    client: &Client,
+    sandbox: &str,
+    session: &str,
+    req: ExecRequest,
+) -> anyhow::Result<i32> {
+    let open = PtyOpen {
+        version: PTY_PROTOCOL_VERSION,
+        size: terminal::size(),
+        exec: Some(req),
+    };
+    let conn = client
+        .pty(
+            &format!(
+                "/sandboxes/{}/sessions/{}/attach",
+                seg(sandbox),
+                seg(session)
+            ),
+            &open,
+        )
+        .await?;
+    eprint!("Attached to session {session} of {sandbox}; detach with {DETACH_HINT}.\r\n");
+    match terminal::run(conn, true).await? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => {
+            eprintln!(
+                "\r\nDetached from session {session}; `islo use {sandbox} -s {session}` attaches again."
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// Run a command on a terminal; returns its exit code.
+pub async fn exec_tty(client: &Client, sandbox: &str, req: ExecRequest) -> anyhow::Result<i32> {
+    let open = PtyOpen {
+        version: PTY_PROTOCOL_VERSION,
+        size: terminal::size(),
+        exec: Some(req),
+    };
+    let conn = client
+        .pty(&format!("/sandboxes/{}/exec", seg(sandbox)), &open)
+        .await?;
+    match terminal::run(conn, false).await? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => Ok(130),
+    }
+}
+
+/// `--list-sessions`.
+pub async fn list(client: &Client, sandbox: &str, output: Output) -> anyhow::Result<()> {
+    let sessions = client.list_sessions(sandbox).await?.sessions;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&sessions)?),
+        Output::Plain => sessions
+            .iter()
+            .for_each(|s| println!("{}\t{}", s.name, s.status)),
+        Output::Table => {
+            let rows = sessions
+                .iter()
+                .map(|s| {
+                    let started = s
+                        .started_at_unix_ms
+                        .map(ui::ago_unix_ms)
+                        .unwrap_or_default();
+                    vec![
+                        s.name.clone(),
+                        s.status.clone(),
+                        started,
+                        s.clients.to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                ui::table(&["NAME", "STATUS", "STARTED", "CLIENTS"], rows)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The local end of a sandbox terminal: raw mode (always restored), keystrokes up, output
+//! down, window resizes, and the detach keys.
+
+use std::io::{Read, Write};
+
+use islo_api::{PtyFrame, PtySize};
+use islo_client::PtyConn;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::{EXIT_FAILURE, Exit};
+
+/// Ctrl-P then Ctrl-Q detaches (as in docker).
+pub const DETACH_HINT: &str = "Ctrl-P Ctrl-Q";
+const CTRL_P: u8 = 0x10;
+const CTRL_Q: u8 = 0x11;
+
+/// How a terminal connection ended.
+pub enum Ended {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The user detached (the session lives on).
+    Detached,
+}
+
+/// Raw mode for as long as it lives; restored on drop, including unwinding from a panic.
+struct RawMode;
+
+impl RawMode {
+    fn enable() -> std::io::Result<Self> {
+        crossterm::terminal::enable_raw_mode()?;
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::terminal::disable_raw_mode();
+            previous(info);
+        }));
+        Ok(Self)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// The local terminal's size (80x24 when unknown).
+pub fn size() -> PtySize {
+    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+    PtySize { rows, cols }
+}
+
+/// Keystrokes from a thread (a blocking read cannot be cancelled; the process exits past it).
+fn keystrokes() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Split off the detach sequence: returns the bytes to send and whether to detach.
+fn scan_detach(input: &[u8], pending: &mut bool) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(input.len() + 1);
+    for &b in input {
+        if *pending {
+            *pending = false;
+            if b == CTRL_Q {
+                return (out, true);
+            }
+            out.push(CTRL_P);
+        }
+        if b == CTRL_P {
+            *pending = true;
+        } else {
+            out.push(b);
+        }
+    }
+    (out, false)
+}
+
+/// Run the terminal until the remote process exits, the user detaches (when `detachable`)
+/// or the connection fails. The local terminal is restored in every case.
+pub async fn run(mut conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
+    let raw = RawMode::enable()?;
+    let mut keys = keystrokes();
+    let mut winch = signal(SignalKind::window_change())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut pending = false;
+    let mut out = std::io::stdout();
+    let ended = loop {
+        tokio::select! {
+            k = keys.recv() => {
+                let Some(k) = k else { break Ended::Detached };
+                let (send, detach) = if detachable { scan_detach(&k, &mut pending) } else { (k, false) };
+                if !send.is_empty() {
+                    conn.send(PtyFrame::Data(send)).await?;
+                }
+                if detach {
+                    break Ended::Detached;
+                }
+            }
+            _ = winch.recv() => conn.send(PtyFrame::Resize(size())).await?,
+            _ = term.recv() => break Ended::Detached,
+            _ = hup.recv() => break Ended::Detached,
+            f = conn.next() => match f {
+                Some(Ok(PtyFrame::Data(d))) => {
+                    out.write_all(&d)?;
+                    out.flush()?;
+                }
+                Some(Ok(PtyFrame::Exit(e))) => break Ended::Exited(e.code),
+                Some(Ok(PtyFrame::Error(m))) => {
+                    drop(raw);
+                    return Err(Exit { code: EXIT_FAILURE, message: m }.into());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    drop(raw);
+                    return Err(e.into());
+                }
+                None => {
+                    drop(raw);
+                    return Err(Exit { code: EXIT_FAILURE, message: "the connection to the sandbox was lost".into() }.into());
+                }
+            },
+        }
+    };
+    drop(raw);
+    conn.close().await;
+    Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_sequence() {
+        let mut p = false;
+        assert_eq!(scan_detach(b"ls\r", &mut p), (b"ls\r".to_vec(), false));
+        assert_eq!(scan_detach(b"a\x10\x11b", &mut p), (b"a".to_vec(), true));
+        let mut p = false;
+        assert_eq!(scan_detach(b"x\x10", &mut p), (b"x".to_vec(), false));
+        assert!(p, "a lone Ctrl-P waits for the next key");
+        assert_eq!(scan_detach(b"y", &mut p), (b"\x10y".to_vec(), false));
+        let mut p = false;
+        assert_eq!(
+            scan_detach(b"\x10\x10\x11", &mut p),
+            (b"\x10".to_vec(), true)
+        );
+    }
+}

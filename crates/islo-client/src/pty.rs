@@ -1,0 +1,153 @@
+//! Terminal WebSockets (`islo.pty.v1`, see `islo_api::session`): exec on a terminal and
+//! session attach.
+
+use futures_util::{SinkExt, StreamExt};
+use islo_api::{ErrorCode, ErrorResponse, PtyFrame, PtyOpen};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::{Client, ClientError, Endpoint};
+
+/// Any byte stream the WebSocket can run over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open terminal.
+pub struct PtyConn {
+    ws: WebSocketStream<Box<dyn Io>>,
+}
+
+impl PtyConn {
+    /// Send one frame (data, resize).
+    pub async fn send(&mut self, f: PtyFrame) -> Result<(), ClientError> {
+        self.ws
+            .send(Message::Binary(f.encode().into()))
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// The next frame; `None` when the server closed the connection.
+    pub async fn next(&mut self) -> Option<Result<PtyFrame, ClientError>> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Binary(b)) => {
+                    return Some(
+                        PtyFrame::decode(&b)
+                            .ok_or_else(|| ClientError::Decode("unknown terminal frame".into())),
+                    );
+                }
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(e) => return Some(Err(ClientError::Decode(e.to_string()))),
+            }
+        }
+    }
+
+    /// Close politely (detaches from a session).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+impl Client {
+    async fn raw_stream(&self) -> Result<(Box<dyn Io>, String), ClientError> {
+        let err = |detail: String| ClientError::Transport {
+            endpoint: self.endpoint.to_string(),
+            detail,
+        };
+        match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                Ok((Box::new(s), "ws://islod".into()))
+            }
+            Endpoint::Http(base) => {
+                let rest = base.strip_prefix("http://").ok_or_else(|| {
+                    err("terminals over HTTPS are not supported yet; use http:// or the local socket".into())
+                })?;
+                let host = rest.split('/').next().unwrap_or(rest);
+                let s = tokio::net::TcpStream::connect(host)
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                Ok((Box::new(s), format!("ws://{host}")))
+            }
+        }
+    }
+
+    /// Open a terminal WebSocket at `path` and send `open`.
+    pub async fn pty(&self, path: &str, open: &PtyOpen) -> Result<PtyConn, ClientError> {
+        let (stream, base) = self.raw_stream().await?;
+        let mut req = format!("{base}{path}")
+            .into_client_request()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("islo.pty.v1"),
+        );
+        if let Some(b) = &self.bearer
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {b}"))
+        {
+            req.headers_mut().insert("authorization", v);
+        }
+        let (ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp
+                        .body()
+                        .as_deref()
+                        .and_then(|b| serde_json::from_slice::<ErrorResponse>(b).ok());
+                    let body = body.unwrap_or(ErrorResponse {
+                        code: if status == 401 {
+                            ErrorCode::AuthRequired
+                        } else {
+                            ErrorCode::InternalError
+                        },
+                        message: format!("HTTP {status}"),
+                        request_id: None,
+                    });
+                    ClientError::Api { status, body }
+                }
+                other => ClientError::Transport {
+                    endpoint: self.endpoint.to_string(),
+                    detail: other.to_string(),
+                },
+            })?;
+        let mut conn = PtyConn { ws };
+        let text = serde_json::to_string(open).map_err(|e| ClientError::Decode(e.to_string()))?;
+        conn.ws
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(conn)
+    }
+
+    /// Sessions of a sandbox.
+    pub async fn list_sessions(
+        &self,
+        name: &str,
+    ) -> Result<islo_api::ListSessionsResponse, ClientError> {
+        self.json(self.req(
+            reqwest::Method::GET,
+            &format!("/sandboxes/{}/sessions", crate::seg(name)),
+        ))
+        .await
+    }
+
+    /// End a session.
+    pub async fn kill_session(&self, name: &str, session: &str) -> Result<(), ClientError> {
+        let path = format!(
+            "/sandboxes/{}/sessions/{}",
+            crate::seg(name),
+            crate::seg(session)
+        );
+        self.send(self.req(reqwest::Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+}

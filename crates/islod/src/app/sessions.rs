@@ -1,0 +1,196 @@
+//! Persistent terminal sessions and terminal execs. The sessions themselves live in the
+//! sandbox's agent (so they survive islod); islod lists, creates, ends and bridges them.
+
+use std::os::unix::net::UnixStream;
+
+use islo_agent::{AttachRequest, SessionSpec, TtySize};
+use islo_api::{CreateSessionRequest, CreateSessionResponse, ExecRequest, PtyOpen, SessionInfo};
+use islo_runtime::{SandboxId, agent};
+
+use super::{App, AppError, Tenant};
+
+/// Session names: 1-64 of letters, digits, `-`, `_`, `.`.
+pub fn validate_session_name(name: &str) -> Result<(), AppError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(format!(
+            "invalid session name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn info(s: islo_agent::SessionInfo) -> SessionInfo {
+    SessionInfo {
+        name: s.name,
+        status: s.status,
+        started_at_unix_ms: Some(s.started_at_unix_ms),
+        clients: s.clients,
+    }
+}
+
+fn agent_err(e: islo_agent::ProtoError) -> AppError {
+    match e {
+        islo_agent::ProtoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            AppError::NotFound(io.to_string())
+        }
+        other => AppError::Internal(format!("sandbox agent: {other}")),
+    }
+}
+
+impl App {
+    fn agent_socket_of(
+        &self,
+        t: &Tenant,
+        name: &str,
+    ) -> Result<(crate::store::SandboxRow, std::path::PathBuf), AppError> {
+        let row = self.running(t, name)?;
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        Ok((row, sock))
+    }
+
+    /// Sessions of a running sandbox.
+    pub async fn list_sessions(
+        &self,
+        t: &Tenant,
+        name: &str,
+    ) -> Result<Vec<SessionInfo>, AppError> {
+        let (_, sock) = self.agent_socket_of(t, name)?;
+        let list = tokio::task::spawn_blocking(move || agent::list_sessions(&sock))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(agent_err)?;
+        Ok(list.into_iter().map(info).collect())
+    }
+
+    /// What to create for `exec` (its command empty: the login shell).
+    fn session_spec(
+        &self,
+        row: &crate::store::SandboxRow,
+        exec: &ExecRequest,
+    ) -> Result<SessionSpec, AppError> {
+        let r = self.agent_request(row, exec, true)?;
+        Ok(SessionSpec {
+            argv: r.argv,
+            env: r.env,
+            user: r.user,
+            workdir: r.workdir,
+        })
+    }
+
+    /// Attach to (or create) a session; the returned connection carries its terminal.
+    pub async fn attach_session(
+        &self,
+        t: &Tenant,
+        name: &str,
+        session: &str,
+        open: &PtyOpen,
+    ) -> Result<(UnixStream, SessionInfo), AppError> {
+        validate_session_name(session)?;
+        let (row, sock) = self.agent_socket_of(t, name)?;
+        let create = open
+            .exec
+            .as_ref()
+            .map(|e| self.session_spec(&row, e))
+            .transpose()?;
+        let req = AttachRequest {
+            version: islo_agent::PROTOCOL_VERSION,
+            session: session.to_string(),
+            size: Some(TtySize {
+                rows: open.size.rows,
+                cols: open.size.cols,
+            }),
+            create,
+        };
+        let (stream, i) = tokio::task::spawn_blocking(move || agent::attach(&sock, req))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(agent_err)?;
+        Ok((stream, info(i)))
+    }
+
+    /// `POST …/sessions`: create a session (or find it running) without attaching.
+    pub async fn create_session(
+        &self,
+        t: &Tenant,
+        name: &str,
+        req: &CreateSessionRequest,
+    ) -> Result<CreateSessionResponse, AppError> {
+        let exec = ExecRequest {
+            command: req.command.clone().unwrap_or_default(),
+            env: req.env.clone(),
+            user: req.user.clone(),
+            workdir: req.workdir.clone(),
+            ..Default::default()
+        };
+        let open = PtyOpen {
+            version: islo_api::PTY_PROTOCOL_VERSION,
+            size: islo_api::PtySize { rows: 24, cols: 80 },
+            exec: Some(exec),
+        };
+        let (stream, i) = self.attach_session(t, name, &req.name, &open).await?;
+        drop(stream);
+        Ok(CreateSessionResponse {
+            name: i.name,
+            status: "disconnected".into(),
+        })
+    }
+
+    /// `DELETE …/sessions/{session}`.
+    pub async fn kill_session(
+        &self,
+        t: &Tenant,
+        name: &str,
+        session: &str,
+    ) -> Result<(), AppError> {
+        validate_session_name(session)?;
+        let (_, sock) = self.agent_socket_of(t, name)?;
+        let s = session.to_string();
+        tokio::task::spawn_blocking(move || agent::kill_session(&sock, &s))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(agent_err)
+    }
+
+    /// Start a command on a terminal; the returned connection carries it.
+    pub async fn exec_tty(
+        &self,
+        t: &Tenant,
+        name: &str,
+        open: &PtyOpen,
+    ) -> Result<UnixStream, AppError> {
+        let (row, sock) = self.agent_socket_of(t, name)?;
+        let exec = open
+            .exec
+            .clone()
+            .ok_or_else(|| AppError::Validation("exec needs a command".into()))?;
+        let mut req = self.agent_request(&row, &exec, false)?;
+        req.tty = Some(TtySize {
+            rows: open.size.rows,
+            cols: open.size.cols,
+        });
+        tokio::task::spawn_blocking(move || agent::exec_tty(&sock, req))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(agent_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_names() {
+        for ok in ["main", "debug-1", "a.b_c"] {
+            super::validate_session_name(ok).unwrap();
+        }
+        for bad in ["", "..", "a/b", "sp ace", &"x".repeat(65)] {
+            assert!(super::validate_session_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Terminal WebSockets: `GET /sandboxes/{name}/exec` (a command on a terminal) and
+//! `GET /sandboxes/{name}/sessions/{session}/attach` (a persistent session), bridged to the
+//! sandbox agent. Frame protocol: `islo_api::PtyFrame` (documented in `islo_api::session`).
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::{Extension, Json};
+use futures_util::{SinkExt, StreamExt};
+use islo_agent::proto::{FrameKind, MAX_PAYLOAD};
+use islo_api::{
+    CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
+    PtyExit, PtyFrame, PtyOpen, SessionInfo,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::HttpState;
+use super::error::{ApiError, ApiJson};
+use crate::app::Tenant;
+
+/// The WebSocket subprotocol naming this version of the frame protocol.
+pub const SUBPROTOCOL: &str = "islo.pty.v1";
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/sessions",
+    responses((status = 200, body = ListSessionsResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn list(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<ListSessionsResponse>, ApiError> {
+    Ok(Json(ListSessionsResponse {
+        sessions: s.app.list_sessions(&t, &name).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/sandboxes/{sandbox_name}/sessions", request_body = CreateSessionRequest,
+    responses((status = 200, body = CreateSessionResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn create(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<CreateSessionRequest>,
+) -> Result<Json<CreateSessionResponse>, ApiError> {
+    Ok(Json(s.app.create_session(&t, &name, &req).await?))
+}
+
+#[utoipa::path(delete, path = "/sandboxes/{sandbox_name}/sessions/{session}",
+    responses((status = 204), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn kill(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((name, session)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    s.app.kill_session(&t, &name, &session).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/exec",
+    responses((status = 101, description = "WebSocket: a command on a terminal (protocol islo.pty.v1)"),
+              (status = 404, body = islo_api::ErrorResponse), (status = 409, body = islo_api::ErrorResponse)))]
+pub async fn exec(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    s.app.running(&t, &name)?;
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |mut socket| async move {
+            let opened = match opening(&mut socket).await {
+                Ok(open) => s
+                    .app
+                    .exec_tty(&t, &name, &open)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(m) => Err(m),
+            };
+            match opened {
+                Ok(stream) => bridge(socket, stream, None).await,
+                Err(m) => refuse(socket, m).await,
+            }
+        }))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/sessions/{session}/attach",
+    responses((status = 101, description = "WebSocket: attach to a session (protocol islo.pty.v1)"),
+              (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn attach(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((name, session)): Path<(String, String)>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    s.app.running(&t, &name)?;
+    crate::app::validate_session_name(&session)?;
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |mut socket| async move {
+            let opened = match opening(&mut socket).await {
+                Ok(open) => s
+                    .app
+                    .attach_session(&t, &name, &session, &open)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(m) => Err(m),
+            };
+            match opened {
+                Ok((stream, info)) => bridge(socket, stream, Some(info)).await,
+                Err(m) => refuse(socket, m).await,
+            }
+        }))
+}
+
+/// The client's first message: a JSON `PtyOpen` of a version this server speaks.
+async fn opening(ws: &mut WebSocket) -> Result<PtyOpen, String> {
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), ws.recv())
+        .await
+        .map_err(|_| "no opening message within 30 s".to_string())?;
+    let Some(Ok(Message::Text(text))) = first else {
+        return Err("the first message must be a text message holding the JSON opening".into());
+    };
+    let open: PtyOpen = serde_json::from_str(&text).map_err(|e| format!("invalid opening: {e}"))?;
+    if open.version != PTY_PROTOCOL_VERSION {
+        return Err(format!(
+            "terminal protocol version {} is not supported (this server speaks {PTY_PROTOCOL_VERSION})",
+            open.version
+        ));
+    }
+    Ok(open)
+}
+
+async fn refuse(mut ws: WebSocket, message: String) {
+    let _ = ws
+        .send(Message::Binary(PtyFrame::Error(message).encode().into()))
+        .await;
+    let _ = ws.send(Message::Close(None)).await;
+}
+
+async fn read_agent_frame(
+    r: &mut (impl AsyncReadExt + Unpin),
+) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
+    let mut head = [0u8; 5];
+    match r.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let kind = FrameKind::from_u8(head[4]).filter(|_| len <= MAX_PAYLOAD);
+    let Some(kind) = kind else {
+        return Err(std::io::Error::other("malformed agent frame"));
+    };
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(Some((kind, payload)))
+}
+
+async fn write_agent_frame(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    kind: FrameKind,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(payload.len() + 5);
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.push(kind as u8);
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await
+}
+
+/// Carry terminal traffic both ways until the process ends or the client leaves (which
+/// detaches from a session, and ends a terminal exec).
+async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Option<SessionInfo>) {
+    let agent = match agent
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(agent))
+    {
+        Ok(a) => a,
+        Err(e) => return refuse(ws, e.to_string()).await,
+    };
+    let (mut ar, mut aw) = agent.into_split();
+    let (mut tx, mut rx) = ws.split();
+    if let Some(i) = info {
+        let _ = tx
+            .send(Message::Binary(PtyFrame::Info(i).encode().into()))
+            .await;
+    }
+    let to_client = async move {
+        loop {
+            let frame = match read_agent_frame(&mut ar).await {
+                Ok(Some((FrameKind::Stdout | FrameKind::Stderr, p))) => PtyFrame::Data(p),
+                Ok(Some((FrameKind::Exit, p))) => {
+                    let code = serde_json::from_slice::<islo_agent::ExitStatus>(&p)
+                        .map(|s| s.code)
+                        .unwrap_or(-1);
+                    let _ = tx
+                        .send(Message::Binary(
+                            PtyFrame::Exit(PtyExit { code }).encode().into(),
+                        ))
+                        .await;
+                    break;
+                }
+                Ok(Some((FrameKind::Error, p))) => {
+                    PtyFrame::Error(String::from_utf8_lossy(&p).into_owned())
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => PtyFrame::Error("the sandbox's terminal went away".into()),
+            };
+            let last = matches!(frame, PtyFrame::Error(_));
+            if tx
+                .send(Message::Binary(frame.encode().into()))
+                .await
+                .is_err()
+                || last
+            {
+                break;
+            }
+        }
+        let _ = tx.send(Message::Close(None)).await;
+    };
+    let from_client = async move {
+        while let Some(Ok(msg)) = rx.next().await {
+            let sent = match msg {
+                Message::Binary(b) => match PtyFrame::decode(&b) {
+                    Some(PtyFrame::Data(d)) => {
+                        write_agent_frame(&mut aw, FrameKind::Stdin, &d).await
+                    }
+                    Some(PtyFrame::Resize(sz)) => {
+                        let size = islo_agent::TtySize {
+                            rows: sz.rows,
+                            cols: sz.cols,
+                        };
+                        write_agent_frame(
+                            &mut aw,
+                            FrameKind::Resize,
+                            &serde_json::to_vec(&size).unwrap_or_default(),
+                        )
+                        .await
+                    }
+                    _ => Ok(()),
+                },
+                Message::Close(_) => break,
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = to_client => {}
+        () = from_client => {}
+    }
+}
