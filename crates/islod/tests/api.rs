@@ -118,6 +118,7 @@ fn code(e: ClientError) -> ErrorCode {
 async fn every_documented_endpoint_requires_auth_over_tcp() {
     let s = server().await;
     let doc: serde_json::Value = serde_json::from_str(&islod::http::openapi::document()).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -346,6 +347,7 @@ async fn validation_errors_say_what_is_wrong() {
         c.all_sandboxes(&[]).await.unwrap().is_empty(),
         "failed creates leave nothing"
     );
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let key = s.key("alpha");
     for (method, path, body) in [
