@@ -133,3 +133,28 @@ fn new_sessions_and_errors() {
     let o = env.islo(&["use", "ghost", "--list-sessions"]);
     assert_eq!(o.status.code(), Some(3));
 }
+
+#[test]
+fn stopping_a_sandbox_ends_its_sessions() {
+    let env = Env::new();
+    let t = shell(&env, "sh6", &["-s", "work"], 100, 30);
+    t.wait_for("detach with");
+    t.line("echo ready-$((1+1))");
+    t.wait_for("ready-2");
+    env.ok(&["stop", "sh6"]);
+    t.wait_for("CLI-EXIT=");
+    let json = env.ok(&["use", "sh6", "--list-sessions", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (v[0]["name"].as_str(), v[0]["status"].as_str()),
+        (Some("work"), Some("dead")),
+        "{json}"
+    );
+    // Using it again starts the sandbox and a fresh shell in that session.
+    let t2 = shell(&env, "sh6", &["-s", "work"], 100, 30);
+    t2.wait_for("detach with");
+    t2.line("echo again-$((2+2))");
+    t2.wait_for("again-4");
+    let json = env.ok(&["use", "sh6", "--list-sessions", "-o", "json"]);
+    assert!(json.contains("\"connected\""), "{json}");
+}

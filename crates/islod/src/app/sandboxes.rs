@@ -267,6 +267,9 @@ impl App {
                 });
             }
         }
+        if row.status == SandboxStatus::Running {
+            self.record_sessions_before_stop(&row).await;
+        }
         self.store
             .set_status(&row.id, SandboxStatus::Stopping, None, None)?;
         let id = SandboxId(row.id.clone());

@@ -55,18 +55,50 @@ impl App {
         Ok((row, sock))
     }
 
-    /// Sessions of a running sandbox.
+    /// Sessions of a sandbox: those its agent holds, then those a stop ended (`dead`).
     pub async fn list_sessions(
         &self,
         t: &Tenant,
         name: &str,
     ) -> Result<Vec<SessionInfo>, AppError> {
-        let (_, sock) = self.agent_socket_of(t, name)?;
-        let list = tokio::task::spawn_blocking(move || agent::list_sessions(&sock))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(agent_err)?;
-        Ok(list.into_iter().map(info).collect())
+        let row = self.get(t, name)?;
+        let mut list: Vec<SessionInfo> = if row.status == islo_api::SandboxStatus::Running {
+            let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+            tokio::task::spawn_blocking(move || agent::list_sessions(&sock))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                .map_err(agent_err)?
+                .into_iter()
+                .map(info)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (n, started) in self.store.ended_sessions(&row.id)? {
+            if !list.iter().any(|s| s.name == n) {
+                list.push(SessionInfo {
+                    name: n,
+                    status: "dead".into(),
+                    started_at_unix_ms: Some(started),
+                    clients: 0,
+                });
+            }
+        }
+        Ok(list)
+    }
+
+    /// Before a stop: remember the sessions it is about to end.
+    pub(super) async fn record_sessions_before_stop(&self, row: &crate::store::SandboxRow) {
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        let live = tokio::task::spawn_blocking(move || agent::list_sessions(&sock)).await;
+        for s in live.ok().and_then(Result::ok).unwrap_or_default() {
+            if let Err(e) = self
+                .store
+                .record_ended_session(&row.id, &s.name, s.started_at_unix_ms)
+            {
+                tracing::warn!(sandbox = %row.name, error = %e, "recording ended session");
+            }
+        }
     }
 
     /// What to create for `exec` (its command empty: the login shell).
@@ -142,7 +174,7 @@ impl App {
         })
     }
 
-    /// `DELETE …/sessions/{session}`.
+    /// `DELETE …/sessions/{session}`: end a live session, or forget an ended one.
     pub async fn kill_session(
         &self,
         t: &Tenant,
@@ -150,12 +182,25 @@ impl App {
         session: &str,
     ) -> Result<(), AppError> {
         validate_session_name(session)?;
-        let (_, sock) = self.agent_socket_of(t, name)?;
+        let row = self.get(t, name)?;
+        let forgotten = self.store.forget_ended_session(&row.id, session)?;
+        if row.status != islo_api::SandboxStatus::Running {
+            return if forgotten {
+                Ok(())
+            } else {
+                Err(AppError::NotFound(format!("session {session:?}")))
+            };
+        }
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let s = session.to_string();
-        tokio::task::spawn_blocking(move || agent::kill_session(&sock, &s))
+        let killed = tokio::task::spawn_blocking(move || agent::kill_session(&sock, &s))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(agent_err)
+            .map_err(agent_err);
+        match killed {
+            Err(AppError::NotFound(_)) if forgotten => Ok(()),
+            other => other,
+        }
     }
 
     /// Start a command on a terminal; the returned connection carries it.

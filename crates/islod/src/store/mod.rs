@@ -7,6 +7,7 @@ mod auth;
 mod execs;
 mod images;
 mod sandboxes;
+mod sessions;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -90,8 +91,18 @@ CREATE TABLE execs (
 );
 "#;
 
+/// Sessions a stop ended, listed as `dead` until recreated or deleted.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE ended_sessions (
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    name TEXT NOT NULL,
+    started_at_ms INTEGER,
+    PRIMARY KEY (sandbox_id, name)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2)])
 }
 
 /// The state store.

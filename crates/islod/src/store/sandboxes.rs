@@ -253,13 +253,14 @@ impl Store {
     pub fn remove_sandbox(&self, id: &str) -> Result<(), StoreError> {
         let db = self.db();
         db.execute("DELETE FROM execs WHERE sandbox_id = ?1", [id])?;
+        db.execute("DELETE FROM ended_sessions WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn row(tenant: &str, name: &str) -> SandboxRow {
