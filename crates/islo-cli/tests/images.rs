@@ -24,6 +24,31 @@ fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
     b.append(&h, data).unwrap();
 }
 
+/// What `POST /images/pull` reports for `image`.
+fn pull_events(
+    env: &Env,
+    image: &str,
+) -> Vec<Result<islo_api::ImagePullEvent, islo_client::ClientError>> {
+    let client = islo_client::Client::new(
+        islo_client::Endpoint::Unix(env.state().join("islod.sock")),
+        None,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        client
+            .pull_image(image)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+    })
+}
+
 fn busybox_layer() -> oci::Layer {
     tar_with(|b| {
         let mut h = tar::Header::new_gnu();
@@ -52,24 +77,7 @@ fn second_sandbox_of_an_image_pulls_nothing() {
     assert!(env.sh("two", "true").status.success());
     assert_eq!(layers(), before);
     // The pull endpoint reports the cache hit.
-    let client = islo_client::Client::new(
-        islo_client::Endpoint::Unix(env.state().join("islod.sock")),
-        None,
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let events: Vec<_> = rt.block_on(async {
-        use futures_util::StreamExt;
-        client
-            .pull_image(&env.busybox())
-            .await
-            .unwrap()
-            .collect::<Vec<_>>()
-            .await
-    });
+    let events = pull_events(&env, &env.busybox());
     assert!(
         matches!(
             events.last(),
@@ -170,25 +178,7 @@ fn manifest_lists_pick_linux_amd64_and_digests_pull() {
     assert_eq!(stdout(&o), "amd64", "{}", stderr(&o));
 
     // The same image by digest, as `repo@sha256:…`.
-    let client = islo_client::Client::new(
-        islo_client::Endpoint::Unix(env.state().join("islod.sock")),
-        None,
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let last = rt.block_on(async {
-        use futures_util::StreamExt;
-        client
-            .pull_image(&image)
-            .await
-            .unwrap()
-            .collect::<Vec<_>>()
-            .await
-            .pop()
-    });
+    let last = pull_events(&env, &image).pop();
     let Some(Ok(islo_api::ImagePullEvent::Done { digest, .. })) = last else {
         panic!("{last:?}")
     };

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
-use crate::app::Tenant;
+use crate::app::{AppError, Tenant};
 
 /// The WebSocket subprotocol naming this version of the frame protocol.
 pub const SUBPROTOCOL: &str = "islo.pty.v1";
@@ -65,22 +65,9 @@ pub async fn exec(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     s.app.running(&t, &name)?;
-    Ok(ws
-        .protocols([SUBPROTOCOL])
-        .on_upgrade(move |mut socket| async move {
-            let opened = match opening(&mut socket).await {
-                Ok(open) => s
-                    .app
-                    .exec_tty(&t, &name, &open)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(m) => Err(m),
-            };
-            match opened {
-                Ok(stream) => bridge(socket, stream, None).await,
-                Err(m) => refuse(socket, m).await,
-            }
-        }))
+    Ok(terminal(ws, move |open| async move {
+        Ok((s.app.exec_tty(&t, &name, &open).await?, None))
+    }))
 }
 
 #[utoipa::path(get, path = "/sandboxes/{sandbox_name}/sessions/{session}/attach",
@@ -94,22 +81,31 @@ pub async fn attach(
 ) -> Result<Response, ApiError> {
     s.app.running(&t, &name)?;
     crate::app::validate_session_name(&session)?;
-    Ok(ws
-        .protocols([SUBPROTOCOL])
+    Ok(terminal(ws, move |open| async move {
+        let (stream, info) = s.app.attach_session(&t, &name, &session, &open).await?;
+        Ok((stream, Some(info)))
+    }))
+}
+
+/// Upgrade to a terminal WebSocket: read the opening, let `start` open the agent side, bridge.
+fn terminal<F, Fut>(ws: WebSocketUpgrade, start: F) -> Response
+where
+    F: FnOnce(PtyOpen) -> Fut + Send + 'static,
+    Fut: std::future::Future<
+            Output = Result<(std::os::unix::net::UnixStream, Option<SessionInfo>), AppError>,
+        > + Send,
+{
+    ws.protocols([SUBPROTOCOL])
         .on_upgrade(move |mut socket| async move {
             let opened = match opening(&mut socket).await {
-                Ok(open) => s
-                    .app
-                    .attach_session(&t, &name, &session, &open)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(open) => start(open).await.map_err(|e| e.to_string()),
                 Err(m) => Err(m),
             };
             match opened {
-                Ok((stream, info)) => bridge(socket, stream, Some(info)).await,
+                Ok((stream, info)) => bridge(socket, stream, info).await,
                 Err(m) => refuse(socket, m).await,
             }
-        }))
+        })
 }
 
 /// The client's first message: a JSON `PtyOpen` of a version this server speaks.
