@@ -4,10 +4,11 @@
 //! `GET /sandboxes/{name}/sessions/{session}/attach`) speak protocol version
 //! [`PTY_PROTOCOL_VERSION`]: the client's first message is a text message holding a JSON
 //! [`PtyOpen`]; after it every message is binary: one type byte ([`PtyFrame`]) then the
-//! payload. `data` carries terminal bytes both ways; `resize` (client → server) a JSON
-//! [`PtySize`]; `exit` (server → client) a JSON [`PtyExit`], the last message; `error`
-//! (server → client) a UTF-8 message, also last; `info` (server → client, first) a JSON
-//! [`SessionInfo`] for session attaches.
+//! payload. `data` carries terminal bytes both ways (stdout, in pipe mode); `resize` (client →
+//! server) a JSON [`PtySize`]; `exit` (server → client) a JSON [`PtyExit`], the last message;
+//! `error` (server → client) a UTF-8 message, also last; `info` (server → client, first) a
+//! JSON [`SessionInfo`] for session attaches. An exec opened with `tty: false` runs on pipes:
+//! its stderr comes as `stderr` frames, and the client ends its input with `eof`.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +88,9 @@ pub struct PtyOpen {
     /// absent: attach only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<crate::ExecRequest>,
+    /// `/exec` only: `false` runs on pipes instead of a terminal (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
 }
 
 /// How a terminal's process ended.
@@ -103,6 +107,10 @@ pub enum PtyFrame {
     Exit(PtyExit),
     Error(String),
     Info(SessionInfo),
+    /// Standard error of a pipe-mode exec.
+    Stderr(Vec<u8>),
+    /// End of the client's input (pipe mode).
+    Eof,
 }
 
 impl PtyFrame {
@@ -111,6 +119,8 @@ impl PtyFrame {
     const EXIT: u8 = 2;
     const ERROR: u8 = 3;
     const INFO: u8 = 4;
+    const STDERR: u8 = 5;
+    const EOF: u8 = 6;
 
     pub fn encode(&self) -> Vec<u8> {
         let (t, body) = match self {
@@ -119,6 +129,8 @@ impl PtyFrame {
             Self::Exit(e) => (Self::EXIT, serde_json::to_vec(e).unwrap_or_default()),
             Self::Error(m) => (Self::ERROR, m.as_bytes().to_vec()),
             Self::Info(i) => (Self::INFO, serde_json::to_vec(i).unwrap_or_default()),
+            Self::Stderr(d) => (Self::STDERR, d.clone()),
+            Self::Eof => (Self::EOF, Vec::new()),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(t);
@@ -134,6 +146,8 @@ impl PtyFrame {
             Self::EXIT => Self::Exit(serde_json::from_slice(body).ok()?),
             Self::ERROR => Self::Error(String::from_utf8_lossy(body).into_owned()),
             Self::INFO => Self::Info(serde_json::from_slice(body).ok()?),
+            Self::STDERR => Self::Stderr(body.to_vec()),
+            Self::EOF => Self::Eof,
             _ => return None,
         })
     }
@@ -155,6 +169,8 @@ mod tests {
             b"\x02{\"code\":130}"
         );
         assert_eq!(PtyFrame::Error("gone".into()).encode(), b"\x03gone");
+        assert_eq!(PtyFrame::Stderr(b"e".to_vec()).encode(), b"\x05e");
+        assert_eq!(PtyFrame::Eof.encode(), b"\x06");
         for f in [
             PtyFrame::Data(vec![0, 255]),
             PtyFrame::Resize(PtySize { rows: 1, cols: 2 }),
@@ -175,6 +191,7 @@ mod tests {
             version: 1,
             size: PtySize { rows: 24, cols: 80 },
             exec: None,
+            tty: None,
         };
         assert_eq!(
             serde_json::to_string(&open).unwrap(),

@@ -45,6 +45,7 @@ pub async fn attach(
         version: PTY_PROTOCOL_VERSION,
         size: terminal::size(),
         exec: Some(req),
+        tty: None,
     };
     let conn = client
         .pty(
@@ -74,6 +75,7 @@ pub async fn exec_tty(client: &Client, sandbox: &str, req: ExecRequest) -> anyho
         version: PTY_PROTOCOL_VERSION,
         size: terminal::size(),
         exec: Some(req),
+        tty: None,
     };
     let conn = client
         .pty(&format!("/sandboxes/{}/exec", seg(sandbox)), &open)
@@ -82,6 +84,21 @@ pub async fn exec_tty(client: &Client, sandbox: &str, req: ExecRequest) -> anyho
         Ended::Exited(code) => Ok(code),
         Ended::Detached => Ok(130),
     }
+}
+
+/// Run a command on pipes: standard input is forwarded (its end too), stdout and stderr
+/// stay apart. Returns the command's exit code.
+pub async fn exec_pipes(client: &Client, sandbox: &str, req: ExecRequest) -> anyhow::Result<i32> {
+    let open = PtyOpen {
+        version: PTY_PROTOCOL_VERSION,
+        size: terminal::size(),
+        exec: Some(req),
+        tty: Some(false),
+    };
+    let conn = client
+        .pty(&format!("/sandboxes/{}/exec", seg(sandbox)), &open)
+        .await?;
+    terminal::pipes(conn).await
 }
 
 /// `--list-sessions`.

@@ -1,13 +1,12 @@
 //! `islo use [NAME] [-- CMD…]`: create the sandbox if needed, start it if stopped, run CMD.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use futures_util::StreamExt;
 use islo_api::{
     CreateSandboxRequest, ErrorCode, ExecRequest, ImagePullEvent, SandboxResponse, SandboxStatus,
 };
-use islo_client::{Client, ClientError, ExecStreamEvent};
+use islo_client::{Client, ClientError};
 
 use crate::cli::{Output, UseArgs};
 use crate::project::Project;
@@ -116,7 +115,7 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
     } else if tty {
         crate::cmd_session::exec_tty(&client, &sandbox.name, req).await?
     } else {
-        stream(&client, &sandbox.name, &req).await?
+        crate::cmd_session::exec_pipes(&client, &sandbox.name, req).await?
     };
     if output == Output::Json && code != 0 {
         eprintln!("Exit code: {code}");
@@ -247,35 +246,4 @@ async fn pull_with_progress(client: &Client, image: &str) -> anyhow::Result<()> 
         b.finish();
     }
     Ok(())
-}
-
-/// Stream a command; returns its exit code.
-async fn stream(client: &Client, name: &str, req: &ExecRequest) -> anyhow::Result<i32> {
-    let mut events = Box::pin(client.exec_stream(name, req).await?);
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
-    while let Some(ev) = events.next().await {
-        match ev? {
-            ExecStreamEvent::Stdout(b) => {
-                out.write_all(&b)?;
-                out.flush()?;
-            }
-            ExecStreamEvent::Stderr(b) => {
-                err.write_all(&b)?;
-                err.flush()?;
-            }
-            ExecStreamEvent::Exit(code) => return Ok(code),
-            ExecStreamEvent::Error(m) => {
-                return Err(Exit {
-                    code: EXIT_FAILURE,
-                    message: m,
-                }
-                .into());
-            }
-        }
-    }
-    Err(Exit {
-        code: EXIT_FAILURE,
-        message: "the connection to islod ended before the command did".into(),
-    }
-    .into())
 }

@@ -44,10 +44,18 @@ impl Drop for RawMode {
     }
 }
 
-/// The local terminal's size (80x24 when unknown).
+/// The local terminal's size, asked of the kernel (80x24 when neither stdout nor stdin is a
+/// terminal; crossterm would run `tput` then).
 pub fn size() -> PtySize {
-    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
-    PtySize { rows, cols }
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout())
+        .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdin()));
+    match ws {
+        Ok(w) if w.ws_row > 0 && w.ws_col > 0 => PtySize {
+            rows: w.ws_row,
+            cols: w.ws_col,
+        },
+        _ => PtySize { rows: 24, cols: 80 },
+    }
 }
 
 /// Keystrokes from a thread (a blocking read cannot be cancelled; the process exits past it).
@@ -135,6 +143,49 @@ pub async fn run(mut conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
     drop(raw);
     conn.close().await;
     Ok(ended)
+}
+
+/// Relay standard input (ending with `eof`) up and stdout/stderr down until the command
+/// exits; returns its exit code.
+pub async fn pipes(mut conn: PtyConn) -> anyhow::Result<i32> {
+    let mut input = Some(keystrokes());
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    loop {
+        tokio::select! {
+            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => {
+                // The command may be done before its input is: a failed send only means
+                // nobody reads it any more; the output and exit code still follow.
+                let frame = match chunk {
+                    Some(data) => PtyFrame::Data(data),
+                    None => PtyFrame::Eof,
+                };
+                let last = frame == PtyFrame::Eof;
+                if conn.send(frame).await.is_err() || last {
+                    input = None;
+                }
+            }
+            f = conn.next() => match f {
+                Some(Ok(PtyFrame::Data(d))) => {
+                    out.write_all(&d)?;
+                    out.flush()?;
+                }
+                Some(Ok(PtyFrame::Stderr(d))) => {
+                    err.write_all(&d)?;
+                    err.flush()?;
+                }
+                Some(Ok(PtyFrame::Exit(e))) => {
+                    conn.close().await;
+                    return Ok(e.code);
+                }
+                Some(Ok(PtyFrame::Error(m))) => return Err(Exit { code: EXIT_FAILURE, message: m }.into()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    return Err(Exit { code: EXIT_FAILURE, message: "the connection to the sandbox was lost".into() }.into());
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -277,3 +277,55 @@ fn pulls_show_progress_on_a_terminal() {
     );
     assert!(out.contains("Created sandbox tty"), "{out}");
 }
+
+#[test]
+fn standard_input_is_forwarded_byte_exact() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let env = Env::new();
+    assert!(env.sh("pipe", "true").status.success());
+    // 3 MB of every byte value, through `cat` and back.
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut child = env
+        .islo_cmd()
+        .args(["use", "pipe", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stdout == data,
+        "stdin did not round-trip ({} bytes back)",
+        o.stdout.len()
+    );
+    // The end of input reaches the command; stderr stays apart.
+    let mut child = env
+        .islo_cmd()
+        .args([
+            "use",
+            "pipe",
+            "--",
+            "sh",
+            "-c",
+            "wc -l; echo to-stderr >&2; exit 6",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a\nb\nc\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(6));
+    assert_eq!(stdout(&o).trim(), "3");
+    assert_eq!(stderr(&o), "to-stderr\n");
+}

@@ -153,8 +153,9 @@ pub fn attach(socket: &Path, req: AttachRequest) -> Result<(UnixStream, SessionI
     Ok((stream, info))
 }
 
-/// Start an exec on a terminal (`req.tty` set); the connection carries it.
-pub fn exec_tty(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoError> {
+/// Start an exec (on a terminal when `req.tty` is set) and hand back the raw connection
+/// that carries it, for callers that speak the frames themselves.
+pub fn exec_raw(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoError> {
     let mut stream = connect(socket)?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
     Ok(stream)

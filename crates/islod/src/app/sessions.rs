@@ -165,6 +165,7 @@ impl App {
             version: islo_api::PTY_PROTOCOL_VERSION,
             size: islo_api::PtySize { rows: 24, cols: 80 },
             exec: Some(exec),
+            tty: None,
         };
         let (stream, i) = self.attach_session(t, name, &req.name, &open).await?;
         drop(stream);
@@ -203,8 +204,9 @@ impl App {
         }
     }
 
-    /// Start a command on a terminal; the returned connection carries it.
-    pub async fn exec_tty(
+    /// Start a command on a terminal (on pipes when `open.tty` is `false`); the returned
+    /// connection carries it.
+    pub async fn exec_ws(
         &self,
         t: &Tenant,
         name: &str,
@@ -216,11 +218,13 @@ impl App {
             .clone()
             .ok_or_else(|| AppError::Validation("exec needs a command".into()))?;
         let mut req = self.agent_request(&row, &exec, false)?;
-        req.tty = Some(TtySize {
-            rows: open.size.rows,
-            cols: open.size.cols,
-        });
-        tokio::task::spawn_blocking(move || agent::exec_tty(&sock, req))
+        if open.tty != Some(false) {
+            req.tty = Some(TtySize {
+                rows: open.size.rows,
+                cols: open.size.cols,
+            });
+        }
+        tokio::task::spawn_blocking(move || agent::exec_raw(&sock, req))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(agent_err)

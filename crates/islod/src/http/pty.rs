@@ -66,7 +66,7 @@ pub async fn exec(
 ) -> Result<Response, ApiError> {
     s.app.running(&t, &name)?;
     Ok(terminal(ws, move |open| async move {
-        Ok((s.app.exec_tty(&t, &name, &open).await?, None))
+        Ok((s.app.exec_ws(&t, &name, &open).await?, None))
     }))
 }
 
@@ -184,7 +184,8 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
     let to_client = async move {
         loop {
             let frame = match read_agent_frame(&mut ar).await {
-                Ok(Some((FrameKind::Stdout | FrameKind::Stderr, p))) => PtyFrame::Data(p),
+                Ok(Some((FrameKind::Stdout, p))) => PtyFrame::Data(p),
+                Ok(Some((FrameKind::Stderr, p))) => PtyFrame::Stderr(p),
                 Ok(Some((FrameKind::Exit, p))) => {
                     let code = serde_json::from_slice::<islo_agent::ExitStatus>(&p)
                         .map(|s| s.code)
@@ -214,12 +215,21 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
         }
         let _ = tx.send(Message::Close(None)).await;
     };
+    // Input to an agent connection that has closed (the process already ended) is dropped;
+    // the bridge ends on the client's close or when the exit has been relayed, never on that.
     let from_client = async move {
+        let mut agent_open = true;
         while let Some(Ok(msg)) = rx.next().await {
+            if !agent_open && !matches!(msg, Message::Close(_)) {
+                continue;
+            }
             let sent = match msg {
                 Message::Binary(b) => match PtyFrame::decode(&b) {
                     Some(PtyFrame::Data(d)) => {
                         write_agent_frame(&mut aw, FrameKind::Stdin, &d).await
+                    }
+                    Some(PtyFrame::Eof) => {
+                        write_agent_frame(&mut aw, FrameKind::StdinEof, b"").await
                     }
                     Some(PtyFrame::Resize(sz)) => {
                         let size = islo_agent::TtySize {
@@ -239,7 +249,7 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
                 _ => Ok(()),
             };
             if sent.is_err() {
-                break;
+                agent_open = false;
             }
         }
     };
