@@ -35,10 +35,10 @@ pub enum Output {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Use a sandbox: create it if needed, then run a command in it.
+    /// Use a sandbox: create it if needed, then open a shell or run a command in it.
     Use(Box<UseArgs>),
     /// List sandboxes.
-    #[command(alias = "list")]
+    #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Show the server, auth and tools, or one sandbox in detail.
     Status {
@@ -54,7 +54,7 @@ pub enum Cmd {
         force: bool,
     },
     /// Remove a sandbox completely (stops and deletes).
-    #[command(alias = "delete")]
+    #[command(visible_alias = "delete")]
     Rm {
         /// Sandbox name.
         name: String,
