@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 
 use islo_api::{PtyFrame, PtySize};
-use islo_client::PtyConn;
+use islo_client::{PtyConn, PtySender};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -93,32 +93,83 @@ fn scan_detach(input: &[u8], pending: &mut bool) -> (Vec<u8>, bool) {
     (out, false)
 }
 
+/// What the input task reports to the reading loop.
+enum InputEnd {
+    /// The user typed the detach keys.
+    Detach,
+    /// Input ended (or could no longer be sent).
+    Done,
+}
+
+/// Send keystrokes (and `extra` frames such as resizes) from their own task, so the reading
+/// loop never waits on the network: if the peer stops reading input, output still drains.
+/// With `detachable`, Ctrl-P Ctrl-Q ends it with [`InputEnd::Detach`]; with `eof`, the end
+/// of local input is sent as an `eof` frame.
+fn spawn_input(
+    mut tx: PtySender,
+    detachable: bool,
+    eof: bool,
+) -> (
+    mpsc::UnboundedSender<PtyFrame>,
+    tokio::task::JoinHandle<InputEnd>,
+) {
+    let (extra_tx, mut extra) = mpsc::unbounded_channel::<PtyFrame>();
+    let task = tokio::spawn(async move {
+        let mut keys = keystrokes();
+        let mut pending = false;
+        let mut keys_open = true;
+        loop {
+            tokio::select! {
+                k = keys.recv(), if keys_open => match k {
+                    Some(k) => {
+                        let (send, detach) = if detachable { scan_detach(&k, &mut pending) } else { (k, false) };
+                        if (!send.is_empty() && tx.send(PtyFrame::Data(send)).await.is_err()) || detach {
+                            return if detach { InputEnd::Detach } else { InputEnd::Done };
+                        }
+                    }
+                    None => {
+                        keys_open = false;
+                        if eof {
+                            let _ = tx.send(PtyFrame::Eof).await;
+                            return InputEnd::Done;
+                        }
+                    }
+                },
+                f = extra.recv() => match f {
+                    Some(f) => {
+                        if tx.send(f).await.is_err() {
+                            return InputEnd::Done;
+                        }
+                    }
+                    None => return InputEnd::Done,
+                },
+            }
+        }
+    });
+    (extra_tx, task)
+}
+
 /// Run the terminal until the remote process exits, the user detaches (when `detachable`)
 /// or the connection fails. The local terminal is restored in every case.
-pub async fn run(mut conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
+pub async fn run(conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
     let raw = RawMode::enable()?;
-    let mut keys = keystrokes();
+    let (tx, mut rx) = conn.split();
+    let (extra, mut input) = spawn_input(tx, detachable, false);
     let mut winch = signal(SignalKind::window_change())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let mut pending = false;
     let mut out = std::io::stdout();
     let ended = loop {
         tokio::select! {
-            k = keys.recv() => {
-                let Some(k) = k else { break Ended::Detached };
-                let (send, detach) = if detachable { scan_detach(&k, &mut pending) } else { (k, false) };
-                if !send.is_empty() {
-                    conn.send(PtyFrame::Data(send)).await?;
-                }
-                if detach {
-                    break Ended::Detached;
-                }
+            i = &mut input => match i {
+                Ok(InputEnd::Detach) | Ok(InputEnd::Done) | Err(_) => break Ended::Detached,
+            },
+            _ = winch.recv() => {
+                let _ = extra.send(PtyFrame::Resize(size()));
             }
-            _ = winch.recv() => conn.send(PtyFrame::Resize(size())).await?,
             _ = term.recv() => break Ended::Detached,
             _ = hup.recv() => break Ended::Detached,
-            f = conn.next() => match f {
+            f = rx.next() => match f {
                 Some(Ok(PtyFrame::Data(d))) => {
                     out.write_all(&d)?;
                     out.flush()?;
@@ -141,51 +192,47 @@ pub async fn run(mut conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
         }
     };
     drop(raw);
-    conn.close().await;
+    input.abort();
     Ok(ended)
 }
 
 /// Relay standard input (ending with `eof`) up and stdout/stderr down until the command
-/// exits; returns its exit code.
-pub async fn pipes(mut conn: PtyConn) -> anyhow::Result<i32> {
-    let mut input = Some(keystrokes());
+/// exits; returns its exit code. Input is sent from its own task (see [`spawn_input`]).
+pub async fn pipes(conn: PtyConn) -> anyhow::Result<i32> {
+    let (tx, mut rx) = conn.split();
+    let (_extra, input) = spawn_input(tx, false, true);
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    loop {
-        tokio::select! {
-            chunk = async { input.as_mut()?.recv().await }, if input.is_some() => {
-                // The command may be done before its input is: a failed send only means
-                // nobody reads it any more; the output and exit code still follow.
-                let frame = match chunk {
-                    Some(data) => PtyFrame::Data(data),
-                    None => PtyFrame::Eof,
-                };
-                let last = frame == PtyFrame::Eof;
-                if conn.send(frame).await.is_err() || last {
-                    input = None;
-                }
+    let result = loop {
+        match rx.next().await {
+            Some(Ok(PtyFrame::Data(d))) => {
+                out.write_all(&d)?;
+                out.flush()?;
             }
-            f = conn.next() => match f {
-                Some(Ok(PtyFrame::Data(d))) => {
-                    out.write_all(&d)?;
-                    out.flush()?;
+            Some(Ok(PtyFrame::Stderr(d))) => {
+                err.write_all(&d)?;
+                err.flush()?;
+            }
+            Some(Ok(PtyFrame::Exit(e))) => break Ok(e.code),
+            Some(Ok(PtyFrame::Error(m))) => {
+                break Err(Exit {
+                    code: EXIT_FAILURE,
+                    message: m,
                 }
-                Some(Ok(PtyFrame::Stderr(d))) => {
-                    err.write_all(&d)?;
-                    err.flush()?;
+                .into());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break Err(e.into()),
+            None => {
+                break Err(Exit {
+                    code: EXIT_FAILURE,
+                    message: "the connection to the sandbox was lost".into(),
                 }
-                Some(Ok(PtyFrame::Exit(e))) => {
-                    conn.close().await;
-                    return Ok(e.code);
-                }
-                Some(Ok(PtyFrame::Error(m))) => return Err(Exit { code: EXIT_FAILURE, message: m }.into()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    return Err(Exit { code: EXIT_FAILURE, message: "the connection to the sandbox was lost".into() }.into());
-                }
-            },
+                .into());
+            }
         }
-    }
+    };
+    input.abort();
+    result
 }
 
 #[cfg(test)]

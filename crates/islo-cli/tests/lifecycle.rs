@@ -284,8 +284,8 @@ fn standard_input_is_forwarded_byte_exact() {
     use std::process::Stdio;
     let env = Env::new();
     assert!(env.sh("pipe", "true").status.success());
-    // 3 MB of every byte value, through `cat` and back.
-    let data: Vec<u8> = (0..3_000_000u32)
+    // 8 MB of every byte value, through `cat` and back.
+    let data: Vec<u8> = (0..8_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let mut child = env

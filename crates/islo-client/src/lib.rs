@@ -14,7 +14,7 @@ use islo_api::{
 };
 use serde::de::DeserializeOwned;
 
-pub use pty::PtyConn;
+pub use pty::{PtyConn, PtyReceiver, PtySender};
 pub use sse::{SseEvent, SseParser};
 
 /// Where the server is.

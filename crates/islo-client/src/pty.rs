@@ -50,6 +50,57 @@ impl PtyConn {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Independent halves, so that sending (which may wait for the peer to read) never keeps
+    /// the caller from reading: a terminal must always drain output.
+    pub fn split(self) -> (PtySender, PtyReceiver) {
+        let (sink, stream) = self.ws.split();
+        (PtySender { sink }, PtyReceiver { stream })
+    }
+}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
+
+/// The sending half of a terminal.
+pub struct PtySender {
+    sink: futures_util::stream::SplitSink<Ws, Message>,
+}
+
+impl PtySender {
+    pub async fn send(&mut self, f: PtyFrame) -> Result<(), ClientError> {
+        self.sink
+            .send(Message::Binary(f.encode().into()))
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.sink.send(Message::Close(None)).await;
+    }
+}
+
+/// The receiving half of a terminal.
+pub struct PtyReceiver {
+    stream: futures_util::stream::SplitStream<Ws>,
+}
+
+impl PtyReceiver {
+    /// The next frame; `None` when the server closed the connection.
+    pub async fn next(&mut self) -> Option<Result<PtyFrame, ClientError>> {
+        loop {
+            match self.stream.next().await? {
+                Ok(Message::Binary(b)) => {
+                    return Some(
+                        PtyFrame::decode(&b)
+                            .ok_or_else(|| ClientError::Decode("unknown terminal frame".into())),
+                    );
+                }
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(e) => return Some(Err(ClientError::Decode(e.to_string()))),
+            }
+        }
+    }
 }
 
 impl Client {
