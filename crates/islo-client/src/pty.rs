@@ -21,36 +21,6 @@ pub struct PtyConn {
 }
 
 impl PtyConn {
-    /// Send one frame (data, resize).
-    pub async fn send(&mut self, f: PtyFrame) -> Result<(), ClientError> {
-        self.ws
-            .send(Message::Binary(f.encode().into()))
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
-    }
-
-    /// The next frame; `None` when the server closed the connection.
-    pub async fn next(&mut self) -> Option<Result<PtyFrame, ClientError>> {
-        loop {
-            match self.ws.next().await? {
-                Ok(Message::Binary(b)) => {
-                    return Some(
-                        PtyFrame::decode(&b)
-                            .ok_or_else(|| ClientError::Decode("unknown terminal frame".into())),
-                    );
-                }
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => continue,
-                Err(e) => return Some(Err(ClientError::Decode(e.to_string()))),
-            }
-        }
-    }
-
-    /// Close politely (detaches from a session).
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-    }
-
     /// Independent halves, so that sending (which may wait for the peer to read) never keeps
     /// the caller from reading: a terminal must always drain output.
     pub fn split(self) -> (PtySender, PtyReceiver) {
