@@ -329,3 +329,26 @@ fn standard_input_is_forwarded_byte_exact() {
     assert_eq!(stdout(&o).trim(), "3");
     assert_eq!(stderr(&o), "to-stderr\n");
 }
+
+#[test]
+fn general_status_shows_server_auth_config_and_tools() {
+    let env = Env::new();
+    std::fs::write(env.dir.path().join("islo.yaml"), "sandbox: from-yaml\n").unwrap();
+    let out = env.ok(&["status"]);
+    assert!(
+        out.contains("Server: unix:") && out.contains("runtime crun"),
+        "{out}"
+    );
+    assert!(out.contains("Auth: authenticated (tenant local)"), "{out}");
+    assert!(
+        out.contains("Config: islo.yaml (sandbox: from-yaml)"),
+        "{out}"
+    );
+    assert!(out.contains("crun: /"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "-o", "json"])).unwrap();
+    assert_eq!(json["auth"]["authenticated"], true);
+    assert_eq!(json["config"]["sandbox"], "from-yaml");
+    // `sandbox:` in islo.yaml names the sandbox `islo use` creates.
+    let o = env.islo(&["use", "-i", &env.busybox(), "--", "hostname"]);
+    assert_eq!(stdout(&o), "from-yaml\n", "{}", stderr(&o));
+}
