@@ -3,11 +3,15 @@
 //! against islod; additions are marked as extensions. Serde only (OpenAPI schemas behind the
 //! `openapi` feature, which only the server enables).
 
+mod audit;
 mod error;
 mod exec;
 mod sandbox;
 mod session;
 
+pub use audit::{
+    ExecLogLineResponse, ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery,
+};
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use sandbox::{

@@ -62,6 +62,8 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// The audit log: exec, interactive and agent sessions, and what they printed.
+    Logs(LogsArgs),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -124,6 +126,36 @@ pub struct UseArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogType {
+    Agent,
+    Exec,
+    Interactive,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Sandbox name or ID.
+    pub sandbox: String,
+    /// A session ID: print what it printed.
+    pub session: Option<String>,
+    /// Which sessions to list.
+    #[arg(long = "type", value_enum, default_value_t = LogType::Agent)]
+    pub r#type: LogType,
+    /// Stream a session's output live until it ends (Ctrl-C stops).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N entries (sessions when listing).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only the first N entries of a session.
+    #[arg(long, value_name = "N")]
+    pub head: Option<usize>,
+    /// Only since a duration ago (30m, 1h, 2d) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+}
+
 #[derive(Args)]
 pub struct LsArgs {
     /// Only sandboxes in this status (repeatable): starting, running, stopping, stopped, failed, deleted.
@@ -150,6 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Stop { name, force } => cmd_lifecycle::stop(&connect::client().await?, &name, force)
+            .await
+            .map(|_| 0),
+        Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
             .await
             .map(|_| 0),
         Cmd::Rm { name, force } => cmd_lifecycle::rm(&connect::client().await?, &name, force)

@@ -260,6 +260,48 @@ impl Client {
         .await
     }
 
+    /// Recorded sessions of a sandbox (name or id), newest first.
+    pub async fn exec_sessions(
+        &self,
+        sandbox: &str,
+        since: Option<&str>,
+    ) -> Result<Vec<islo_api::ExecSessionResponse>, ClientError> {
+        let mut r = self.req(
+            reqwest::Method::GET,
+            &format!("/sandboxes/{}/exec-sessions", seg(sandbox)),
+        );
+        if let Some(s) = since {
+            r = r.query(&[("since", s)]);
+        }
+        self.json(r).await
+    }
+
+    /// One recorded session.
+    pub async fn exec_session(
+        &self,
+        sandbox: &str,
+        exec_id: &str,
+    ) -> Result<islo_api::ExecSessionResponse, ClientError> {
+        let path = format!("/sandboxes/{}/exec-sessions/{}", seg(sandbox), seg(exec_id));
+        self.json(self.req(reqwest::Method::GET, &path)).await
+    }
+
+    /// What a recorded session printed.
+    pub async fn exec_logs(
+        &self,
+        sandbox: &str,
+        exec_id: &str,
+        q: &islo_api::ExecLogsQuery,
+    ) -> Result<islo_api::ExecLogsResponse, ClientError> {
+        let path = format!(
+            "/sandboxes/{}/exec-sessions/{}/logs",
+            seg(sandbox),
+            seg(exec_id)
+        );
+        self.json(self.req(reqwest::Method::GET, &path).query(q))
+            .await
+    }
+
     /// Stream a command's output (byte-exact: the client asks for base64 event data).
     pub async fn exec_stream(
         &self,

@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub runtime: Option<String>,
     pub pids_limit: Option<u32>,
     pub cgroup_favor_dynmods: Option<bool>,
+    pub log_cap_bytes: Option<u64>,
+    pub log_retention_days: Option<u32>,
     #[serde(default)]
     pub registry_mirrors: BTreeMap<String, String>,
     #[serde(default)]
@@ -56,6 +58,10 @@ pub struct Config {
     pub pids_limit: u32,
     /// Remount cgroup2 with `favordynmods` for faster sandbox starts (default true).
     pub cgroup_favor_dynmods: bool,
+    /// Bytes recorded per exec or terminal session (default 8 MiB).
+    pub log_cap_bytes: u64,
+    /// Days recorded sessions are kept after they end (default 30).
+    pub log_retention_days: u32,
     pub registry_mirrors: BTreeMap<String, String>,
     pub registry_credentials: BTreeMap<String, Credential>,
 }
@@ -164,6 +170,11 @@ impl Config {
                 .filter(|r| !r.is_empty()),
             pids_limit,
             cgroup_favor_dynmods: file.cgroup_favor_dynmods.unwrap_or(true),
+            log_cap_bytes: env("ISLOD_LOG_CAP_BYTES")
+                .and_then(|v| v.parse().ok())
+                .or(file.log_cap_bytes)
+                .unwrap_or(8 << 20),
+            log_retention_days: file.log_retention_days.unwrap_or(30),
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
             state_dir,

@@ -73,6 +73,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             user: "islo".into(),
             uid: 1000,
             state_dir: cfg.state_dir.display().to_string(),
+            log_cap_bytes: cfg.log_cap_bytes,
         },
     );
     Ok((Arc::new(app), local))
@@ -95,10 +96,28 @@ fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
+/// Close sessions that were open when islod stopped; drop those past the retention.
+fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = &time::format_description::well_known::Rfc3339;
+    app.store.end_open_audits(&now.format(fmt)?)?;
+    let before = now - time::Duration::days(i64::from(cfg.log_retention_days));
+    let pruned = app.store.prune_audit(&before.format(fmt)?)?;
+    if pruned > 0 {
+        tracing::info!(
+            sessions = pruned,
+            days = cfg.log_retention_days,
+            "pruned the audit log"
+        );
+    }
+    Ok(())
+}
+
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (app, local) = build(&cfg)?;
     app.reconcile().await.context("reconciling sandboxes")?;
+    prune_audit_log(&app, &cfg)?;
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;

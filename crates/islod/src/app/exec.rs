@@ -129,15 +129,19 @@ impl App {
         t: &Tenant,
         name: &str,
         req: &ExecRequest,
-    ) -> Result<(SandboxRow, mpsc::Receiver<ExecEvent>), AppError> {
+    ) -> Result<(SandboxRow, mpsc::Receiver<ExecEvent>, String), AppError> {
         let row = self.running(t, name)?;
         let areq = self.agent_request(&row, req, false)?;
         let socket = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        let rec = self
+            .audit
+            .start(&row.id, false, &areq.user, super::shell_line(&areq.argv));
+        let exec_id = rec.id().to_string();
         let (tx, rx) = mpsc::channel(64);
         let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
         let handle = tokio::runtime::Handle::current();
-        std::thread::spawn(move || pump(&socket, areq, timeout, tx, &handle));
-        Ok((row, rx))
+        std::thread::spawn(move || pump(&socket, areq, timeout, Recorded { tx, rec }, &handle));
+        Ok((row, rx, exec_id))
     }
 
     /// Start `req` in the background; its result is kept (each stream's tail, capped).
@@ -147,8 +151,7 @@ impl App {
         name: &str,
         req: &ExecRequest,
     ) -> Result<ExecResponse, AppError> {
-        let (row, mut rx) = self.exec_stream(t, name, req)?;
-        let exec_id = uuid::Uuid::now_v7().to_string();
+        let (row, mut rx, exec_id) = self.exec_stream(t, name, req)?;
         self.store.insert_exec(&exec_id, &row.id)?;
         let (app, id, sandbox_id) = (self.clone(), exec_id.clone(), row.id.clone());
         tokio::spawn(async move {
@@ -219,29 +222,53 @@ impl App {
     }
 }
 
-/// Bridge a blocking agent connection to `tx`. When the receiver goes away (the client
+/// The event channel of an exec, recording what passes through it.
+struct Recorded {
+    tx: mpsc::Sender<ExecEvent>,
+    rec: Arc<super::Recording>,
+}
+
+impl Recorded {
+    /// Record and forward; `false` when the receiver is gone. The log is complete before the
+    /// exit (or error) is forwarded.
+    fn send(&self, ev: ExecEvent) -> bool {
+        match &ev {
+            ExecEvent::Stdout(b) => self.rec.chunk("stdout", b),
+            ExecEvent::Stderr(b) => self.rec.chunk("stderr", b),
+            ExecEvent::Exit(code) => self.rec.end(Some(*code)),
+            ExecEvent::Error(m) => {
+                self.rec.chunk("islo", format!("{m}\n").as_bytes());
+                self.rec.end(None);
+            }
+            ExecEvent::TimedOut => self.rec.chunk("islo", b"timed out; killed\n"),
+        }
+        self.tx.blocking_send(ev).is_ok()
+    }
+}
+
+/// Bridge a blocking agent connection to `out`. When the receiver goes away (the client
 /// disconnected) the connection is hung up, which kills the command even if it is silent.
 fn pump(
     socket: &std::path::Path,
     req: islo_agent::ExecRequest,
     timeout: Option<Duration>,
-    tx: mpsc::Sender<ExecEvent>,
+    out: Recorded,
     rt: &tokio::runtime::Handle,
 ) {
-    let fail = |tx: &mpsc::Sender<ExecEvent>, m: String| {
-        let _ = tx.blocking_send(ExecEvent::Error(m));
+    let fail = |out: &Recorded, m: String| {
+        out.send(ExecEvent::Error(m));
     };
     let mut conn = match agent::exec(socket, req) {
         Ok(c) => c,
-        Err(e) => return fail(&tx, format!("sandbox agent unreachable: {e}")),
+        Err(e) => return fail(&out, format!("sandbox agent unreachable: {e}")),
     };
     let mut ctl = match conn.control() {
         Ok(c) => c,
-        Err(e) => return fail(&tx, e.to_string()),
+        Err(e) => return fail(&out, e.to_string()),
     };
     let _ = ctl.close_stdin();
     if let Ok(watch) = conn.control() {
-        let gone = tx.clone();
+        let gone = out.tx.clone();
         rt.spawn(async move {
             gone.closed().await;
             watch.hang_up();
@@ -266,16 +293,16 @@ fn pump(
             Ok(Some(AgentEvent::Exit(st))) => {
                 done.store(true, Ordering::SeqCst);
                 if timed_out.load(Ordering::SeqCst) {
-                    let _ = tx.blocking_send(ExecEvent::TimedOut);
+                    out.send(ExecEvent::TimedOut);
                 }
-                let _ = tx.blocking_send(ExecEvent::Exit(st.code));
+                out.send(ExecEvent::Exit(st.code));
                 return;
             }
-            Ok(Some(AgentEvent::Error(m))) => return fail(&tx, m),
-            Ok(None) => return fail(&tx, "the sandbox stopped while the command ran".into()),
-            Err(e) => return fail(&tx, format!("sandbox agent connection: {e}")),
+            Ok(Some(AgentEvent::Error(m))) => return fail(&out, m),
+            Ok(None) => return fail(&out, "the sandbox stopped while the command ran".into()),
+            Err(e) => return fail(&out, format!("sandbox agent connection: {e}")),
         };
-        if tx.blocking_send(ev).is_err() {
+        if !out.send(ev) {
             return; // the client went away: dropping the connection kills the command
         }
     }

@@ -4,8 +4,10 @@
 //! back end is driven, then the observed result is recorded. [`App::reconcile`] finishes or
 //! undoes whatever a crash interrupted, and re-adopts sandboxes that kept running.
 
+mod audit;
 mod error;
 mod exec;
+mod logs;
 mod names;
 mod reconcile;
 mod sandboxes;
@@ -24,6 +26,7 @@ use islo_runtime::Driver;
 use crate::images::ImageStore;
 use crate::store::Store;
 
+pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::{ExecEvent, TailBuf};
 pub use sessions::validate_session_name;
@@ -44,6 +47,8 @@ pub struct AppSettings {
     pub user: String,
     pub uid: u32,
     pub state_dir: String,
+    /// Bytes recorded per exec or terminal session before the log is cut.
+    pub log_cap_bytes: u64,
 }
 
 /// Everything the handlers need.
@@ -52,6 +57,7 @@ pub struct App {
     pub images: ImageStore,
     pub driver: Arc<dyn Driver>,
     pub settings: AppSettings,
+    pub audit: Arc<Audit>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -62,11 +68,13 @@ impl App {
         driver: Arc<dyn Driver>,
         settings: AppSettings,
     ) -> Self {
+        let audit = Arc::new(Audit::new(store.clone(), settings.log_cap_bytes));
         Self {
             store,
             images,
             driver,
             settings,
+            audit,
             locks: Mutex::new(HashMap::new()),
         }
     }

@@ -116,14 +116,23 @@ impl App {
         })
     }
 
-    /// Attach to (or create) a session; the returned connection carries its terminal.
+    /// Attach to (or create) a session; the returned connection carries its terminal. With
+    /// `record`, the attach is recorded in the audit log as an interactive session.
     pub async fn attach_session(
         &self,
         t: &Tenant,
         name: &str,
         session: &str,
         open: &PtyOpen,
-    ) -> Result<(UnixStream, SessionInfo), AppError> {
+        record: bool,
+    ) -> Result<
+        (
+            UnixStream,
+            SessionInfo,
+            Option<std::sync::Arc<super::Recording>>,
+        ),
+        AppError,
+    > {
         validate_session_name(session)?;
         let (row, sock) = self.agent_socket_of(t, name)?;
         let create = open
@@ -131,6 +140,10 @@ impl App {
             .as_ref()
             .map(|e| self.session_spec(&row, e))
             .transpose()?;
+        let (user, argv) = match &create {
+            Some(c) => (c.user.clone(), c.argv.clone()),
+            None => (self.settings.user.clone(), Vec::new()),
+        };
         let req = AttachRequest {
             version: islo_agent::PROTOCOL_VERSION,
             session: session.to_string(),
@@ -144,7 +157,9 @@ impl App {
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(agent_err)?;
-        Ok((stream, info(i)))
+        let command = format!("[session {session}] {}", super::shell_line(&argv));
+        let rec = record.then(|| self.audit.start(&row.id, true, &user, command));
+        Ok((stream, info(i), rec))
     }
 
     /// `POST …/sessions`: create a session (or find it running) without attaching.
@@ -167,7 +182,9 @@ impl App {
             exec: Some(exec),
             tty: None,
         };
-        let (stream, i) = self.attach_session(t, name, &req.name, &open).await?;
+        let (stream, i, _) = self
+            .attach_session(t, name, &req.name, &open, false)
+            .await?;
         drop(stream);
         Ok(CreateSessionResponse {
             name: i.name,
@@ -211,7 +228,7 @@ impl App {
         t: &Tenant,
         name: &str,
         open: &PtyOpen,
-    ) -> Result<UnixStream, AppError> {
+    ) -> Result<(UnixStream, std::sync::Arc<super::Recording>), AppError> {
         let (row, sock) = self.agent_socket_of(t, name)?;
         let exec = open
             .exec
@@ -224,10 +241,17 @@ impl App {
                 cols: open.size.cols,
             });
         }
-        tokio::task::spawn_blocking(move || agent::exec_raw(&sock, req))
+        let rec = self.audit.start(
+            &row.id,
+            req.tty.is_some(),
+            &req.user,
+            super::shell_line(&req.argv),
+        );
+        let stream = tokio::task::spawn_blocking(move || agent::exec_raw(&sock, req))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(agent_err)
+            .map_err(agent_err)?;
+        Ok((stream, rec))
     }
 }
 

@@ -77,7 +77,7 @@ pub async fn stream(
             return Err(AppError::Validation(format!("unknown stream_encoding {other:?}")).into());
         }
     };
-    let (_, rx) = s.app.exec_stream(&t, &name, &req)?;
+    let (_, rx, exec_id) = s.app.exec_stream(&t, &name, &req)?;
     let enc = Encoders {
         base64,
         out: Utf8Carry::default(),
@@ -103,6 +103,7 @@ pub async fn stream(
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-islo-exec-id", exec_id)
         .body(Body::from_stream(body))
         .map_err(|e| AppError::Internal(e.to_string()).into())
 }

@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod exec;
+mod logs;
 pub mod openapi;
 mod pty;
 mod sandboxes;
@@ -65,6 +66,12 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/sandboxes/{name}/exec/stream", post(exec::stream))
         .route("/sandboxes/{name}/exec/{exec_id}", get(exec::result))
+        .route("/sandboxes/{name}/exec-sessions", get(logs::list))
+        .route("/sandboxes/{name}/exec-sessions/{exec_id}", get(logs::one))
+        .route(
+            "/sandboxes/{name}/exec-sessions/{exec_id}/logs",
+            get(logs::logs),
+        )
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
         .route_layer(axum::middleware::from_fn_with_state(

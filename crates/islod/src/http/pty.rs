@@ -16,7 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
-use crate::app::{AppError, Tenant};
+use std::sync::Arc;
+
+use crate::app::{AppError, Recording, Tenant};
 
 /// The WebSocket subprotocol naming this version of the frame protocol.
 pub const SUBPROTOCOL: &str = "islo.pty.v1";
@@ -66,7 +68,8 @@ pub async fn exec(
 ) -> Result<Response, ApiError> {
     s.app.running(&t, &name)?;
     Ok(terminal(ws, move |open| async move {
-        Ok((s.app.exec_ws(&t, &name, &open).await?, None))
+        let (stream, rec) = s.app.exec_ws(&t, &name, &open).await?;
+        Ok((stream, None, Some(rec)))
     }))
 }
 
@@ -82,18 +85,40 @@ pub async fn attach(
     s.app.running(&t, &name)?;
     crate::app::validate_session_name(&session)?;
     Ok(terminal(ws, move |open| async move {
-        let (stream, info) = s.app.attach_session(&t, &name, &session, &open).await?;
-        Ok((stream, Some(info)))
+        let (stream, info, rec) = s
+            .app
+            .attach_session(&t, &name, &session, &open, true)
+            .await?;
+        Ok((stream, Some(info), rec))
     }))
+}
+
+/// What opening a terminal yields: the agent connection, the session's state (attaches), and
+/// its recording in the audit log.
+type Opened = (
+    std::os::unix::net::UnixStream,
+    Option<SessionInfo>,
+    Option<Arc<Recording>>,
+);
+
+/// End a recording off the async threads (it waits for the log writer).
+async fn end_recording(rec: &Option<Arc<Recording>>, exit: Option<i32>) {
+    if let Some(r) = rec.clone() {
+        let _ = tokio::task::spawn_blocking(move || r.end(exit)).await;
+    }
+}
+
+fn record(rec: &Option<Arc<Recording>>, stream: &'static str, data: &[u8]) {
+    if let Some(r) = rec {
+        r.chunk(stream, data);
+    }
 }
 
 /// Upgrade to a terminal WebSocket: read the opening, let `start` open the agent side, bridge.
 fn terminal<F, Fut>(ws: WebSocketUpgrade, start: F) -> Response
 where
     F: FnOnce(PtyOpen) -> Fut + Send + 'static,
-    Fut: std::future::Future<
-            Output = Result<(std::os::unix::net::UnixStream, Option<SessionInfo>), AppError>,
-        > + Send,
+    Fut: std::future::Future<Output = Result<Opened, AppError>> + Send,
 {
     ws.protocols([SUBPROTOCOL])
         .on_upgrade(move |mut socket| async move {
@@ -102,7 +127,7 @@ where
                 Err(m) => Err(m),
             };
             match opened {
-                Ok((stream, info)) => bridge(socket, stream, info).await,
+                Ok((stream, info, rec)) => bridge(socket, stream, info, rec).await,
                 Err(m) => refuse(socket, m).await,
             }
         })
@@ -166,7 +191,12 @@ async fn write_agent_frame(
 
 /// Carry terminal traffic both ways until the process ends or the client leaves (which
 /// detaches from a session, and ends a terminal exec).
-async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Option<SessionInfo>) {
+async fn bridge(
+    ws: WebSocket,
+    agent: std::os::unix::net::UnixStream,
+    info: Option<SessionInfo>,
+    rec: Option<Arc<Recording>>,
+) {
     let agent = match agent
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixStream::from_std(agent))
@@ -181,15 +211,23 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
             .send(Message::Binary(PtyFrame::Info(i).encode().into()))
             .await;
     }
+    let (rec_out, rec_in) = (rec.clone(), rec.clone());
     let to_client = async move {
         loop {
             let frame = match read_agent_frame(&mut ar).await {
-                Ok(Some((FrameKind::Stdout, p))) => PtyFrame::Data(p),
-                Ok(Some((FrameKind::Stderr, p))) => PtyFrame::Stderr(p),
+                Ok(Some((FrameKind::Stdout, p))) => {
+                    record(&rec_out, "stdout", &p);
+                    PtyFrame::Data(p)
+                }
+                Ok(Some((FrameKind::Stderr, p))) => {
+                    record(&rec_out, "stderr", &p);
+                    PtyFrame::Stderr(p)
+                }
                 Ok(Some((FrameKind::Exit, p))) => {
                     let code = serde_json::from_slice::<islo_agent::ExitStatus>(&p)
                         .map(|s| s.code)
                         .unwrap_or(-1);
+                    end_recording(&rec_out, Some(code)).await;
                     let _ = tx
                         .send(Message::Binary(
                             PtyFrame::Exit(PtyExit { code }).encode().into(),
@@ -226,6 +264,7 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
             let sent = match msg {
                 Message::Binary(b) => match PtyFrame::decode(&b) {
                     Some(PtyFrame::Data(d)) => {
+                        record(&rec_in, "stdin", &d);
                         write_agent_frame(&mut aw, FrameKind::Stdin, &d).await
                     }
                     Some(PtyFrame::Eof) => {
@@ -257,4 +296,5 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream, info: Opti
         () = to_client => {}
         () = from_client => {}
     }
+    end_recording(&rec, None).await;
 }

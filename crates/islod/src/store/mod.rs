@@ -3,6 +3,7 @@
 //! One connection behind a mutex (WAL, so `islod keys` may write while the server runs);
 //! queries are short. Schema changes are migrations, in order, never edited once released.
 
+mod audit;
 mod auth;
 mod execs;
 mod images;
@@ -15,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
+pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use sandboxes::{SandboxFilter, SandboxRow};
@@ -101,8 +103,33 @@ CREATE TABLE ended_sessions (
 );
 "#;
 
+/// The audit log: every exec and terminal session, and what went in and out.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE exec_sessions (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    interactive INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    exit_code INTEGER,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    cut INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX exec_sessions_by_sandbox ON exec_sessions(sandbox_id, started_at);
+CREATE TABLE exec_log_lines (
+    exec_id TEXT NOT NULL REFERENCES exec_sessions(id),
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (exec_id, seq)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2)])
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3)])
 }
 
 /// The state store.
@@ -143,6 +170,12 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Fixtures for other modules' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::sandboxes::tests::row;
 }
 
 #[cfg(test)]

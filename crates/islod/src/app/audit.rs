@@ -1,0 +1,249 @@
+//! Recording every exec and terminal session: who ran what, when, every chunk in and out
+//! (timestamp, stream, sequence), how it ended. One writer thread owns the writes, so the
+//! exec paths only queue; `end` waits until everything queued before it is stored, so a
+//! finished command's log is complete when its exit is reported. A session records at most
+//! `cap` bytes; past it one `islo` line marks the cut.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use crate::store::{Store, now_rfc3339};
+
+enum Msg {
+    Start {
+        id: String,
+        sandbox_id: String,
+        interactive: bool,
+        user: String,
+        command: String,
+        at: String,
+    },
+    Chunk {
+        id: String,
+        stream: &'static str,
+        data: Vec<u8>,
+        at: String,
+        bytes: u64,
+        cut: bool,
+    },
+    End {
+        id: String,
+        exit: Option<i32>,
+        at: String,
+        done: Sender<()>,
+    },
+}
+
+/// The audit log's writer.
+pub struct Audit {
+    tx: Mutex<Sender<Msg>>,
+    cap: u64,
+}
+
+impl Audit {
+    /// Start the writer thread; each session keeps at most `cap` bytes.
+    pub fn new(store: Arc<Store>, cap: u64) -> Self {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || write_forever(&store, &rx));
+        Self {
+            tx: Mutex::new(tx),
+            cap,
+        }
+    }
+
+    fn send(&self, m: Msg) {
+        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(m);
+    }
+
+    /// Begin recording a session.
+    pub fn start(
+        self: &Arc<Self>,
+        sandbox_id: &str,
+        interactive: bool,
+        user: &str,
+        command: String,
+    ) -> Arc<Recording> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.send(Msg::Start {
+            id: id.clone(),
+            sandbox_id: sandbox_id.to_string(),
+            interactive,
+            user: user.to_string(),
+            command,
+            at: now_rfc3339(),
+        });
+        Arc::new(Recording {
+            audit: self.clone(),
+            id,
+            bytes: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        })
+    }
+}
+
+/// argv as a shell would show it (`(login shell)` when empty).
+pub fn shell_line(argv: &[String]) -> String {
+    if argv.is_empty() {
+        return "(login shell)".into();
+    }
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One session being recorded.
+pub struct Recording {
+    audit: Arc<Audit>,
+    id: String,
+    bytes: AtomicU64,
+    cut: AtomicBool,
+    ended: AtomicBool,
+}
+
+impl Recording {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Record a chunk of `stream` (`stdout`, `stderr` or `stdin`).
+    pub fn chunk(&self, stream: &'static str, data: &[u8]) {
+        if data.is_empty() || self.cut.load(Ordering::SeqCst) {
+            return;
+        }
+        let total = self.bytes.fetch_add(data.len() as u64, Ordering::SeqCst) + data.len() as u64;
+        let (stream, data, cut) = if total > self.audit.cap {
+            self.cut.store(true, Ordering::SeqCst);
+            let msg = format!(
+                "[islo: log cut after {} bytes; the rest was not recorded]\n",
+                self.audit.cap
+            );
+            ("islo", msg.into_bytes(), true)
+        } else {
+            (stream, data.to_vec(), false)
+        };
+        self.audit.send(Msg::Chunk {
+            id: self.id.clone(),
+            stream,
+            data,
+            at: now_rfc3339(),
+            bytes: total,
+            cut,
+        });
+    }
+
+    /// End the session; returns once everything recorded before is stored.
+    pub fn end(&self, exit: Option<i32>) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (done, wait) = channel();
+        self.audit.send(Msg::End {
+            id: self.id.clone(),
+            exit,
+            at: now_rfc3339(),
+            done,
+        });
+        let _ = wait.recv();
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.end(None);
+    }
+}
+
+fn write_forever(store: &Store, rx: &Receiver<Msg>) {
+    let mut seqs: HashMap<String, i64> = HashMap::new();
+    for m in rx {
+        let result = match m {
+            Msg::Start {
+                id,
+                sandbox_id,
+                interactive,
+                user,
+                command,
+                at,
+            } => {
+                seqs.insert(id.clone(), 0);
+                store.start_audit(&id, &sandbox_id, interactive, &user, &command, &at)
+            }
+            Msg::Chunk {
+                id,
+                stream,
+                data,
+                at,
+                bytes,
+                cut,
+            } => {
+                let seq = seqs.entry(id.clone()).or_insert(0);
+                *seq += 1;
+                let line = crate::store::LogLine {
+                    seq: *seq,
+                    ts: at,
+                    stream: stream.to_string(),
+                    data,
+                };
+                store.append_audit(&id, &line, bytes, cut)
+            }
+            Msg::End { id, exit, at, done } => {
+                seqs.remove(&id);
+                let r = store.end_audit(&id, &at, exit);
+                let _ = done.send(());
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing the audit log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_in_order_and_cuts_at_the_cap() {
+        let store = Arc::new(Store::memory().unwrap());
+        let t = store.ensure_tenant("a").unwrap();
+        let sb = crate::store::SandboxRow {
+            ..crate::store::tests_support::row(&t, "box")
+        };
+        store.insert_sandbox(&sb).unwrap();
+        let audit = Arc::new(Audit::new(store.clone(), 10));
+        let rec = audit.start(
+            &sb.id,
+            false,
+            "islo",
+            shell_line(&["echo".into(), "a b".into()]),
+        );
+        rec.chunk("stdout", b"12345");
+        rec.chunk("stderr", b"678");
+        rec.chunk("stdout", b"9abcdef");
+        rec.chunk("stdout", b"never");
+        rec.end(Some(0));
+        let s = store.audit_session(&sb.id, rec.id()).unwrap().unwrap();
+        assert_eq!(
+            (s.command.as_str(), s.exit_code, s.cut),
+            ("echo 'a b'", Some(0), true)
+        );
+        let lines = store.audit_lines(rec.id(), 0, None).unwrap();
+        let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
+        assert_eq!(streams, ["stdout", "stderr", "islo"]);
+        assert!(String::from_utf8_lossy(&lines[2].data).contains("cut after 10 bytes"));
+    }
+}

@@ -1,0 +1,41 @@
+//! Audit log handlers.
+
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use islo_api::{ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery};
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::app::Tenant;
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions", params(ExecSessionsQuery),
+    responses((status = 200, body = Vec<ExecSessionResponse>), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn list(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(sandbox): Path<String>,
+    Query(q): Query<ExecSessionsQuery>,
+) -> Result<Json<Vec<ExecSessionResponse>>, ApiError> {
+    Ok(Json(s.app.exec_sessions(&t, &sandbox, &q.since)?))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}",
+    responses((status = 200, body = ExecSessionResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn one(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((sandbox, exec_id)): Path<(String, String)>,
+) -> Result<Json<ExecSessionResponse>, ApiError> {
+    Ok(Json(s.app.exec_session(&t, &sandbox, &exec_id)?))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}/logs", params(ExecLogsQuery),
+    responses((status = 200, body = ExecLogsResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn logs(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((sandbox, exec_id)): Path<(String, String)>,
+    Query(q): Query<ExecLogsQuery>,
+) -> Result<Json<ExecLogsResponse>, ApiError> {
+    Ok(Json(s.app.exec_logs(&t, &sandbox, &exec_id, &q)?))
+}
