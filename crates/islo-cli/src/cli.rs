@@ -154,6 +154,9 @@ pub struct LogsArgs {
     /// Only since a duration ago (30m, 1h, 2d) or an RFC 3339 time.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// Print a session as an asciinema v2 recording (`islo logs S ID --asciinema > s.cast`).
+    #[arg(long, requires = "session")]
+    pub asciinema: bool,
 }
 
 #[derive(Args)]

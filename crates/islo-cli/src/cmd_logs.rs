@@ -136,6 +136,10 @@ async fn show(
         }
         Err(e) => return Err(e.into()),
     };
+    if a.asciinema {
+        print!("{}", client.exec_asciinema(sandbox, id).await?);
+        return Ok(());
+    }
     let q = ExecLogsQuery {
         limit: a.head.map(|n| n as u32),
         tail: a.tail.map(|n| n as u32),

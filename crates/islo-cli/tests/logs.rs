@@ -16,7 +16,9 @@ fn execs_are_recorded_and_read_back() {
     let mut env = Env::new();
     env.set("ISLOD_LOG_CAP_BYTES", "2000");
     assert_eq!(
-        env.sh("lg", "echo one; echo two >&2; exit 3").status.code(),
+        env.sh("lg", "echo one; sleep 0.2; echo two >&2; exit 3")
+            .status
+            .code(),
         Some(3)
     );
     assert!(
@@ -152,6 +154,34 @@ fn interactive_sessions_are_recorded_with_their_input() {
             .starts_with("[session main]"),
         "{list:?}"
     );
-    let o = env.islo(&["logs", "it", list[0]["exec_id"].as_str().unwrap()]);
+    let id = list[0]["exec_id"].as_str().unwrap();
+    let o = env.islo(&["logs", "it", id]);
     assert!(stdout(&o).contains("typed-42"), "{}", stdout(&o));
+
+    // The asciinema v2 recording replays it: a header, then timed input and output events.
+    let cast = env.ok(&["logs", "it", id, "--asciinema"]);
+    let mut lines = cast.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(header["width"].as_u64().unwrap() > 0 && header["timestamp"].as_i64().unwrap() > 0);
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "event times go backwards: {times:?}"
+    );
+    let output: String = events
+        .iter()
+        .filter(|e| e[1] == "o")
+        .map(|e| e[2].as_str().unwrap())
+        .collect();
+    let input: String = events
+        .iter()
+        .filter(|e| e[1] == "i")
+        .map(|e| e[2].as_str().unwrap())
+        .collect();
+    assert!(
+        output.contains("typed-42") && input.contains("echo typed-$((20+22))"),
+        "{cast}"
+    );
 }

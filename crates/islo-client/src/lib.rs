@@ -302,6 +302,23 @@ impl Client {
             .await
     }
 
+    /// A recorded session as an asciinema v2 recording.
+    pub async fn exec_asciinema(
+        &self,
+        sandbox: &str,
+        exec_id: &str,
+    ) -> Result<String, ClientError> {
+        let path = format!(
+            "/sandboxes/{}/exec-sessions/{}/asciinema",
+            seg(sandbox),
+            seg(exec_id)
+        );
+        let resp = self.send(self.req(reqwest::Method::GET, &path)).await?;
+        resp.text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// Stream a command's output (byte-exact: the client asks for base64 event data).
     pub async fn exec_stream(
         &self,

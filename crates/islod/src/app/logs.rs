@@ -117,3 +117,57 @@ impl App {
         })
     }
 }
+
+/// Seconds between two RFC 3339 times.
+fn offset_secs(start: &str, at: &str) -> f64 {
+    let p = |x: &str| {
+        time::OffsetDateTime::parse(x, &time::format_description::well_known::Rfc3339).ok()
+    };
+    match (p(start), p(at)) {
+        (Some(a), Some(b)) => ((b - a).as_seconds_f64()).max(0.0),
+        _ => 0.0,
+    }
+}
+
+impl App {
+    /// A recorded session as an asciinema v2 recording: a header line, then one
+    /// `[seconds, "o"|"i", data]` line per chunk of output or input.
+    pub fn exec_asciinema(
+        &self,
+        t: &Tenant,
+        sandbox: &str,
+        exec_id: &str,
+    ) -> Result<String, AppError> {
+        let row = self.sandbox_for_logs(t, sandbox)?;
+        let s = self
+            .store
+            .audit_session(&row.id, exec_id)?
+            .ok_or_else(|| AppError::NotFound(format!("session {exec_id}")))?;
+        let start = time::OffsetDateTime::parse(
+            &s.started_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0);
+        let header = serde_json::json!({
+            "version": 2, "width": 80, "height": 24, "timestamp": start,
+            "title": s.command, "env": {"SHELL": "/bin/sh", "TERM": "xterm-256color"}
+        });
+        let mut out = header.to_string();
+        out.push('\n');
+        for l in self.store.audit_lines(exec_id, 0, None)? {
+            let kind = match l.stream.as_str() {
+                "stdin" => "i",
+                _ => "o",
+            };
+            let ev = serde_json::json!([
+                offset_secs(&s.started_at, &l.ts),
+                kind,
+                String::from_utf8_lossy(&l.data)
+            ]);
+            out.push_str(&ev.to_string());
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}

@@ -39,3 +39,18 @@ pub async fn logs(
 ) -> Result<Json<ExecLogsResponse>, ApiError> {
     Ok(Json(s.app.exec_logs(&t, &sandbox, &exec_id, &q)?))
 }
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}/asciinema",
+    responses((status = 200, description = "asciinema v2 recording (application/x-asciicast)"),
+              (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn asciinema(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((sandbox, exec_id)): Path<(String, String)>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let cast = s.app.exec_asciinema(&t, &sandbox, &exec_id)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-asciicast")],
+        cast,
+    ))
+}

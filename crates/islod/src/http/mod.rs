@@ -72,6 +72,10 @@ pub fn router(state: HttpState) -> Router {
             "/sandboxes/{name}/exec-sessions/{exec_id}/logs",
             get(logs::logs),
         )
+        .route(
+            "/sandboxes/{name}/exec-sessions/{exec_id}/asciinema",
+            get(logs::asciinema),
+        )
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
         .route_layer(axum::middleware::from_fn_with_state(
