@@ -78,13 +78,17 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
 }
 
 /// The user to run as, once the request is known to be runnable; else why not.
-pub fn check(req: &ExecRequest) -> Result<users::User, String> {
-    let user = users::lookup(Path::new("/"), &req.user)
-        .ok_or_else(|| format!("unknown user {:?}", req.user))?;
+fn check(req: &ExecRequest) -> Result<users::User, String> {
     if req.argv.is_empty() {
         return Err("empty command".into());
     }
-    ensure_workdir(&req.workdir, &user).map_err(|e| format!("workdir {}: {e}", req.workdir))?;
+    run_as(&req.user, &req.workdir)
+}
+
+/// The user to run as, with `workdir` created for them if missing; else why not.
+pub fn run_as(user: &str, workdir: &str) -> Result<users::User, String> {
+    let user = users::lookup(Path::new("/"), user).ok_or_else(|| format!("unknown user {user:?}"))?;
+    ensure_workdir(workdir, &user).map_err(|e| format!("workdir {workdir}: {e}"))?;
     Ok(user)
 }
 
@@ -145,7 +149,7 @@ pub fn command(
     cmd
 }
 
-pub fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
+fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
     let path = Path::new(dir);
     if !path.is_absolute() {
         return Err(std::io::Error::other("must be absolute"));

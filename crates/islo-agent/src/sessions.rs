@@ -88,15 +88,7 @@ fn login_shell(user: &users::User) -> Vec<String> {
 
 /// Start `spec` on a new terminal of `size`.
 fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, String> {
-    let check = ExecRequest {
-        version: proto::PROTOCOL_VERSION,
-        argv: vec!["-".into()],
-        env: spec.env.clone(),
-        user: spec.user.clone(),
-        workdir: spec.workdir.clone(),
-        tty: Some(size),
-    };
-    let user = exec::check(&check)?;
+    let user = exec::run_as(&spec.user, &spec.workdir)?;
     let argv = if spec.argv.is_empty() {
         login_shell(&user)
     } else {
