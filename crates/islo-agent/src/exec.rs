@@ -87,7 +87,8 @@ fn check(req: &ExecRequest) -> Result<users::User, String> {
 
 /// The user to run as, with `workdir` created for them if missing; else why not.
 pub fn run_as(user: &str, workdir: &str) -> Result<users::User, String> {
-    let user = users::lookup(Path::new("/"), user).ok_or_else(|| format!("unknown user {user:?}"))?;
+    let user =
+        users::lookup(Path::new("/"), user).ok_or_else(|| format!("unknown user {user:?}"))?;
     ensure_workdir(workdir, &user).map_err(|e| format!("workdir {workdir}: {e}"))?;
     Ok(user)
 }

@@ -101,6 +101,26 @@ fn read_until(s: &mut UnixStream, want: &str) -> String {
     seen
 }
 
+/// Read to the end of the connection: the output and the exit code, if one came.
+fn drain(s: &mut UnixStream) -> (String, Option<i32>) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut out, mut code) = (String::new(), None);
+    while let Ok(Some(f)) = proto::read_frame(s) {
+        match f.kind {
+            FrameKind::Stdout => out.push_str(&String::from_utf8_lossy(&f.payload)),
+            FrameKind::Exit => {
+                code = Some(
+                    proto::decode::<islo_agent::ExitStatus>(&f.payload, "exit")
+                        .unwrap()
+                        .code,
+                )
+            }
+            _ => {}
+        }
+    }
+    (out, code)
+}
+
 fn type_line(s: &mut UnixStream, line: &str) {
     proto::write_frame(s, FrameKind::Stdin, format!("{line}\n").as_bytes()).unwrap();
 }
@@ -167,18 +187,7 @@ fn sessions_outlive_clients_replay_and_share() {
 
     // `exit` ends the session for everyone; it is then listed as dead and recreated on use.
     type_line(&mut c2, "exit 3");
-    c3.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut code = None;
-    while let Ok(Some(f)) = proto::read_frame(&mut c3) {
-        if f.kind == FrameKind::Exit {
-            code = Some(
-                proto::decode::<islo_agent::ExitStatus>(&f.payload, "exit")
-                    .unwrap()
-                    .code,
-            );
-        }
-    }
-    assert_eq!(code, Some(3));
+    assert_eq!(drain(&mut c3).1, Some(3));
     assert_eq!(list(&a.sock)[0].status, "dead");
     let (_c4, info) = attach(&a.sock, "main", true, size);
     assert!(info.created, "a dead session is recreated");
@@ -242,22 +251,7 @@ fn tty_exec_is_a_terminal_and_dies_with_its_connection() {
         tty: Some(TtySize { rows: 12, cols: 34 }),
     };
     let mut s = request(&a.sock, &AgentRequest::Exec(req.clone()));
-    let mut out = String::new();
-    let mut code = None;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    while let Ok(Some(f)) = proto::read_frame(&mut s) {
-        match f.kind {
-            FrameKind::Stdout => out.push_str(&String::from_utf8_lossy(&f.payload)),
-            FrameKind::Exit => {
-                code = Some(
-                    proto::decode::<islo_agent::ExitStatus>(&f.payload, "exit")
-                        .unwrap()
-                        .code,
-                )
-            }
-            _ => {}
-        }
-    }
+    let (out, code) = drain(&mut s);
     assert!(out.contains("is-a-tty") && out.contains("12 34"), "{out:?}");
     assert_eq!(code, Some(5));
 

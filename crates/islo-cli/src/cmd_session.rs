@@ -1,7 +1,7 @@
 //! Terminals from `islo use`: attach to a persistent session, run a command on a terminal,
 //! list sessions.
 
-use islo_api::{ExecRequest, PTY_PROTOCOL_VERSION, PtyOpen};
+use islo_api::ExecRequest;
 use islo_client::Client;
 
 use crate::cli::Output;
@@ -21,18 +21,6 @@ pub fn new_name() -> String {
     )
 }
 
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// Attach to `session` (creating it with `req`'s settings and the login shell); returns the
 /// exit code: the shell's when it ends, 0 on detach.
 pub async fn attach(
@@ -41,21 +29,8 @@ pub async fn attach(
     session: &str,
     req: ExecRequest,
 ) -> anyhow::Result<i32> {
-    let open = PtyOpen {
-        version: PTY_PROTOCOL_VERSION,
-        size: terminal::size(),
-        exec: Some(req),
-        tty: None,
-    };
     let conn = client
-        .pty(
-            &format!(
-                "/sandboxes/{}/sessions/{}/attach",
-                seg(sandbox),
-                seg(session)
-            ),
-            &open,
-        )
+        .pty_attach(sandbox, session, Some(req), terminal::size())
         .await?;
     eprint!("Attached to session {session} of {sandbox}; detach with {DETACH_HINT}.\r\n");
     match terminal::run(conn, true).await? {
@@ -71,14 +46,8 @@ pub async fn attach(
 
 /// Run a command on a terminal; returns its exit code.
 pub async fn exec_tty(client: &Client, sandbox: &str, req: ExecRequest) -> anyhow::Result<i32> {
-    let open = PtyOpen {
-        version: PTY_PROTOCOL_VERSION,
-        size: terminal::size(),
-        exec: Some(req),
-        tty: None,
-    };
     let conn = client
-        .pty(&format!("/sandboxes/{}/exec", seg(sandbox)), &open)
+        .pty_exec(sandbox, req, terminal::size(), true)
         .await?;
     match terminal::run(conn, false).await? {
         Ended::Exited(code) => Ok(code),
@@ -89,15 +58,9 @@ pub async fn exec_tty(client: &Client, sandbox: &str, req: ExecRequest) -> anyho
 /// Run a command on pipes: standard input is forwarded (its end too), stdout and stderr
 /// stay apart. Returns the command's exit code.
 pub async fn exec_pipes(client: &Client, sandbox: &str, req: ExecRequest) -> anyhow::Result<i32> {
-    let open = PtyOpen {
-        version: PTY_PROTOCOL_VERSION,
-        size: terminal::size(),
-        exec: Some(req),
-        tty: Some(false),
-    };
-    let conn = client
-        .pty(&format!("/sandboxes/{}/exec", seg(sandbox)), &open)
-        .await?;
+    // No terminal on pipes: the size is only nominal.
+    let size = islo_api::PtySize { rows: 24, cols: 80 };
+    let conn = client.pty_exec(sandbox, req, size, false).await?;
     terminal::pipes(conn).await
 }
 

@@ -99,7 +99,8 @@ impl Client {
         }
     }
 
-    /// Open a terminal WebSocket at `path` and send `open`.
+    /// Open a terminal WebSocket at `path` and send `open` (the low-level call under
+    /// [`Client::pty_exec`] and [`Client::pty_attach`]).
     pub async fn pty(&self, path: &str, open: &PtyOpen) -> Result<PtyConn, ClientError> {
         let (stream, base) = self.raw_stream().await?;
         let mut req = format!("{base}{path}")
@@ -146,6 +147,47 @@ impl Client {
             .await
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok(conn)
+    }
+
+    /// Run `exec` in `sandbox` on a terminal of `size`, or on pipes when `tty` is false.
+    pub async fn pty_exec(
+        &self,
+        sandbox: &str,
+        exec: islo_api::ExecRequest,
+        size: islo_api::PtySize,
+        tty: bool,
+    ) -> Result<PtyConn, ClientError> {
+        let open = PtyOpen {
+            version: islo_api::PTY_PROTOCOL_VERSION,
+            size,
+            exec: Some(exec),
+            tty: (!tty).then_some(false),
+        };
+        self.pty(&format!("/sandboxes/{}/exec", crate::seg(sandbox)), &open)
+            .await
+    }
+
+    /// Attach to `session` of `sandbox`, creating it from `create` (command empty: the login
+    /// shell) when it is missing or dead.
+    pub async fn pty_attach(
+        &self,
+        sandbox: &str,
+        session: &str,
+        create: Option<islo_api::ExecRequest>,
+        size: islo_api::PtySize,
+    ) -> Result<PtyConn, ClientError> {
+        let open = PtyOpen {
+            version: islo_api::PTY_PROTOCOL_VERSION,
+            size,
+            exec: create,
+            tty: None,
+        };
+        let path = format!(
+            "/sandboxes/{}/sessions/{}/attach",
+            crate::seg(sandbox),
+            crate::seg(session)
+        );
+        self.pty(&path, &open).await
     }
 
     /// Sessions of a sandbox.

@@ -468,3 +468,133 @@ fn committed_openapi_document_matches_the_code() {
         "openapi.json is stale: run `cargo run -p islod -- openapi > openapi.json`"
     );
 }
+
+fn size() -> islo_api::PtySize {
+    islo_api::PtySize { rows: 24, cols: 80 }
+}
+
+/// The first frame a terminal socket answers with.
+async fn first_frame(conn: islo_client::PtyConn) -> islo_api::PtyFrame {
+    let (_tx, mut rx) = conn.split();
+    let f = tokio::time::timeout(std::time::Duration::from_secs(5), rx.next()).await;
+    f.expect("an answer")
+        .expect("a frame")
+        .expect("a valid frame")
+}
+
+#[tokio::test]
+async fn terminal_sockets_refuse_bad_openings_clearly() {
+    let s = server().await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("term")).await.unwrap();
+    let exec = ExecRequest {
+        command: vec!["true".into()],
+        ..Default::default()
+    };
+
+    let open = islo_api::PtyOpen {
+        version: 99,
+        size: size(),
+        exec: Some(exec.clone()),
+        tty: None,
+    };
+    match first_frame(c.pty("/sandboxes/term/exec", &open).await.unwrap()).await {
+        islo_api::PtyFrame::Error(m) => assert!(m.contains("version 99"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let open = islo_api::PtyOpen {
+        version: 1,
+        size: size(),
+        exec: None,
+        tty: None,
+    };
+    match first_frame(c.pty("/sandboxes/term/exec", &open).await.unwrap()).await {
+        islo_api::PtyFrame::Error(m) => assert!(m.contains("needs a command"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Problems known before the upgrade are plain HTTP errors.
+    let e = c
+        .pty_exec("ghost", exec.clone(), size(), false)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(e), ErrorCode::SandboxNotFound);
+    let e = c
+        .pty_attach("term", "bad name", None, size())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ClientError::Api { status: 422, .. }), "{e}");
+    c.stop_sandbox("term").await.unwrap();
+    let e = c.pty_exec("term", exec, size(), true).await.err().unwrap();
+    assert_eq!(code(e), ErrorCode::SandboxInvalidState);
+    c.resume_sandbox("term").await.unwrap();
+    // A back end without terminals says so instead of hanging.
+    let conn = c
+        .pty_attach("term", "main", Some(ExecRequest::default()), size())
+        .await
+        .unwrap();
+    match first_frame(conn).await {
+        islo_api::PtyFrame::Error(m) => assert!(m.contains("no terminal sessions"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn execs_are_recorded_and_log_queries_are_checked() {
+    let s = server().await;
+    let (a, b) = (s.client("alpha"), s.client("beta"));
+    a.create_sandbox(&create("rec")).await.unwrap();
+    let ex = ExecRequest {
+        command: vec!["echo".into(), "a b".into()],
+        ..Default::default()
+    };
+    let mut events = Box::pin(a.exec_stream("rec", &ex).await.unwrap());
+    while events.next().await.is_some() {}
+
+    let list = a.exec_sessions("rec", None).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (
+            list[0].command.as_str(),
+            list[0].exit_code,
+            list[0].is_interactive
+        ),
+        ("echo 'a b'", Some(0), false)
+    );
+    let q = islo_api::ExecLogsQuery::default();
+    let logs = a.exec_logs("rec", &list[0].exec_id, &q).await.unwrap();
+    assert_eq!(
+        (
+            logs.logs.len(),
+            logs.logs[0].data.as_str(),
+            logs.logs[0].stream.as_str()
+        ),
+        (1, "a b\n", "stdout")
+    );
+
+    let bad = islo_api::ExecLogsQuery {
+        since: Some("yesterday".into()),
+        ..Default::default()
+    };
+    let e = a
+        .exec_logs("rec", &list[0].exec_id, &bad)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Api { status: 422, .. }) && e.to_string().contains("RFC 3339"),
+        "{e}"
+    );
+    assert_eq!(
+        code(a.exec_logs("rec", "nope", &q).await.unwrap_err()),
+        ErrorCode::ResourceNotFound
+    );
+    assert_eq!(
+        code(b.exec_sessions("rec", None).await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+    // Logs outlive their sandbox: read by id after deletion.
+    let id = a.get_sandbox("rec").await.unwrap().id;
+    a.delete_sandbox("rec").await.unwrap();
+    assert_eq!(a.exec_sessions(&id, None).await.unwrap().len(), 1);
+}
