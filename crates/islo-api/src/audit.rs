@@ -35,7 +35,8 @@ pub struct ExecSessionResponse {
 pub struct ExecLogLineResponse {
     pub timestamp: String,
     pub seq: i64,
-    /// `stdout`, `stderr`, `stdin`, or `islo` (the recorder's own notes).
+    /// `stdout`, `stderr`, `stdin`, `resize` (a terminal size, `COLSxROWS`), or `islo` (the
+    /// recorder's own notes).
     pub stream: String,
     pub data: String,
 }

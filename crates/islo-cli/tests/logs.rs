@@ -142,6 +142,9 @@ fn interactive_sessions_are_recorded_with_their_input() {
     t.wait_for("detach with");
     t.line("echo typed-$((20+22))");
     t.wait_for("typed-42");
+    t.resize(120, 40);
+    t.line("stty size");
+    t.wait_for(" 120");
     t.keys(&["C-p", "C-q"]);
     t.wait_for("CLI-EXIT=0");
     let list = sessions(&env, "it", "interactive");
@@ -163,7 +166,8 @@ fn interactive_sessions_are_recorded_with_their_input() {
     let mut lines = cast.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
-    assert!(header["width"].as_u64().unwrap() > 0 && header["timestamp"].as_i64().unwrap() > 0);
+    assert_eq!(header["width"], 100, "the terminal's size when it opened: {header}");
+    assert!(header["height"].as_u64().unwrap() > 0 && header["timestamp"].as_i64().unwrap() > 0);
     let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
     let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
     assert!(
@@ -184,4 +188,8 @@ fn interactive_sessions_are_recorded_with_their_input() {
         output.contains("typed-42") && input.contains("echo typed-$((20+22))"),
         "{cast}"
     );
+    let resized = events
+        .iter()
+        .any(|e| e[1] == "r" && e[2].as_str().unwrap().starts_with("120x"));
+    assert!(resized, "the resize is an `r` event: {cast}");
 }

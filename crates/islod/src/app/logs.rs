@@ -40,7 +40,11 @@ fn since(v: &Option<String>) -> Result<Option<String>, AppError> {
 
 impl App {
     /// A sandbox by name (live) or by id (deleted ones too): logs outlive their sandbox.
-    fn sandbox_for_logs(&self, t: &Tenant, name_or_id: &str) -> Result<SandboxRow, AppError> {
+    pub(super) fn sandbox_for_logs(
+        &self,
+        t: &Tenant,
+        name_or_id: &str,
+    ) -> Result<SandboxRow, AppError> {
         match self.store.sandbox_by_name(&t.id, name_or_id)? {
             Some(r) => Ok(r),
             None => self.get_by_id(t, name_or_id),
@@ -129,6 +133,12 @@ fn offset_secs(start: &str, at: &str) -> f64 {
     }
 }
 
+/// `COLSxROWS`.
+fn parse_size(data: &[u8]) -> Option<(u16, u16)> {
+    let (c, r) = std::str::from_utf8(data).ok()?.split_once('x')?;
+    Some((c.parse().ok()?, r.parse().ok()?))
+}
+
 impl App {
     /// A recorded session as an asciinema v2 recording: a header line, then one
     /// `[seconds, "o"|"i", data]` line per chunk of output or input.
@@ -149,14 +159,22 @@ impl App {
         )
         .map(|t| t.unix_timestamp())
         .unwrap_or(0);
+        let lines = self.store.audit_lines(exec_id, 0, None)?;
+        // The terminal's size when it opened is the header's; later ones are `r` events.
+        let first_size = lines.iter().position(|l| l.stream == "resize");
+        let (width, height) = first_size
+            .and_then(|i| parse_size(&lines[i].data))
+            .unwrap_or((80, 24));
         let header = serde_json::json!({
-            "version": 2, "width": 80, "height": 24, "timestamp": start,
+            "version": 2, "width": width, "height": height, "timestamp": start,
             "title": s.command, "env": {"SHELL": "/bin/sh", "TERM": "xterm-256color"}
         });
         let mut out = header.to_string();
         out.push('\n');
-        for l in self.store.audit_lines(exec_id, 0, None)? {
+        for (i, l) in lines.iter().enumerate() {
             let kind = match l.stream.as_str() {
+                "resize" if Some(i) == first_size => continue,
+                "resize" => "r",
                 "stdin" => "i",
                 _ => "o",
             };

@@ -108,6 +108,11 @@ async fn end_recording(rec: &Option<Arc<Recording>>, exit: Option<i32>) {
     }
 }
 
+/// The audit entry of a terminal size (`resize` stream): `COLSxROWS`, as asciinema writes it.
+fn resize_entry(cols: u16, rows: u16) -> String {
+    format!("{cols}x{rows}")
+}
+
 fn record(rec: &Option<Arc<Recording>>, stream: &'static str, data: &[u8]) {
     if let Some(r) = rec {
         r.chunk(stream, data);
@@ -123,11 +128,24 @@ where
     ws.protocols([SUBPROTOCOL])
         .on_upgrade(move |mut socket| async move {
             let opened = match opening(&mut socket).await {
-                Ok(open) => start(open).await.map_err(|e| e.to_string()),
+                Ok(open) => {
+                    let size = open.size;
+                    start(open)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .map(|o| (o, size))
+                }
                 Err(m) => Err(m),
             };
             match opened {
-                Ok((stream, info, rec)) => bridge(socket, stream, info, rec).await,
+                Ok(((stream, info, rec), size)) => {
+                    record(
+                        &rec,
+                        "resize",
+                        resize_entry(size.cols, size.rows).as_bytes(),
+                    );
+                    bridge(socket, stream, info, rec).await
+                }
                 Err(m) => refuse(socket, m).await,
             }
         })
@@ -271,6 +289,7 @@ async fn bridge(
                         write_agent_frame(&mut aw, FrameKind::StdinEof, b"").await
                     }
                     Some(PtyFrame::Resize(sz)) => {
+                        record(&rec_in, "resize", resize_entry(sz.cols, sz.rows).as_bytes());
                         let size = islo_agent::TtySize {
                             rows: sz.rows,
                             cols: sz.cols,
