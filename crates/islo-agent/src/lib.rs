@@ -3,11 +3,13 @@
 //! The agent listens on a unix socket that islod bind-mounts into the sandbox. Each connection
 //! carries one request; see [`proto`] for the versioned frame format.
 
+pub mod files;
 pub mod proto;
 
 pub use proto::{
-    AgentRequest, AttachRequest, ExecRequest, ExitStatus, Frame, FrameKind, PROTOCOL_VERSION,
-    ProtoError, SessionInfo, SessionSpec, TtySize, read_frame, write_frame,
+    AgentRequest, AttachRequest, ExecRequest, ExitStatus, FileEntry, Frame, FrameKind,
+    PROTOCOL_VERSION, ProtoError, ReadRequest, ScanReply, ScanRequest, SessionInfo, SessionSpec,
+    TtySize, read_frame, write_frame,
 };
 
 /// Where the agent binary is mounted inside every sandbox.

@@ -106,5 +106,36 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
             Ok(()) => proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({})),
             Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
         },
+        AgentRequest::ScanFiles(req) => match scan_files(&req) {
+            Ok(reply) => proto::write_json(&mut stream, FrameKind::Reply, &reply),
+            Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+        },
+        AgentRequest::ReadFile(req) => {
+            match islo_agent::files::read(std::path::Path::new(&req.path), req.offset, req.len) {
+                Ok(data) => proto::write_frame(&mut stream, FrameKind::Stdout, &data),
+                Err(e) => {
+                    let m = format!("{}: {e}", req.path);
+                    proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes())
+                }
+            }
+        }
     }
+}
+
+/// A scan, its relative `dir` taken from the home directory of `user`.
+fn scan_files(req: &islo_agent::ScanRequest) -> Result<islo_agent::ScanReply, String> {
+    let root = match &req.user {
+        Some(u) if !req.dir.starts_with('/') => {
+            let user = users::lookup(std::path::Path::new("/"), u)
+                .ok_or_else(|| format!("unknown user {u}"))?;
+            PathBuf::from(user.home).join(&req.dir)
+        }
+        _ => PathBuf::from(&req.dir),
+    };
+    let files = islo_agent::files::scan(&root, &req.suffix, req.max_depth, req.max_files)
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+    Ok(islo_agent::ScanReply {
+        root: root.to_string_lossy().into_owned(),
+        files,
+    })
 }

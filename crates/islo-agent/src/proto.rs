@@ -13,6 +13,12 @@
 //! recent screen as `Stdout`, then streams it live; `Exit` comes when the session's process
 //! ends. Closing the connection detaches; the session lives on in the agent. `ListSessions`
 //! and `KillSession` answer one `Reply`.
+//!
+//! `ScanFiles` answers one `Reply` (JSON [`ScanReply`]): the regular files under a directory
+//! whose names end in a suffix, found without following symlinks. `ReadFile` answers one
+//! `Stdout` frame holding up to `len` bytes of a regular file from `offset` (empty at its
+//! end); the file is opened without following a final symlink and must be a regular file.
+//! Both run inside the sandbox, so every path resolves in the sandbox's own mount namespace.
 
 use std::io::{self, Read, Write};
 
@@ -99,6 +105,10 @@ pub enum AgentRequest {
     ListSessions { version: u32 },
     /// End a session (its process group is killed).
     KillSession { version: u32, session: String },
+    /// Find files (see [`ScanRequest`]).
+    ScanFiles(ScanRequest),
+    /// Read part of a file (see [`ReadRequest`]).
+    ReadFile(ReadRequest),
 }
 
 impl AgentRequest {
@@ -109,6 +119,8 @@ impl AgentRequest {
             | Self::KillSession { version, .. } => *version,
             Self::Exec(e) => e.version,
             Self::Attach(a) => a.version,
+            Self::ScanFiles(r) => r.version,
+            Self::ReadFile(r) => r.version,
         }
     }
 }
@@ -168,6 +180,44 @@ pub struct ExecRequest {
     /// Run on a pseudo-terminal of this size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<TtySize>,
+}
+
+/// Find the regular files under `dir` whose names end in `suffix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRequest {
+    pub version: u32,
+    /// Absolute, or relative to the home directory of `user`.
+    pub dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub suffix: String,
+    /// Directory levels below `dir` to descend (0: `dir` itself only).
+    pub max_depth: u32,
+    /// Stop after this many files.
+    pub max_files: u32,
+}
+
+/// What a scan found: `root` is `dir` made absolute; paths are relative to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReply {
+    pub root: String,
+    pub files: Vec<FileEntry>,
+}
+
+/// A file a scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+}
+
+/// Read up to `len` bytes (at most [`MAX_PAYLOAD`]) of the file at absolute `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub version: u32,
+    pub path: String,
+    pub offset: u64,
+    pub len: u32,
 }
 
 /// How a command ended. `code` follows the shell convention: 128+N for signal N.
@@ -278,6 +328,28 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&attach).unwrap(),
             r#"{"op":"attach","version":1,"session":"main","size":{"rows":24,"cols":80}}"#
+        );
+        let scan = AgentRequest::ScanFiles(ScanRequest {
+            version: 1,
+            dir: ".claude/projects".into(),
+            user: Some("islo".into()),
+            suffix: ".jsonl".into(),
+            max_depth: 3,
+            max_files: 10,
+        });
+        assert_eq!(
+            serde_json::to_string(&scan).unwrap(),
+            r#"{"op":"scan_files","version":1,"dir":".claude/projects","user":"islo","suffix":".jsonl","max_depth":3,"max_files":10}"#
+        );
+        let read = AgentRequest::ReadFile(ReadRequest {
+            version: 1,
+            path: "/a".into(),
+            offset: 5,
+            len: 9,
+        });
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            r#"{"op":"read_file","version":1,"path":"/a","offset":5,"len":9}"#
         );
         let mut out = Vec::new();
         write_json(&mut out, FrameKind::Resize, &TtySize { rows: 1, cols: 2 }).unwrap();

@@ -3,12 +3,17 @@
 //! against islod; additions are marked as extensions. Serde only (OpenAPI schemas behind the
 //! `openapi` feature, which only the server enables).
 
+mod agent_session;
 mod audit;
 mod error;
 mod exec;
 mod sandbox;
 mod session;
 
+pub use agent_session::{
+    AgentEventsQuery, AgentSessionEventResponse, AgentSessionPlace, AgentSessionResponse,
+    AgentSessionsQuery,
+};
 pub use audit::{
     ExecLogLineResponse, ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery,
 };

@@ -139,9 +139,9 @@ pub struct LogsArgs {
     pub sandbox: String,
     /// A session ID: print what it printed.
     pub session: Option<String>,
-    /// Which sessions to list.
-    #[arg(long = "type", value_enum, default_value_t = LogType::Agent)]
-    pub r#type: LogType,
+    /// Which sessions: agent (coding-agent transcripts), exec or interactive [default: agent].
+    #[arg(long = "type", value_enum)]
+    pub r#type: Option<LogType>,
     /// Stream a session's output live until it ends (Ctrl-C stops).
     #[arg(short, long)]
     pub follow: bool,

@@ -1,4 +1,5 @@
-//! `islo logs SANDBOX [SESSION_ID]`: the audit log of exec and interactive sessions.
+//! `islo logs SANDBOX [SESSION_ID]`: the audit log of exec and interactive sessions (agent
+//! sessions are in `cmd_logs_agent`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -72,10 +73,28 @@ pub async fn run(client: &Client, a: &LogsArgs, output: Output) -> anyhow::Resul
     if a.head.is_some() && a.tail.is_some() {
         return Err(usage("--head and --tail exclude each other"));
     }
+    let agent = a.r#type.is_none_or(|t| t == LogType::Agent);
     match &a.session {
+        Some(id) if agent && !a.asciinema => {
+            match crate::cmd_logs_agent::show(client, &a.sandbox, id, a, since.clone(), output)
+                .await
+            {
+                // Not an agent session: maybe an exec or interactive one.
+                Err(e) if is_not_found(&e) => show(client, &a.sandbox, id, a, since, output).await,
+                other => other,
+            }
+        }
         Some(id) => show(client, &a.sandbox, id, a, since, output).await,
+        None if agent => crate::cmd_logs_agent::list(client, a, since, output).await,
         None => list(client, a, since, output).await,
     }
+}
+
+/// An agent session the server does not know (the sandbox itself exists).
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<islo_client::ClientError>()
+        .and_then(islo_client::ClientError::code)
+        == Some(islo_api::ErrorCode::ResourceNotFound)
 }
 
 async fn list(
@@ -84,19 +103,11 @@ async fn list(
     since: Option<String>,
     output: Output,
 ) -> anyhow::Result<()> {
-    if a.r#type == LogType::Agent {
-        eprintln!(
-            "islo: agent sessions are not recorded by this version yet; see --type exec or --type interactive"
-        );
-    }
     let all = client.exec_sessions(&a.sandbox, since.as_deref()).await?;
+    let interactive = a.r#type == Some(LogType::Interactive);
     let mut items: Vec<ExecSessionResponse> = all
         .into_iter()
-        .filter(|s| match a.r#type {
-            LogType::Exec => !s.is_interactive,
-            LogType::Interactive => s.is_interactive,
-            LogType::Agent => false,
-        })
+        .filter(|s| s.is_interactive == interactive)
         .collect();
     if let Some(n) = a.tail {
         items.truncate(n);

@@ -7,6 +7,7 @@
 mod cli;
 mod cmd_lifecycle;
 mod cmd_logs;
+mod cmd_logs_agent;
 mod cmd_ls;
 mod cmd_session;
 mod cmd_use;

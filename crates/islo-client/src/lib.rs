@@ -302,6 +302,33 @@ impl Client {
             .await
     }
 
+    /// Agent sessions of a sandbox (name or id), newest first.
+    pub async fn agent_sessions(
+        &self,
+        sandbox: &str,
+        q: &islo_api::AgentSessionsQuery,
+    ) -> Result<Vec<islo_api::AgentSessionResponse>, ClientError> {
+        let path = format!("/sandboxes/{}/agent-sessions", seg(sandbox));
+        self.json(self.req(reqwest::Method::GET, &path).query(q))
+            .await
+    }
+
+    /// Events of one agent session, by time.
+    pub async fn agent_session_events(
+        &self,
+        sandbox: &str,
+        session: &str,
+        q: &islo_api::AgentEventsQuery,
+    ) -> Result<Vec<islo_api::AgentSessionEventResponse>, ClientError> {
+        let path = format!(
+            "/sandboxes/{}/agent-sessions/{}/events",
+            seg(sandbox),
+            seg(session)
+        );
+        self.json(self.req(reqwest::Method::GET, &path).query(q))
+            .await
+    }
+
     /// A recorded session as an asciinema v2 recording.
     pub async fn exec_asciinema(
         &self,

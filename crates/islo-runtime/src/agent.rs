@@ -161,6 +161,38 @@ pub fn exec_raw(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoErro
     Ok(stream)
 }
 
+/// Regular files the agent finds (see [`islo_agent::ScanRequest`]).
+pub fn scan_files(
+    socket: &Path,
+    req: islo_agent::ScanRequest,
+) -> Result<islo_agent::ScanReply, ProtoError> {
+    call(socket, &AgentRequest::ScanFiles(req))
+}
+
+/// Up to `len` bytes of the file at `path` in the sandbox, from `offset`.
+pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, ProtoError> {
+    let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let req = islo_agent::ReadRequest {
+        version: proto::PROTOCOL_VERSION,
+        path: path.to_string(),
+        offset,
+        len,
+    };
+    proto::write_json(
+        &mut stream,
+        FrameKind::Request,
+        &AgentRequest::ReadFile(req),
+    )?;
+    match proto::read_frame(&mut stream)? {
+        Some(f) if f.kind == FrameKind::Stdout => Ok(f.payload),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::other(
+            String::from_utf8_lossy(&f.payload).into_owned(),
+        ))),
+        _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+    }
+}
+
 /// Ask the agent whether it is alive.
 pub fn ping(socket: &Path) -> Result<(), ProtoError> {
     let mut stream = connect(socket)?;

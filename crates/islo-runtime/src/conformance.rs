@@ -1,7 +1,7 @@
 //! The behaviour every back end must show, as one suite run against each of them.
 //!
 //! `run_all` panics on the first violation (it is called from tests). It uses only the
-//! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`.
+//! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`, `tee`.
 
 // A test suite: failing loudly with a panic is its job.
 #![allow(clippy::unwrap_used)]
@@ -50,6 +50,53 @@ const PATH: (&str, &str) = ("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbi
 pub fn run_all(driver: &dyn Driver, make: &dyn Fn(&str) -> SandboxSpec) {
     lifecycle(driver, &make("life"));
     errors(driver, &make("errs"));
+    files(driver, &make("files"));
+}
+
+/// Files a command writes are found and read back through the agent (transcript ingestion).
+fn files(d: &dyn Driver, spec: &SandboxSpec) {
+    let sock = d.agent_socket(&spec.id);
+    d.create(spec).unwrap();
+    let scan = || {
+        agent::scan_files(
+            &sock,
+            islo_agent::ScanRequest {
+                version: PROTOCOL_VERSION,
+                dir: ".claude/projects".into(),
+                user: Some("islo".into()),
+                suffix: ".jsonl".into(),
+                max_depth: 3,
+                max_files: 100,
+            },
+        )
+        .unwrap()
+    };
+    assert!(scan().files.is_empty(), "a missing directory has no files");
+    let dir = "/home/islo/.claude/projects/-workspace";
+    let (st, _, err) = agent::run_collect(&sock, exec(&["mkdir", "-p", dir], &[PATH])).unwrap();
+    assert_eq!(st.code, 0, "{}", String::from_utf8_lossy(&err));
+    let path = format!("{dir}/s1.jsonl");
+    let mut conn = agent::exec(&sock, exec(&["tee", &path], &[PATH])).unwrap();
+    let mut ctl = conn.control().unwrap();
+    ctl.stdin(b"{\"a\":1}\n{\"b\":2}\n").unwrap();
+    ctl.close_stdin().unwrap();
+    while let Some(ev) = conn.next_event().unwrap() {
+        if let agent::ExecEvent::Exit(st) = ev {
+            assert_eq!(st.code, 0);
+            break;
+        }
+    }
+    let found = scan();
+    assert_eq!(found.root, "/home/islo/.claude/projects");
+    assert_eq!(found.files.len(), 1, "{found:?}");
+    let f = &found.files[0];
+    assert_eq!((f.path.as_str(), f.size), ("-workspace/s1.jsonl", 16));
+    assert_eq!(
+        agent::read_file(&sock, &path, 8, 100).unwrap(),
+        b"{\"b\":2}\n"
+    );
+    assert!(agent::read_file(&sock, "/home/islo/missing", 0, 10).is_err());
+    d.destroy(&spec.id).unwrap();
 }
 
 fn lifecycle(d: &dyn Driver, spec: &SandboxSpec) {

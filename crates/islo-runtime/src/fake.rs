@@ -3,7 +3,9 @@
 //! Each running sandbox gets a thread that speaks the real agent protocol on a real unix
 //! socket, so islod's exec path is exercised end to end. It understands a few commands:
 //! `echo ARGS…`, `true`, `false`, `exit N`, `env`, `pwd`, `whoami`, `cat` (stdin
-//! to stdout). Anything else exits 127 like a shell.
+//! to stdout), `tee PATH` (stdin into a file), `mkdir -p DIR`. Anything else exits 127 like a shell. Each
+//! sandbox's files live in a host directory (`DIR/ID.root`, home directories under
+//! `home/USER` and `root`), which `ScanFiles` and `ReadFile` serve.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -37,6 +39,8 @@ impl FakeDriver {
     fn launch(&self, id: &SandboxId) -> Result<(), DriverError> {
         let path = self.agent_socket(id);
         let _ = std::fs::remove_file(&path);
+        let root = self.dir.join(format!("{id}.root"));
+        std::fs::create_dir_all(&root).map_err(DriverError::io(root.display().to_string()))?;
         let listener =
             UnixListener::bind(&path).map_err(DriverError::io(path.display().to_string()))?;
         std::thread::spawn(move || {
@@ -46,7 +50,8 @@ impl FakeDriver {
                 if !path.exists() {
                     return;
                 }
-                std::thread::spawn(move || serve(conn));
+                let root = root.clone();
+                std::thread::spawn(move || serve(conn, &root));
             }
         });
         Ok(())
@@ -103,6 +108,8 @@ impl Driver for FakeDriver {
         if self.lock().remove(id) == Some(true) {
             self.halt(id);
         }
+        let root = self.dir.join(format!("{id}.root"));
+        let _ = std::fs::remove_dir_all(root);
         Ok(())
     }
 
@@ -119,7 +126,7 @@ impl Driver for FakeDriver {
     }
 }
 
-fn serve(mut conn: UnixStream) {
+fn serve(mut conn: UnixStream, root: &Path) {
     let Ok(Some(frame)) = proto::read_frame(&mut conn) else {
         return;
     };
@@ -132,7 +139,35 @@ fn serve(mut conn: UnixStream) {
             FrameKind::Pong,
             &serde_json::json!({"version": 1}),
         ),
-        AgentRequest::Exec(req) => fake_exec(&mut conn, &req),
+        AgentRequest::Exec(req) => fake_exec(&mut conn, &req, root),
+        AgentRequest::ScanFiles(req) => {
+            let dir = match req.user.as_deref() {
+                _ if req.dir.starts_with('/') => req.dir.clone(),
+                Some("root") => format!("/root/{}", req.dir),
+                Some(u) => format!("/home/{u}/{}", req.dir),
+                None => format!("/{}", req.dir),
+            };
+            let found = islo_agent::files::scan(
+                &inside(root, &dir),
+                &req.suffix,
+                req.max_depth,
+                req.max_files,
+            );
+            match found {
+                Ok(files) => proto::write_json(
+                    &mut conn,
+                    FrameKind::Reply,
+                    &islo_agent::ScanReply { root: dir, files },
+                ),
+                Err(e) => proto::write_frame(&mut conn, FrameKind::Error, e.to_string().as_bytes()),
+            }
+        }
+        AgentRequest::ReadFile(req) => {
+            match islo_agent::files::read(&inside(root, &req.path), req.offset, req.len) {
+                Ok(d) => proto::write_frame(&mut conn, FrameKind::Stdout, &d),
+                Err(e) => proto::write_frame(&mut conn, FrameKind::Error, e.to_string().as_bytes()),
+            }
+        }
         AgentRequest::Attach(_)
         | AgentRequest::ListSessions { .. }
         | AgentRequest::KillSession { .. } => proto::write_frame(
@@ -143,7 +178,22 @@ fn serve(mut conn: UnixStream) {
     };
 }
 
-fn fake_exec(conn: &mut UnixStream, req: &ExecRequest) -> Result<(), proto::ProtoError> {
+/// `path` (absolute, as seen in the sandbox) under the fake's `root`; `..` is dropped.
+fn inside(root: &Path, path: &str) -> PathBuf {
+    let mut out = root.to_path_buf();
+    for c in Path::new(path).components() {
+        if let std::path::Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn fake_exec(
+    conn: &mut UnixStream,
+    req: &ExecRequest,
+    root: &Path,
+) -> Result<(), proto::ProtoError> {
     let args = &req.argv[1..];
     let (code, out): (i32, Vec<u8>) = match req.argv.first().map(String::as_str) {
         Some("echo") => (0, format!("{}\n", args.join(" ")).into_bytes()),
@@ -164,6 +214,21 @@ fn fake_exec(conn: &mut UnixStream, req: &ExecRequest) -> Result<(), proto::Prot
         Some("pwd") => (0, format!("{}\n", req.workdir).into_bytes()),
         Some("whoami") => (0, format!("{}\n", req.user).into_bytes()),
         Some("cat") => (0, read_stdin(conn)?),
+        Some("tee") if args.len() == 1 => {
+            let data = read_stdin(conn)?;
+            match std::fs::write(inside(root, &args[0]), &data) {
+                Ok(()) => (0, data),
+                Err(e) => {
+                    let m = format!("tee: {}: {e}\n", args[0]);
+                    proto::write_frame(conn, FrameKind::Stderr, m.as_bytes())?;
+                    (1, data)
+                }
+            }
+        }
+        Some("mkdir") if args.len() == 2 && args[0] == "-p" => {
+            std::fs::create_dir_all(inside(root, &args[1]))?;
+            (0, vec![])
+        }
         Some(other) => {
             proto::write_frame(
                 conn,

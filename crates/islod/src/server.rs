@@ -103,9 +103,13 @@ fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
     app.store.end_open_audits(&now.format(fmt)?)?;
     let before = now - time::Duration::days(i64::from(cfg.log_retention_days));
     let pruned = app.store.prune_audit(&before.format(fmt)?)?;
-    if pruned > 0 {
+    let agents = app
+        .store
+        .prune_agent_sessions((before.unix_timestamp_nanos() / 1_000_000) as i64)?;
+    if pruned + agents > 0 {
         tracing::info!(
             sessions = pruned,
+            agent_sessions = agents,
             days = cfg.log_retention_days,
             "pruned the audit log"
         );

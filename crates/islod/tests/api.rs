@@ -4,116 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::sync::Arc;
+mod common;
 
-use futures_util::StreamExt;
-use islo_api::{CreateSandboxRequest, ErrorCode, ExecRequest, ExecStatus, SandboxStatus};
-use islo_client::{Client, ClientError, Endpoint, ExecStreamEvent};
-use islo_runtime::fake::FakeDriver;
-use islod::app::{App, AppSettings, Tenant};
-use islod::http::{HttpState, Transport, hash_secret, new_api_key, router};
-use islod::images::{ImageSettings, ImageStore};
-use islod::store::{ImageRow, Store};
-
-const IMAGE: &str = "fake:latest";
-
-struct Server {
-    _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    app: Arc<App>,
-    tcp: String,
-    unix: std::path::PathBuf,
-}
-
-fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
-    let images =
-        ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
-    std::fs::create_dir_all(dir.join("fake")).unwrap();
-    let settings = AppSettings {
-        pids_limit: 64,
-        user: "islo".into(),
-        uid: 1000,
-        state_dir: dir.display().to_string(),
-        log_cap_bytes: 1 << 20,
-    };
-    Arc::new(App::new(
-        store,
-        images,
-        Arc::new(FakeDriver::new(&dir.join("fake"))),
-        settings,
-    ))
-}
-
-async fn serve(
-    app: Arc<App>,
-    local: Tenant,
-    dir: &std::path::Path,
-) -> (String, std::path::PathBuf) {
-    let state = |transport| HttpState {
-        app: app.clone(),
-        transport,
-        local_tenant: local.clone(),
-    };
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", tcp.local_addr().unwrap());
-    let r = router(state(Transport::Tcp));
-    tokio::spawn(async move { axum::serve(tcp, r).await });
-    let sock = dir.join("islod.sock");
-    let unix = tokio::net::UnixListener::bind(&sock).unwrap();
-    let r = router(state(Transport::Unix));
-    tokio::spawn(async move { axum::serve(unix, r).await });
-    (addr, sock)
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
-    // A cached image with no layers: the fake back end needs none.
-    let row = ImageRow {
-        reference: format!("docker.io/library/{IMAGE}"),
-        digest: "sha256:00".into(),
-        config: "{}".into(),
-        layers: vec![],
-    };
-    store.put_image(&row).unwrap();
-    let local = Tenant {
-        id: store.ensure_tenant("local").unwrap(),
-        name: "local".into(),
-    };
-    let app = app_over(dir.path(), store.clone());
-    let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
-    Server {
-        _dir: dir,
-        store,
-        app,
-        tcp,
-        unix,
-    }
-}
-
-impl Server {
-    fn key(&self, tenant: &str) -> String {
-        let k = new_api_key();
-        let t = self.store.ensure_tenant(tenant).unwrap();
-        self.store.insert_key(&t, "test", &hash_secret(&k)).unwrap();
-        k
-    }
-    fn client(&self, tenant: &str) -> Client {
-        Client::new(Endpoint::Http(self.tcp.clone()), Some(self.key(tenant))).unwrap()
-    }
-}
-
-fn create(name: &str) -> CreateSandboxRequest {
-    CreateSandboxRequest {
-        name: Some(name.into()),
-        image: Some(IMAGE.into()),
-        ..Default::default()
-    }
-}
-
-fn code(e: ClientError) -> ErrorCode {
-    e.code().unwrap_or_else(|| panic!("not an API error: {e}"))
-}
+use common::*;
+use islo_api::{ExecRequest, ExecStatus, SandboxStatus};
+use islo_client::ExecStreamEvent;
 
 /// `/a/{p}/b/{q}` → `/a/x/b/x`.
 fn fill_params(path: &str) -> String {
@@ -180,7 +75,7 @@ async fn token_exchange_and_bearer_tokens() {
         ErrorCode::AuthRequired
     );
     // Keys are stored hashed, never in clear.
-    let db = std::fs::read(s._dir.path().join("islod.db")).unwrap();
+    let db = std::fs::read(s.dir.path().join("islod.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains(&key));
     // The unix socket is the local user's boundary: no token needed there.
     let local = Client::new(Endpoint::Unix(s.unix.clone()), None).unwrap();

@@ -4,6 +4,7 @@
 //! back end is driven, then the observed result is recorded. [`App::reconcile`] finishes or
 //! undoes whatever a crash interrupted, and re-adopts sandboxes that kept running.
 
+mod agent_sessions;
 mod audit;
 mod error;
 mod exec;

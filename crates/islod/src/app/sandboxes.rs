@@ -269,6 +269,7 @@ impl App {
         }
         if row.status == SandboxStatus::Running {
             self.record_sessions_before_stop(&row).await;
+            self.sync_agent_sessions(&row).await;
         }
         self.store
             .set_status(&row.id, SandboxStatus::Stopping, None, None)?;
@@ -320,6 +321,8 @@ impl App {
         let row = self.get(t, name)?;
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
+        // What the agent recorded outlives the sandbox.
+        self.sync_agent_sessions(&row).await;
         let id = SandboxId(row.id.clone());
         if let Err(e) = self.blocking(move |d| d.destroy(&id)).await {
             self.store

@@ -2,7 +2,10 @@
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use islo_api::{ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery};
+use islo_api::{
+    AgentEventsQuery, AgentSessionEventResponse, AgentSessionResponse, AgentSessionsQuery,
+    ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery,
+};
 
 use super::HttpState;
 use super::error::ApiError;
@@ -52,5 +55,29 @@ pub async fn asciinema(
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-asciicast")],
         cast,
+    ))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/agent-sessions", params(AgentSessionsQuery),
+    responses((status = 200, body = Vec<AgentSessionResponse>), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn agent_sessions(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(sandbox): Path<String>,
+    Query(q): Query<AgentSessionsQuery>,
+) -> Result<Json<Vec<AgentSessionResponse>>, ApiError> {
+    Ok(Json(s.app.agent_sessions(&t, &sandbox, &q).await?))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox}/agent-sessions/{session_name}/events", params(AgentEventsQuery),
+    responses((status = 200, body = Vec<AgentSessionEventResponse>), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn agent_events(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path((sandbox, name)): Path<(String, String)>,
+    Query(q): Query<AgentEventsQuery>,
+) -> Result<Json<Vec<AgentSessionEventResponse>>, ApiError> {
+    Ok(Json(
+        s.app.agent_session_events(&t, &sandbox, &name, &q).await?,
     ))
 }

@@ -76,6 +76,14 @@ pub fn router(state: HttpState) -> Router {
             "/sandboxes/{name}/exec-sessions/{exec_id}/asciinema",
             get(logs::asciinema),
         )
+        .route(
+            "/sandboxes/{name}/agent-sessions",
+            get(logs::agent_sessions),
+        )
+        .route(
+            "/sandboxes/{name}/agent-sessions/{session_name}/events",
+            get(logs::agent_events),
+        )
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -46,6 +46,8 @@ impl Modify for Bearer {
         super::logs::one,
         super::logs::logs,
         super::logs::asciinema,
+        super::logs::agent_sessions,
+        super::logs::agent_events,
     ),
     components(schemas(islo_api::ErrorCode, islo_api::SandboxStatus, islo_api::ExecStatus)),
     modifiers(&Bearer),

@@ -1,8 +1,10 @@
-//! State in SQLite: tenants, API keys, session tokens, sandboxes, images and execs.
+//! State in SQLite: tenants, API keys, session tokens, sandboxes, images, execs, the audit log
+//! and agent sessions.
 //!
 //! One connection behind a mutex (WAL, so `islod keys` may write while the server runs);
 //! queries are short. Schema changes are migrations, in order, never edited once released.
 
+mod agent;
 mod audit;
 mod auth;
 mod execs;
@@ -16,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
+pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
@@ -128,8 +131,49 @@ CREATE TABLE exec_log_lines (
 );
 "#;
 
+/// Agent sessions ingested from coding-agent transcripts, and their events.
+const SCHEMA_V4: &str = r#"
+CREATE TABLE agent_sessions (
+    id INTEGER PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    agent_id TEXT,
+    parent_path TEXT,
+    harness TEXT NOT NULL,
+    cwd TEXT NOT NULL DEFAULT '',
+    git_branch TEXT NOT NULL DEFAULT '',
+    first_user_text TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    ingested_bytes INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (sandbox_id, path)
+);
+CREATE TABLE agent_events (
+    session_id INTEGER NOT NULL REFERENCES agent_sessions(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    model TEXT NOT NULL,
+    message_id TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cache_creation_tokens INTEGER,
+    cache_read_tokens INTEGER,
+    cwd TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE INDEX agent_events_by_time ON agent_events(session_id, ts_ms);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2), M::up(SCHEMA_V3)])
+    Migrations::new(vec![
+        M::up(SCHEMA_V1),
+        M::up(SCHEMA_V2),
+        M::up(SCHEMA_V3),
+        M::up(SCHEMA_V4),
+    ])
 }
 
 /// The state store.

@@ -1,0 +1,114 @@
+//! The server in-process over the fake back end, for the API tests.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+pub use std::sync::Arc;
+
+pub use futures_util::StreamExt;
+pub use islo_api::{CreateSandboxRequest, ErrorCode};
+pub use islo_client::{Client, ClientError, Endpoint};
+pub use islo_runtime::fake::FakeDriver;
+pub use islod::app::{App, AppSettings, Tenant};
+pub use islod::http::{HttpState, Transport, hash_secret, new_api_key, router};
+pub use islod::images::{ImageSettings, ImageStore};
+pub use islod::store::{ImageRow, Store};
+
+pub const IMAGE: &str = "fake:latest";
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<Store>,
+    pub app: Arc<App>,
+    pub tcp: String,
+    pub unix: std::path::PathBuf,
+}
+
+pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
+    let images =
+        ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
+    std::fs::create_dir_all(dir.join("fake")).unwrap();
+    let settings = AppSettings {
+        pids_limit: 64,
+        user: "islo".into(),
+        uid: 1000,
+        state_dir: dir.display().to_string(),
+        log_cap_bytes: 1 << 20,
+    };
+    Arc::new(App::new(
+        store,
+        images,
+        Arc::new(FakeDriver::new(&dir.join("fake"))),
+        settings,
+    ))
+}
+
+pub async fn serve(
+    app: Arc<App>,
+    local: Tenant,
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf) {
+    let state = |transport| HttpState {
+        app: app.clone(),
+        transport,
+        local_tenant: local.clone(),
+    };
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", tcp.local_addr().unwrap());
+    let r = router(state(Transport::Tcp));
+    tokio::spawn(async move { axum::serve(tcp, r).await });
+    let sock = dir.join("islod.sock");
+    let unix = tokio::net::UnixListener::bind(&sock).unwrap();
+    let r = router(state(Transport::Unix));
+    tokio::spawn(async move { axum::serve(unix, r).await });
+    (addr, sock)
+}
+
+pub async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    // A cached image with no layers: the fake back end needs none.
+    let row = ImageRow {
+        reference: format!("docker.io/library/{IMAGE}"),
+        digest: "sha256:00".into(),
+        config: "{}".into(),
+        layers: vec![],
+    };
+    store.put_image(&row).unwrap();
+    let local = Tenant {
+        id: store.ensure_tenant("local").unwrap(),
+        name: "local".into(),
+    };
+    let app = app_over(dir.path(), store.clone());
+    let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
+    Server {
+        dir,
+        store,
+        app,
+        tcp,
+        unix,
+    }
+}
+
+impl Server {
+    pub fn key(&self, tenant: &str) -> String {
+        let k = new_api_key();
+        let t = self.store.ensure_tenant(tenant).unwrap();
+        self.store.insert_key(&t, "test", &hash_secret(&k)).unwrap();
+        k
+    }
+    pub fn client(&self, tenant: &str) -> Client {
+        Client::new(Endpoint::Http(self.tcp.clone()), Some(self.key(tenant))).unwrap()
+    }
+}
+
+pub fn create(name: &str) -> CreateSandboxRequest {
+    CreateSandboxRequest {
+        name: Some(name.into()),
+        image: Some(IMAGE.into()),
+        ..Default::default()
+    }
+}
+
+pub fn code(e: ClientError) -> ErrorCode {
+    e.code().unwrap_or_else(|| panic!("not an API error: {e}"))
+}
