@@ -166,7 +166,10 @@ fn interactive_sessions_are_recorded_with_their_input() {
     let mut lines = cast.lines();
     let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
-    assert_eq!(header["width"], 100, "the terminal's size when it opened: {header}");
+    assert_eq!(
+        header["width"], 100,
+        "the terminal's size when it opened: {header}"
+    );
     assert!(header["height"].as_u64().unwrap() > 0 && header["timestamp"].as_i64().unwrap() > 0);
     let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
     let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();

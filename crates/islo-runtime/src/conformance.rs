@@ -96,7 +96,29 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
         b"{\"b\":2}\n"
     );
     assert!(agent::read_file(&sock, "/home/islo/missing", 0, 10).is_err());
+
+    // The changes export as a layer, running (and it runs on after) or stopped.
+    let want = "home/islo/.claude/projects/-workspace/s1.jsonl";
+    let layer_has = |d: &dyn Driver| {
+        let mut tar_bytes = Vec::new();
+        d.export_changes(&spec.id, &mut tar_bytes).unwrap();
+        let mut a = tar::Archive::new(&tar_bytes[..]);
+        a.entries().unwrap().map(|e| e.unwrap()).any(|e| {
+            e.path().unwrap().to_string_lossy() == want && e.header().size().unwrap() == 16
+        })
+    };
+    assert!(layer_has(d), "the running sandbox's layer holds {want}");
+    agent::ping(&sock).unwrap();
+    let (st, _, _) = agent::run_collect(&sock, exec(&["true"], &[PATH])).unwrap();
+    assert_eq!(st.code, 0, "processes run on after the export");
+    d.stop(&spec.id).unwrap();
+    assert!(layer_has(d), "the stopped sandbox's layer holds {want}");
     d.destroy(&spec.id).unwrap();
+    let mut sink = Vec::new();
+    assert!(matches!(
+        d.export_changes(&spec.id, &mut sink),
+        Err(DriverError::NotFound(_))
+    ));
 }
 
 fn lifecycle(d: &dyn Driver, spec: &SandboxSpec) {

@@ -97,4 +97,12 @@ pub trait Driver: Send + Sync + 'static {
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
     /// Host path of the sandbox's agent socket.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf;
+    /// Write the sandbox's changes to its image (its writable layer) as an OCI layer tar (see
+    /// [`crate::layer_tar`]). A running sandbox's processes are frozen while it is written,
+    /// so the layer is one instant's state; a stopped one's storage is mounted meanwhile.
+    fn export_changes(
+        &self,
+        id: &SandboxId,
+        out: &mut dyn std::io::Write,
+    ) -> Result<crate::layer_tar::LayerStats, DriverError>;
 }

@@ -74,6 +74,10 @@ impl Driver for FakeDriver {
         if self.lock().contains_key(&spec.id) {
             return Err(DriverError::AlreadyExists(spec.id.clone()));
         }
+        let root = self.dir.join(format!("{}.root", spec.id));
+        for layer in &spec.layers {
+            copy_tree(layer, &root).map_err(DriverError::io(layer.display().to_string()))?;
+        }
         self.launch(&spec.id)?;
         self.lock().insert(spec.id.clone(), true);
         Ok(())
@@ -123,6 +127,19 @@ impl Driver for FakeDriver {
 
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
         self.dir.join(format!("{id}.sock"))
+    }
+
+    fn export_changes(
+        &self,
+        id: &SandboxId,
+        out: &mut dyn Write,
+    ) -> Result<crate::layer_tar::LayerStats, DriverError> {
+        if !self.lock().contains_key(id) {
+            return Err(DriverError::NotFound(id.clone()));
+        }
+        let root = self.dir.join(format!("{id}.root"));
+        crate::layer_tar::write_layer(&root, out)
+            .map_err(DriverError::io(root.display().to_string()))
     }
 }
 
@@ -176,6 +193,21 @@ fn serve(mut conn: UnixStream, root: &Path) {
             b"the fake back end has no terminal sessions",
         ),
     };
+}
+
+/// The directories and regular files of a layer, copied over `to` (the fake has no overlay).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `path` (absolute, as seen in the sandbox) under the fake's `root`; `..` is dropped.

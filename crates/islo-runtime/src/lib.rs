@@ -10,6 +10,7 @@ pub mod conformance;
 mod driver;
 pub mod fake;
 pub mod host;
+pub mod layer_tar;
 pub mod oci;
 
 pub use driver::{Driver, DriverError, Limits, Observed, SandboxId, SandboxSpec};

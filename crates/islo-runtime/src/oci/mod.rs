@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::agent;
 use crate::host::{Host, Mount};
+use crate::layer_tar::{self, LayerStats};
 use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
 
 pub use seccomp::DENIED as SECCOMP_DENIED;
@@ -252,6 +253,19 @@ impl OciDriver {
         }
     }
 
+    /// Run `RUNTIME ACTION ID`, failing with its error output.
+    fn runtime_ok(&self, action: &'static str, id: &SandboxId) -> Result<(), DriverError> {
+        let dir = self.dir(id);
+        let out = self
+            .host
+            .run(&self.runtime, &self.runtime_cmd(&dir, &[action, &id.0]))
+            .map_err(DriverError::io(self.runtime.display().to_string()))?;
+        if !out.success {
+            return Err(self.runtime_err(action, id, out.stderr.trim().to_string()));
+        }
+        Ok(())
+    }
+
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         let out = self
@@ -339,5 +353,46 @@ impl Driver for OciDriver {
 
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
         self.dir(id).join("disk/run").join(islo_agent::SOCKET_NAME)
+    }
+
+    fn export_changes(
+        &self,
+        id: &SandboxId,
+        out: &mut dyn std::io::Write,
+    ) -> Result<LayerStats, DriverError> {
+        let dir = self.dir(id);
+        if !dir.exists() {
+            return Err(DriverError::NotFound(id.clone()));
+        }
+        let (disk, upper) = (dir.join("disk"), dir.join("disk/upper"));
+        let write = |out: &mut dyn std::io::Write| {
+            layer_tar::write_layer(&upper, out)
+                .map_err(DriverError::io(format!("writing the changes of {id}")))
+        };
+        if self.observe(id)? == Observed::Running {
+            // Frozen (cgroup freezer) while the layer is cut: one instant's state.
+            self.runtime_ok("pause", id)?;
+            let t = std::time::Instant::now();
+            let written = write(out);
+            let resumed = self.runtime_ok("resume", id);
+            tracing::debug!(sandbox = %id, frozen_ms = t.elapsed().as_secs_f64() * 1e3, "changes exported");
+            return written.and_then(|s| resumed.map(|()| s));
+        }
+        let mounted_here = !self.host.is_mounted(&disk);
+        if mounted_here {
+            self.host
+                .mount(&Mount::Loop {
+                    image: dir.join("disk.img"),
+                    target: disk.clone(),
+                })
+                .map_err(DriverError::io(format!("mounting disk of {id}")))?;
+        }
+        let written = write(out);
+        if mounted_here {
+            self.host
+                .unmount(&disk)
+                .map_err(DriverError::io(format!("unmounting {}", disk.display())))?;
+        }
+        written
     }
 }

@@ -4,7 +4,8 @@
 //! are refused, and no entry is written through a symlink or a non-directory (each parent is
 //! checked with `lstat`; this process is the only writer). Absolute symlinks are kept as they
 //! are: they resolve inside the sandbox, never on the host. Device nodes are not created
-//! (counted in [`UnpackStats::skipped`]); setuid/setgid bits are cleared. OCI whiteouts become
+//! (counted in [`UnpackStats::skipped`]); FIFOs are; setuid/setgid bits are cleared; only
+//! `user.*` extended attributes are restored. OCI whiteouts become
 //! overlayfs whiteouts (0/0 character devices) and opaque directories (`trusted.overlay.opaque`).
 
 use std::fs::{self, OpenOptions};
@@ -116,6 +117,7 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
             stats.whiteouts += 1;
             continue;
         }
+        let xattrs = user_xattrs(&mut entry)?;
         let h = entry.header();
         let meta = Meta {
             uid: h.uid().unwrap_or(0) as u32,
@@ -131,7 +133,7 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
         match kind {
             tar::EntryType::Directory => {
                 make_dir(&path, &meta)?;
-                dir_times.push((path, meta.mtime));
+                dir_times.push((path.clone(), meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 make_file(&mut entry, &path, &meta)?
@@ -145,7 +147,19 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
                 set_mtime(&path, meta.mtime);
             }
             tar::EntryType::Link => make_hard_link(root, &rel, &link_name(&entry)?)?,
-            _ => stats.skipped += 1, // devices, fifos: never created from a layer
+            tar::EntryType::Fifo => {
+                clear(&path, false)?;
+                let mode = Mode::from_raw_mode(meta.mode & 0o777);
+                rustix::fs::mknodat(CWD, &path, FileType::Fifo, mode, 0)
+                    .map_err(|e| werr(&path)(e.into()))?;
+                std::os::unix::fs::lchown(&path, Some(meta.uid), Some(meta.gid))
+                    .map_err(werr(&path))?;
+            }
+            _ => stats.skipped += 1, // devices: never created from a layer
+        }
+        for (k, v) in &xattrs {
+            // Symlinks cannot carry user attributes; nothing else is expected to refuse.
+            let _ = rustix::fs::lsetxattr(&path, k.as_str(), v, XattrFlags::empty());
         }
     }
     // Directory times last: adding children changed them.
@@ -167,6 +181,27 @@ impl Meta {
     fn perms(&self) -> fs::Permissions {
         fs::Permissions::from_mode(self.mode & 0o1777)
     }
+}
+
+/// The `user.*` extended attributes an entry carries (PAX `SCHILY.xattr.`); other
+/// namespaces (`security.`, `trusted.`) are never taken from a layer.
+fn user_xattrs<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Vec<(String, Vec<u8>)>, UnpackError> {
+    let Some(exts) = entry.pax_extensions().map_err(UnpackError::Read)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for ext in exts {
+        let ext = ext.map_err(UnpackError::Read)?;
+        if let Ok(key) = ext.key()
+            && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+            && name.starts_with("user.")
+        {
+            out.push((name.to_string(), ext.value_bytes().to_vec()));
+        }
+    }
+    Ok(out)
 }
 
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<PathBuf, UnpackError> {

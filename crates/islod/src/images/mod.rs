@@ -3,6 +3,8 @@
 
 mod extract;
 mod reference;
+#[cfg(test)]
+mod roundtrip_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;

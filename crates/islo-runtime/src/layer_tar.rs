@@ -1,0 +1,224 @@
+//! A directory in overlayfs form (an upper dir, or an unpacked layer) written as an OCI layer
+//! tar: overlayfs whiteouts (0/0 character devices) become `.wh.NAME` entries, opaque
+//! directories (`trusted.overlay.opaque`) get `.wh..wh..opq`, hard links are `Link` entries,
+//! `user.*` extended attributes are PAX `SCHILY.xattr.` records. The output is deterministic
+//! (sorted names, no access times, no user names), so the same tree always has the same digest.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// What a layer holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    pub entries: u64,
+    pub whiteouts: u64,
+    /// Regular file bytes.
+    pub bytes: u64,
+    /// Sockets and devices other than whiteouts, which a layer cannot carry.
+    pub skipped: u64,
+}
+
+/// Write the tree at `root` as an uncompressed OCI layer tar into `out`.
+pub fn write_layer(root: &Path, out: &mut dyn Write) -> io::Result<LayerStats> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut w = Walker {
+        root,
+        links: HashMap::new(),
+        stats: LayerStats::default(),
+    };
+    w.dir(&mut b, Path::new(""))?;
+    b.into_inner()?.flush()?;
+    Ok(w.stats)
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    /// First path of each multiply-linked inode.
+    links: HashMap<(u64, u64), String>,
+    stats: LayerStats,
+}
+
+impl Walker<'_> {
+    fn dir(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
+        let abs = self.root.join(rel);
+        let mut names: Vec<_> = std::fs::read_dir(&abs)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        if !rel.as_os_str().is_empty() && is_opaque(&abs) {
+            self.marker(b, &rel.join(".wh..wh..opq"))?;
+        }
+        for name in names {
+            let rel = rel.join(&name);
+            self.entry(b, &rel)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
+        let abs = self.root.join(rel);
+        let m = std::fs::symlink_metadata(&abs)?;
+        let ft = m.file_type();
+        if ft.is_char_device() && m.rdev() == 0 {
+            let name = rel
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            return self.marker(b, &rel.with_file_name(format!(".wh.{name}")));
+        }
+        let mut h = header(&m);
+        let xattrs = user_xattrs(&abs);
+        if !xattrs.is_empty() {
+            let recs: Vec<(String, Vec<u8>)> = xattrs
+                .into_iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+                .collect();
+            b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        }
+        self.stats.entries += 1;
+        if ft.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, rel, io::empty())?;
+            return self.dir(b, rel);
+        }
+        if ft.is_symlink() {
+            h.set_entry_type(tar::EntryType::Symlink);
+            return b.append_link(&mut h, rel, std::fs::read_link(&abs)?);
+        }
+        if ft.is_fifo() {
+            h.set_entry_type(tar::EntryType::Fifo);
+            return b.append_data(&mut h, rel, io::empty());
+        }
+        if !ft.is_file() {
+            self.stats.entries -= 1;
+            self.stats.skipped += 1;
+            return Ok(());
+        }
+        if m.nlink() > 1 {
+            let key = (m.dev(), m.ino());
+            if let Some(first) = self.links.get(&key) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                return b.append_link(&mut h, rel, first);
+            }
+            self.links.insert(key, rel.to_string_lossy().into_owned());
+        }
+        h.set_entry_type(tar::EntryType::Regular);
+        self.stats.bytes += m.len();
+        b.append_data(&mut h, rel, File::open(&abs)?)
+    }
+
+    fn marker(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
+        self.stats.whiteouts += 1;
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, rel, io::empty())
+    }
+}
+
+fn header(m: &std::fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(m.mode() & 0o7777);
+    h.set_uid(u64::from(m.uid()));
+    h.set_gid(u64::from(m.gid()));
+    h.set_mtime(m.mtime().max(0) as u64);
+    h.set_size(if m.file_type().is_file() { m.len() } else { 0 });
+    h
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::lgetxattr(dir, OPAQUE_XATTR, &mut buf), Ok(n) if buf[..n] == *b"y")
+}
+
+/// The `user.*` extended attributes of `path` (not followed), sorted.
+fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::llistxattr(path, &mut names) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<u8>)> = names[..n]
+        .split(|b| *b == 0)
+        .filter_map(|k| std::str::from_utf8(k).ok())
+        .filter(|k| k.starts_with("user."))
+        .filter_map(|k| {
+            let mut v = vec![0u8; 65536];
+            let len = rustix::fs::lgetxattr(path, k, &mut v).ok()?;
+            v.truncate(len);
+            Some((k.to_string(), v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar_bytes: &[u8]) -> Vec<(String, tar::EntryType)> {
+        let mut a = tar::Archive::new(tar_bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overlay_forms_become_oci_forms_deterministically() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("etc/sub")).unwrap();
+        std::fs::write(r.join("etc/a"), "alpha").unwrap();
+        std::fs::hard_link(r.join("etc/a"), r.join("etc/b")).unwrap();
+        std::os::unix::fs::symlink("/etc/a", r.join("link")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &r.join("gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        rustix::fs::lsetxattr(
+            r.join("etc/sub"),
+            OPAQUE_XATTR,
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let stats = write_layer(r, &mut out).unwrap();
+        assert_eq!((stats.whiteouts, stats.bytes), (2, 5));
+        assert_eq!(
+            names(&out),
+            [
+                ("etc".to_string(), tar::EntryType::Directory),
+                ("etc/a".into(), tar::EntryType::Regular),
+                ("etc/b".into(), tar::EntryType::Link),
+                ("etc/sub".into(), tar::EntryType::Directory),
+                ("etc/sub/.wh..wh..opq".into(), tar::EntryType::Regular),
+                (".wh.gone".into(), tar::EntryType::Regular),
+                ("link".into(), tar::EntryType::Symlink),
+            ]
+        );
+        let mut again = Vec::new();
+        write_layer(r, &mut again).unwrap();
+        assert_eq!(out, again, "the same tree gives the same bytes");
+    }
+}
