@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
 #   bench/run.sh            sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
-#                           and keystroke echo through an attached session vs a local PTY
+#                           keystroke echo through an attached session vs a local PTY, and
+#                           snapshot save / create-from-snapshot (bench/snapshot.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-env.sh >/dev/null
@@ -19,3 +20,5 @@ trap cleanup EXIT
 python3 bench/sandbox_start.py
 echo
 python3 bench/echo_rtt.py
+echo
+python3 bench/snapshot.py

@@ -9,6 +9,7 @@ mod error;
 mod exec;
 mod sandbox;
 mod session;
+mod snapshot;
 
 pub use agent_session::{
     AgentEventsQuery, AgentSessionEventResponse, AgentSessionPlace, AgentSessionResponse,
@@ -27,6 +28,10 @@ pub use sandbox::{
 pub use session::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
     PtyExit, PtyFrame, PtyOpen, PtySize, SessionInfo,
+};
+pub use snapshot::{
+    CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,
+    SnapshotResponse,
 };
 
 /// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.

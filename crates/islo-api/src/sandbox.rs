@@ -88,6 +88,9 @@ pub struct CreateSandboxRequest {
     /// Default working directory; relative paths are under `/workspace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_name: Option<String>,
     /// Idempotency key: a replay with the same body answers the same sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

@@ -64,6 +64,9 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
+    /// Save, list, remove, export and import snapshots of sandboxes' filesystems.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -102,8 +105,8 @@ pub struct UseArgs {
     /// Git repository to clone (not supported yet).
     #[arg(long, hide = true)]
     pub source: Vec<String>,
-    /// Create the sandbox from a snapshot (not supported yet).
-    #[arg(long, hide = true)]
+    /// Create the sandbox from a snapshot (its files, image, env and workdir).
+    #[arg(long, value_name = "NAME")]
     pub snapshot: Option<String>,
     /// Gateway profile (not supported yet).
     #[arg(long, hide = true)]
@@ -124,6 +127,49 @@ pub struct UseArgs {
     /// The command to run, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCmd {
+    /// Save a sandbox's filesystem (running or stopped) as a snapshot.
+    Save {
+        /// Sandbox name.
+        sandbox: String,
+        /// Snapshot name [default: SANDBOX-YYYYMMDD-HHMMSS].
+        #[arg(long)]
+        name: Option<String>,
+        /// Return at once while the snapshot is saved in the background.
+        #[arg(long = "async")]
+        no_wait: bool,
+    },
+    /// List snapshots.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Remove snapshots no sandbox uses.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// Snapshot names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Write a snapshot as an OCI image archive (`--to oci-archive:PATH`).
+    Export {
+        name: String,
+        /// Destination: `oci-archive:PATH` (push it on with any OCI tool, e.g. skopeo).
+        #[arg(long, value_name = "oci-archive:PATH")]
+        to: String,
+    },
+    /// Create a snapshot from an OCI image archive that `export` wrote.
+    Import {
+        /// `oci-archive:PATH` or a path.
+        archive: String,
+        /// Name of the new snapshot.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +234,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Snapshot(c) => crate::cmd_snapshot::run(&connect::client().await?, c, cli.output)
             .await
             .map(|_| 0),
         Cmd::Rm { name, force } => cmd_lifecycle::rm(&connect::client().await?, &name, force)

@@ -25,7 +25,6 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<()> {
     let flags = [
         ("--source", !a.source.is_empty()),
-        ("--snapshot", a.snapshot.is_some()),
         ("--gateway-profile", a.gateway_profile.is_some()),
         ("--agent", a.agent.is_some()),
         ("--task", a.task.is_some()),
@@ -84,6 +83,12 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
             .map(|_| 0);
     }
     let sandbox = match existing {
+        Some(sb) if a.snapshot.is_some() => {
+            return Err(usage(format!(
+                "sandbox {} already exists; --snapshot only creates new sandboxes (pick another name)",
+                sb.name
+            )));
+        }
         Some(sb) => ensure_running(&client, sb).await?,
         None => create(&client, &a, project, name, env.clone()).await?,
     };
@@ -155,10 +160,14 @@ async fn create(
     name: Option<String>,
     env: BTreeMap<String, String>,
 ) -> anyhow::Result<SandboxResponse> {
-    let image = a
-        .image
-        .clone()
-        .or_else(|| project.and_then(|p| p.image.clone()));
+    // A snapshot brings its own image; islo.yaml's does not apply to it.
+    let image = match &a.snapshot {
+        Some(_) => a.image.clone(),
+        None => a
+            .image
+            .clone()
+            .or_else(|| project.and_then(|p| p.image.clone())),
+    };
     let mut all_env = project.map(|p| p.env.clone()).unwrap_or_default();
     all_env.extend(env);
     let req = CreateSandboxRequest {
@@ -172,9 +181,10 @@ async fn create(
             .workdir
             .clone()
             .or_else(|| project.and_then(|p| p.workdir.clone())),
+        snapshot_name: a.snapshot.clone(),
         request_id: None,
     };
-    if ui::stderr_tty() {
+    if ui::stderr_tty() && a.snapshot.is_none() {
         pull_with_progress(
             client,
             image.as_deref().unwrap_or(islo_api::limits::DEFAULT_IMAGE),

@@ -10,6 +10,7 @@ mod cmd_logs;
 mod cmd_logs_agent;
 mod cmd_ls;
 mod cmd_session;
+mod cmd_snapshot;
 mod cmd_use;
 mod connect;
 mod project;
@@ -59,7 +60,9 @@ fn exit_for(e: &anyhow::Error) -> (i32, String) {
                 EXIT_AUTH,
                 "Authentication required: set ISLO_API_KEY or run `islo login --api-key`".into(),
             ),
-            Some(ErrorCode::SandboxNotFound) => (EXIT_NOT_FOUND, c.to_string()),
+            Some(ErrorCode::SandboxNotFound | ErrorCode::ResourceNotFound) => {
+                (EXIT_NOT_FOUND, c.to_string())
+            }
             _ => (EXIT_FAILURE, format!("{e:#}")),
         };
     }

@@ -46,6 +46,22 @@ pub fn memory(mb: u32) -> String {
 }
 
 /// `Running` from `running`.
+/// A byte count for people: `512 B`, `4.0 KB`, `2.1 GB` (powers of 1000, like `ls -h --si`).
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
 pub fn title(s: &str) -> String {
     let mut c = s.chars();
     c.next()

@@ -2,6 +2,7 @@
 //! Used by the CLI and the tests; it speaks only `islo-api` types.
 
 mod pty;
+mod snapshots;
 mod sse;
 
 use std::path::PathBuf;

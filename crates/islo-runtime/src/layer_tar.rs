@@ -189,7 +189,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/a", r.join("link")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &r.join("gone"),
+            r.join("gone"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::empty(),
             0,

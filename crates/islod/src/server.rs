@@ -122,6 +122,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (app, local) = build(&cfg)?;
     app.reconcile().await.context("reconciling sandboxes")?;
     prune_audit_log(&app, &cfg)?;
+    let unfinished = app.store.fail_unfinished_snapshots()?;
+    if unfinished > 0 {
+        tracing::warn!(
+            snapshots = unfinished,
+            "snapshots left saving by a stop are marked failed"
+        );
+    }
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;

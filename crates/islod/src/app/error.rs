@@ -31,6 +31,9 @@ pub enum AppError {
     },
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// A clash with existing state (a snapshot name taken, a snapshot in use).
+    #[error("{0}")]
+    Conflict(String),
     #[error("sandbox provisioning failed: {0}")]
     Provisioning(String),
     #[error("internal error: {0}")]
@@ -47,7 +50,7 @@ impl AppError {
             Self::SandboxNotFound(_) => ErrorCode::SandboxNotFound,
             Self::NotFound(_) => ErrorCode::ResourceNotFound,
             Self::AlreadyExists(_) | Self::RequestIdReused(_) => ErrorCode::SandboxAlreadyExists,
-            Self::InvalidState { .. } => ErrorCode::SandboxInvalidState,
+            Self::InvalidState { .. } | Self::Conflict(_) => ErrorCode::SandboxInvalidState,
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)
                 | ImageError::InsecureMirror(_)

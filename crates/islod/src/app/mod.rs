@@ -13,6 +13,8 @@ mod names;
 mod reconcile;
 mod sandboxes;
 mod sessions;
+mod snapshot_archive;
+mod snapshots;
 
 /// Conversions from records to API views.
 pub mod sandboxes_view {
@@ -31,6 +33,7 @@ pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::{ExecEvent, TailBuf};
 pub use sessions::validate_session_name;
+pub use snapshots::to_response as snapshot_view;
 
 /// The caller, as authentication established it.
 #[derive(Debug, Clone, PartialEq, Eq)]

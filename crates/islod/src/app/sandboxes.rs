@@ -23,6 +23,8 @@ struct Checked {
     disk_gb: u32,
     env: BTreeMap<String, String>,
     workdir: String,
+    /// The snapshot it starts from: its id and base.
+    snapshot: Option<(String, super::snapshots::Base)>,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -96,7 +98,38 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         disk_gb: in_range("disk_gb", req.disk_gb, DISK_GB)?,
         env,
         workdir: resolve_workdir(req.workdir.as_deref().unwrap_or(DEFAULT_WORKDIR))?,
+        snapshot: None,
     })
+}
+
+/// Start from a snapshot: its image, env (the request's keys win) and workdir (unless given).
+fn from_snapshot(
+    mut c: Checked,
+    req: &CreateSandboxRequest,
+    snap: &crate::store::SnapshotRow,
+) -> Result<Checked, AppError> {
+    if snap.status != "ready" {
+        return Err(AppError::Conflict(format!(
+            "snapshot {} is {}; only ready snapshots can start sandboxes",
+            snap.name, snap.status
+        )));
+    }
+    if req.image.as_ref().is_some_and(|i| *i != snap.image) {
+        return Err(AppError::Validation(format!(
+            "snapshot {} holds a filesystem from {}; leave out the image",
+            snap.name, snap.image
+        )));
+    }
+    let base = super::snapshots::Base::of(snap)?;
+    c.image = snap.image.clone();
+    let mut env = base.env.clone();
+    env.extend(c.env);
+    c.env = env;
+    if req.workdir.is_none() {
+        c.workdir = base.workdir.clone();
+    }
+    c.snapshot = Some((snap.id.clone(), base));
+    Ok(c)
 }
 
 fn request_hash(req: &CreateSandboxRequest) -> String {
@@ -133,7 +166,10 @@ impl App {
         t: &Tenant,
         req: CreateSandboxRequest,
     ) -> Result<SandboxRow, AppError> {
-        let c = check(&req)?;
+        let mut c = check(&req)?;
+        if let Some(name) = &req.snapshot_name {
+            c = from_snapshot(c, &req, &self.snapshot(t, name)?)?;
+        }
         let hash = request_hash(&req);
         if let Some(rid) = &req.request_id
             && let Some(prev) = self.store.sandbox_by_request(&t.id, rid)?
@@ -191,11 +227,17 @@ impl App {
 
     /// Pull the image and start the sandbox; returns the stored runtime spec.
     async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<String, AppError> {
-        let (image, _) = self.images.ensure(&c.image, None).await?;
+        let (layers, image_env, digest, snapshot_id) = match &c.snapshot {
+            Some((id, base)) => (base.layers.clone(), base.image_env.clone(), None, Some(id)),
+            None => {
+                let (image, _) = self.images.ensure(&c.image, None).await?;
+                (image.layers, image.run.env, Some(image.digest), None)
+            }
+        };
         let spec = islo_runtime::SandboxSpec {
             id: SandboxId(row.id.clone()),
             hostname: row.name.clone(),
-            layers: image.layers.clone(),
+            layers,
             limits: Limits {
                 vcpus: c.vcpus,
                 memory_bytes: u64::from(c.memory_mb) << 20,
@@ -205,8 +247,9 @@ impl App {
             user: self.settings.user.clone(),
             uid: self.settings.uid,
         };
-        let mut stored = serde_json::json!({ "spec": spec, "image_env": image.run.env });
-        stored["image_digest"] = serde_json::Value::String(image.digest.clone());
+        let stored = serde_json::json!({
+            "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id
+        });
         let stored = stored.to_string();
         self.store.set_runtime_spec(&row.id, &stored)?;
         self.blocking(move |d| d.create(&spec)).await?;

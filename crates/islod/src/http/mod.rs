@@ -10,6 +10,7 @@ mod logs;
 pub mod openapi;
 mod pty;
 mod sandboxes;
+mod snapshots;
 mod sse;
 mod system;
 
@@ -84,6 +85,14 @@ pub fn router(state: HttpState) -> Router {
             "/sandboxes/{name}/agent-sessions/{session_name}/events",
             get(logs::agent_events),
         )
+        .route("/snapshots", get(snapshots::list).post(snapshots::create))
+        .route("/snapshots/", get(snapshots::list).post(snapshots::create))
+        .route("/snapshots/import", post(snapshots::import))
+        .route(
+            "/snapshots/{name}",
+            get(snapshots::get).delete(snapshots::delete),
+        )
+        .route("/snapshots/{name}/export", get(snapshots::export))
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
         .route_layer(axum::middleware::from_fn_with_state(

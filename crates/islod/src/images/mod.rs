@@ -104,6 +104,30 @@ impl ImageStore {
         self.root.join("layers").join(digest.replace(':', "_"))
     }
 
+    /// Scratch space on the layers' filesystem.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Unpack the layer blob `blob` (its sha256 `digest` already checked) into the cache,
+    /// unless it is there; returns its directory. Blocking.
+    pub fn add_layer(
+        &self,
+        blob: std::fs::File,
+        digest: &str,
+        label: &str,
+    ) -> Result<PathBuf, ImageError> {
+        let dir = self.layer_dir(digest);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        match unpack_blob(blob, &self.root, &dir, label, digest) {
+            // Another save of the same content got there first.
+            Err(_) if dir.is_dir() => Ok(dir),
+            other => other.map(|()| dir),
+        }
+    }
+
     /// The image for `reference`, pulled if it is not cached. Returns whether it was cached.
     pub async fn ensure(
         &self,

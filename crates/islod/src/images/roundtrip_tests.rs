@@ -62,7 +62,7 @@ fn every_file_kind_survives_the_round_trip() {
     std::os::unix::fs::lchown(r.join("workspace/deep/sym"), Some(1000), Some(1000)).unwrap();
     rustix::fs::mknodat(
         CWD,
-        &r.join("workspace/fifo"),
+        r.join("workspace/fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o600),
         0,
@@ -78,7 +78,7 @@ fn every_file_kind_survives_the_round_trip() {
     // An image file deleted, and a directory replaced (overlayfs forms).
     rustix::fs::mknodat(
         CWD,
-        &r.join("workspace/gone"),
+        r.join("workspace/gone"),
         FileType::CharacterDevice,
         Mode::empty(),
         0,

@@ -1,5 +1,5 @@
-//! State in SQLite: tenants, API keys, session tokens, sandboxes, images, execs, the audit log
-//! and agent sessions.
+//! State in SQLite: tenants, API keys, session tokens, sandboxes, images, execs, the audit log,
+//! agent sessions and snapshots.
 //!
 //! One connection behind a mutex (WAL, so `islod keys` may write while the server runs);
 //! queries are short. Schema changes are migrations, in order, never edited once released.
@@ -11,6 +11,7 @@ mod execs;
 mod images;
 mod sandboxes;
 mod sessions;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -23,6 +24,7 @@ pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use sandboxes::{SandboxFilter, SandboxRow};
+pub use snapshots::SnapshotRow;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -167,12 +169,31 @@ CREATE TABLE agent_events (
 CREATE INDEX agent_events_by_time ON agent_events(session_id, ts_ms);
 "#;
 
+/// Snapshots: the layers a sandbox made from one starts on.
+const SCHEMA_V5: &str = r#"
+CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    sandbox_id TEXT,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    size_bytes INTEGER,
+    checksum TEXT,
+    image TEXT NOT NULL,
+    base TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
         M::up(SCHEMA_V2),
         M::up(SCHEMA_V3),
         M::up(SCHEMA_V4),
+        M::up(SCHEMA_V5),
     ])
 }
 

@@ -1,0 +1,277 @@
+//! Snapshots: a sandbox's filesystem saved as one more layer over the layers it started on.
+//!
+//! A save exports the sandbox's writable layer (the driver freezes a running sandbox while it
+//! is cut), unpacks it into the layer cache under its sha256, and records the layer list. A
+//! sandbox made from the snapshot mounts that list read-only under its own fresh writable
+//! layer, so any number of them share the snapshot's storage, and a snapshot of such a
+//! sandbox adds only its own changes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use islo_api::{CreateSnapshotRequest, SandboxStatus, SnapshotResponse};
+use islo_runtime::SandboxId;
+use sha2::{Digest, Sha256};
+
+use super::sandboxes::{image_env, runtime_spec};
+use super::{App, AppError, Tenant};
+use crate::store::{SandboxRow, SnapshotRow, StoreError, now_rfc3339};
+
+/// What a sandbox made from a snapshot starts with.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Base {
+    pub layers: Vec<PathBuf>,
+    pub image_env: Vec<(String, String)>,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub workdir: String,
+}
+
+impl Base {
+    pub fn of(row: &SnapshotRow) -> Result<Self, AppError> {
+        serde_json::from_str(&row.base)
+            .map_err(|e| AppError::Internal(format!("snapshot {} record: {e}", row.name)))
+    }
+}
+
+/// Snapshot names: 1–128 of letters, digits, `.`, `_`, `-`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), AppError> {
+    let ok = (1..=128).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(format!(
+            "invalid snapshot name {name:?}: use up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+pub fn to_response(s: &SnapshotRow) -> SnapshotResponse {
+    SnapshotResponse {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        status: s.status.clone(),
+        sandbox_id: s.sandbox_id.clone(),
+        size_bytes: s.size_bytes,
+        checksum_sha256: s.checksum.clone(),
+        created_at: Some(s.created_at.clone()),
+        created_by: None,
+        image: Some(s.image.clone()),
+        status_reason: s.status_reason.clone(),
+    }
+}
+
+fn default_name(sandbox: &str) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_default();
+    format!("{sandbox}-{stamp}")
+}
+
+/// A writer that hashes and counts what passes through.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl App {
+    /// A snapshot by name.
+    pub fn snapshot(&self, t: &Tenant, name: &str) -> Result<SnapshotRow, AppError> {
+        self.store
+            .snapshot_by_name(&t.id, name)?
+            .ok_or_else(|| AppError::NotFound(format!("snapshot {name}")))
+    }
+
+    /// Save a snapshot of a running or stopped sandbox. With `wait` it answers once the
+    /// snapshot is `ready` (or fails); without, at once with a `saving` one.
+    pub async fn save_snapshot(
+        self: &Arc<Self>,
+        t: &Tenant,
+        req: &CreateSnapshotRequest,
+        wait: bool,
+    ) -> Result<SnapshotRow, AppError> {
+        let Some(which) = req.sandbox_name.as_ref().or(req.sandbox_id.as_ref()) else {
+            return Err(AppError::Validation("sandbox_name is required".into()));
+        };
+        let sb = match self.store.sandbox_by_name(&t.id, which)? {
+            Some(r) => r,
+            None => self.get_by_id(t, which)?,
+        };
+        if !matches!(sb.status, SandboxStatus::Running | SandboxStatus::Stopped) {
+            return Err(AppError::InvalidState {
+                name: sb.name,
+                status: sb.status,
+                hint: "only running or stopped sandboxes can be saved",
+            });
+        }
+        let name = req.name.clone().unwrap_or_else(|| default_name(&sb.name));
+        validate_name(&name)?;
+        let row = SnapshotRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: t.id.clone(),
+            name: name.clone(),
+            sandbox_id: Some(sb.id.clone()),
+            status: "saving".into(),
+            status_reason: None,
+            size_bytes: None,
+            checksum: None,
+            image: sb.image.clone(),
+            base: "{}".into(),
+            created_at: now_rfc3339(),
+        };
+        match self.store.insert_snapshot(&row) {
+            Err(StoreError::NameTaken(n)) => {
+                return Err(AppError::Conflict(format!(
+                    "snapshot {n} already exists; choose another --name or remove it first"
+                )));
+            }
+            other => other?,
+        }
+        let app = self.clone();
+        let (snap_id, tenant) = (row.id.clone(), t.clone());
+        let job = async move {
+            let outcome = app.capture(&sb).await;
+            let recorded = match outcome {
+                Ok((base, size, digest)) => {
+                    let base = serde_json::to_string(&base).unwrap_or_default();
+                    tracing::info!(snapshot = %name, sandbox = %sb.name, size, "snapshot saved");
+                    app.store.finish_snapshot(
+                        &snap_id,
+                        "ready",
+                        None,
+                        Some(size),
+                        Some(&digest),
+                        Some(&base),
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(snapshot = %name, error = %e, "snapshot failed");
+                    let reason = e.to_string();
+                    app.store
+                        .finish_snapshot(&snap_id, "failed", Some(&reason), None, None, None)
+                }
+            };
+            recorded.map_err(AppError::from)?;
+            app.snapshot(&tenant, &name)
+        };
+        if wait {
+            let done = job.await?;
+            if done.status == "failed" {
+                return Err(AppError::Provisioning(format!(
+                    "saving snapshot {}: {}",
+                    done.name,
+                    done.status_reason.unwrap_or_default()
+                )));
+            }
+            return Ok(done);
+        }
+        tokio::spawn(job);
+        Ok(row)
+    }
+
+    /// Cut the sandbox's changes into a cached layer; the base a sandbox from it starts on.
+    async fn capture(self: &Arc<Self>, sb: &SandboxRow) -> Result<(Base, u64, String), AppError> {
+        let lock = self.op_lock(&sb.id);
+        let _g = lock.lock().await;
+        let mut layers = runtime_spec(sb)?.layers;
+        let (app, id) = (self.clone(), SandboxId(sb.id.clone()));
+        let label = format!("snapshot of {}", sb.name);
+        let io = |e: std::io::Error| AppError::Internal(format!("snapshot scratch file: {e}"));
+        let (bytes, digest, dir) = tokio::task::spawn_blocking(move || {
+            let tmp = tempfile::NamedTempFile::new_in(app.images.tmp_dir()).map_err(io)?;
+            let mut w = Hashing {
+                inner: std::io::BufWriter::with_capacity(1 << 20, tmp.reopen().map_err(io)?),
+                hasher: Sha256::new(),
+                bytes: 0,
+            };
+            app.driver.export_changes(&id, &mut w)?;
+            w.flush().map_err(io)?;
+            let digest = format!("sha256:{}", hex::encode(w.hasher.finalize()));
+            let dir = app
+                .images
+                .add_layer(tmp.reopen().map_err(io)?, &digest, &label)?;
+            Ok::<_, AppError>((w.bytes, digest, dir))
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+        layers.push(dir);
+        let base = Base {
+            layers,
+            image_env: image_env(sb),
+            env: sb.env.clone(),
+            workdir: sb.workdir.clone(),
+        };
+        Ok((base, bytes, digest))
+    }
+
+    /// A tenant's snapshots, newest first.
+    pub fn list_snapshots(
+        &self,
+        t: &Tenant,
+        limit: Option<u32>,
+        offset: Option<u32>,
+    ) -> Result<(Vec<SnapshotRow>, u64, u32, u32), AppError> {
+        let (limit, offset) = (limit.unwrap_or(100).clamp(1, 1000), offset.unwrap_or(0));
+        let (rows, total) = self.store.list_snapshots(&t.id, limit, offset)?;
+        Ok((rows, total, limit, offset))
+    }
+
+    /// Remove a snapshot no sandbox stands on; its layer goes when nothing else uses it.
+    pub async fn delete_snapshot(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
+        let s = self.snapshot(t, name)?;
+        if s.status == "saving" {
+            return Err(AppError::Conflict(format!(
+                "snapshot {name} is still being saved; remove it once it is ready"
+            )));
+        }
+        let users = self.store.sandboxes_from_snapshot(&s.id)?;
+        if !users.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "snapshot {name} is in use by sandbox(es) {}; remove them first",
+                users.join(", ")
+            )));
+        }
+        self.store.delete_snapshot(&s.id)?;
+        if let Some(own) = Base::of(&s).ok().and_then(|b| b.layers.last().cloned()) {
+            let path = own.display().to_string();
+            if !self.store.layer_in_use(&path, &s.id)? && path.contains("/layers/") {
+                let _ = std::fs::remove_dir_all(&own);
+            }
+        }
+        tracing::info!(snapshot = %name, "snapshot removed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["before-refactor", "a", "v1.2_x", "sb-20260101-101010"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(129)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

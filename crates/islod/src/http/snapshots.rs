@@ -1,0 +1,136 @@
+//! Snapshot handlers.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use futures_util::StreamExt;
+use islo_api::{
+    CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,
+    SnapshotResponse,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::app::{AppError, Tenant, snapshot_view};
+
+#[utoipa::path(get, path = "/snapshots/", params(ListSnapshotsQuery),
+    responses((status = 200, body = PaginatedSnapshotResponse)))]
+pub async fn list(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Query(q): Query<ListSnapshotsQuery>,
+) -> Result<Json<PaginatedSnapshotResponse>, ApiError> {
+    let (rows, total, limit, offset) = s.app.list_snapshots(&t, q.limit, q.offset)?;
+    Ok(Json(PaginatedSnapshotResponse {
+        items: rows.iter().map(snapshot_view).collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+#[utoipa::path(post, path = "/snapshots/", request_body = CreateSnapshotRequest,
+    params(("Prefer" = Option<String>, Header, description = "`respond-async`: answer at once with a `saving` snapshot")),
+    responses((status = 200, body = SnapshotResponse), (status = 404, body = islo_api::ErrorResponse),
+              (status = 409, body = islo_api::ErrorResponse)))]
+pub async fn create(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    headers: HeaderMap,
+    Json(req): Json<CreateSnapshotRequest>,
+) -> Result<Json<SnapshotResponse>, ApiError> {
+    let respond_async = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        });
+    let row = s.app.save_snapshot(&t, &req, !respond_async).await?;
+    Ok(Json(snapshot_view(&row)))
+}
+
+#[utoipa::path(get, path = "/snapshots/{name}",
+    responses((status = 200, body = SnapshotResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn get(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<SnapshotResponse>, ApiError> {
+    Ok(Json(snapshot_view(&s.app.snapshot(&t, &name)?)))
+}
+
+#[utoipa::path(delete, path = "/snapshots/{name}",
+    responses((status = 204), (status = 404, body = islo_api::ErrorResponse),
+              (status = 409, body = islo_api::ErrorResponse)))]
+pub async fn delete(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.app.delete_snapshot(&t, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/snapshots/{name}/export",
+    responses((status = 200, description = "extension: the snapshot as an OCI image archive (application/x-tar)"),
+              (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn export(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let file = s.app.export_snapshot(&t, &name).await?;
+    let file = tokio::fs::File::from_std(file);
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    ))
+}
+
+#[utoipa::path(post, path = "/snapshots/import", params(ImportSnapshotQuery),
+    request_body(content = Vec<u8>, content_type = "application/x-tar", description = "an OCI image archive"),
+    responses((status = 200, body = SnapshotResponse), (status = 409, body = islo_api::ErrorResponse),
+              (status = 422, body = islo_api::ErrorResponse)))]
+pub async fn import(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Query(q): Query<ImportSnapshotQuery>,
+    body: Body,
+) -> Result<Json<SnapshotResponse>, ApiError> {
+    let tmp = tempfile::tempfile_in(s.app.images.tmp_dir())
+        .map_err(|e| AppError::Internal(format!("scratch file: {e}")))?;
+    let mut out = tokio::fs::File::from_std(
+        tmp.try_clone()
+            .map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AppError::Invalid(format!("reading the archive: {e}")))?;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| AppError::Internal(format!("storing the archive: {e}")))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut tmp = tmp;
+    std::io::Seek::rewind(&mut tmp).map_err(|e| AppError::Internal(e.to_string()))?;
+    let row = s.app.import_snapshot(&t, &q.name, tmp).await?;
+    Ok(Json(snapshot_view(&row)))
+}

@@ -1,0 +1,155 @@
+//! Snapshots: a name, a state, and the layers a sandbox made from it starts on.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError};
+
+/// A stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub sandbox_id: Option<String>,
+    /// `saving`, `ready` or `failed`.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub checksum: Option<String>,
+    pub image: String,
+    /// JSON: `layers` (paths, lowest first), `image_env`, `env`, `workdir`.
+    pub base: String,
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, tenant_id, name, sandbox_id, status, status_reason, size_bytes, checksum, image, base, created_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRow> {
+    Ok(SnapshotRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        sandbox_id: r.get(3)?,
+        status: r.get(4)?,
+        status_reason: r.get(5)?,
+        size_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+        checksum: r.get(7)?,
+        image: r.get(8)?,
+        base: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+impl Store {
+    /// Insert a snapshot; [`StoreError::NameTaken`] when the tenant already has the name.
+    pub fn insert_snapshot(&self, s: &SnapshotRow) -> Result<(), StoreError> {
+        let res = self.db().execute(
+            &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                s.id, s.tenant_id, s.name, s.sandbox_id, s.status, s.status_reason,
+                s.size_bytes.map(|v| v as i64), s.checksum, s.image, s.base, s.created_at
+            ],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::NameTaken(s.name.clone()))
+            }
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    pub fn snapshot_by_name(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<SnapshotRow>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM snapshots WHERE tenant_id = ?1 AND name = ?2"),
+                params![tenant_id, name],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// A tenant's snapshots, newest first, paged; and how many there are.
+    pub fn list_snapshots(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<SnapshotRow>, u64), StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = ?1 ORDER BY created_at DESC, name LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st
+            .query_map(params![tenant_id, limit, offset], from_row)?
+            .collect::<Result<_, _>>()?;
+        let total: i64 = db.query_row(
+            "SELECT COUNT(*) FROM snapshots WHERE tenant_id = ?1",
+            [tenant_id],
+            |r| r.get(0),
+        )?;
+        Ok((rows, total as u64))
+    }
+
+    /// Record the outcome of a save.
+    pub fn finish_snapshot(
+        &self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+        size: Option<u64>,
+        checksum: Option<&str>,
+        base: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE snapshots SET status = ?2, status_reason = ?3, size_bytes = ?4, checksum = ?5, \
+             base = COALESCE(?6, base) WHERE id = ?1",
+            params![id, status, reason, size.map(|v| v as i64), checksum, base],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_snapshot(&self, id: &str) -> Result<(), StoreError> {
+        self.db()
+            .execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Names of the live sandboxes made from a snapshot.
+    pub fn sandboxes_from_snapshot(&self, snapshot_id: &str) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT name FROM sandboxes WHERE deleted_at IS NULL \
+             AND json_extract(runtime_spec, '$.snapshot_id') = ?1 ORDER BY name",
+        )?;
+        let rows = st.query_map([snapshot_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether a live sandbox or another snapshot still stands on the layer at `path`.
+    pub fn layer_in_use(&self, path: &str, except_snapshot: &str) -> Result<bool, StoreError> {
+        let needle = serde_json::to_string(path).unwrap_or_default();
+        let n: i64 = self.db().query_row(
+            "SELECT (SELECT COUNT(*) FROM sandboxes WHERE deleted_at IS NULL AND instr(runtime_spec, ?1) > 0) \
+                  + (SELECT COUNT(*) FROM snapshots WHERE id != ?2 AND instr(base, ?1) > 0)",
+            params![needle, except_snapshot],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Snapshots left `saving` by a crash: they can never finish.
+    pub fn fail_unfinished_snapshots(&self) -> Result<usize, StoreError> {
+        Ok(self.db().execute(
+            "UPDATE snapshots SET status = 'failed', status_reason = 'islod stopped while saving' \
+             WHERE status = 'saving'",
+            [],
+        )?)
+    }
+}
