@@ -315,6 +315,25 @@ fn export_and_import_move_a_snapshot_to_another_installation() {
     let o = other.islo(&["snapshot", "import", &to, "--name", "arrived"]);
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 
+    // Any OCI tool can push it on; islo then runs it as an image.
+    let image = format!("{}/islo-test/snapshot:travel", env.registry);
+    let push = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            &to,
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let o = other.islo(&["use", "pushed", "-i", &image, "--", "cat", "/workspace/m"]);
+    assert_eq!(stdout(&o), "moved\n", "{}", stderr(&o));
+
     // A tampered archive is refused.
     let mut bytes = std::fs::read(&archive).unwrap();
     let at = bytes.windows(5).position(|w| w == b"moved").unwrap();

@@ -5,9 +5,8 @@
 //! (sorted names, no access times, no user names), so the same tree always has the same digest.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -111,7 +110,13 @@ impl Walker<'_> {
         }
         h.set_entry_type(tar::EntryType::Regular);
         self.stats.bytes += m.len();
-        b.append_data(&mut h, rel, File::open(&abs)?)
+        // The tree is frozen or stopped while it is walked; not following a final symlink
+        // anyway keeps a swapped-in link from reaching a host file.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&abs)?;
+        b.append_data(&mut h, rel, file)
     }
 
     fn marker(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {

@@ -129,7 +129,8 @@ where
         .on_upgrade(move |mut socket| async move {
             let opened = match opening(&mut socket).await {
                 Ok(open) => {
-                    let size = open.size;
+                    // Pipes have no terminal size to record.
+                    let size = (open.tty != Some(false)).then_some(open.size);
                     start(open)
                         .await
                         .map_err(|e| e.to_string())
@@ -139,11 +140,13 @@ where
             };
             match opened {
                 Ok(((stream, info, rec), size)) => {
-                    record(
-                        &rec,
-                        "resize",
-                        resize_entry(size.cols, size.rows).as_bytes(),
-                    );
+                    if let Some(size) = size {
+                        record(
+                            &rec,
+                            "resize",
+                            resize_entry(size.cols, size.rows).as_bytes(),
+                        );
+                    }
                     bridge(socket, stream, info, rec).await
                 }
                 Err(m) => refuse(socket, m).await,
