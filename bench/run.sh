@@ -2,7 +2,8 @@
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
 #   bench/run.sh            sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
 #                           keystroke echo through an attached session vs a local PTY, and
-#                           snapshot save / create-from-snapshot (bench/snapshot.py)
+#                           snapshot save / create-from-snapshot (bench/snapshot.py), and
+#                           port-forward latency and throughput vs direct loopback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-env.sh >/dev/null
@@ -22,3 +23,5 @@ echo
 python3 bench/echo_rtt.py
 echo
 python3 bench/snapshot.py
+echo
+python3 bench/port_forward.py

@@ -7,6 +7,7 @@
 
 mod conn;
 mod exec;
+mod forward;
 mod prepare;
 mod pty;
 mod reaper;
@@ -110,6 +111,7 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
             Ok(reply) => proto::write_json(&mut stream, FrameKind::Reply, &reply),
             Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
         },
+        AgentRequest::Connect { port, .. } => forward::run(stream, port),
         AgentRequest::ReadFile(req) => {
             match islo_agent::files::read(std::path::Path::new(&req.path), req.offset, req.len) {
                 Ok(data) => proto::write_frame(&mut stream, FrameKind::Stdout, &data),

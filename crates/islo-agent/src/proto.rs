@@ -19,6 +19,11 @@
 //! `Stdout` frame holding up to `len` bytes of a regular file from `offset` (empty at its
 //! end); the file is opened without following a final symlink and must be a regular file.
 //! Both run inside the sandbox, so every path resolves in the sandbox's own mount namespace.
+//!
+//! `Connect` opens a TCP connection to a port on the sandbox's own loopback (the agent lives
+//! in the sandbox's network namespace): the agent answers one `Reply` (`{}`) and from then on
+//! the socket carries the connection's bytes raw, both ways, each side shutting down its
+//! write half at end of stream; or one `Error` when nothing accepts the connection.
 
 use std::io::{self, Read, Write};
 
@@ -109,6 +114,8 @@ pub enum AgentRequest {
     ScanFiles(ScanRequest),
     /// Read part of a file (see [`ReadRequest`]).
     ReadFile(ReadRequest),
+    /// Relay a TCP connection to `port` on the sandbox's loopback.
+    Connect { version: u32, port: u16 },
 }
 
 impl AgentRequest {
@@ -116,7 +123,8 @@ impl AgentRequest {
         match self {
             Self::Ping { version }
             | Self::ListSessions { version }
-            | Self::KillSession { version, .. } => *version,
+            | Self::KillSession { version, .. }
+            | Self::Connect { version, .. } => *version,
             Self::Exec(e) => e.version,
             Self::Attach(a) => a.version,
             Self::ScanFiles(r) => r.version,
@@ -350,6 +358,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&read).unwrap(),
             r#"{"op":"read_file","version":1,"path":"/a","offset":5,"len":9}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&AgentRequest::Connect {
+                version: 1,
+                port: 8080
+            })
+            .unwrap(),
+            r#"{"op":"connect","version":1,"port":8080}"#
         );
         let mut out = Vec::new();
         write_json(&mut out, FrameKind::Resize, &TtySize { rows: 1, cols: 2 }).unwrap();

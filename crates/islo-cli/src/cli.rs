@@ -64,6 +64,15 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
+    /// Forward a local port to a port inside a sandbox (blocks until Ctrl-C).
+    #[command(visible_alias = "pf")]
+    PortForward {
+        /// Sandbox name.
+        name: String,
+        /// `PORT`, or `LOCAL:REMOTE` (LOCAL 0 picks a free port).
+        #[arg(value_name = "[LOCAL:]REMOTE")]
+        ports: String,
+    },
     /// Save, list, remove, export and import snapshots of sandboxes' filesystems.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -236,6 +245,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
             .await
             .map(|_| 0),
+        Cmd::PortForward { name, ports } => {
+            crate::cmd_port_forward::run(&connect::client().await?, &name, &ports)
+                .await
+                .map(|_| 0)
+        }
         Cmd::Snapshot(c) => crate::cmd_snapshot::run(&connect::client().await?, c, cli.output)
             .await
             .map(|_| 0),

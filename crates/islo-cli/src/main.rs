@@ -9,6 +9,7 @@ mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;
 mod cmd_ls;
+mod cmd_port_forward;
 mod cmd_session;
 mod cmd_snapshot;
 mod cmd_use;

@@ -4,6 +4,7 @@
 mod pty;
 mod snapshots;
 mod sse;
+mod tunnel;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub use pty::{PtyConn, PtyReceiver, PtySender};
 pub use sse::{SseEvent, SseParser};
+pub use tunnel::{TunnelEvent, TunnelReceiver, TunnelSender};
 
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]

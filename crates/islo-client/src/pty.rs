@@ -29,7 +29,7 @@ impl PtyConn {
     }
 }
 
-type Ws = WebSocketStream<Box<dyn Io>>;
+pub(crate) type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// The sending half of a terminal.
 pub struct PtySender {
@@ -99,17 +99,18 @@ impl Client {
         }
     }
 
-    /// Open a terminal WebSocket at `path` and send `open` (the low-level call under
-    /// [`Client::pty_exec`] and [`Client::pty_attach`]).
-    pub async fn pty(&self, path: &str, open: &PtyOpen) -> Result<PtyConn, ClientError> {
+    /// Open a WebSocket at `path` speaking `protocol`; HTTP refusals become API errors.
+    pub(crate) async fn ws_connect(
+        &self,
+        path: &str,
+        protocol: &'static str,
+    ) -> Result<Ws, ClientError> {
         let (stream, base) = self.raw_stream().await?;
         let mut req = format!("{base}{path}")
             .into_client_request()
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("islo.pty.v1"),
-        );
+        req.headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
         if let Some(b) = &self.bearer
             && let Ok(v) = HeaderValue::from_str(&format!("Bearer {b}"))
         {
@@ -140,6 +141,13 @@ impl Client {
                     detail: other.to_string(),
                 },
             })?;
+        Ok(ws)
+    }
+
+    /// Open a terminal WebSocket at `path` and send `open` (the low-level call under
+    /// [`Client::pty_exec`] and [`Client::pty_attach`]).
+    pub async fn pty(&self, path: &str, open: &PtyOpen) -> Result<PtyConn, ClientError> {
+        let ws = self.ws_connect(path, "islo.pty.v1").await?;
         let mut conn = PtyConn { ws };
         let text = serde_json::to_string(open).map_err(|e| ClientError::Decode(e.to_string()))?;
         conn.ws

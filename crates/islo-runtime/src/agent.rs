@@ -193,6 +193,30 @@ pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec
     }
 }
 
+/// A TCP connection to `port` on the sandbox's loopback: after this returns, the stream
+/// carries the connection's bytes raw. Nothing listening is a `ConnectionRefused` I/O error
+/// with the agent's explanation.
+pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> {
+    let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let req = AgentRequest::Connect {
+        version: proto::PROTOCOL_VERSION,
+        port,
+    };
+    proto::write_json(&mut stream, FrameKind::Request, &req)?;
+    match proto::read_frame(&mut stream)? {
+        Some(f) if f.kind == FrameKind::Reply => {
+            stream.set_read_timeout(None)?;
+            Ok(stream)
+        }
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            String::from_utf8_lossy(&f.payload).into_owned(),
+        ))),
+        _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+    }
+}
+
 /// Ask the agent whether it is alive.
 pub fn ping(socket: &Path) -> Result<(), ProtoError> {
     let mut stream = connect(socket)?;

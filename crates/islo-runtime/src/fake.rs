@@ -185,6 +185,11 @@ fn serve(mut conn: UnixStream, root: &Path) {
                 Err(e) => proto::write_frame(&mut conn, FrameKind::Error, e.to_string().as_bytes()),
             }
         }
+        AgentRequest::Connect { .. } => proto::write_frame(
+            &mut conn,
+            FrameKind::Error,
+            b"the fake back end has no network",
+        ),
         AgentRequest::Attach(_)
         | AgentRequest::ListSessions { .. }
         | AgentRequest::KillSession { .. } => proto::write_frame(

@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use futures_util::StreamExt;
 use islo_api::{ExecRequest, ExecStatus, SandboxStatus};
 use islo_client::ExecStreamEvent;
 

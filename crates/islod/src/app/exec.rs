@@ -75,7 +75,28 @@ impl App {
         Ok(row)
     }
 
-    /// The agent request for `req` in `row`: image env, then sandbox env, then exec env.
+    /// A TCP connection to `port` on the loopback of a running sandbox, relayed raw by its
+    /// agent (`port-forward`).
+    pub async fn connect_port(
+        &self,
+        t: &Tenant,
+        name: &str,
+        port: u16,
+    ) -> Result<std::os::unix::net::UnixStream, AppError> {
+        let row = self.running(t, name)?;
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        tokio::task::spawn_blocking(move || islo_runtime::agent::connect_port(&sock, port))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| {
+                AppError::Conflict(
+                    e.to_string()
+                        .trim_start_matches("agent connection: ")
+                        .to_string(),
+                )
+            })
+    }
+
     /// The agent request for `req` in `row`: image env, then sandbox env, then exec env. An
     /// empty command is allowed only where the caller means "the login shell".
     pub(super) fn agent_request(

@@ -8,6 +8,7 @@ mod error;
 mod exec;
 mod logs;
 pub mod openapi;
+mod port_forward;
 mod pty;
 mod sandboxes;
 mod snapshots;
@@ -65,6 +66,7 @@ pub fn router(state: HttpState) -> Router {
             "/sandboxes/{name}/sessions/{session}/attach",
             get(pty::attach),
         )
+        .route("/sandboxes/{name}/port-forward", get(port_forward::forward))
         .route("/sandboxes/{name}/exec/stream", post(exec::stream))
         .route("/sandboxes/{name}/exec/{exec_id}", get(exec::result))
         .route("/sandboxes/{name}/exec-sessions", get(logs::list))

@@ -42,6 +42,7 @@ impl Modify for Bearer {
         super::pty::kill,
         super::pty::exec,
         super::pty::attach,
+        super::port_forward::forward,
         super::logs::list,
         super::logs::one,
         super::logs::logs,

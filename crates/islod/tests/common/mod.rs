@@ -4,7 +4,6 @@
 
 pub use std::sync::Arc;
 
-pub use futures_util::StreamExt;
 pub use islo_api::{CreateSandboxRequest, ErrorCode};
 pub use islo_client::{Client, ClientError, Endpoint};
 pub use islo_runtime::fake::FakeDriver;

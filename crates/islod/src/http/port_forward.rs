@@ -1,0 +1,99 @@
+//! `GET /sandboxes/{name}/port-forward?port=N`: one TCP connection to a port on the sandbox's
+//! loopback, carried over a WebSocket (subprotocol `islo.tcp.v1`).
+//!
+//! Binary messages carry bytes; an empty binary message ends that direction (TCP half-close);
+//! a text message from the server is a JSON `{"error": …}` (nothing listening, sandbox
+//! stopped) and is followed by the close.
+
+use axum::Extension;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::app::{AppError, Tenant};
+
+/// The WebSocket subprotocol of a forwarded connection.
+pub const SUBPROTOCOL: &str = "islo.tcp.v1";
+
+/// The port to reach.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PortQuery {
+    /// TCP port on the sandbox's loopback (1–65535).
+    pub port: u32,
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/port-forward", params(PortQuery),
+    responses((status = 101, description = "WebSocket: one TCP connection (protocol islo.tcp.v1)"),
+              (status = 404, body = islo_api::ErrorResponse), (status = 409, body = islo_api::ErrorResponse),
+              (status = 422, body = islo_api::ErrorResponse)))]
+pub async fn forward(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<PortQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let port = u16::try_from(q.port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| AppError::Validation(format!("port must be 1-65535, got {}", q.port)))?;
+    s.app.running(&t, &name)?;
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| async move {
+            match s.app.connect_port(&t, &name, port).await {
+                Ok(agent) => bridge(socket, agent).await,
+                Err(e) => refuse(socket, e.to_string()).await,
+            }
+        }))
+}
+
+async fn refuse(mut ws: WebSocket, message: String) {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let _ = ws.send(Message::Text(body.into())).await;
+    let _ = ws.send(Message::Close(None)).await;
+}
+
+async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream) {
+    let agent = match agent
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(agent))
+    {
+        Ok(a) => a,
+        Err(e) => return refuse(ws, e.to_string()).await,
+    };
+    let (mut ar, mut aw) = agent.into_split();
+    let (mut tx, mut rx) = ws.split();
+    let to_client = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = ar.read(&mut buf).await.unwrap_or(0);
+            let msg = Message::Binary(bytes::Bytes::copy_from_slice(&buf[..n]));
+            if tx.send(msg).await.is_err() || n == 0 {
+                break;
+            }
+        }
+        tx
+    };
+    let from_client = async move {
+        while let Some(Ok(msg)) = rx.next().await {
+            match msg {
+                Message::Binary(b) if b.is_empty() => {
+                    let _ = aw.shutdown().await;
+                }
+                // Data: written as the guard runs; a failed write ends the bridge.
+                Message::Binary(b) if aw.write_all(&b).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        // The client is gone or closed: end the sandbox side too.
+        let _ = aw.shutdown().await;
+    };
+    let (mut tx, ()) = tokio::join!(to_client, from_client);
+    let _ = tx.send(Message::Close(None)).await;
+}
