@@ -10,6 +10,7 @@ mod exec;
 mod sandbox;
 mod session;
 mod snapshot;
+mod ssh;
 
 pub use agent_session::{
     AgentEventsQuery, AgentSessionEventResponse, AgentSessionPlace, AgentSessionResponse,
@@ -33,6 +34,7 @@ pub use snapshot::{
     CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,
     SnapshotResponse,
 };
+pub use ssh::{SshCertificateRequest, SshCertificateResponse};
 
 /// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.
 pub(crate) fn env_map<'de, D: serde::Deserializer<'de>>(

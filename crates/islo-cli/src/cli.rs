@@ -73,6 +73,8 @@ pub enum Cmd {
         #[arg(value_name = "[LOCAL:]REMOTE")]
         ports: String,
     },
+    /// SSH into a sandbox; `--setup` makes plain OpenSSH (ssh, scp, sftp, rsync) reach `NAME.islo`.
+    Ssh(SshArgs),
     /// Save, list, remove, export and import snapshots of sandboxes' filesystems.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -136,6 +138,23 @@ pub struct UseArgs {
     /// The command to run, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct SshArgs {
+    /// Create a key, get a certificate from islod and add a `Host *.islo` block to ~/.ssh/config.
+    #[arg(long, conflicts_with = "remove")]
+    pub setup: bool,
+    /// Remove islo's block from ~/.ssh/config.
+    #[arg(long)]
+    pub remove: bool,
+    /// `NAME [-- CMD…]`, or `proxy HOST PORT` (the ProxyCommand the setup installs).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "NAME"
+    )]
+    pub args: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .await
                 .map(|_| 0)
         }
+        Cmd::Ssh(a) => crate::cmd_ssh::run(a).await,
         Cmd::Snapshot(c) => crate::cmd_snapshot::run(&connect::client().await?, c, cli.output)
             .await
             .map(|_| 0),

@@ -12,7 +12,7 @@ use islo_client::{Client, Endpoint};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn home() -> PathBuf {
+pub fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"))
@@ -30,11 +30,16 @@ pub fn state_dir() -> PathBuf {
     }
 }
 
-fn credentials_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+/// `$XDG_CONFIG_HOME/islo` (default `~/.config/islo`).
+pub fn config_dir() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".config"));
-    base.join("islo/credentials")
+        .unwrap_or_else(|| home().join(".config"))
+        .join("islo")
+}
+
+fn credentials_path() -> PathBuf {
+    config_dir().join("credentials")
 }
 
 /// The API key to send, if any.

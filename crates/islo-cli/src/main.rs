@@ -12,6 +12,7 @@ mod cmd_ls;
 mod cmd_port_forward;
 mod cmd_session;
 mod cmd_snapshot;
+mod cmd_ssh;
 mod cmd_use;
 mod connect;
 mod project;

@@ -76,8 +76,38 @@ impl Client {
             "/sandboxes/{}/port-forward?port={port}",
             crate::seg(sandbox)
         );
-        let ws = self.ws_connect(&path, "islo.tcp.v1").await?;
+        self.tunnel(&path).await
+    }
+
+    /// A byte stream to `sandbox`'s SSH server (what `ProxyCommand` carries).
+    pub async fn ssh_tunnel(
+        &self,
+        sandbox: &str,
+    ) -> Result<(TunnelSender, TunnelReceiver), ClientError> {
+        self.tunnel(&format!("/sandboxes/{}/ssh", crate::seg(sandbox)))
+            .await
+    }
+
+    async fn tunnel(&self, path: &str) -> Result<(TunnelSender, TunnelReceiver), ClientError> {
+        let ws = self.ws_connect(path, "islo.tcp.v1").await?;
         let (sink, stream) = ws.split();
         Ok((TunnelSender { sink }, TunnelReceiver { stream }))
+    }
+
+    /// Have islod sign `public_key` (OpenSSH format) into a user certificate.
+    pub async fn ssh_certificate(
+        &self,
+        public_key: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<islo_api::SshCertificateResponse, ClientError> {
+        let req = islo_api::SshCertificateRequest {
+            public_key: public_key.to_string(),
+            ttl_seconds,
+        };
+        self.json(
+            self.req(reqwest::Method::POST, "/ssh/certificates")
+                .json(&req),
+        )
+        .await
     }
 }

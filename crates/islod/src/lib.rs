@@ -4,10 +4,12 @@
 //! SQLite state, `images` the registry pull and layer cache; sandboxes themselves run through
 //! an `islo_runtime::Driver`.
 
+pub mod agent_io;
 pub mod app;
 pub mod config;
 pub mod http;
 pub mod images;
 pub mod server;
+pub mod ssh;
 pub mod store;
 pub mod transcripts;

@@ -229,18 +229,30 @@ impl App {
         name: &str,
         open: &PtyOpen,
     ) -> Result<(UnixStream, std::sync::Arc<super::Recording>), AppError> {
-        let (row, sock) = self.agent_socket_of(t, name)?;
         let exec = open
             .exec
             .clone()
             .ok_or_else(|| AppError::Validation("exec needs a command".into()))?;
-        let mut req = self.agent_request(&row, &exec, false)?;
-        if open.tty != Some(false) {
-            req.tty = Some(TtySize {
-                rows: open.size.rows,
-                cols: open.size.cols,
-            });
-        }
+        let tty = (open.tty != Some(false)).then_some(TtySize {
+            rows: open.size.rows,
+            cols: open.size.cols,
+        });
+        self.exec_recorded(t, name, &exec, tty, false).await
+    }
+
+    /// Start `exec` (on a terminal of `tty`, else on pipes) with its recording; an empty
+    /// command runs the user's login shell when `login_shell` allows it (SSH shells).
+    pub async fn exec_recorded(
+        &self,
+        t: &Tenant,
+        name: &str,
+        exec: &ExecRequest,
+        tty: Option<TtySize>,
+        login_shell: bool,
+    ) -> Result<(UnixStream, std::sync::Arc<super::Recording>), AppError> {
+        let (row, sock) = self.agent_socket_of(t, name)?;
+        let mut req = self.agent_request(&row, exec, login_shell)?;
+        req.tty = tty;
         let rec = self.audit.start(
             &row.id,
             req.tty.is_some(),

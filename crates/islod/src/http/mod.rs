@@ -13,6 +13,7 @@ mod pty;
 mod sandboxes;
 mod snapshots;
 mod sse;
+mod ssh;
 mod system;
 
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub fn router(state: HttpState) -> Router {
             get(snapshots::get).delete(snapshots::delete),
         )
         .route("/snapshots/{name}/export", get(snapshots::export))
+        .route("/ssh/certificates", post(ssh::sign))
+        .route("/sandboxes/{name}/ssh", get(ssh::connect))
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -43,6 +43,8 @@ impl Modify for Bearer {
         super::pty::exec,
         super::pty::attach,
         super::port_forward::forward,
+        super::ssh::sign,
+        super::ssh::connect,
         super::logs::list,
         super::logs::one,
         super::logs::logs,

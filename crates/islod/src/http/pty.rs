@@ -2,22 +2,21 @@
 //! `GET /sandboxes/{name}/sessions/{session}/attach` (a persistent session), bridged to the
 //! sandbox agent. Frame protocol: `islo_api::PtyFrame` (documented in `islo_api::session`).
 
+use super::HttpState;
+use super::error::{ApiError, ApiJson};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Extension, Json};
 use futures_util::{SinkExt, StreamExt};
-use islo_agent::proto::{FrameKind, MAX_PAYLOAD};
+use islo_agent::proto::FrameKind;
 use islo_api::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
     PtyExit, PtyFrame, PtyOpen, SessionInfo,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::HttpState;
-use super::error::{ApiError, ApiJson};
 use std::sync::Arc;
 
+use crate::agent_io::{end_recording, read_agent_frame, record, resize_entry, write_agent_frame};
 use crate::app::{AppError, Recording, Tenant};
 
 /// The WebSocket subprotocol naming this version of the frame protocol.
@@ -101,24 +100,6 @@ type Opened = (
     Option<Arc<Recording>>,
 );
 
-/// End a recording off the async threads (it waits for the log writer).
-async fn end_recording(rec: &Option<Arc<Recording>>, exit: Option<i32>) {
-    if let Some(r) = rec.clone() {
-        let _ = tokio::task::spawn_blocking(move || r.end(exit)).await;
-    }
-}
-
-/// The audit entry of a terminal size (`resize` stream): `COLSxROWS`, as asciinema writes it.
-fn resize_entry(cols: u16, rows: u16) -> String {
-    format!("{cols}x{rows}")
-}
-
-fn record(rec: &Option<Arc<Recording>>, stream: &'static str, data: &[u8]) {
-    if let Some(r) = rec {
-        r.chunk(stream, data);
-    }
-}
-
 /// Upgrade to a terminal WebSocket: read the opening, let `start` open the agent side, bridge.
 fn terminal<F, Fut>(ws: WebSocketUpgrade, start: F) -> Response
 where
@@ -177,37 +158,6 @@ async fn refuse(mut ws: WebSocket, message: String) {
         .send(Message::Binary(PtyFrame::Error(message).encode().into()))
         .await;
     let _ = ws.send(Message::Close(None)).await;
-}
-
-async fn read_agent_frame(
-    r: &mut (impl AsyncReadExt + Unpin),
-) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
-    let mut head = [0u8; 5];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let kind = FrameKind::from_u8(head[4]).filter(|_| len <= MAX_PAYLOAD);
-    let Some(kind) = kind else {
-        return Err(std::io::Error::other("malformed agent frame"));
-    };
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
-    Ok(Some((kind, payload)))
-}
-
-async fn write_agent_frame(
-    w: &mut (impl AsyncWriteExt + Unpin),
-    kind: FrameKind,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(payload.len() + 5);
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.push(kind as u8);
-    buf.extend_from_slice(payload);
-    w.write_all(&buf).await
 }
 
 /// Carry terminal traffic both ways until the process ends or the client leaves (which
