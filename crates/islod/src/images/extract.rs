@@ -154,6 +154,7 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
                     .map_err(|e| werr(&path)(e.into()))?;
                 std::os::unix::fs::lchown(&path, Some(meta.uid), Some(meta.gid))
                     .map_err(werr(&path))?;
+                set_mtime(&path, meta.mtime);
             }
             _ => stats.skipped += 1, // devices: never created from a layer
         }

@@ -98,6 +98,20 @@ fn every_file_kind_survives_the_round_trip() {
     )
     .unwrap();
 
+    // Old times, so an entry whose time is not restored cannot match by luck.
+    let t = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        },
+    };
+    for p in ["workspace/file", "workspace/fifo", "workspace/deep/sym"] {
+        rustix::fs::utimensat(CWD, &r.join(p), &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    }
     let mut layer = Vec::new();
     islo_runtime::layer_tar::write_layer(r, &mut layer).unwrap();
     let dst = tempfile::tempdir().unwrap();
