@@ -23,8 +23,8 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
-    PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo,
-    TokenRequest, TokenResponse, limits,
+    PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
+    SetupStepResult, TokenRequest, TokenResponse, limits,
 };
 pub use session::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,

@@ -88,6 +88,10 @@ pub struct CreateSandboxRequest {
     /// Default working directory; relative paths are under `/workspace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// Run once after creation, in order, as the sandbox user in `/workspace` with bash; the
+    /// first failure skips the rest. Not run for sandboxes made from a snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_scripts: Option<Vec<SetupScript>>,
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
@@ -120,6 +124,40 @@ pub struct SandboxResponse {
     /// Extension: why the sandbox is in its status, when the server knows more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// The setup scripts' results, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_steps: Option<Vec<SetupStepResult>>,
+}
+
+/// One setup step of a create request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupScript {
+    /// Shown in output and logs (default `step-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A bash script.
+    pub script: String,
+}
+
+/// How a setup step went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupStepResult {
+    pub name: String,
+    /// `pending`, `running`, `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    /// The tail of its output (64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    /// Extension: its exit code once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Extension: its recording in the audit log (follow it with `…/exec-sessions/{id}/logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_id: Option<String>,
 }
 
 /// `GET /sandboxes` answer.
@@ -221,6 +259,7 @@ mod tests {
             workdir: Some("/workspace".into()),
             started_at: None,
             status_reason: None,
+            setup_steps: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

@@ -98,9 +98,12 @@ pub struct UseArgs {
     /// Working directory (relative to /workspace, or absolute).
     #[arg(long)]
     pub workdir: Option<String>,
-    /// Environment variable KEY=VALUE (repeatable).
+    /// Environment variable KEY=VALUE (repeatable; wins over --env-file).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Environment variables from a dotenv file (repeatable; later files win).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// User to run commands as.
     #[arg(long, default_value = "islo")]
     pub run_as_user: String,

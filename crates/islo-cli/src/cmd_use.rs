@@ -58,7 +58,11 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
             "-s/--session and --new-session open a shell: drop the command after `--`",
         ));
     }
-    let mut env = parse_env(&a.env)?;
+    let mut env = BTreeMap::new();
+    for f in &a.env_file {
+        env.extend(crate::dotenv::load(f)?);
+    }
+    env.extend(parse_env(&a.env)?);
     let client = connect::client().await?;
     let name = a
         .name
@@ -182,6 +186,11 @@ async fn create(
             .clone()
             .or_else(|| project.and_then(|p| p.workdir.clone())),
         snapshot_name: a.snapshot.clone(),
+        // Setup runs once, at creation; a snapshot already holds what it did.
+        setup_scripts: project
+            .filter(|_| a.snapshot.is_none())
+            .map(Project::setup)
+            .filter(|s| !s.is_empty()),
         request_id: None,
     };
     if ui::stderr_tty() && a.snapshot.is_none() {
@@ -208,6 +217,9 @@ async fn create(
     };
     if name.is_none() || ui::stderr_tty() {
         eprintln!("Created sandbox {}", sb.name);
+    }
+    if sb.setup_steps.as_ref().is_some_and(|s| !s.is_empty()) {
+        crate::cmd_setup::follow(client, &sb.name).await?;
     }
     Ok(sb)
 }

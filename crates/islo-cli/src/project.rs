@@ -24,21 +24,50 @@ pub struct Project {
     pub sources: Option<serde_json::Value>,
     pub gateway_profile: Option<String>,
     pub setup_script: Option<String>,
-    pub setup_scripts: Option<serde_json::Value>,
+    pub setup_scripts: Option<Vec<SetupStep>>,
     pub environment: Option<String>,
     pub init: Option<serde_json::Value>,
     pub lifecycle: Option<serde_json::Value>,
 }
 
+/// A named setup step.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetupStep {
+    pub name: Option<String>,
+    pub script: String,
+}
+
 impl Project {
+    /// The setup steps: `setup_scripts`, else `setup_script` as one step named `setup`.
+    pub fn setup(&self) -> Vec<islo_api::SetupScript> {
+        if self.setup_scripts.is_some() && self.setup_script.is_some() {
+            eprintln!(
+                "islo: warning: islo.yaml has both setup_scripts and setup_script; using setup_scripts"
+            );
+        }
+        match (&self.setup_scripts, &self.setup_script) {
+            (Some(steps), _) => steps
+                .iter()
+                .map(|s| islo_api::SetupScript {
+                    name: s.name.clone(),
+                    script: s.script.clone(),
+                })
+                .collect(),
+            (None, Some(script)) => vec![islo_api::SetupScript {
+                name: Some("setup".into()),
+                script: script.clone(),
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// Fields present that this version does not apply yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let checks: [(&'static str, bool); 7] = [
+        let checks: [(&'static str, bool); 5] = [
             ("sources", self.sources.is_some()),
             ("gateway_profile", self.gateway_profile.is_some()),
-            ("setup_script", self.setup_script.is_some()),
-            ("setup_scripts", self.setup_scripts.is_some()),
             ("environment", self.environment.is_some()),
             ("init", self.init.is_some()),
             ("lifecycle", self.lifecycle.is_some()),

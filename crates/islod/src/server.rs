@@ -122,6 +122,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (app, local) = build(&cfg)?;
     app.reconcile().await.context("reconciling sandboxes")?;
     prune_audit_log(&app, &cfg)?;
+    app.store.fail_unfinished_setup()?;
     let unfinished = app.store.fail_unfinished_snapshots()?;
     if unfinished > 0 {
         tracing::warn!(

@@ -13,6 +13,7 @@ mod names;
 mod reconcile;
 mod sandboxes;
 mod sessions;
+mod setup;
 mod snapshot_archive;
 mod snapshots;
 

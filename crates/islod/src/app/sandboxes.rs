@@ -1,6 +1,7 @@
 //! Create, read, list, stop, start again and delete sandboxes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use islo_api::limits::{
     DEFAULT_IMAGE, DEFAULT_WORKDIR, DISK_GB, LIST_LIMIT, MEMORY_MB, VCPUS, WORKDIR_LEN,
@@ -156,13 +157,14 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         workdir: Some(r.workdir.clone()),
         started_at: r.started_at.clone(),
         status_reason: r.status_reason.clone(),
+        setup_steps: None,
     }
 }
 
 impl App {
     /// Create and start a sandbox; on any failure nothing of it remains.
     pub async fn create(
-        &self,
+        self: &Arc<Self>,
         t: &Tenant,
         req: CreateSandboxRequest,
     ) -> Result<SandboxRow, AppError> {
@@ -215,6 +217,11 @@ impl App {
                 row.status = SandboxStatus::Running;
                 row.started_at = Some(started);
                 row.runtime_spec = spec;
+                // Setup runs once, at creation; a snapshot already holds its results.
+                let scripts = req.setup_scripts.clone().unwrap_or_default();
+                if !scripts.is_empty() && c.snapshot.is_none() {
+                    self.start_setup(t, &row, scripts)?;
+                }
                 Ok(row)
             }
             Err(e) => {

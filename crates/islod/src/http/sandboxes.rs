@@ -10,7 +10,6 @@ use islo_api::{
 
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
-use crate::app::sandboxes_view::to_response;
 use crate::app::{AppError, Tenant};
 
 /// Parse the list query by hand: `status` repeats.
@@ -45,7 +44,10 @@ pub async fn list(
     let q = parse_list_query(raw.as_deref())?;
     let (items, total, limit, offset) = s.app.list(&t, &q)?;
     Ok(Json(PaginatedSandboxResponse {
-        items: items.iter().map(to_response).collect(),
+        items: items
+            .iter()
+            .map(|r| s.app.view(r))
+            .collect::<Result<_, _>>()?,
         total,
         limit,
         offset,
@@ -60,7 +62,7 @@ pub async fn create(
     Extension(t): Extension<Tenant>,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(to_response(&s.app.create(&t, req).await?)))
+    Ok(Json(s.app.view(&s.app.create(&t, req).await?)?))
 }
 
 #[utoipa::path(get, path = "/sandboxes/{sandbox_name}",
@@ -70,7 +72,7 @@ pub async fn get(
     Extension(t): Extension<Tenant>,
     Path(name): Path<String>,
 ) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(to_response(&s.app.get(&t, &name)?)))
+    Ok(Json(s.app.view(&s.app.get(&t, &name)?)?))
 }
 
 #[utoipa::path(get, path = "/sandboxes/-/by-id/{id}",
@@ -80,7 +82,7 @@ pub async fn get_by_id(
     Extension(t): Extension<Tenant>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(to_response(&s.app.get_by_id(&t, &id)?)))
+    Ok(Json(s.app.view(&s.app.get_by_id(&t, &id)?)?))
 }
 
 #[utoipa::path(delete, path = "/sandboxes/{sandbox_name}",
@@ -102,7 +104,7 @@ pub async fn stop(
     Extension(t): Extension<Tenant>,
     Path(name): Path<String>,
 ) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(to_response(&s.app.stop(&t, &name).await?)))
+    Ok(Json(s.app.view(&s.app.stop(&t, &name).await?)?))
 }
 
 #[utoipa::path(post, path = "/sandboxes/{sandbox_name}/resume",
@@ -113,7 +115,7 @@ pub async fn resume(
     Extension(t): Extension<Tenant>,
     Path(name): Path<String>,
 ) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(to_response(&s.app.resume(&t, &name).await?)))
+    Ok(Json(s.app.view(&s.app.resume(&t, &name).await?)?))
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ fn every_file_kind_survives_the_round_trip() {
         },
     };
     for p in ["workspace/file", "workspace/fifo", "workspace/deep/sym"] {
-        rustix::fs::utimensat(CWD, &r.join(p), &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+        rustix::fs::utimensat(CWD, r.join(p), &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
     }
     let mut layer = Vec::new();
     islo_runtime::layer_tar::write_layer(r, &mut layer).unwrap();

@@ -11,6 +11,7 @@ mod execs;
 mod images;
 mod sandboxes;
 mod sessions;
+mod setup;
 mod snapshots;
 
 use std::path::Path;
@@ -187,6 +188,21 @@ CREATE TABLE snapshots (
 );
 "#;
 
+/// Setup steps run once after a sandbox's creation.
+const SCHEMA_V6: &str = r#"
+CREATE TABLE setup_steps (
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stdout TEXT,
+    stderr TEXT,
+    exit_code INTEGER,
+    exec_id TEXT,
+    PRIMARY KEY (sandbox_id, idx)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -194,6 +210,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V3),
         M::up(SCHEMA_V4),
         M::up(SCHEMA_V5),
+        M::up(SCHEMA_V6),
     ])
 }
 

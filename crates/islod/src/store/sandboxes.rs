@@ -254,6 +254,7 @@ impl Store {
         let db = self.db();
         db.execute("DELETE FROM execs WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM ended_sessions WHERE sandbox_id = ?1", [id])?;
+        db.execute("DELETE FROM setup_steps WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
         Ok(())
     }

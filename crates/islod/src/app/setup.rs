@@ -1,0 +1,147 @@
+//! Setup scripts: run once after a sandbox is created, in order, as the sandbox user in
+//! `/workspace` with bash, each recorded in the audit log like any exec. The first failure
+//! skips the rest. Results are kept per step; the CLI follows them while `islo use` waits.
+
+use std::sync::Arc;
+
+use islo_api::{ExecRequest, SandboxResponse, SetupScript, SetupStepResult};
+
+use super::exec::{ExecEvent, TailBuf};
+use super::{App, AppError, Tenant};
+use crate::store::SandboxRow;
+
+/// Output kept per step and stream.
+const STEP_TAIL: usize = 64 * 1024;
+
+/// Step names: given, else `step-N`.
+pub fn step_names(scripts: &[SetupScript]) -> Vec<String> {
+    scripts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| format!("step-{}", i + 1))
+        })
+        .collect()
+}
+
+impl App {
+    /// The API view of a sandbox, with its setup steps.
+    pub fn view(&self, row: &SandboxRow) -> Result<SandboxResponse, AppError> {
+        let mut v = super::sandboxes::to_response(row);
+        let steps = self.store.setup_steps(&row.id)?;
+        v.setup_steps = (!steps.is_empty()).then_some(steps);
+        Ok(v)
+    }
+
+    /// Record the steps and run them in the background.
+    pub(super) fn start_setup(
+        self: &Arc<Self>,
+        t: &Tenant,
+        row: &SandboxRow,
+        scripts: Vec<SetupScript>,
+    ) -> Result<(), AppError> {
+        let names = step_names(&scripts);
+        self.store.insert_setup_steps(&row.id, &names)?;
+        let (app, t, row) = (self.clone(), t.clone(), row.clone());
+        tokio::spawn(async move {
+            for (i, (script, name)) in scripts.into_iter().zip(names).enumerate() {
+                let ok = app.run_step(&t, &row, i, name, script.script).await;
+                if !ok {
+                    app.skip_rest(&row, i + 1);
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Run one step; whether it succeeded.
+    async fn run_step(
+        &self,
+        t: &Tenant,
+        row: &SandboxRow,
+        idx: usize,
+        name: String,
+        script: String,
+    ) -> bool {
+        let req = ExecRequest {
+            command: vec!["bash".into(), "-c".into(), script],
+            workdir: Some("/workspace".into()),
+            ..Default::default()
+        };
+        let mut result = SetupStepResult {
+            name,
+            status: "running".into(),
+            ..Default::default()
+        };
+        let (mut rx, exec_id) = match self.exec_stream(t, &row.name, &req) {
+            Ok((_, rx, id)) => (rx, id),
+            Err(e) => {
+                result.status = "failed".into();
+                result.stderr = Some(e.to_string());
+                let _ = self.store.set_setup_step(&row.id, idx, &result);
+                return false;
+            }
+        };
+        result.exec_id = Some(exec_id);
+        let _ = self.store.set_setup_step(&row.id, idx, &result);
+        let (mut out, mut err) = (TailBuf::new(STEP_TAIL), TailBuf::new(STEP_TAIL));
+        let mut code = None;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                ExecEvent::Stdout(b) => out.push(&b),
+                ExecEvent::Stderr(b) => err.push(&b),
+                ExecEvent::Exit(c) => {
+                    code = Some(c);
+                    break;
+                }
+                ExecEvent::Error(m) => {
+                    err.push(format!("islo: {m}\n").as_bytes());
+                    break;
+                }
+                ExecEvent::TimedOut => {}
+            }
+        }
+        let text = |b: TailBuf| Some(String::from_utf8_lossy(&b.into_vec()).into_owned());
+        result.stdout = text(out);
+        result.stderr = text(err);
+        result.exit_code = code;
+        result.status = if code == Some(0) {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .into();
+        tracing::info!(sandbox = %row.name, step = %result.name, status = %result.status, "setup step");
+        let _ = self.store.set_setup_step(&row.id, idx, &result);
+        code == Some(0)
+    }
+
+    fn skip_rest(&self, row: &SandboxRow, from: usize) {
+        let steps = self.store.setup_steps(&row.id).unwrap_or_default();
+        for (i, mut s) in steps.into_iter().enumerate().skip(from) {
+            s.status = "skipped".into();
+            let _ = self.store.set_setup_step(&row.id, i, &s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_default_to_their_position() {
+        let s = |n: Option<&str>| SetupScript {
+            name: n.map(str::to_string),
+            script: "true".into(),
+        };
+        assert_eq!(
+            step_names(&[s(Some("deps")), s(None), s(Some(" "))]),
+            ["deps", "step-2", "step-3"]
+        );
+    }
+}
