@@ -7,6 +7,7 @@ mod agent_session;
 mod audit;
 mod error;
 mod exec;
+mod files;
 mod sandbox;
 mod session;
 mod snapshot;
@@ -21,6 +22,7 @@ pub use audit::{
 };
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
+pub use files::{FilePathQuery, FileUploadStatusResponse};
 pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,

@@ -64,6 +64,13 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
+    /// Copy files and directories between here and a sandbox (`NAME:PATH` on one side).
+    Cp {
+        /// Source: a local path or NAME:PATH.
+        src: String,
+        /// Destination: a local path or NAME:PATH.
+        dst: String,
+    },
     /// Forward a local port to a port inside a sandbox (blocks until Ctrl-C).
     #[command(visible_alias = "pf")]
     PortForward {
@@ -265,6 +272,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Cp { src, dst } => crate::cmd_cp::run(&connect::client().await?, &src, &dst)
             .await
             .map(|_| 0),
         Cmd::PortForward { name, ports } => {

@@ -5,6 +5,7 @@
 //! 125 any other islo failure; `islo use … -- CMD` exits with CMD's code.
 
 mod cli;
+mod cmd_cp;
 mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;

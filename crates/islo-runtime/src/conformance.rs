@@ -4,7 +4,7 @@
 //! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`, `tee`.
 
 // A test suite: failing loudly with a panic is its job.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
@@ -96,6 +96,13 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
         b"{\"b\":2}\n"
     );
     assert!(agent::read_file(&sock, "/home/islo/missing", 0, 10).is_err());
+    let root = d
+        .rootfs(&spec.id)
+        .expect("a running sandbox's files are reachable");
+    assert!(
+        root.join("home/islo/.claude/projects/-workspace/s1.jsonl")
+            .is_file()
+    );
 
     // The changes export as a layer, running (and it runs on after) or stopped.
     let want = "home/islo/.claude/projects/-workspace/s1.jsonl";
@@ -112,6 +119,10 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
     let (st, _, _) = agent::run_collect(&sock, exec(&["true"], &[PATH])).unwrap();
     assert_eq!(st.code, 0, "processes run on after the export");
     d.stop(&spec.id).unwrap();
+    assert!(
+        d.rootfs(&spec.id).is_none(),
+        "a stopped sandbox's files are not mounted"
+    );
     assert!(layer_has(d), "the stopped sandbox's layer holds {want}");
     d.destroy(&spec.id).unwrap();
     let mut sink = Vec::new();

@@ -97,6 +97,9 @@ pub trait Driver: Send + Sync + 'static {
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
     /// Host path of the sandbox's agent socket.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf;
+    /// The host directory holding a running sandbox's root filesystem (file transfer reaches
+    /// into it with `openat2(RESOLVE_IN_ROOT)`); `None` when it is not mounted.
+    fn rootfs(&self, id: &SandboxId) -> Option<PathBuf>;
     /// Write the sandbox's changes to its image (its writable layer) as an OCI layer tar (see
     /// [`crate::layer_tar`]). A running sandbox's processes are frozen while it is written,
     /// so the layer is one instant's state; a stopped one's storage is mounted meanwhile.

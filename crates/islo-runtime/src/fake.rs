@@ -129,6 +129,10 @@ impl Driver for FakeDriver {
         self.dir.join(format!("{id}.sock"))
     }
 
+    fn rootfs(&self, id: &SandboxId) -> Option<PathBuf> {
+        (self.lock().get(id) == Some(&true)).then(|| self.dir.join(format!("{id}.root")))
+    }
+
     fn export_changes(
         &self,
         id: &SandboxId,

@@ -7,6 +7,7 @@
 pub mod agent_io;
 pub mod app;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod images;
 pub mod server;

@@ -355,6 +355,11 @@ impl Driver for OciDriver {
         self.dir(id).join("disk/run").join(islo_agent::SOCKET_NAME)
     }
 
+    fn rootfs(&self, id: &SandboxId) -> Option<PathBuf> {
+        let root = self.dir(id).join("rootfs");
+        self.host.is_mounted(&root).then_some(root)
+    }
+
     fn export_changes(
         &self,
         id: &SandboxId,

@@ -31,6 +31,12 @@ pub enum AppError {
     },
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// A file the request names is not there.
+    #[error("{0}")]
+    FileNotFound(String),
+    /// A file operation that cannot be done (a directory where a file is expected, …).
+    #[error("{0}")]
+    FileOperation(String),
     /// A clash with existing state (a snapshot name taken, a snapshot in use).
     #[error("{0}")]
     Conflict(String),
@@ -51,6 +57,8 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::ResourceNotFound,
             Self::AlreadyExists(_) | Self::RequestIdReused(_) => ErrorCode::SandboxAlreadyExists,
             Self::InvalidState { .. } | Self::Conflict(_) => ErrorCode::SandboxInvalidState,
+            Self::FileNotFound(_) => ErrorCode::FileNotFound,
+            Self::FileOperation(_) => ErrorCode::FileOperationError,
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)
                 | ImageError::InsecureMirror(_)

@@ -8,6 +8,7 @@ mod agent_sessions;
 mod audit;
 mod error;
 mod exec;
+mod files;
 mod logs;
 mod names;
 mod reconcile;

@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod exec;
+mod files;
 mod logs;
 pub mod openapi;
 mod port_forward;
@@ -96,6 +97,18 @@ pub fn router(state: HttpState) -> Router {
             get(snapshots::get).delete(snapshots::delete),
         )
         .route("/snapshots/{name}/export", get(snapshots::export))
+        .route(
+            "/sandboxes/{name}/files",
+            get(files::download)
+                .post(files::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/sandboxes/{name}/files-archive",
+            get(files::download_archive)
+                .post(files::upload_archive)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/ssh/certificates", post(ssh::sign))
         .route("/sandboxes/{name}/ssh", get(ssh::connect))
         .route("/images/pull", post(system::pull))

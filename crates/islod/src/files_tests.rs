@@ -1,0 +1,145 @@
+use super::*;
+
+/// A fake sandbox root beside a directory that stands for the host.
+struct Fixture {
+    _d: tempfile::TempDir,
+    root: std::path::PathBuf,
+    host: std::path::PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let d = tempfile::tempdir().unwrap();
+    let (root, host) = (d.path().join("root"), d.path().join("host"));
+    std::fs::create_dir_all(root.join("workspace")).unwrap();
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("secret"), "host secret").unwrap();
+    // Hostile links inside the sandbox: absolute, relative and climbing.
+    std::os::unix::fs::symlink(&host, root.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../../host", root.join("workspace/climb")).unwrap();
+    std::os::unix::fs::symlink(host.join("secret"), root.join("workspace/file-link")).unwrap();
+    Fixture { _d: d, root, host }
+}
+
+#[test]
+fn paths_are_checked_and_links_stay_inside() {
+    let f = fixture();
+    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    assert!(matches!(r.read("relative"), Err(FileError::Invalid(_))));
+    assert!(matches!(
+        r.read("/workspace/../etc"),
+        Err(FileError::Invalid(_))
+    ));
+    // Every link resolves inside the sandbox's root: the host file is never reached.
+    let hs = f.host.join("secret");
+    for p in [
+        format!("{}", hs.display()),
+        "/workspace/climb/secret".into(),
+        "/workspace/file-link".into(),
+        "/abs/secret".to_string(),
+    ] {
+        assert!(matches!(r.read(&p), Err(FileError::NotFound(_))), "{p}");
+    }
+    // Writes: through a final symlink refused; through linked directories kept inside.
+    assert!(matches!(
+        r.create("/workspace/file-link", 0o644),
+        Err(FileError::Invalid(_))
+    ));
+    // The linked directory resolves inside the root, where it does not exist.
+    assert!(matches!(
+        r.create("/abs/new", 0o600),
+        Err(FileError::NotFound(_))
+    ));
+    assert!(matches!(
+        r.create("/workspace/climb/new", 0o600),
+        Err(FileError::NotFound(_))
+    ));
+    assert!(!f.host.join("new").exists(), "nothing lands on the host");
+    assert_eq!(std::fs::read_to_string(hs).unwrap(), "host secret");
+    // A FIFO is refused, not blocked on.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        f.root.join("workspace/fifo"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    assert!(matches!(
+        r.read("/workspace/fifo"),
+        Err(FileError::Invalid(_))
+    ));
+    assert!(matches!(r.read("/workspace"), Err(FileError::IsDir(_))));
+}
+
+#[test]
+fn files_and_trees_round_trip_owned_by_the_user() {
+    let f = fixture();
+    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    r.create("/workspace/a/b/c.txt", 0o640)
+        .unwrap()
+        .write_all(b"hello")
+        .unwrap();
+    let (mut file, len) = r.read("/workspace/a/b/c.txt").unwrap();
+    let mut s = String::new();
+    file.read_to_string(&mut s).unwrap();
+    assert_eq!((s.as_str(), len), ("hello", 5));
+    let meta = std::fs::metadata(f.root.join("workspace/a/b/c.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (1000, 0o640));
+    assert_eq!(
+        std::fs::metadata(f.root.join("workspace/a")).unwrap().uid(),
+        1000
+    );
+
+    let mut gz = Vec::new();
+    r.tar_dir("/workspace/a", &mut gz).unwrap();
+    let (n, skipped) = r.untar_into("/workspace/copy", &gz[..]).unwrap();
+    assert_eq!((n, skipped), (2, 0));
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("workspace/copy/b/c.txt")).unwrap(),
+        "hello"
+    );
+}
+
+#[test]
+fn hostile_archives_are_refused_or_confined() {
+    let f = fixture();
+    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let archive = |build: &dyn Fn(&mut tar::Builder<Vec<u8>>)| {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let file = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Raw name bytes: the builder itself refuses `..`.
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    let escape = archive(&|b| file(b, "../../../host/owned", b"x"));
+    assert!(matches!(
+        r.untar_into("/workspace/in", &escape[..]),
+        Err(FileError::Invalid(_))
+    ));
+    // A link to the host, then a write through it: the write stays in the sandbox.
+    let through = archive(&|b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "out", &f.host).unwrap();
+        file(b, "out/owned", b"x");
+    });
+    assert!(r.untar_into("/workspace/in", &through[..]).is_err());
+    assert!(!f.host.join("owned").exists(), "nothing lands on the host");
+    assert!(matches!(
+        r.untar_into("/workspace/in", &b"not gzip"[..]),
+        Err(FileError::Invalid(_))
+    ));
+}

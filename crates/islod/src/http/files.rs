@@ -1,0 +1,154 @@
+//! File transfer handlers: single files and gzipped tar archives of directories.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use islo_api::{FilePathQuery, FileUploadStatusResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::app::{AppError, Tenant};
+
+/// A file as a response body, read in chunks.
+fn stream(file: std::fs::File) -> Body {
+    let file = tokio::fs::File::from_std(file);
+    Body::from_stream(futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    }))
+}
+
+/// The `file` field of a multipart body, written to `out`; bytes written.
+async fn receive(mut mp: Multipart, out: &mut tokio::fs::File) -> Result<u64, AppError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        AppError::Invalid(format!("reading the upload: {e}"))
+    };
+    while let Some(mut field) = mp.next_field().await.map_err(bad)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| AppError::FileOperation(format!("writing: {e}")))?;
+            n += chunk.len() as u64;
+        }
+        out.flush()
+            .await
+            .map_err(|e| AppError::FileOperation(format!("writing: {e}")))?;
+        return Ok(n);
+    }
+    Err(AppError::Validation(
+        "the multipart body has no `file` field".into(),
+    ))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/files", params(FilePathQuery),
+    responses((status = 200, description = "the file's bytes"), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn download(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<FilePathQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (file, len) = s
+        .app
+        .files_root(&t, &name)?
+        .read(&q.path)
+        .map_err(AppError::from)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        stream(file),
+    ))
+}
+
+#[utoipa::path(post, path = "/sandboxes/{sandbox_name}/files", params(FilePathQuery),
+    request_body(content_type = "multipart/form-data", description = "field `file`"),
+    responses((status = 200, body = FileUploadStatusResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn upload(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<FilePathQuery>,
+    mp: Multipart,
+) -> Result<Json<FileUploadStatusResponse>, ApiError> {
+    let file = s
+        .app
+        .files_root(&t, &name)?
+        .create(&q.path, 0o644)
+        .map_err(AppError::from)?;
+    let n = receive(mp, &mut tokio::fs::File::from_std(file)).await?;
+    Ok(Json(FileUploadStatusResponse {
+        status: "success".into(),
+        written: Some(n),
+    }))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/files-archive", params(FilePathQuery),
+    responses((status = 200, description = "the directory as a tar.gz"), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn download_archive(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<FilePathQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let root = s.app.files_root(&t, &name)?;
+    let scratch = s.app.images.tmp_dir();
+    let file = tokio::task::spawn_blocking(move || {
+        let mut f =
+            tempfile::tempfile_in(scratch).map_err(|e| AppError::Internal(e.to_string()))?;
+        root.tar_dir(&q.path, &mut f)?;
+        std::io::Seek::rewind(&mut f).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok::<_, AppError>(f)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/gzip")], stream(file)))
+}
+
+#[utoipa::path(post, path = "/sandboxes/{sandbox_name}/files-archive", params(FilePathQuery),
+    request_body(content_type = "multipart/form-data", description = "field `file`: a tar.gz"),
+    responses((status = 200, body = FileUploadStatusResponse), (status = 404, body = islo_api::ErrorResponse),
+              (status = 422, body = islo_api::ErrorResponse)))]
+pub async fn upload_archive(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<FilePathQuery>,
+    mp: Multipart,
+) -> Result<Json<FileUploadStatusResponse>, ApiError> {
+    let root = s.app.files_root(&t, &name)?;
+    let tmp = tempfile::tempfile_in(s.app.images.tmp_dir())
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut out = tokio::fs::File::from_std(
+        tmp.try_clone()
+            .map_err(|e| AppError::Internal(e.to_string()))?,
+    );
+    receive(mp, &mut out).await?;
+    let (written, _) = tokio::task::spawn_blocking(move || {
+        let mut tmp = tmp;
+        std::io::Seek::rewind(&mut tmp).map_err(|e| AppError::Internal(e.to_string()))?;
+        root.untar_into(&q.path, std::io::BufReader::new(tmp))
+            .map_err(AppError::from)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(Json(FileUploadStatusResponse {
+        status: "success".into(),
+        written: Some(written),
+    }))
+}
