@@ -56,3 +56,9 @@ pub async fn write_agent_frame(
     buf.extend_from_slice(payload);
     w.write_all(&buf).await
 }
+
+/// An agent connection, made non-blocking for tokio.
+pub fn to_async(s: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    s.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(s)
+}

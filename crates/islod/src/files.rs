@@ -126,15 +126,7 @@ impl SandboxRoot {
             .map_err(io_at(path))?;
         for (i, name) in parts.iter().enumerate() {
             match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)) {
-                Ok(()) => {
-                    let _ = rustix::fs::chownat(
-                        &dir,
-                        name.as_str(),
-                        Some(rustix::fs::Uid::from_raw(self.uid)),
-                        Some(rustix::fs::Gid::from_raw(self.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
-                }
+                Ok(()) => self.own_at(&dir, name),
                 Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io_at(path)(e.into())),
             }
@@ -258,14 +250,19 @@ impl SandboxRoot {
             Err(e) => return Err(io_at(shown)(e.into())),
         }
         rustix::fs::symlinkat(target, &dir, name.as_str()).map_err(|e| io_at(shown)(e.into()))?;
+        self.own_at(&dir, name);
+        Ok(())
+    }
+
+    /// Give the entry `name` of `dir` (not followed) to the sandbox user.
+    fn own_at(&self, dir: &OwnedFd, name: &str) {
         let _ = rustix::fs::chownat(
-            &dir,
-            name.as_str(),
+            dir,
+            name,
             Some(rustix::fs::Uid::from_raw(self.uid)),
             Some(rustix::fs::Gid::from_raw(self.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         );
-        Ok(())
     }
 }
 

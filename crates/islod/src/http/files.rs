@@ -1,32 +1,15 @@
 //! File transfer handlers: single files and gzipped tar archives of directories.
 
-use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use islo_api::{FilePathQuery, FileUploadStatusResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::HttpState;
 use super::error::ApiError;
 use crate::app::{AppError, Tenant};
-
-/// A file as a response body, read in chunks.
-fn stream(file: std::fs::File) -> Body {
-    let file = tokio::fs::File::from_std(file);
-    Body::from_stream(futures_util::stream::unfold(file, |mut f| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    }))
-}
 
 /// The `file` field of a multipart body, written to `out`; bytes written.
 async fn receive(mut mp: Multipart, out: &mut tokio::fs::File) -> Result<u64, AppError> {
@@ -72,7 +55,7 @@ pub async fn download(
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, len.to_string()),
         ],
-        stream(file),
+        super::file_body(file),
     ))
 }
 
@@ -117,7 +100,10 @@ pub async fn download_archive(
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
-    Ok(([(header::CONTENT_TYPE, "application/gzip")], stream(file)))
+    Ok((
+        [(header::CONTENT_TYPE, "application/gzip")],
+        super::file_body(file),
+    ))
 }
 
 #[utoipa::path(post, path = "/sandboxes/{sandbox_name}/files-archive", params(FilePathQuery),

@@ -124,3 +124,19 @@ pub fn router(state: HttpState) -> Router {
         .fallback(error::not_found)
         .with_state(state)
 }
+
+/// A file as a response body, read in chunks.
+pub(super) fn file_body(file: std::fs::File) -> axum::body::Body {
+    let file = tokio::fs::File::from_std(file);
+    axum::body::Body::from_stream(futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut f, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    }))
+}

@@ -10,7 +10,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::HttpState;
 use super::error::ApiError;
@@ -59,19 +59,21 @@ async fn refuse(mut ws: WebSocket, message: String) {
 }
 
 async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream) {
-    let agent = match agent
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(agent))
-    {
-        Ok(a) => a,
-        Err(e) => return refuse(ws, e.to_string()).await,
-    };
-    let (mut ar, mut aw) = agent.into_split();
+    match crate::agent_io::to_async(agent) {
+        Ok(a) => carry(ws, a).await,
+        Err(e) => refuse(ws, e.to_string()).await,
+    }
+}
+
+/// Carry bytes between a WebSocket (`islo.tcp.v1`) and `stream`, each direction until its
+/// end of stream (an empty binary message from the client is a TCP half-close).
+pub async fn carry(ws: WebSocket, stream: impl AsyncRead + AsyncWrite + Send + 'static) {
+    let (mut sr, mut sw) = tokio::io::split(stream);
     let (mut tx, mut rx) = ws.split();
     let to_client = async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = ar.read(&mut buf).await.unwrap_or(0);
+            let n = sr.read(&mut buf).await.unwrap_or(0);
             let msg = Message::Binary(bytes::Bytes::copy_from_slice(&buf[..n]));
             if tx.send(msg).await.is_err() || n == 0 {
                 break;
@@ -83,16 +85,16 @@ async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream) {
         while let Some(Ok(msg)) = rx.next().await {
             match msg {
                 Message::Binary(b) if b.is_empty() => {
-                    let _ = aw.shutdown().await;
+                    let _ = sw.shutdown().await;
                 }
                 // Data: written as the guard runs; a failed write ends the bridge.
-                Message::Binary(b) if aw.write_all(&b).await.is_err() => break,
+                Message::Binary(b) if sw.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
         }
-        // The client is gone or closed: end the sandbox side too.
-        let _ = aw.shutdown().await;
+        // The client is gone or closed: end the other side too.
+        let _ = sw.shutdown().await;
     };
     let (mut tx, ()) = tokio::join!(to_client, from_client);
     let _ = tx.send(Message::Close(None)).await;

@@ -168,10 +168,7 @@ async fn bridge(
     info: Option<SessionInfo>,
     rec: Option<Arc<Recording>>,
 ) {
-    let agent = match agent
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(agent))
-    {
+    let agent = match crate::agent_io::to_async(agent) {
         Ok(a) => a,
         Err(e) => return refuse(ws, e.to_string()).await,
     };

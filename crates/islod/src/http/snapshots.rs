@@ -10,7 +10,7 @@ use islo_api::{
     CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,
     SnapshotResponse,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::HttpState;
 use super::error::ApiError;
@@ -85,21 +85,9 @@ pub async fn export(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let file = s.app.export_snapshot(&t, &name).await?;
-    let file = tokio::fs::File::from_std(file);
-    let stream = futures_util::stream::unfold(file, |mut f| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
+        super::file_body(file),
     ))
 }
 

@@ -1,12 +1,10 @@
 //! SSH: certificate signing and the per-sandbox SSH WebSocket (`islo ssh proxy`).
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Extension, Json};
-use futures_util::{SinkExt, StreamExt};
 use islo_api::{SshCertificateRequest, SshCertificateResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
@@ -72,41 +70,7 @@ pub async fn connect(
                     tracing::info!(sandbox = %name, error = %e, "ssh connection ended");
                 }
             });
-            carry(socket, ours).await;
+            super::port_forward::carry(socket, ours).await;
             server.abort();
         }))
-}
-
-/// Bytes between the WebSocket (binary messages; empty = end of stream) and the SSH server.
-async fn carry(ws: WebSocket, stream: tokio::io::DuplexStream) {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let (mut tx, mut rx) = ws.split();
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = r.read(&mut buf).await.unwrap_or(0);
-            let msg = Message::Binary(bytes::Bytes::copy_from_slice(&buf[..n]));
-            if tx.send(msg).await.is_err() || n == 0 {
-                break;
-            }
-        }
-        let _ = tx.send(Message::Close(None)).await;
-    };
-    let up = async move {
-        while let Some(Ok(msg)) = rx.next().await {
-            match msg {
-                Message::Binary(b) if b.is_empty() => break,
-                // Data: written as the guard runs; a failed write ends it.
-                Message::Binary(b) if w.write_all(&b).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        let _ = w.shutdown().await;
-    };
-    tokio::pin!(down);
-    tokio::select! {
-        () = &mut down => {}
-        () = up => { down.await; }
-    }
 }

@@ -165,10 +165,7 @@ impl russh::server::Handler for Conn {
 
 /// `ssh -L`: one TCP connection inside the sandbox, carried over a channel.
 async fn tcp_channel(channel: Channel<Msg>, stream: std::os::unix::net::UnixStream) {
-    let Ok(stream) = stream
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(stream))
-    else {
+    let Ok(stream) = crate::agent_io::to_async(stream) else {
         return;
     };
     let (mut sr, mut sw) = stream.into_split();

@@ -106,10 +106,9 @@ pub async fn run(ctx: Ctx, channel: Channel<Msg>) {
     if let Some(t) = a.tty {
         record(&rec, "resize", resize_entry(t.cols, t.rows).as_bytes());
     }
-    let agent = agent
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(agent));
-    let Ok(agent) = agent else { return };
+    let Ok(agent) = crate::agent_io::to_async(agent) else {
+        return;
+    };
     let (ar, aw) = agent.into_split();
     let input = input(rx, aw, rec.clone());
     tokio::pin!(input);
