@@ -171,6 +171,10 @@ pub struct SessionInfo {
     /// Whether this attach created it.
     #[serde(default)]
     pub created: bool,
+    /// Attach only: bytes of recent screen replayed as `Stdout` right after this reply
+    /// (already seen by earlier clients, so recorders can skip them).
+    #[serde(default)]
+    pub replay_bytes: u64,
 }
 
 /// A command to run inside the sandbox.

@@ -69,6 +69,7 @@ impl Session {
             started_at_unix_ms: self.started_ms,
             clients: inner.clients.len() as u32,
             created,
+            replay_bytes: 0,
         }
     }
 
@@ -185,6 +186,7 @@ fn join(
                 started_at_unix_ms: s.started_ms,
                 clients: inner.clients.len() as u32 + 1,
                 created,
+                replay_bytes: inner.ring.len() as u64,
             };
             out.send(
                 FrameKind::Reply,

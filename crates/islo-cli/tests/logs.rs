@@ -196,3 +196,32 @@ fn interactive_sessions_are_recorded_with_their_input() {
         .any(|e| e[1] == "r" && e[2].as_str().unwrap().starts_with("120x"));
     assert!(resized, "the resize is an `r` event: {cast}");
 }
+
+#[test]
+fn a_reattach_records_only_what_is_new() {
+    let env = Env::new();
+    let image = env.busybox();
+    let t = Tmux::start(&env, &["use", "ra", "-i", &image], 100, 30);
+    t.wait_for("detach with");
+    t.line("echo first-$((1+1))");
+    t.wait_for("first-2");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("CLI-EXIT=0");
+    drop(t);
+    let t = Tmux::start(&env, &["use", "ra"], 100, 30);
+    t.wait_for("first-2"); // the screen is replayed to the terminal…
+    t.line("echo second-$((2+2))");
+    t.wait_for("second-4");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("CLI-EXIT=0");
+    let list = sessions(&env, "ra", "interactive");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let newest = env.ok(&["logs", "ra", list[0]["exec_id"].as_str().unwrap()]);
+    assert!(newest.contains("second-4"), "{newest}");
+    assert!(
+        !newest.contains("first-2"),
+        "…but not recorded twice: {newest}"
+    );
+    let first = env.ok(&["logs", "ra", list[1]["exec_id"].as_str().unwrap()]);
+    assert!(first.contains("first-2"), "{first}");
+}

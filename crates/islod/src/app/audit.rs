@@ -80,6 +80,7 @@ impl Audit {
             bytes: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            skip_stdout: AtomicU64::new(0),
         })
     }
 }
@@ -111,6 +112,8 @@ pub struct Recording {
     bytes: AtomicU64,
     cut: AtomicBool,
     ended: AtomicBool,
+    /// Output bytes still to leave out (a re-attach's replay of what was recorded before).
+    skip_stdout: AtomicU64,
 }
 
 impl Recording {
@@ -118,8 +121,23 @@ impl Recording {
         &self.id
     }
 
+    /// Leave the next `n` bytes of stdout out of the recording.
+    pub fn skip_stdout(&self, n: u64) {
+        self.skip_stdout.store(n, Ordering::SeqCst);
+    }
+
     /// Record a chunk of `stream` (`stdout`, `stderr` or `stdin`).
     pub fn chunk(&self, stream: &'static str, data: &[u8]) {
+        let data = if stream == "stdout" {
+            let skip = self
+                .skip_stdout
+                .load(Ordering::SeqCst)
+                .min(data.len() as u64);
+            self.skip_stdout.fetch_sub(skip, Ordering::SeqCst);
+            &data[skip as usize..]
+        } else {
+            data
+        };
         if data.is_empty() || self.cut.load(Ordering::SeqCst) {
             return;
         }

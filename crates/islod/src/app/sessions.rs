@@ -159,6 +159,9 @@ impl App {
             .map_err(agent_err)?;
         let command = format!("[session {session}] {}", super::shell_line(&argv));
         let rec = record.then(|| self.audit.start(&row.id, true, &user, command));
+        if let Some(r) = &rec {
+            r.skip_stdout(i.replay_bytes);
+        }
         Ok((stream, info(i), rec))
     }
 
