@@ -11,6 +11,14 @@ use super::HttpState;
 use super::error::ApiError;
 use crate::app::{AppError, Tenant};
 
+/// Read and drop the rest of a body, so that a refusal reaches a client still sending it
+/// (instead of a broken pipe).
+async fn drain(mut mp: Multipart) {
+    while let Ok(Some(mut field)) = mp.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
 /// The `file` field of a multipart body, written to `out`; bytes written.
 async fn receive(mut mp: Multipart, out: &mut tokio::fs::File) -> Result<u64, AppError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
@@ -69,11 +77,17 @@ pub async fn upload(
     Query(q): Query<FilePathQuery>,
     mp: Multipart,
 ) -> Result<Json<FileUploadStatusResponse>, ApiError> {
-    let file = s
+    let opened = s
         .app
-        .files_root(&t, &name)?
-        .create(&q.path, 0o644)
-        .map_err(AppError::from)?;
+        .files_root(&t, &name)
+        .and_then(|r| r.create(&q.path, 0o644).map_err(AppError::from));
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            drain(mp).await;
+            return Err(e.into());
+        }
+    };
     let n = receive(mp, &mut tokio::fs::File::from_std(file)).await?;
     Ok(Json(FileUploadStatusResponse {
         status: "success".into(),
@@ -117,7 +131,13 @@ pub async fn upload_archive(
     Query(q): Query<FilePathQuery>,
     mp: Multipart,
 ) -> Result<Json<FileUploadStatusResponse>, ApiError> {
-    let root = s.app.files_root(&t, &name)?;
+    let root = match s.app.files_root(&t, &name) {
+        Ok(r) => r,
+        Err(e) => {
+            drain(mp).await;
+            return Err(e.into());
+        }
+    };
     let tmp = tempfile::tempfile_in(s.app.images.tmp_dir())
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut out = tokio::fs::File::from_std(
