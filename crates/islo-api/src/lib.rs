@@ -8,6 +8,7 @@ mod audit;
 mod error;
 mod exec;
 mod files;
+mod gateway;
 mod sandbox;
 mod session;
 mod snapshot;
@@ -23,6 +24,10 @@ pub use audit::{
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use files::{FilePathQuery, FileUploadStatusResponse};
+pub use gateway::{
+    AuthStrategy, GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
+    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest, RulePriority,
+};
 pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,

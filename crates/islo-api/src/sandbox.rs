@@ -92,6 +92,9 @@ pub struct CreateSandboxRequest {
     /// first failure skips the rest. Not run for sandboxes made from a snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_scripts: Option<Vec<SetupScript>>,
+    /// Gateway profile (name or id) the sandbox is bound to; default: the tenant's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_profile: Option<String>,
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
@@ -127,6 +130,9 @@ pub struct SandboxResponse {
     /// The setup scripts' results, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_steps: Option<Vec<SetupStepResult>>,
+    /// Extension: the id of the gateway profile it is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_profile_id: Option<String>,
 }
 
 /// One setup step of a create request.
@@ -260,6 +266,7 @@ mod tests {
             started_at: None,
             status_reason: None,
             setup_steps: None,
+            gateway_profile_id: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

@@ -64,6 +64,16 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
+    /// Gateway profiles and rules: `ls`, `create`, `NAME`, `NAME update|rm|add-rule|update-rule|rm-rule|rule ls|reorder`.
+    Gateway {
+        /// The subcommand and its arguments (see `islo gateway create --help` and so on).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Copy files and directories between here and a sandbox (`NAME:PATH` on one side).
     Cp {
         /// Source: a local path or NAME:PATH.
@@ -129,8 +139,8 @@ pub struct UseArgs {
     /// Create the sandbox from a snapshot (its files, image, env and workdir).
     #[arg(long, value_name = "NAME")]
     pub snapshot: Option<String>,
-    /// Gateway profile (not supported yet).
-    #[arg(long, hide = true)]
+    /// Gateway profile a new sandbox is bound to (default: the tenant's default profile).
+    #[arg(long, value_name = "NAME")]
     pub gateway_profile: Option<String>,
     /// Session to attach to (default `main`); created with the login shell when missing.
     #[arg(short, long)]
@@ -274,6 +284,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
             .await
             .map(|_| 0),
+        Cmd::Gateway { args } => {
+            crate::cmd_gateway::run(&connect::client().await?, &args, cli.output)
+                .await
+                .map(|_| 0)
+        }
         Cmd::Cp { src, dst } => crate::cmd_cp::run(&connect::client().await?, &src, &dst)
             .await
             .map(|_| 0),

@@ -25,7 +25,6 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<()> {
     let flags = [
         ("--source", !a.source.is_empty()),
-        ("--gateway-profile", a.gateway_profile.is_some()),
         ("--agent", a.agent.is_some()),
         ("--task", a.task.is_some()),
     ];
@@ -186,6 +185,10 @@ async fn create(
             .clone()
             .or_else(|| project.and_then(|p| p.workdir.clone())),
         snapshot_name: a.snapshot.clone(),
+        gateway_profile: a
+            .gateway_profile
+            .clone()
+            .or_else(|| project.and_then(|p| p.gateway_profile.clone())),
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

@@ -6,6 +6,7 @@
 
 mod cli;
 mod cmd_cp;
+mod cmd_gateway;
 mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;

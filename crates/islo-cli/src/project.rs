@@ -65,9 +65,8 @@ impl Project {
     /// Fields present that this version does not apply yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let checks: [(&'static str, bool); 5] = [
+        let checks: [(&'static str, bool); 4] = [
             ("sources", self.sources.is_some()),
-            ("gateway_profile", self.gateway_profile.is_some()),
             ("environment", self.environment.is_some()),
             ("init", self.init.is_some()),
             ("lifecycle", self.lifecycle.is_some()),

@@ -2,6 +2,7 @@
 //! Used by the CLI and the tests; it speaks only `islo-api` types.
 
 mod files;
+mod gateway;
 mod pty;
 mod snapshots;
 mod sse;

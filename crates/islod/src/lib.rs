@@ -8,6 +8,7 @@ pub mod agent_io;
 pub mod app;
 pub mod config;
 pub mod files;
+pub mod gateway;
 pub mod http;
 pub mod images;
 pub mod server;

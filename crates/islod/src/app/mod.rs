@@ -9,6 +9,7 @@ mod audit;
 mod error;
 mod exec;
 mod files;
+mod gateway;
 mod logs;
 mod names;
 mod reconcile;

@@ -26,6 +26,8 @@ struct Checked {
     workdir: String,
     /// The snapshot it starts from: its id and base.
     snapshot: Option<(String, super::snapshots::Base)>,
+    /// The gateway profile it is bound to.
+    gateway_profile_id: String,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -100,6 +102,7 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         env,
         workdir: resolve_workdir(req.workdir.as_deref().unwrap_or(DEFAULT_WORKDIR))?,
         snapshot: None,
+        gateway_profile_id: String::new(),
     })
 }
 
@@ -158,6 +161,10 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         started_at: r.started_at.clone(),
         status_reason: r.status_reason.clone(),
         setup_steps: None,
+        gateway_profile_id: serde_json::from_str::<serde_json::Value>(&r.runtime_spec)
+            .ok()
+            .and_then(|v| v["gateway_profile_id"].as_str().map(str::to_string))
+            .filter(|s| !s.is_empty()),
     }
 }
 
@@ -172,6 +179,15 @@ impl App {
         if let Some(name) = &req.snapshot_name {
             c = from_snapshot(c, &req, &self.snapshot(t, name)?)?;
         }
+        c.gateway_profile_id = match &req.gateway_profile {
+            Some(which) => self.gateway_profile(t, which)?.id,
+            None => self
+                .gateway_profiles(t)?
+                .into_iter()
+                .find(|p| p.is_default)
+                .map(|p| p.id)
+                .unwrap_or_default(),
+        };
         let hash = request_hash(&req);
         if let Some(rid) = &req.request_id
             && let Some(prev) = self.store.sandbox_by_request(&t.id, rid)?
@@ -255,7 +271,8 @@ impl App {
             uid: self.settings.uid,
         };
         let stored = serde_json::json!({
-            "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id
+            "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id,
+            "gateway_profile_id": c.gateway_profile_id,
         });
         let stored = stored.to_string();
         self.store.set_runtime_spec(&row.id, &stored)?;

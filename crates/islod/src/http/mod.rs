@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod exec;
 mod files;
+mod gateway;
 mod logs;
 pub mod openapi;
 mod port_forward;
@@ -108,6 +109,28 @@ pub fn router(state: HttpState) -> Router {
             get(files::download_archive)
                 .post(files::upload_archive)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/gateway/profiles",
+            get(gateway::list).post(gateway::create),
+        )
+        .route(
+            "/gateway/profiles/{profile_id}",
+            get(gateway::get)
+                .patch(gateway::update)
+                .delete(gateway::delete),
+        )
+        .route(
+            "/gateway/profiles/{profile_id}/rules",
+            post(gateway::add_rule),
+        )
+        .route(
+            "/gateway/profiles/{profile_id}/rules/reorder",
+            post(gateway::reorder),
+        )
+        .route(
+            "/gateway/profiles/{profile_id}/rules/{rule_id}",
+            axum::routing::patch(gateway::update_rule).delete(gateway::delete_rule),
         )
         .route("/ssh/certificates", post(ssh::sign))
         .route("/sandboxes/{name}/ssh", get(ssh::connect))

@@ -8,6 +8,7 @@ mod agent;
 mod audit;
 mod auth;
 mod execs;
+mod gateway;
 mod images;
 mod sandboxes;
 mod sessions;
@@ -203,6 +204,37 @@ CREATE TABLE setup_steps (
 );
 "#;
 
+/// Gateway profiles and their rules.
+const SCHEMA_V7: &str = r#"
+CREATE TABLE gateway_profiles (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    description TEXT,
+    default_action TEXT NOT NULL,
+    internet_enabled INTEGER NOT NULL,
+    is_default INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE gateway_rules (
+    id TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL REFERENCES gateway_profiles(id),
+    priority INTEGER NOT NULL,
+    host_pattern TEXT NOT NULL,
+    path_pattern TEXT,
+    methods TEXT,
+    action TEXT NOT NULL,
+    rate_limit_rpm INTEGER,
+    provider_key TEXT,
+    auth_strategy TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX gateway_rules_by_profile ON gateway_rules(profile_id, priority);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -211,6 +243,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V4),
         M::up(SCHEMA_V5),
         M::up(SCHEMA_V6),
+        M::up(SCHEMA_V7),
     ])
 }
 

@@ -1,0 +1,135 @@
+//! Gateway profiles and their rules (`/gateway/profiles`): what a sandbox bound to a profile
+//! may reach, and which credentials are added on the way.
+
+use serde::{Deserialize, Serialize};
+
+/// How a rule's credential is added to a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthStrategy {
+    /// `bearer`, `basic` or `header`.
+    pub mode: String,
+    /// `basic`: the user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `header`: the header's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `header`: the value template, `{token}` standing for the secret (default `{token}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// A profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayProfileResponse {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `allow` or `deny`: what happens to traffic no rule matches.
+    pub default_action: String,
+    pub internet_enabled: bool,
+    pub is_default: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// A profile with its rules, by priority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayProfileDetailResponse {
+    #[serde(flatten)]
+    pub profile: GatewayProfileResponse,
+    #[serde(default)]
+    pub rules: Vec<GatewayRuleResponse>,
+}
+
+/// `POST /gateway/profiles` (and, every field optional, `PATCH`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayProfileRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+}
+
+/// A rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayRuleResponse {
+    pub id: String,
+    /// Lower first; the first rule that matches decides.
+    pub priority: i64,
+    /// Host glob (`*.github.com`, `*`), case-insensitive, port ignored.
+    pub host_pattern: String,
+    /// Path glob (`/v1/*`); absent: any path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_pattern: Option<String>,
+    /// Absent: any method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// `allow` or `deny`.
+    pub action: String,
+    /// Requests per minute, per sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rpm: Option<u32>,
+    /// The stored secret to add to matching requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_strategy: Option<AuthStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// `POST …/rules` (`host_pattern` required) and `PATCH …/rules/{id}` (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayRuleRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rpm: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_strategy: Option<AuthStrategy>,
+}
+
+/// One entry of a reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RulePriority {
+    pub rule_id: String,
+    pub priority: i64,
+}
+
+/// `POST …/rules/reorder`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReorderRulesRequest {
+    pub rules: Vec<RulePriority>,
+}

@@ -1,0 +1,236 @@
+//! Gateway profiles and rules: the tenant's policy objects, validated and kept consistent
+//! (one default profile; the default and profiles in use cannot be removed).
+
+use islo_api::{
+    GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
+    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
+};
+
+use super::{App, AppError, Tenant};
+use crate::gateway::rules;
+use crate::store::{StoreError, now_rfc3339};
+
+fn action(v: &Option<String>, what: &str) -> Result<(), AppError> {
+    match v.as_deref() {
+        None | Some("allow") | Some("deny") => Ok(()),
+        Some(o) => Err(AppError::Validation(format!(
+            "{what} must be allow or deny, got {o:?}"
+        ))),
+    }
+}
+
+fn valid_name(n: &str) -> Result<(), AppError> {
+    let ok = (1..=64).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(format!(
+            "invalid profile name {n:?}: use up to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+impl App {
+    /// A profile by id or name.
+    pub fn gateway_profile(
+        &self,
+        t: &Tenant,
+        which: &str,
+    ) -> Result<GatewayProfileResponse, AppError> {
+        self.store
+            .gateway_profile(&t.id, which)?
+            .ok_or_else(|| AppError::NotFound(format!("gateway profile {which}")))
+    }
+
+    pub fn gateway_profiles(&self, t: &Tenant) -> Result<Vec<GatewayProfileResponse>, AppError> {
+        Ok(self.store.gateway_profiles(&t.id)?)
+    }
+
+    pub fn gateway_profile_detail(
+        &self,
+        t: &Tenant,
+        which: &str,
+    ) -> Result<GatewayProfileDetailResponse, AppError> {
+        let profile = self.gateway_profile(t, which)?;
+        let rules = self.store.gateway_rules(&profile.id)?;
+        Ok(GatewayProfileDetailResponse { profile, rules })
+    }
+
+    /// Create (`existing` `None`) or update a profile.
+    pub fn put_gateway_profile(
+        &self,
+        t: &Tenant,
+        existing: Option<&str>,
+        req: &GatewayProfileRequest,
+    ) -> Result<GatewayProfileResponse, AppError> {
+        action(&req.default_action, "default_action")?;
+        let now = now_rfc3339();
+        let mut p = match existing {
+            Some(which) => self.gateway_profile(t, which)?,
+            None => {
+                let name = req
+                    .name
+                    .clone()
+                    .ok_or_else(|| AppError::Validation("name is required".into()))?;
+                self.store.gateway_profiles(&t.id)?;
+                GatewayProfileResponse {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    name,
+                    description: None,
+                    default_action: "allow".into(),
+                    internet_enabled: true,
+                    is_default: false,
+                    rule_count: Some(0),
+                    created_at: Some(now.clone()),
+                    updated_at: None,
+                }
+            }
+        };
+        if existing.is_some() && p.is_default && req.is_default == Some(false) {
+            return Err(AppError::Conflict(format!(
+                "{} is the default profile; make another one the default instead",
+                p.name
+            )));
+        }
+        if let Some(n) = &req.name {
+            valid_name(n)?;
+            p.name = n.clone();
+        }
+        p.description = req.description.clone().or(p.description);
+        p.default_action = req.default_action.clone().unwrap_or(p.default_action);
+        p.internet_enabled = req.internet_enabled.unwrap_or(p.internet_enabled);
+        p.is_default = req.is_default.unwrap_or(p.is_default);
+        p.updated_at = Some(now);
+        match self.store.put_gateway_profile(&t.id, &p) {
+            Err(StoreError::NameTaken(n)) => Err(AppError::Conflict(format!(
+                "gateway profile {n} already exists"
+            ))),
+            other => other.map_err(AppError::from),
+        }?;
+        self.gateway_profile(t, &p.id)
+    }
+
+    /// Remove a profile that is neither the default nor bound to a sandbox.
+    pub fn delete_gateway_profile(&self, t: &Tenant, which: &str) -> Result<(), AppError> {
+        let p = self.gateway_profile(t, which)?;
+        if p.is_default {
+            return Err(AppError::Conflict(format!(
+                "{} is the default profile; make another one the default first",
+                p.name
+            )));
+        }
+        let users = self.store.sandboxes_on_profile(&p.id)?;
+        if !users.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "gateway profile {} is used by sandbox(es) {}",
+                p.name,
+                users.join(", ")
+            )));
+        }
+        Ok(self.store.delete_gateway_profile(&p.id)?)
+    }
+
+    /// Add a rule (`rule_id` `None`) or change one.
+    pub fn put_gateway_rule(
+        &self,
+        t: &Tenant,
+        which: &str,
+        rule_id: Option<&str>,
+        req: &GatewayRuleRequest,
+    ) -> Result<GatewayRuleResponse, AppError> {
+        let p = self.gateway_profile(t, which)?;
+        let existing = self.store.gateway_rules(&p.id)?;
+        let now = now_rfc3339();
+        let mut r = match rule_id {
+            Some(id) => existing
+                .iter()
+                .find(|r| r.id == id)
+                .cloned()
+                .ok_or_else(|| {
+                    AppError::NotFound(format!("rule {id} of gateway profile {}", p.name))
+                })?,
+            None => GatewayRuleResponse {
+                id: uuid::Uuid::now_v7().to_string(),
+                priority: existing.iter().map(|r| r.priority).max().unwrap_or(0) + 10,
+                host_pattern: req
+                    .host_pattern
+                    .clone()
+                    .ok_or_else(|| AppError::Validation("host_pattern is required".into()))?,
+                path_pattern: None,
+                methods: None,
+                action: "allow".into(),
+                rate_limit_rpm: None,
+                provider_key: None,
+                auth_strategy: None,
+                created_at: Some(now.clone()),
+                updated_at: None,
+            },
+        };
+        if let Some(h) = &req.host_pattern {
+            r.host_pattern = h.clone();
+        }
+        r.path_pattern = req.path_pattern.clone().or(r.path_pattern);
+        r.methods = req
+            .methods
+            .clone()
+            .map(|ms| ms.iter().map(|m| m.to_ascii_uppercase()).collect())
+            .or(r.methods);
+        r.action = req.action.clone().unwrap_or(r.action);
+        r.priority = req.priority.unwrap_or(r.priority);
+        r.rate_limit_rpm = req.rate_limit_rpm.or(r.rate_limit_rpm);
+        r.provider_key = req.provider_key.clone().or(r.provider_key);
+        r.auth_strategy = req.auth_strategy.clone().or(r.auth_strategy);
+        if r.provider_key.is_some() && r.auth_strategy.is_none() {
+            r.auth_strategy = Some(islo_api::AuthStrategy {
+                mode: "bearer".into(),
+                ..Default::default()
+            });
+        }
+        r.updated_at = Some(now);
+        rules::validate(&r).map_err(AppError::Validation)?;
+        self.store.put_gateway_rule(&p.id, &r)?;
+        Ok(r)
+    }
+
+    pub fn delete_gateway_rule(
+        &self,
+        t: &Tenant,
+        which: &str,
+        rule_id: &str,
+    ) -> Result<(), AppError> {
+        let p = self.gateway_profile(t, which)?;
+        if !self.store.delete_gateway_rule(&p.id, rule_id)? {
+            return Err(AppError::NotFound(format!(
+                "rule {rule_id} of gateway profile {}",
+                p.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Give rules new priorities in one step; all must belong to the profile.
+    pub fn reorder_gateway_rules(
+        &self,
+        t: &Tenant,
+        which: &str,
+        req: &ReorderRulesRequest,
+    ) -> Result<Vec<GatewayRuleResponse>, AppError> {
+        let p = self.gateway_profile(t, which)?;
+        let mut rules = self.store.gateway_rules(&p.id)?;
+        for e in &req.rules {
+            let r = rules
+                .iter_mut()
+                .find(|r| r.id == e.rule_id)
+                .ok_or_else(|| {
+                    AppError::NotFound(format!("rule {} of gateway profile {}", e.rule_id, p.name))
+                })?;
+            r.priority = e.priority;
+        }
+        for r in &rules {
+            self.store.put_gateway_rule(&p.id, r)?;
+        }
+        Ok(self.store.gateway_rules(&p.id)?)
+    }
+}

@@ -1,0 +1,251 @@
+//! Deciding a request against a profile: rules by priority, first match wins, else the
+//! profile's default action. Host patterns are globs, case-insensitive, matched against the
+//! host without its port; path patterns are globs over the path without its query.
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use islo_api::{AuthStrategy, GatewayProfileResponse, GatewayRuleResponse};
+
+/// Methods a rule may name.
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// What to do with a request, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The rule that decided; `None`: the profile's default (or internet off).
+    pub rule_id: Option<String>,
+    pub reason: String,
+}
+
+/// `Host` as a rule sees it: lower case, no port, no trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim().to_ascii_lowercase();
+    let h = match h.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest).to_string(),
+        None if h.matches(':').count() == 1 => h.split(':').next().unwrap_or(&h).to_string(),
+        None => h,
+    };
+    h.trim_end_matches('.').to_string()
+}
+
+fn host_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(&normalize_host(pattern))
+        .case_insensitive(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("host_pattern {pattern:?}: {e}"))
+}
+
+fn path_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("path_pattern {pattern:?}: {e}"))
+}
+
+/// Check a rule's fields; the message says what is wrong.
+pub fn validate(r: &GatewayRuleResponse) -> Result<(), String> {
+    if r.host_pattern.trim().is_empty() || r.host_pattern.contains('/') {
+        return Err(format!(
+            "host_pattern {:?} must be a host glob such as *.github.com",
+            r.host_pattern
+        ));
+    }
+    host_glob(&r.host_pattern)?;
+    if let Some(p) = &r.path_pattern {
+        if !p.starts_with('/') {
+            return Err(format!("path_pattern {p:?} must start with /"));
+        }
+        path_glob(p)?;
+    }
+    for m in r.methods.iter().flatten() {
+        if !METHODS.contains(&m.as_str()) {
+            return Err(format!("unknown method {m:?}: use {}", METHODS.join(", ")));
+        }
+    }
+    if !matches!(r.action.as_str(), "allow" | "deny") {
+        return Err(format!("action must be allow or deny, got {:?}", r.action));
+    }
+    if r.rate_limit_rpm == Some(0) {
+        return Err("rate_limit_rpm must be at least 1".into());
+    }
+    match (&r.provider_key, &r.auth_strategy) {
+        (None, Some(_)) => Err("auth_strategy needs a provider_key (the secret to inject)".into()),
+        (_, Some(a)) => validate_auth(a),
+        _ => Ok(()),
+    }
+}
+
+fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
+    match a.mode.as_str() {
+        "bearer" => Ok(()),
+        "basic" if a.username.is_some() => Ok(()),
+        "basic" => Err("auth_strategy basic needs a username".into()),
+        "header"
+            if a.name.as_deref().is_some_and(|n| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }) =>
+        {
+            Ok(())
+        }
+        "header" => Err("auth_strategy header needs a header name".into()),
+        m => Err(format!(
+            "auth_strategy mode must be bearer, basic or header, got {m:?}"
+        )),
+    }
+}
+
+/// Decide `method host path` under `profile` and its `rules` (any order).
+pub fn decide(
+    profile: &GatewayProfileResponse,
+    rules: &[GatewayRuleResponse],
+    method: &str,
+    host: &str,
+    path: &str,
+) -> Decision {
+    if !profile.internet_enabled {
+        return Decision {
+            allowed: false,
+            rule_id: None,
+            reason: format!("internet access is off in gateway profile {}", profile.name),
+        };
+    }
+    let host = normalize_host(host);
+    let path = path.split('?').next().unwrap_or(path);
+    let method = method.to_ascii_uppercase();
+    let mut ordered: Vec<&GatewayRuleResponse> = rules.iter().collect();
+    ordered.sort_by_key(|r| r.priority);
+    for r in ordered {
+        let host_ok = host_glob(&r.host_pattern).is_ok_and(|g| g.is_match(&host));
+        let path_ok = r
+            .path_pattern
+            .as_ref()
+            .is_none_or(|p| path_glob(p).is_ok_and(|g| g.is_match(path)));
+        let method_ok = r
+            .methods
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| *m == method));
+        if host_ok && path_ok && method_ok {
+            return Decision {
+                allowed: r.action == "allow",
+                rule_id: Some(r.id.clone()),
+                reason: format!(
+                    "rule {} ({} {}) of gateway profile {}",
+                    r.id, r.action, r.host_pattern, profile.name
+                ),
+            };
+        }
+    }
+    Decision {
+        allowed: profile.default_action == "allow",
+        rule_id: None,
+        reason: format!(
+            "default action {} of gateway profile {}",
+            profile.default_action, profile.name
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(default: &str) -> GatewayProfileResponse {
+        GatewayProfileResponse {
+            id: "p".into(),
+            name: "strict".into(),
+            description: None,
+            default_action: default.into(),
+            internet_enabled: true,
+            is_default: false,
+            rule_count: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    fn rule(id: &str, prio: i64, host: &str, action: &str) -> GatewayRuleResponse {
+        GatewayRuleResponse {
+            id: id.into(),
+            priority: prio,
+            host_pattern: host.into(),
+            path_pattern: None,
+            methods: None,
+            action: action.into(),
+            rate_limit_rpm: None,
+            provider_key: None,
+            auth_strategy: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn hosts_normalize() {
+        assert_eq!(normalize_host("API.GitHub.com:443"), "api.github.com");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("example.org."), "example.org");
+    }
+
+    #[test]
+    fn first_match_wins_then_the_default() {
+        let p = profile("deny");
+        let mut rules = vec![
+            rule("a", 10, "*.github.com", "allow"),
+            rule("b", 20, "*", "deny"),
+        ];
+        let d = decide(&p, &rules, "get", "API.GITHUB.COM:443", "/x");
+        assert_eq!((d.allowed, d.rule_id.as_deref()), (true, Some("a")));
+        assert!(!decide(&p, &rules, "GET", "example.com", "/").allowed);
+        // Reordering changes the outcome.
+        rules[1].priority = 5;
+        let d = decide(&p, &rules, "GET", "api.github.com", "/");
+        assert_eq!((d.allowed, d.rule_id.as_deref()), (false, Some("b")));
+        let d = decide(&p, &[], "GET", "x.org", "/");
+        assert!(!d.allowed && d.rule_id.is_none() && d.reason.contains("default action deny"));
+        let mut off = profile("allow");
+        off.internet_enabled = false;
+        assert!(!decide(&off, &rules, "GET", "api.github.com", "/").allowed);
+    }
+
+    #[test]
+    fn paths_and_methods_narrow_a_rule() {
+        let p = profile("deny");
+        let mut r = rule("api", 1, "api.example.com", "allow");
+        r.path_pattern = Some("/v1/*".into());
+        r.methods = Some(vec!["GET".into()]);
+        let rules = [r];
+        assert!(decide(&p, &rules, "GET", "api.example.com", "/v1/a/b?q=1").allowed);
+        assert!(!decide(&p, &rules, "POST", "api.example.com", "/v1/a").allowed);
+        assert!(!decide(&p, &rules, "GET", "api.example.com", "/v2/a").allowed);
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong() {
+        let ok = rule("r", 1, "*.example.com", "allow");
+        validate(&ok).unwrap();
+        let bad = |f: &dyn Fn(&mut GatewayRuleResponse)| {
+            let mut r = ok.clone();
+            f(&mut r);
+            validate(&r).unwrap_err()
+        };
+        assert!(bad(&|r| r.host_pattern = "https://x.com/".into()).contains("host glob"));
+        assert!(bad(&|r| r.path_pattern = Some("v1".into())).contains("start with /"));
+        assert!(bad(&|r| r.methods = Some(vec!["FETCH".into()])).contains("unknown method"));
+        assert!(bad(&|r| r.action = "maybe".into()).contains("allow or deny"));
+        assert!(bad(&|r| r.rate_limit_rpm = Some(0)).contains("at least 1"));
+        let header = AuthStrategy {
+            mode: "header".into(),
+            ..Default::default()
+        };
+        assert!(bad(&|r| r.auth_strategy = Some(header.clone())).contains("provider_key"));
+        assert!(
+            bad(&|r| {
+                r.provider_key = Some("openai".into());
+                r.auth_strategy = Some(header.clone());
+            })
+            .contains("header name")
+        );
+    }
+}
