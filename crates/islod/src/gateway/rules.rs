@@ -125,7 +125,7 @@ pub fn decide(
         let method_ok = r
             .methods
             .as_ref()
-            .is_none_or(|ms| ms.iter().any(|m| *m == method));
+            .is_none_or(|ms| ms.contains(&method));
         if host_ok && path_ok && method_ok {
             return Decision {
                 allowed: r.action == "allow",
