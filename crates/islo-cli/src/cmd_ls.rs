@@ -77,7 +77,10 @@ pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::
     if let Some(steps) = s.setup_steps.as_ref().filter(|s| !s.is_empty()) {
         println!("Setup:");
         for st in steps {
-            let code = st.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+            let code = st
+                .exit_code
+                .map(|c| format!(" (exit {c})"))
+                .unwrap_or_default();
             println!("  {}: {}{code}", st.name, st.status);
         }
     }

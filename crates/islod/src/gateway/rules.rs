@@ -122,10 +122,7 @@ pub fn decide(
             .path_pattern
             .as_ref()
             .is_none_or(|p| path_glob(p).is_ok_and(|g| g.is_match(path)));
-        let method_ok = r
-            .methods
-            .as_ref()
-            .is_none_or(|ms| ms.contains(&method));
+        let method_ok = r.methods.as_ref().is_none_or(|ms| ms.contains(&method));
         if host_ok && path_ok && method_ok {
             return Decision {
                 allowed: r.action == "allow",
