@@ -111,14 +111,6 @@ impl SandboxRoot {
         }
     }
 
-    /// Whether `path` is a directory.
-    pub fn is_dir(&self, path: &str) -> bool {
-        components(path)
-            .ok()
-            .and_then(|p| self.at(&p, OFlags::PATH | OFlags::DIRECTORY).ok())
-            .is_some()
-    }
-
     /// The directory `parts`, created (with its parents) when missing.
     fn mkdirs(&self, parts: &[String], path: &str) -> Result<OwnedFd, FileError> {
         let mut dir = self

@@ -106,6 +106,32 @@ async fn snapshots_save_restore_page_and_refuse_clearly() {
         .unwrap_err();
     assert_eq!(code(e), ErrorCode::ValidationError);
 
+    // Imports that are not OCI archives are refused and leave no snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not an archive at all").unwrap();
+    let mut empty = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_cksum();
+    empty.append_data(&mut h, "hello.txt", &b"hi"[..]).unwrap();
+    let no_index = dir.path().join("no-index.tar");
+    std::fs::write(&no_index, empty.into_inner().unwrap()).unwrap();
+    for (path, why) in [
+        (&junk, "not a valid OCI archive"),
+        (&no_index, "no index.json"),
+    ] {
+        let e = a.import_snapshot("imported", path).await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Api { status: 422, .. }) && e.to_string().contains(why),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        code(a.get_snapshot("imported").await.unwrap_err()),
+        ErrorCode::ResourceNotFound
+    );
+
     a.delete_sandbox("dst").await.unwrap();
     a.delete_snapshot("one").await.unwrap();
     assert_eq!(

@@ -8,7 +8,7 @@ use islo_api::{
 
 use super::{App, AppError, Tenant};
 use crate::gateway::rules;
-use crate::store::{StoreError, now_rfc3339};
+use crate::store::{Binding, StoreError, now_rfc3339};
 
 fn action(v: &Option<String>, what: &str) -> Result<(), AppError> {
     match v.as_deref() {
@@ -121,7 +121,9 @@ impl App {
                 p.name
             )));
         }
-        let users = self.store.sandboxes_on_profile(&p.id)?;
+        let users = self
+            .store
+            .sandboxes_bound_to(Binding::GatewayProfile, &p.id)?;
         if !users.is_empty() {
             return Err(AppError::Conflict(format!(
                 "gateway profile {} is used by sandbox(es) {}",

@@ -256,16 +256,17 @@ impl App {
         let (row, sock) = self.agent_socket_of(t, name)?;
         let mut req = self.agent_request(&row, exec, login_shell)?;
         req.tty = tty;
-        let rec = self.audit.start(
-            &row.id,
+        let (interactive, user, line) = (
             req.tty.is_some(),
-            &req.user,
+            req.user.clone(),
             super::shell_line(&req.argv),
         );
         let stream = tokio::task::spawn_blocking(move || agent::exec_raw(&sock, req))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(agent_err)?;
+        // Recorded once the agent has it: a refused start leaves no session open in the log.
+        let rec = self.audit.start(&row.id, interactive, &user, line);
         Ok((stream, rec))
     }
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::sandboxes::{image_env, runtime_spec};
 use super::{App, AppError, Tenant};
-use crate::store::{SandboxRow, SnapshotRow, StoreError, now_rfc3339};
+use crate::store::{Binding, SandboxRow, SnapshotRow, StoreError, now_rfc3339};
 
 /// What a sandbox made from a snapshot starts with.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -242,7 +242,7 @@ impl App {
                 "snapshot {name} is still being saved; remove it once it is ready"
             )));
         }
-        let users = self.store.sandboxes_from_snapshot(&s.id)?;
+        let users = self.store.sandboxes_bound_to(Binding::Snapshot, &s.id)?;
         if !users.is_empty() {
             return Err(AppError::Conflict(format!(
                 "snapshot {name} is in use by sandbox(es) {}; remove them first",
@@ -252,7 +252,7 @@ impl App {
         self.store.delete_snapshot(&s.id)?;
         if let Some(own) = Base::of(&s).ok().and_then(|b| b.layers.last().cloned()) {
             let path = own.display().to_string();
-            if !self.store.layer_in_use(&path, &s.id)? && path.contains("/layers/") {
+            if self.images.owns_layer(&own) && !self.store.layer_in_use(&path, &s.id)? {
                 let _ = std::fs::remove_dir_all(&own);
             }
         }

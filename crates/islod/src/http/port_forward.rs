@@ -83,14 +83,16 @@ pub async fn carry(ws: WebSocket, stream: impl AsyncRead + AsyncWrite + Send + '
     };
     let from_client = async move {
         while let Some(Ok(msg)) = rx.next().await {
-            match msg {
-                Message::Binary(b) if b.is_empty() => {
-                    let _ = sw.shutdown().await;
-                }
-                // Data: written as the guard runs; a failed write ends the bridge.
-                Message::Binary(b) if sw.write_all(&b).await.is_err() => break,
+            let data = match msg {
+                Message::Binary(b) => b,
                 Message::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            // Empty: the client's end of stream (a half-close), not the end of the bridge.
+            if data.is_empty() {
+                let _ = sw.shutdown().await;
+            } else if sw.write_all(&data).await.is_err() {
+                break;
             }
         }
         // The client is gone or closed: end the other side too.

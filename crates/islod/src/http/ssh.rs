@@ -19,10 +19,9 @@ pub async fn sign(
     ApiJson(req): ApiJson<SshCertificateRequest>,
 ) -> Result<Json<SshCertificateResponse>, ApiError> {
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
-    if ttl > MAX_TTL_SECS {
-        return Err(
-            AppError::Validation(format!("ttl_seconds must be at most {MAX_TTL_SECS}")).into(),
-        );
+    if !(1..=MAX_TTL_SECS).contains(&ttl) {
+        let m = format!("ttl_seconds must be 1 to {MAX_TTL_SECS}, got {ttl}");
+        return Err(AppError::Validation(m).into());
     }
     let ca = s.app.ssh_ca()?;
     let user = s.app.settings.user.clone();

@@ -104,6 +104,11 @@ impl ImageStore {
         self.root.join("layers").join(digest.replace(':', "_"))
     }
 
+    /// Whether `dir` is a layer of this cache (and so may be removed from it).
+    pub fn owns_layer(&self, dir: &Path) -> bool {
+        dir.parent() == Some(self.root.join("layers").as_path())
+    }
+
     /// Scratch space on the layers' filesystem.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")

@@ -172,11 +172,13 @@ async fn tcp_channel(channel: Channel<Msg>, stream: std::os::unix::net::UnixStre
     let (mut rx, tx) = channel.split();
     let up = async move {
         while let Some(msg) = rx.wait().await {
-            match msg {
-                // Data: written as the guard runs; a failed write ends it.
-                ChannelMsg::Data { data } if sw.write_all(&data).await.is_err() => break,
+            let data = match msg {
+                ChannelMsg::Data { data } => data,
                 ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
+                _ => continue,
+            };
+            if sw.write_all(&data).await.is_err() {
+                break;
             }
         }
         let _ = sw.shutdown().await;

@@ -158,15 +158,4 @@ impl Store {
             params![profile_id, rule_id],
         )? > 0)
     }
-
-    /// The live sandboxes bound to a profile.
-    pub fn sandboxes_on_profile(&self, profile_id: &str) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT name FROM sandboxes WHERE deleted_at IS NULL \
-             AND json_extract(runtime_spec, '$.gateway_profile_id') = ?1 ORDER BY name",
-        )?;
-        let rows = st.query_map([profile_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
 }

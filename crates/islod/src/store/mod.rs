@@ -25,7 +25,7 @@ pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
-pub use sandboxes::{SandboxFilter, SandboxRow};
+pub use sandboxes::{Binding, SandboxFilter, SandboxRow};
 pub use snapshots::SnapshotRow;
 
 /// Errors of the store.

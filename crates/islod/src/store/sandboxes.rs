@@ -30,6 +30,22 @@ pub struct SandboxRow {
     pub deleted_at: Option<String>,
 }
 
+/// What a sandbox records having been made from or bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Snapshot,
+    GatewayProfile,
+}
+
+impl Binding {
+    fn json_path(self) -> &'static str {
+        match self {
+            Self::Snapshot => "$.snapshot_id",
+            Self::GatewayProfile => "$.gateway_profile_id",
+        }
+    }
+}
+
 /// Filter of a list.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxFilter {
@@ -232,6 +248,18 @@ impl Store {
     }
 
     /// Record what the back end was given.
+    /// Names of the live sandboxes whose stored runtime spec has `key` = `value` (what they
+    /// were made from or bound to: `snapshot_id`, `gateway_profile_id`).
+    pub fn sandboxes_bound_to(&self, key: Binding, value: &str) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT name FROM sandboxes WHERE deleted_at IS NULL \
+             AND json_extract(runtime_spec, ?1) = ?2 ORDER BY name",
+        )?;
+        let rows = st.query_map(params![key.json_path(), value], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn set_runtime_spec(&self, id: &str, spec: &str) -> Result<(), StoreError> {
         self.db().execute(
             "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",

@@ -121,17 +121,6 @@ impl Store {
         Ok(())
     }
 
-    /// Names of the live sandboxes made from a snapshot.
-    pub fn sandboxes_from_snapshot(&self, snapshot_id: &str) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT name FROM sandboxes WHERE deleted_at IS NULL \
-             AND json_extract(runtime_spec, '$.snapshot_id') = ?1 ORDER BY name",
-        )?;
-        let rows = st.query_map([snapshot_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Whether a live sandbox or another snapshot still stands on the layer at `path`.
     pub fn layer_in_use(&self, path: &str, except_snapshot: &str) -> Result<bool, StoreError> {
         let needle = serde_json::to_string(path).unwrap_or_default();
