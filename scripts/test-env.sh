@@ -6,7 +6,7 @@
 #       islo-test/busybox, library/busybox        busybox-static, one layer
 #       islo-test/scratch                         nothing but one static program (/busybox)
 #       islo-test/debian-python, library/python:3.12-slim
-#                                                 debootstrap minbase + python3 + git + sftp-server + rsync
+#                                                 debootstrap minbase + python3 + pip + git + curl + sftp-server + rsync
 #     The `library/...` names make Docker Hub references resolve through a registry mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ fi
 cargo build -q -p islo-testkit
 TK="$PWD/target/debug/islo-testkit"
 # Bump when an image's recipe changes, so machines that have the old one rebuild it.
-IMAGES_VERSION=4
+IMAGES_VERSION=5
 have() {
   [ -f "$CACHE/built-v$IMAGES_VERSION-${1//\//_}-$2" ] &&
     curl -fsS "http://$REG/v2/$1/manifests/$2" -H 'Accept: application/vnd.oci.image.manifest.v1+json' >/dev/null 2>&1
@@ -73,14 +73,14 @@ fi
 
 if ! have library/python 3.12-slim || ! have islo-test/debian-python bookworm; then
   root="$CACHE/debian-python-rootfs"
-  if [ ! -x "$root/usr/bin/python3" ] || [ ! -x "$root/usr/lib/openssh/sftp-server" ] || [ ! -x "$root/usr/bin/rsync" ]; then
+  if [ ! -x "$root/usr/bin/python3" ] || [ ! -x "$root/usr/lib/openssh/sftp-server" ] || [ ! -x "$root/usr/bin/rsync" ] || [ ! -x "$root/usr/bin/curl" ] || [ ! -x "$root/usr/bin/pip3" ]; then
     # The Debian mirror this machine already uses for apt.
     mirror=$({ grep -shoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list || true; } \
       | grep -v security | head -n1 | awk '{print $2}')
     [ -n "$mirror" ] || { echo "no Debian mirror found in /etc/apt sources" >&2; exit 1; }
-    say "debootstrap bookworm minbase + python3 + git + sftp-server + rsync (takes a minute)"
+    say "debootstrap bookworm minbase + python3 + pip + git + curl + sftp-server + rsync (takes a minute)"
     rm -rf "$root"
-    debootstrap --variant=minbase --include=python3,git,ca-certificates,openssh-sftp-server,rsync bookworm "$root" "$mirror" >"$CACHE/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase --include=python3,python3-pip,git,ca-certificates,curl,openssh-sftp-server,rsync bookworm "$root" "$mirror" >"$CACHE/debootstrap.log" 2>&1 \
       || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   fi

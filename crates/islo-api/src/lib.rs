@@ -10,6 +10,7 @@ mod exec;
 mod files;
 mod gateway;
 mod sandbox;
+mod secrets;
 mod session;
 mod snapshot;
 mod ssh;
@@ -32,6 +33,10 @@ pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
     SetupStepResult, TokenRequest, TokenResponse, limits,
+};
+pub use secrets::{
+    GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse,
+    SecretsResponse,
 };
 pub use session::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,

@@ -64,7 +64,9 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
-    /// Gateway profiles and rules: `ls`, `create`, `NAME`, `NAME update|rm|add-rule|update-rule|rm-rule|rule ls|reorder`.
+    /// Secrets the gateway injects into sandbox requests (never visible inside sandboxes).
+    Secret(crate::cmd_secret::SecretArgs),
+    /// Gateway profiles and rules: `ls`, `create`, `NAME`, `NAME update|rm|add-rule|update-rule|rm-rule|rule ls|reorder`; `log SANDBOX` shows its decisions.
     Gateway {
         /// The subcommand and its arguments (see `islo gateway create --help` and so on).
         #[arg(
@@ -282,6 +284,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Secret(a) => crate::cmd_secret::run(&connect::client().await?, a, cli.output)
             .await
             .map(|_| 0),
         Cmd::Gateway { args } => {

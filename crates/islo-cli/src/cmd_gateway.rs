@@ -1,7 +1,8 @@
 //! `islo gateway …`: gateway profiles and their rules.
 //!
 //! `ls`, `create …`, `NAME` (show), `NAME update …`, `NAME rm [-f]`, `NAME add-rule …`,
-//! `NAME update-rule ID …`, `NAME rm-rule ID`, `NAME rule ls`, `NAME reorder --rule ID=N…`.
+//! `NAME update-rule ID …`, `NAME rm-rule ID`, `NAME rule ls`, `NAME reorder --rule ID=N…`,
+//! and `log SANDBOX` (the gateway's decisions, [`crate::cmd_gateway_log`]).
 
 use clap::{Args, Parser};
 use islo_api::{
@@ -174,6 +175,7 @@ pub async fn run(client: &Client, args: &[String], output: Output) -> anyhow::Re
             eprintln!("Created gateway profile {}", p.name);
             print_json_or_name(&p, &p.name, output)
         }
+        ["log", ..] => crate::cmd_gateway_log::run(client, &args[1..], output).await,
         [name] => show(client, name, output).await,
         [name, "update", ..] => {
             let u: Update = parse(&args[2..]);

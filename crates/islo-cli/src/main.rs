@@ -7,11 +7,13 @@
 mod cli;
 mod cmd_cp;
 mod cmd_gateway;
+mod cmd_gateway_log;
 mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;
 mod cmd_ls;
 mod cmd_port_forward;
+mod cmd_secret;
 mod cmd_session;
 mod cmd_setup;
 mod cmd_snapshot;

@@ -4,6 +4,7 @@
 mod files;
 mod gateway;
 mod pty;
+mod secrets;
 mod snapshots;
 mod sse;
 mod tunnel;

@@ -27,6 +27,7 @@ pub fn spec(name: &str, layers: Vec<PathBuf>) -> SandboxSpec {
         },
         user: "islo".into(),
         uid: 1000,
+        network: None,
     }
 }
 

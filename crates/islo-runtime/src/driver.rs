@@ -34,6 +34,21 @@ pub struct SandboxSpec {
     /// The default non-root user created in the sandbox if the image lacks it.
     pub user: String,
     pub uid: u32,
+    /// The sandbox's network: a veth to the host, where the gateway listens. `None`: loopback
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+}
+
+/// A sandbox's link to the host: a veth pair, the sandbox end `eth0` in its own network
+/// namespace, routed through the host end (which islod's gateway answers for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Host-side interface name (at most 15 bytes; its prefix names the installation).
+    pub host_if: String,
+    pub host_addr: std::net::Ipv4Addr,
+    pub sandbox_addr: std::net::Ipv4Addr,
+    pub prefix_len: u8,
 }
 
 /// What a back end sees of a sandbox.

@@ -13,4 +13,4 @@ pub mod host;
 pub mod layer_tar;
 pub mod oci;
 
-pub use driver::{Driver, DriverError, Limits, Observed, SandboxId, SandboxSpec};
+pub use driver::{Driver, DriverError, Limits, NetworkSpec, Observed, SandboxId, SandboxSpec};

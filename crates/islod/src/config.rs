@@ -33,6 +33,28 @@ pub struct FileConfig {
     pub registry_mirrors: BTreeMap<String, String>,
     #[serde(default)]
     pub registry_credentials: BTreeMap<String, Credential>,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// The `gateway:` section: sandbox networking and the egress gateway.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Give sandboxes a network through the gateway (default: yes with a real runtime; a
+    /// sandbox without one has loopback only).
+    pub enabled: Option<bool>,
+    /// Addresses for sandbox links, `A.B.C.D/N` with N at most 24 (default `10.213.0.0/16`).
+    pub subnet: Option<String>,
+    /// Names the gateway resolves itself (trusted even when private), like curl's `--resolve`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, std::net::IpAddr>,
+    /// PEM files of extra certificate authorities trusted for upstreams.
+    #[serde(default)]
+    pub upstream_ca_files: Vec<PathBuf>,
+    /// Let names resolve to private or loopback addresses (default: refused).
+    #[serde(default)]
+    pub allow_private_upstreams: bool,
 }
 
 /// Settings from flags (highest precedence).
@@ -64,6 +86,7 @@ pub struct Config {
     pub log_retention_days: u32,
     pub registry_mirrors: BTreeMap<String, String>,
     pub registry_credentials: BTreeMap<String, Credential>,
+    pub gateway: GatewayConfig,
 }
 
 /// Errors loading settings.
@@ -177,6 +200,7 @@ impl Config {
             log_retention_days: file.log_retention_days.unwrap_or(30),
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
+            gateway: file.gateway,
             state_dir,
         })
     }

@@ -167,6 +167,47 @@ impl SandboxRoot {
         Ok(File::from(fd))
     }
 
+    /// Put `contents` at `path` (parents created) by writing a new file beside it and renaming
+    /// it over the old entry, so a symlink there is replaced, never followed.
+    pub fn replace(&self, path: &str, mode: u32, contents: &[u8]) -> Result<(), FileError> {
+        let mut parts = components(path)?;
+        let name = parts
+            .pop()
+            .ok_or_else(|| FileError::Invalid("cannot write to /".into()))?;
+        let dir = self.mkdirs(&parts, path)?;
+        let tmp = format!(".{name}.islo-{}", std::process::id());
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+        let fd = rustix::fs::openat(
+            &dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(|e| io_at(path)(e.into()))?;
+        let mut f = File::from(fd);
+        let written = f
+            .write_all(contents)
+            .and_then(|()| {
+                rustix::fs::fchown(
+                    &f,
+                    Some(rustix::fs::Uid::from_raw(self.uid)),
+                    Some(rustix::fs::Gid::from_raw(self.gid)),
+                )
+                .map_err(Into::into)
+            })
+            .and_then(|()| {
+                rustix::fs::fchmod(&f, Mode::from_raw_mode(mode & 0o777)).map_err(Into::into)
+            })
+            .and_then(|()| {
+                rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_str()).map_err(Into::into)
+            });
+        if let Err(e) = written {
+            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            return Err(io_at(path)(e));
+        }
+        Ok(())
+    }
+
     /// Write the directory `path` as a gzipped tar (paths relative to it) into `out`.
     pub fn tar_dir(&self, path: &str, out: impl Write) -> Result<u64, FileError> {
         let parts = components(path)?;

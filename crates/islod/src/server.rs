@@ -120,6 +120,16 @@ fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (app, local) = build(&cfg)?;
+    let networked = cfg
+        .gateway
+        .enabled
+        .unwrap_or(cfg.runtime.as_deref() != Some("fake"));
+    if networked {
+        let net = crate::gateway::NetState::start(app.store.clone(), &cfg.gateway, &cfg.state_dir)
+            .await
+            .context("starting the egress gateway")?;
+        app.set_net(net);
+    }
     app.reconcile().await.context("reconciling sandboxes")?;
     prune_audit_log(&app, &cfg)?;
     app.store.fail_unfinished_setup()?;
@@ -173,6 +183,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     while let Some(r) = tasks.join_next().await {
         r??;
+    }
+    if let Some(net) = app.net() {
+        net.shutdown(&app.store);
     }
     let _ = std::fs::remove_file(&cfg.socket);
     let _ = std::fs::remove_file(&pid_file);

@@ -18,6 +18,16 @@ pub struct Env {
 
 pub use islo_testkit::agent_path;
 
+pub mod upstream;
+
+/// A /16 no other live installation of this test process uses (and not the default one).
+fn unique_subnet() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("10.{}.0.0/16", 64 + (std::process::id() * 7 + n) % 128)
+}
+
 impl Env {
     pub fn new() -> Self {
         Self::with_config("")
@@ -25,6 +35,13 @@ impl Env {
 
     /// An installation whose islod.yaml gets `extra` appended.
     pub fn with_config(extra: &str) -> Self {
+        Self::with_gateway(extra, "")
+    }
+
+    /// An installation whose islod.yaml gets `extra` appended and `gateway` (indented YAML
+    /// lines) in its `gateway:` section, which always has a subnet of its own so that
+    /// installations of parallel tests do not share sandbox addresses.
+    pub fn with_gateway(extra: &str, gateway: &str) -> Self {
         assert!(
             rustix::process::geteuid().is_root(),
             "end-to-end tests need root (CI runs as root)"
@@ -40,7 +57,10 @@ impl Env {
             .prefix("islo-e2e")
             .tempdir_in("/tmp")
             .unwrap();
-        let cfg = format!("registry_mirrors:\n  docker.io: http://{registry}\n{extra}");
+        let cfg = format!(
+            "registry_mirrors:\n  docker.io: http://{registry}\n{extra}\ngateway:\n  subnet: {}\n{gateway}",
+            unique_subnet()
+        );
         std::fs::write(dir.path().join("islod.yaml"), cfg).unwrap();
         Self {
             dir,
@@ -205,6 +225,10 @@ pub fn assert_no_trace(env: &Env, id: &str) {
     assert!(
         !env.state().join("sandboxes").join(id).exists(),
         "files of {id} left behind"
+    );
+    assert!(
+        !Path::new("/run/netns").join(format!("islo-{id}")).exists(),
+        "network namespace of {id} left behind"
     );
     let losetup = Command::new("losetup").arg("-a").output().unwrap();
     assert!(

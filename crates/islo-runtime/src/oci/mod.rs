@@ -10,6 +10,7 @@
 mod disk;
 mod elf;
 mod hostprep;
+pub mod net;
 mod seccomp;
 mod spec;
 
@@ -27,6 +28,9 @@ pub use seccomp::DENIED as SECCOMP_DENIED;
 
 /// How long a started sandbox's agent may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The sandbox's [`crate::NetworkSpec`], kept beside it so a stop can take the network down.
+const NETWORK_FILE: &str = "network.json";
 
 /// Settings of the OCI back end.
 #[derive(Debug, Clone)]
@@ -201,6 +205,12 @@ impl OciDriver {
             run_dir: &run_dir,
             nofile_hard: self.nofile_hard,
         };
+        if let Some(n) = &spec.network {
+            let path = dir.join(NETWORK_FILE);
+            let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
+            std::fs::write(&path, text).map_err(DriverError::io(path.display().to_string()))?;
+            net::attach(self.host.as_ref(), &dir, &spec.id, n)?;
+        }
         let config = spec::config(spec, &params);
         let path = dir.join("config.json");
         std::fs::write(&path, config.to_string())
@@ -266,6 +276,17 @@ impl OciDriver {
         Ok(())
     }
 
+    /// Take down the sandbox's network, if it has one.
+    fn detach_network(&self, id: &SandboxId) {
+        let dir = self.dir(id);
+        let spec = std::fs::read_to_string(dir.join(NETWORK_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<crate::NetworkSpec>(&t).ok());
+        if let Some(n) = spec {
+            net::detach(self.host.as_ref(), &dir, id, &n);
+        }
+    }
+
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         let out = self
@@ -318,6 +339,7 @@ impl Driver for OciDriver {
             return Err(DriverError::NotFound(id.clone()));
         }
         self.kill(id)?;
+        self.detach_network(id);
         self.unmount_storage(id)
     }
 
@@ -327,6 +349,7 @@ impl Driver for OciDriver {
             return Ok(());
         }
         self.kill(id)?;
+        self.detach_network(id);
         self.unmount_storage(id)?;
         std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
     }

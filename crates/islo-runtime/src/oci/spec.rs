@@ -85,7 +85,7 @@ pub fn config(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
                 "pids": {"limit": spec.limits.pids}
             },
             "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "pid"}, network_ns(spec), {"type": "ipc"},
                 {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
             ],
             "maskedPaths": MASKED,
@@ -93,6 +93,14 @@ pub fn config(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
             "seccomp": super::seccomp::profile()
         }
     })
+}
+
+/// A new empty network namespace, or the one [`super::net`] built.
+fn network_ns(spec: &SandboxSpec) -> Value {
+    match &spec.network {
+        Some(_) => json!({"type": "network", "path": super::net::netns_path(&spec.id)}),
+        None => json!({"type": "network"}),
+    }
 }
 
 fn mounts(p: &SpecParams<'_>) -> Value {

@@ -77,7 +77,10 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            StoreError::Exhausted(m) => Self::Provisioning(m),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use islo_api::{
 };
 
 use super::{App, AppError, Tenant};
-use crate::gateway::rules;
 use crate::store::{Binding, StoreError, now_rfc3339};
+use islo_gateway::rules;
 
 fn action(v: &Option<String>, what: &str) -> Result<(), AppError> {
     match v.as_deref() {
@@ -109,6 +109,7 @@ impl App {
             ))),
             other => other.map_err(AppError::from),
         }?;
+        self.network_changed(None);
         self.gateway_profile(t, &p.id)
     }
 
@@ -131,7 +132,9 @@ impl App {
                 users.join(", ")
             )));
         }
-        Ok(self.store.delete_gateway_profile(&p.id)?)
+        self.store.delete_gateway_profile(&p.id)?;
+        self.network_changed(None);
+        Ok(())
     }
 
     /// Add a rule (`rule_id` `None`) or change one.
@@ -193,6 +196,7 @@ impl App {
         r.updated_at = Some(now);
         rules::validate(&r).map_err(AppError::Validation)?;
         self.store.put_gateway_rule(&p.id, &r)?;
+        self.network_changed(None);
         Ok(r)
     }
 
@@ -209,6 +213,7 @@ impl App {
                 p.name
             )));
         }
+        self.network_changed(None);
         Ok(())
     }
 
@@ -233,6 +238,7 @@ impl App {
         for r in &rules {
             self.store.put_gateway_rule(&p.id, r)?;
         }
+        self.network_changed(None);
         Ok(self.store.gateway_rules(&p.id)?)
     }
 }

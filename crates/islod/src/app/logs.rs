@@ -27,7 +27,7 @@ fn view(s: AuditSession) -> ExecSessionResponse {
 }
 
 /// An RFC 3339 time, validated.
-fn since(v: &Option<String>) -> Result<Option<String>, AppError> {
+pub(super) fn since(v: &Option<String>) -> Result<Option<String>, AppError> {
     let Some(v) = v else { return Ok(None) };
     let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
         .map_err(|_| AppError::Validation(format!("since must be an RFC 3339 time, got {v:?}")))?;

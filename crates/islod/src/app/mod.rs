@@ -12,8 +12,10 @@ mod files;
 mod gateway;
 mod logs;
 mod names;
+mod network;
 mod reconcile;
 mod sandboxes;
+mod secrets;
 mod sessions;
 mod setup;
 mod snapshot_archive;
@@ -67,6 +69,7 @@ pub struct App {
     pub audit: Arc<Audit>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ssh_ca: std::sync::OnceLock<Arc<crate::ssh::SshCa>>,
+    net: std::sync::OnceLock<Arc<crate::gateway::NetState>>,
 }
 
 impl App {
@@ -85,6 +88,7 @@ impl App {
             audit,
             locks: Mutex::new(HashMap::new()),
             ssh_ca: std::sync::OnceLock::new(),
+            net: std::sync::OnceLock::new(),
         }
     }
 

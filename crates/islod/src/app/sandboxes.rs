@@ -257,6 +257,7 @@ impl App {
                 (image.layers, image.run.env, Some(image.digest), None)
             }
         };
+        let link = self.allocate_link(&row.id)?;
         let spec = islo_runtime::SandboxSpec {
             id: SandboxId(row.id.clone()),
             hostname: row.name.clone(),
@@ -269,14 +270,22 @@ impl App {
             },
             user: self.settings.user.clone(),
             uid: self.settings.uid,
+            network: link.as_ref().map(|(n, _)| n.clone()),
         };
         let stored = serde_json::json!({
             "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id,
             "gateway_profile_id": c.gateway_profile_id,
+            "gateway_nonce": link.map(|(_, nonce)| nonce),
         });
         let stored = stored.to_string();
         self.store.set_runtime_spec(&row.id, &stored)?;
-        self.blocking(move |d| d.create(&spec)).await?;
+        let created = spec.clone();
+        self.blocking(move |d| d.create(&created)).await?;
+        if let Err(e) = self.prepare_link(&spec).await {
+            let id = spec.id.clone();
+            let _ = self.blocking(move |d| d.destroy(&id)).await;
+            return Err(e);
+        }
         Ok(stored)
     }
 
@@ -372,7 +381,12 @@ impl App {
         let spec = runtime_spec(&row)?;
         self.store
             .set_status(&row.id, SandboxStatus::Starting, None, None)?;
-        if let Err(e) = self.blocking(move |d| d.start(&spec)).await {
+        let started = spec.clone();
+        let result = match self.blocking(move |d| d.start(&started)).await {
+            Ok(()) => self.prepare_link(&spec).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             self.store
                 .set_status(&row.id, SandboxStatus::Stopped, Some(&e.to_string()), None)?;
             return Err(e);
@@ -397,6 +411,7 @@ impl App {
             return Err(e);
         }
         self.store.mark_deleted(&row.id, &now_rfc3339())?;
+        self.network_changed(Some(&SandboxId(row.id.clone())));
         tracing::info!(sandbox = %row.name, id = %row.id, "sandbox deleted");
         Ok(())
     }

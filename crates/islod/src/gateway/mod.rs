@@ -1,4 +1,279 @@
-//! The egress gateway. For now its policy: profiles' rules and how a request is decided
-//! ([`rules`]); the enforcing proxy builds on it.
+//! islod's side of the egress gateway (the `islo-gateway` crate): sandbox link addresses
+//! ([`NetPlan`]), the installation's CA, the nftables rules that send sandbox traffic to the
+//! gateway ([`nft`]), what the gateway asks of islod ([`control`]), and what a networked
+//! sandbox gets: a resolver, the CA in its trust store, the env vars that point at it, and
+//! placeholders for secrets.
 
-pub mod rules;
+pub mod control;
+pub mod nft;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use islo_gateway::ca::Ca;
+use islo_gateway::upstream::UpstreamConfig;
+use islo_gateway::{Gateway, GatewayConfig};
+use islo_runtime::NetworkSpec;
+
+use crate::config::GatewayConfig as FileGateway;
+use crate::store::Store;
+pub use control::GatewayControl;
+
+/// Where the sandbox's trust store is, and the env vars runtimes read it from.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const CA_ENV: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+];
+
+/// Env vars a provider's secret is offered in when its owner names none.
+pub fn preset_env_vars(secret: &str) -> Vec<String> {
+    let v: &[&str] = match secret {
+        "github" => &["GITHUB_TOKEN", "GH_TOKEN"],
+        "anthropic" => &["ANTHROPIC_API_KEY"],
+        "openai" => &["OPENAI_API_KEY"],
+        "slack" => &["SLACK_TOKEN"],
+        _ => &[],
+    };
+    v.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// The start of a sandbox's placeholder tokens.
+pub fn placeholder_prefix(nonce: &str) -> String {
+    format!("islo_p_{nonce}_")
+}
+
+/// How sandbox links are addressed: slot N is the /30 at `base + 4N` (host end `+1`, sandbox
+/// `+2`), its host interface `is<tag>s<N>`; `tag` (from the state dir) keeps installations on
+/// one host apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetPlan {
+    base: u32,
+    prefix: u8,
+    tag: String,
+}
+
+impl NetPlan {
+    pub fn new(subnet: &str, state_dir: &Path) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "gateway.subnet {subnet:?} must look like 10.213.0.0/16 (a prefix of at most /24)"
+            )
+        };
+        let (addr, len) = subnet.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = len.parse().map_err(|_| bad())?;
+        if !(8..=24).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(state_dir.as_os_str().as_encoded_bytes());
+        Ok(Self {
+            base: u32::from(addr) & mask,
+            prefix,
+            tag: hex::encode(&digest[..2]),
+        })
+    }
+
+    pub fn slots(&self) -> u32 {
+        (1u32 << (32 - self.prefix)) / 4
+    }
+
+    pub fn spec(&self, slot: u32) -> NetworkSpec {
+        let at = self.base + 4 * slot;
+        NetworkSpec {
+            host_if: format!("{}{slot}", self.if_prefix()),
+            host_addr: Ipv4Addr::from(at + 1),
+            sandbox_addr: Ipv4Addr::from(at + 2),
+            prefix_len: 30,
+        }
+    }
+
+    /// The slot whose sandbox end is `ip`.
+    pub fn slot_of(&self, ip: IpAddr) -> Option<u32> {
+        let IpAddr::V4(v4) = ip else { return None };
+        let off = u32::from(v4).checked_sub(self.base)?;
+        (off % 4 == 2 && off / 4 < self.slots()).then_some(off / 4)
+    }
+
+    pub fn if_prefix(&self) -> String {
+        format!("is{}s", self.tag)
+    }
+
+    pub fn table(&self) -> String {
+        format!("islo_{}", self.tag)
+    }
+}
+
+/// A running gateway and what sandboxes need of it.
+pub struct NetState {
+    pub plan: NetPlan,
+    pub control: Arc<GatewayControl>,
+    pub ca: Arc<Ca>,
+    gateway: Mutex<Option<Gateway>>,
+}
+
+impl NetState {
+    /// Load the CA, start the gateway, install the nftables rules.
+    pub async fn start(
+        store: Arc<Store>,
+        cfg: &FileGateway,
+        state_dir: &Path,
+    ) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let plan = NetPlan::new(cfg.subnet.as_deref().unwrap_or("10.213.0.0/16"), state_dir)
+            .map_err(anyhow::Error::msg)?;
+        let ca = Arc::new(Ca::load_or_create(&state_dir.join("gateway")).context("gateway CA")?);
+        let mut extra_roots = Vec::new();
+        for f in &cfg.upstream_ca_files {
+            let pem = std::fs::read_to_string(f)
+                .with_context(|| format!("gateway.upstream_ca_files: {}", f.display()))?;
+            let certs = islo_gateway::ca::pem_all(&pem);
+            if certs.is_empty() {
+                anyhow::bail!(
+                    "gateway.upstream_ca_files: no PEM certificate in {}",
+                    f.display()
+                );
+            }
+            extra_roots.extend(certs);
+        }
+        let hosts = cfg.hosts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let control = GatewayControl::new(store, plan.clone());
+        let any: SocketAddr = (Ipv4Addr::UNSPECIFIED, 0).into();
+        let gw = Gateway::start(
+            GatewayConfig {
+                proxy_addr: any,
+                dns_addr: any,
+                upstream: UpstreamConfig {
+                    hosts,
+                    extra_roots,
+                    allow_private: cfg.allow_private_upstreams,
+                },
+            },
+            ca.clone(),
+            control.clone(),
+        )
+        .await
+        .context("starting the gateway")?;
+        nft::install(
+            &plan.table(),
+            &plan.if_prefix(),
+            gw.proxy_addr.port(),
+            gw.dns_addr.port(),
+        )
+        .map_err(|e| anyhow::anyhow!("installing the gateway's nftables rules: {e}"))?;
+        tracing::info!(proxy = %gw.proxy_addr, dns = %gw.dns_addr, table = %plan.table(), "gateway ready");
+        Ok(Arc::new(Self {
+            plan,
+            control,
+            ca,
+            gateway: Mutex::new(Some(gw)),
+        }))
+    }
+
+    /// Something a client's answer depends on changed.
+    pub fn changed(&self, gone_sandbox: Option<&str>) {
+        self.control.invalidate();
+        if let (Some(id), Ok(g)) = (gone_sandbox, self.gateway.lock())
+            && let Some(g) = g.as_ref()
+        {
+            g.forget(id);
+        }
+    }
+
+    /// Stop serving; remove the rules unless a sandbox still has a link (then they stay, so
+    /// its traffic keeps going nowhere rather than around the gateway).
+    pub fn shutdown(&self, store: &Store) {
+        if let Ok(mut g) = self.gateway.lock() {
+            g.take();
+        }
+        if !store.any_networked().unwrap_or(true)
+            && let Err(e) = nft::remove(&self.plan.table())
+        {
+            tracing::warn!(error = %e, "could not remove the gateway's nftables rules");
+        }
+    }
+
+    /// The env a networked sandbox's commands get: the trust store's location, and a
+    /// placeholder for each secret that names env vars.
+    pub fn env(&self, nonce: &str, secrets: &[(String, Vec<String>)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = CA_ENV
+            .iter()
+            .map(|k| ((*k).to_string(), CA_BUNDLE.to_string()))
+            .collect();
+        for (name, vars) in secrets {
+            for v in vars {
+                env.insert(v.clone(), format!("{}{name}", placeholder_prefix(nonce)));
+            }
+        }
+        env
+    }
+
+    /// Put the resolver and the CA into a started sandbox's root.
+    pub fn prepare_root(
+        &self,
+        root: &Path,
+        spec: &NetworkSpec,
+    ) -> Result<(), crate::files::FileError> {
+        let r = crate::files::SandboxRoot::open(root, 0, 0).map_err(|e| {
+            crate::files::FileError::Invalid(format!("opening the sandbox root: {e}"))
+        })?;
+        let resolv = format!(
+            "# islo: every query is answered by the gateway\nnameserver {}\n",
+            spec.host_addr
+        );
+        r.replace("/etc/resolv.conf", 0o644, resolv.as_bytes())?;
+        let mut bundle = match r.read(CA_BUNDLE) {
+            Ok((mut f, _)) => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut f, &mut s)
+                    .map(|_| s)
+                    .unwrap_or_default()
+            }
+            Err(_) => String::new(),
+        };
+        let ca = self.ca.cert_pem();
+        if !bundle.contains(ca.trim()) {
+            if !bundle.is_empty() && !bundle.ends_with('\n') {
+                bundle.push('\n');
+            }
+            bundle.push_str(ca);
+            r.replace(CA_BUNDLE, 0o644, bundle.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_addresses() {
+        let p = NetPlan::new("10.213.0.0/16", Path::new("/var/lib/islo")).unwrap();
+        assert_eq!(p.slots(), 16384);
+        let s = p.spec(3);
+        assert_eq!(s.host_addr, Ipv4Addr::new(10, 213, 0, 13));
+        assert_eq!(s.sandbox_addr, Ipv4Addr::new(10, 213, 0, 14));
+        assert!(s.host_if.len() <= 15 && s.host_if.ends_with("s3"));
+        assert_eq!(p.slot_of("10.213.0.14".parse().unwrap()), Some(3));
+        assert_eq!(
+            p.slot_of("10.213.0.13".parse().unwrap()),
+            None,
+            "host ends are not sandboxes"
+        );
+        assert_eq!(p.slot_of("10.214.0.2".parse().unwrap()), None);
+        assert!(p.spec(16383).host_if.len() <= 15);
+        let other = NetPlan::new("10.213.0.0/16", Path::new("/tmp/other")).unwrap();
+        assert_ne!(p.if_prefix(), other.if_prefix());
+        assert!(NetPlan::new("10.0.0.0/28", Path::new("/x")).is_err());
+        assert!(NetPlan::new("nonsense", Path::new("/x")).is_err());
+    }
+}

@@ -13,6 +13,7 @@ pub mod openapi;
 mod port_forward;
 mod pty;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod sse;
 mod ssh;
@@ -132,6 +133,12 @@ pub fn router(state: HttpState) -> Router {
             "/gateway/profiles/{profile_id}/rules/{rule_id}",
             axum::routing::patch(gateway::update_rule).delete(gateway::delete_rule),
         )
+        .route("/secrets", get(secrets::list))
+        .route(
+            "/secrets/{name}",
+            axum::routing::put(secrets::put).delete(secrets::delete),
+        )
+        .route("/sandboxes/{sandbox}/gateway-events", get(secrets::events))
         .route("/ssh/certificates", post(ssh::sign))
         .route("/sandboxes/{name}/ssh", get(ssh::connect))
         .route("/images/pull", post(system::pull))

@@ -10,6 +10,7 @@ mod auth;
 mod execs;
 mod gateway;
 mod images;
+mod netgw;
 mod sandboxes;
 mod sessions;
 mod setup;
@@ -25,6 +26,7 @@ pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
+pub use netgw::{EventFilter, NewGatewayEvent};
 pub use sandboxes::{Binding, SandboxFilter, SandboxRow};
 pub use snapshots::SnapshotRow;
 
@@ -39,6 +41,8 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error("sandbox name {0} is taken")]
     NameTaken(String),
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 const SCHEMA_V1: &str = r#"
@@ -235,6 +239,39 @@ CREATE TABLE gateway_rules (
 CREATE INDEX gateway_rules_by_profile ON gateway_rules(profile_id, priority);
 "#;
 
+/// Sandbox links (a slot per live networked sandbox), secrets, and gateway decisions.
+const SCHEMA_V8: &str = r#"
+ALTER TABLE sandboxes ADD COLUMN net_slot INTEGER;
+CREATE UNIQUE INDEX sandboxes_by_net_slot ON sandboxes(net_slot) WHERE net_slot IS NOT NULL;
+CREATE TABLE secrets (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    env_vars TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE gateway_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    sandbox_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    host TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    rule_id TEXT,
+    action TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX gateway_events_by_sandbox ON gateway_events(sandbox_id, id);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -244,6 +281,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V5),
         M::up(SCHEMA_V6),
         M::up(SCHEMA_V7),
+        M::up(SCHEMA_V8),
     ])
 }
 

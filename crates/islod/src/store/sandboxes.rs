@@ -271,7 +271,8 @@ impl Store {
     /// Mark deleted: the name is free again, the record stays readable by id.
     pub fn mark_deleted(&self, id: &str, at: &str) -> Result<(), StoreError> {
         self.db().execute(
-            "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2 WHERE id = ?1",
+            "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2, net_slot = NULL \
+             WHERE id = ?1",
             params![id, at],
         )?;
         Ok(())

@@ -96,6 +96,99 @@ fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
     }
 }
 
+/// A rule with its patterns compiled.
+#[derive(Debug)]
+struct Compiled {
+    rule: GatewayRuleResponse,
+    host: Option<GlobMatcher>,
+    path: Option<GlobMatcher>,
+}
+
+/// A profile and its rules, compiled once and ordered by priority: what the proxy applies to
+/// every request.
+#[derive(Debug)]
+pub struct Policy {
+    profile_name: String,
+    internet_enabled: bool,
+    default_action: String,
+    rules: Vec<Compiled>,
+}
+
+impl Policy {
+    /// Compile `profile` and its `rules` (any order). A rule whose pattern does not compile
+    /// (it was validated when stored, so only a corrupted store) never matches.
+    pub fn compile(profile: &GatewayProfileResponse, rules: &[GatewayRuleResponse]) -> Self {
+        let mut ordered: Vec<&GatewayRuleResponse> = rules.iter().collect();
+        ordered.sort_by_key(|r| r.priority);
+        Self {
+            profile_name: profile.name.clone(),
+            internet_enabled: profile.internet_enabled,
+            default_action: profile.default_action.clone(),
+            rules: ordered
+                .into_iter()
+                .map(|r| Compiled {
+                    rule: r.clone(),
+                    host: host_glob(&r.host_pattern).ok(),
+                    path: r.path_pattern.as_deref().and_then(|p| path_glob(p).ok()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Decide `method host path`; the rule that matched, if any, comes along.
+    pub fn decide(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+    ) -> (Decision, Option<&GatewayRuleResponse>) {
+        if !self.internet_enabled {
+            let d = Decision {
+                allowed: false,
+                rule_id: None,
+                reason: format!(
+                    "internet access is off in gateway profile {}",
+                    self.profile_name
+                ),
+            };
+            return (d, None);
+        }
+        let host = normalize_host(host);
+        let path = path.split('?').next().unwrap_or(path);
+        let method = method.to_ascii_uppercase();
+        for c in &self.rules {
+            let r = &c.rule;
+            let host_ok = c.host.as_ref().is_some_and(|g| g.is_match(&host));
+            let path_ok = match (&r.path_pattern, &c.path) {
+                (None, _) => true,
+                (Some(_), Some(g)) => g.is_match(path),
+                (Some(_), None) => false,
+            };
+            let method_ok = r.methods.as_ref().is_none_or(|ms| ms.contains(&method));
+            if host_ok && path_ok && method_ok {
+                let d = Decision {
+                    allowed: r.action == "allow",
+                    rule_id: Some(r.id.clone()),
+                    reason: format!(
+                        "rule {} ({} {}) of gateway profile {}",
+                        r.id, r.action, r.host_pattern, self.profile_name
+                    ),
+                };
+                return (d, Some(r));
+            }
+        }
+        let d = Decision {
+            allowed: self.default_action == "allow",
+            rule_id: None,
+            reason: format!(
+                "default action {} of gateway profile {}",
+                self.default_action, self.profile_name
+            ),
+        };
+        (d, None)
+    }
+}
+
 /// Decide `method host path` under `profile` and its `rules` (any order).
 pub fn decide(
     profile: &GatewayProfileResponse,
@@ -104,44 +197,7 @@ pub fn decide(
     host: &str,
     path: &str,
 ) -> Decision {
-    if !profile.internet_enabled {
-        return Decision {
-            allowed: false,
-            rule_id: None,
-            reason: format!("internet access is off in gateway profile {}", profile.name),
-        };
-    }
-    let host = normalize_host(host);
-    let path = path.split('?').next().unwrap_or(path);
-    let method = method.to_ascii_uppercase();
-    let mut ordered: Vec<&GatewayRuleResponse> = rules.iter().collect();
-    ordered.sort_by_key(|r| r.priority);
-    for r in ordered {
-        let host_ok = host_glob(&r.host_pattern).is_ok_and(|g| g.is_match(&host));
-        let path_ok = r
-            .path_pattern
-            .as_ref()
-            .is_none_or(|p| path_glob(p).is_ok_and(|g| g.is_match(path)));
-        let method_ok = r.methods.as_ref().is_none_or(|ms| ms.contains(&method));
-        if host_ok && path_ok && method_ok {
-            return Decision {
-                allowed: r.action == "allow",
-                rule_id: Some(r.id.clone()),
-                reason: format!(
-                    "rule {} ({} {}) of gateway profile {}",
-                    r.id, r.action, r.host_pattern, profile.name
-                ),
-            };
-        }
-    }
-    Decision {
-        allowed: profile.default_action == "allow",
-        rule_id: None,
-        reason: format!(
-            "default action {} of gateway profile {}",
-            profile.default_action, profile.name
-        ),
-    }
+    Policy::compile(profile, rules).decide(method, host, path).0
 }
 
 #[cfg(test)]

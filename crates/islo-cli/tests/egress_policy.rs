@@ -1,0 +1,479 @@
+//! The egress gateway enforcing profiles, end to end: a real sandbox, its traffic redirected
+//! to islod's gateway, local upstreams with test host names. Allow lists, globs, paths,
+//! methods, first match, reorder and rule changes reaching a running sandbox; rate limits;
+//! credentials injected and placeholders swapped only where a rule allows; the decision log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::upstream::{Certs, Upstream, gateway_config};
+use common::{Env, stderr, stdout};
+
+fn debian(env: &Env) -> String {
+    format!("{}/islo-test/debian-python:bookworm", env.registry)
+}
+
+/// `curl` in the sandbox: (status, headers + body).
+fn curl(env: &Env, sandbox: &str, args: &[&str]) -> (u16, String) {
+    let mut a = vec![
+        "use",
+        sandbox,
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "20",
+        "-D",
+        "-",
+        "-w",
+        "\n%{http_code}",
+    ];
+    a.extend_from_slice(args);
+    let o = env.islo(&a);
+    let out = stdout(&o);
+    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    let code = code
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {args:?}: {out}\n{}", stderr(&o)));
+    (code, body.to_string())
+}
+
+/// Make a rule and return its id.
+fn rule(env: &Env, profile: &str, args: &[&str]) -> String {
+    let mut a = vec!["gateway", profile, "add-rule"];
+    a.extend_from_slice(args);
+    env.ok(&a).trim().to_string()
+}
+
+fn log_json(env: &Env, sandbox: &str) -> Vec<serde_json::Value> {
+    // Decisions are written by a background writer; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    env.ok(&["gateway", "log", sandbox, "-o", "json", "--tail", "1000"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn deny_by_default_allows_exactly_its_rules() {
+    let certs = Certs::signed();
+    let up = Upstream::start(&certs, "127.0.0.1", None);
+    let env = Env::with_gateway("", &gateway_config(&certs));
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "strict",
+        "--default-action",
+        "deny",
+    ]);
+    let up_rule = rule(&env, "strict", &["--host", "UP.test", "--priority", "10"]);
+    rule(
+        &env,
+        "strict",
+        &[
+            "--host",
+            "*.vendor.test",
+            "--path",
+            "/echo/v1/*",
+            "--method",
+            "GET",
+            "--priority",
+            "20",
+        ],
+    );
+    env.ok(&[
+        "use",
+        "box",
+        "-i",
+        &debian(&env),
+        "--gateway-profile",
+        "strict",
+        "--",
+        "true",
+    ]);
+    let (h, s) = (up.http.to_string(), up.https.to_string());
+
+    // Plain HTTP and HTTPS (TLS terminated with the installation's CA, which the sandbox
+    // trusts, and re-originated with the upstream's certificate verified).
+    let (code, _) = curl(&env, "box", &[&format!("http://up.test:{h}/echo/plain")]);
+    assert_eq!(code, 200);
+    let (code, _) = curl(&env, "box", &[&format!("https://up.test:{s}/echo/tls")]);
+    assert_eq!(code, 200);
+    // Through an explicit proxy (CONNECT), too.
+    let (code, _) = curl(
+        &env,
+        "box",
+        &[
+            "-x",
+            "http://any-proxy.test:3128",
+            &format!("https://up.test:{s}/echo/connect"),
+        ],
+    );
+    assert_eq!(code, 200);
+    // Not listed: 403 naming the default.
+    let (code, body) = curl(&env, "box", &[&format!("https://other.test:{s}/echo/x")]);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("default action deny of gateway profile strict"),
+        "{body}"
+    );
+    // Glob, path and method.
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &[&format!("https://api.vendor.test:{s}/echo/v1/models")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &[&format!("https://api.vendor.test:{s}/echo/v2/models")]
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &[
+                "-X",
+                "POST",
+                &format!("https://api.vendor.test:{s}/echo/v1/models")
+            ]
+        )
+        .0,
+        403
+    );
+
+    // First match wins: a later deny for a path of up.test changes nothing …
+    let blocked = format!("https://up.test:{s}/echo/blocked");
+    let deny = rule(
+        &env,
+        "strict",
+        &[
+            "--host",
+            "up.test",
+            "--path",
+            "/echo/blocked*",
+            "--action",
+            "deny",
+            "--priority",
+            "30",
+        ],
+    );
+    assert_eq!(curl(&env, "box", &[&blocked]).0, 200);
+    // … until a reorder puts it first; the running sandbox sees it on its next request.
+    env.ok(&[
+        "gateway",
+        "strict",
+        "reorder",
+        "--rule",
+        &format!("{deny}=5"),
+    ]);
+    let (code, body) = curl(&env, "box", &[&blocked]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains(&deny), "the body names the rule: {body}");
+
+    // What reached the upstream: exactly the allowed requests.
+    let paths: Vec<String> = up
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/echo/plain",
+            "/echo/tls",
+            "/echo/connect",
+            "/echo/v1/models",
+            "/echo/blocked"
+        ],
+    );
+
+    // Every decision is in the log, with its rule.
+    let log = log_json(&env, "box");
+    let allowed = log.iter().find(|e| e["path"] == "/echo/tls").unwrap();
+    assert_eq!(allowed["action"], "allow");
+    assert_eq!(allowed["rule_id"], up_rule.as_str());
+    assert_eq!(allowed["scheme"], "https");
+    assert_eq!(allowed["host"], "up.test");
+    assert!(allowed["bytes_down"].as_u64().unwrap() > 0);
+    let denied = log.iter().rfind(|e| e["path"] == "/echo/blocked").unwrap();
+    assert_eq!(denied["action"], "deny");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(denied["rule_id"], deny.as_str());
+    let table = env.ok(&["gateway", "log", "box"]);
+    assert!(
+        table.contains("deny") && table.contains("other.test"),
+        "{table}"
+    );
+}
+
+#[test]
+fn rate_limit_per_sandbox_per_rule() {
+    let certs = Certs::signed();
+    let up = Upstream::start(&certs, "127.0.0.1", None);
+    let env = Env::with_gateway("", &gateway_config(&certs));
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "limited",
+        "--default-action",
+        "deny",
+    ]);
+    rule(
+        &env,
+        "limited",
+        &["--host", "up.test", "--rate-limit-rpm", "2"],
+    );
+    env.ok(&[
+        "use",
+        "box-a",
+        "-i",
+        &debian(&env),
+        "--gateway-profile",
+        "limited",
+        "--",
+        "true",
+    ]);
+    env.ok(&[
+        "use",
+        "box-b",
+        "-i",
+        &debian(&env),
+        "--gateway-profile",
+        "limited",
+        "--",
+        "true",
+    ]);
+    let url = format!("https://up.test:{}/echo/limited", up.https);
+    assert_eq!(curl(&env, "box-a", &[&url]).0, 200);
+    assert_eq!(curl(&env, "box-a", &[&url]).0, 200);
+    let (code, resp) = curl(&env, "box-a", &[&url]);
+    assert_eq!(code, 429, "{resp}");
+    let retry: u64 = resp
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no Retry-After: {resp}"));
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another sandbox has its own budget.
+    assert_eq!(curl(&env, "box-b", &[&url]).0, 200);
+    assert_eq!(up.requests().len(), 3);
+    let log = log_json(&env, "box-a");
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "rate_limited" && e["status"] == 429)
+    );
+}
+
+#[test]
+fn credentials_are_injected_and_never_seen_by_the_sandbox() {
+    const VENDOR: &str = "sekret-vendor-123";
+    const GITHUB: &str = "ghp_realtoken_456";
+    let certs = Certs::signed();
+    let up = Upstream::start(&certs, "127.0.0.1", None);
+    let env = Env::with_gateway("", &gateway_config(&certs));
+    for (name, value, extra) in [
+        ("vendor", VENDOR, vec!["--env", "VENDOR_KEY"]),
+        ("github", GITHUB, vec![]),
+    ] {
+        let mut args = vec!["secret", "set", name, "--from-stdin"];
+        args.extend(extra);
+        let mut c = env.islo_cmd();
+        c.args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            format!("{value}\n").as_bytes(),
+        )
+        .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let ls = env.ok(&["secret", "ls", "-o", "json"]);
+    assert!(
+        ls.contains("GITHUB_TOKEN") && !ls.contains(GITHUB) && !ls.contains(VENDOR),
+        "{ls}"
+    );
+
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "creds",
+        "--default-action",
+        "allow",
+    ]);
+    rule(
+        &env,
+        "creds",
+        &[
+            "--host",
+            "api.vendor.test",
+            "--provider-key",
+            "vendor",
+            "--auth-mode",
+            "header",
+            "--auth-header",
+            "x-api-key",
+        ],
+    );
+    rule(
+        &env,
+        "creds",
+        &["--host", "up.test", "--provider-key", "github"],
+    );
+    env.ok(&[
+        "use",
+        "box",
+        "-i",
+        &debian(&env),
+        "--gateway-profile",
+        "creds",
+        "--",
+        "true",
+    ]);
+    let s = up.https.to_string();
+
+    // A rule's credential arrives though the request carries none.
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &[&format!("https://api.vendor.test:{s}/echo/auth")]
+        )
+        .0,
+        200
+    );
+    // The placeholder is swapped toward the rule's host only.
+    let token = stdout(&env.islo(&[
+        "use",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$GITHUB_TOKEN\"",
+    ]));
+    assert!(
+        token.starts_with("islo_p_") && token.ends_with("_github"),
+        "{token}"
+    );
+    let hdr = format!("x-token: {token}");
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &["-H", &hdr, &format!("https://up.test:{s}/echo/swap")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(
+            &env,
+            "box",
+            &["-H", &hdr, &format!("https://other.test:{s}/echo/keep")]
+        )
+        .0,
+        200
+    );
+    let reqs = up.requests();
+    let find = |p: &str| reqs.iter().find(|r| r["path"] == p).unwrap()["headers"].clone();
+    let header = |h: &serde_json::Value, name: &str| -> Option<String> {
+        h.as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        header(&find("/echo/auth"), "x-api-key").as_deref(),
+        Some(VENDOR)
+    );
+    let swapped = find("/echo/swap");
+    assert_eq!(header(&swapped, "x-token").as_deref(), Some(GITHUB));
+    assert_eq!(
+        header(&swapped, "authorization"),
+        Some(format!("Bearer {GITHUB}"))
+    );
+    let kept = find("/echo/keep");
+    assert_eq!(
+        header(&kept, "x-token").as_deref(),
+        Some(token.as_str()),
+        "another host gets the placeholder"
+    );
+    assert_eq!(header(&kept, "authorization"), None);
+
+    // Nowhere in the sandbox: env, files, any process's environ. (The pattern is passed
+    // encoded, so the searching command line does not contain it.)
+    for secret in [VENDOR, GITHUB] {
+        let b64 = base64_encode(secret.as_bytes());
+        let script = format!(
+            "S=$(printf %s {b64} | base64 -d); env | grep -cF \"$S\"; \
+             grep -rlsF \"$S\" /proc/[0-9]*/environ /etc /root /home /tmp /workspace /var 2>/dev/null | grep -v '^/proc/self' ; true"
+        );
+        let o = env.islo(&[
+            "use",
+            "box",
+            "--run-as-user",
+            "root",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert_eq!(
+            stdout(&o).trim(),
+            "0",
+            "secret visible in the sandbox: {}",
+            stdout(&o)
+        );
+    }
+    // Nor in islod's log, the audit log or the gateway's log.
+    let mut seen = std::fs::read_to_string(env.state().join("islod.log")).unwrap_or_default();
+    let sessions: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(&["logs", "box", "--type", "exec", "-o", "json"])).unwrap();
+    assert!(!sessions.is_empty());
+    for sess in &sessions {
+        seen.push_str(&env.ok(&["logs", "box", sess["exec_id"].as_str().unwrap()]));
+    }
+    seen.push_str(&env.ok(&["gateway", "log", "box", "-o", "json"]));
+    for secret in [VENDOR, GITHUB] {
+        assert!(!seen.contains(secret), "secret {secret} in a log");
+    }
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

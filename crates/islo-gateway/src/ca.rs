@@ -1,0 +1,241 @@
+//! The installation's certificate authority: made once, kept by islod (`ca.key` 0600, never
+//! in a sandbox), trusted by every sandbox. The gateway terminates a sandbox's TLS with a leaf
+//! certificate for the host it asked for, signed here and cached per host.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// How long a leaf is used before a fresh one is signed (leaves are valid for 30 days).
+const LEAF_REUSE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Hosts whose configurations are cached at most.
+const CACHE_MAX: usize = 4096;
+
+/// Errors of the CA.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The CA and its leaf cache.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    /// One key for every leaf: signing a leaf is then one signature, not a key generation.
+    leaf_key: KeyPair,
+    cache: Mutex<HashMap<String, (Instant, Arc<ServerConfig>)>>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
+}
+
+fn ca_params(common_name: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "islo");
+    dn.push(DnType::CommonName, common_name);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::days(1);
+    p.not_after = now + time::Duration::days(3650);
+    p
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |source| CaError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(text.as_bytes()).map_err(io_err(path))
+}
+
+impl Ca {
+    /// Load the CA kept in `dir` (`ca.key`, `ca.crt`, `ca.name`), making it the first time.
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let (key_path, crt_path, name_path) =
+            (dir.join("ca.key"), dir.join("ca.crt"), dir.join("ca.name"));
+        if !key_path.exists() {
+            let key = KeyPair::generate()?;
+            let name = format!("islo gateway CA {:08x}", rand_u32());
+            let cert = ca_params(&name).self_signed(&key)?;
+            write_private(&key_path, &key.serialize_pem())?;
+            std::fs::write(&name_path, &name).map_err(io_err(&name_path))?;
+            std::fs::write(&crt_path, cert.pem()).map_err(io_err(&crt_path))?;
+        }
+        let key_pem = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
+        let cert_pem = std::fs::read_to_string(&crt_path).map_err(io_err(&crt_path))?;
+        let name = std::fs::read_to_string(&name_path).map_err(io_err(&name_path))?;
+        let key = KeyPair::from_pem(&key_pem)?;
+        let cert_der = pem_to_der(&cert_pem).ok_or(rcgen::Error::CouldNotParseCertificate)?;
+        Ok(Self {
+            issuer: Issuer::new(ca_params(name.trim()), key),
+            cert_pem,
+            cert_der,
+            leaf_key: KeyPair::generate()?,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The CA certificate (PEM), what sandboxes trust.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A leaf certificate for `host` (a DNS name or an IP address), DER.
+    pub fn leaf(&self, host: &str) -> Result<CertificateDer<'static>, CaError> {
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(host.to_string().try_into()?),
+        }];
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, host);
+        p.distinguished_name = dn;
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(30);
+        Ok(p.signed_by(&self.leaf_key, &self.issuer)?.der().clone())
+    }
+
+    /// The TLS server configuration presenting `host`'s leaf (cached).
+    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, CaError> {
+        let host = host.to_ascii_lowercase();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((made, cfg)) = cache.get(&host)
+            && made.elapsed() < LEAF_REUSE
+        {
+            return Ok(cfg.clone());
+        }
+        let chain = vec![self.leaf(&host)?, self.cert_der.clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let cfg = Arc::new(cfg);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(host, (Instant::now(), cfg.clone()));
+        }
+        Ok(cfg)
+    }
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // Best effort: the name only needs to differ between installations.
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    u32::from_le_bytes(b)
+}
+
+/// The first certificate of a PEM text, DER.
+pub fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    if !pem.contains("-----BEGIN CERTIFICATE-----") || body.trim().is_empty() {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
+        .map(CertificateDer::from)
+}
+
+/// Every certificate of a PEM text, DER.
+pub fn pem_all(pem: &str) -> Vec<CertificateDer<'static>> {
+    pem.split_inclusive("-----END CERTIFICATE-----")
+        .filter_map(pem_to_der)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+
+    #[test]
+    fn made_once_then_loaded_and_leaves_verify_against_it() {
+        let dir = std::env::temp_dir().join(format!("islo-ca-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Ca::load_or_create(&dir).unwrap();
+        let b = Ca::load_or_create(&dir).unwrap();
+        assert_eq!(a.cert_pem(), b.cert_pem());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.join("ca.key")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        // A leaf from the reloaded CA verifies against the stored certificate.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pem_to_der(a.cert_pem()).unwrap()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let leaf = b.leaf("api.example.test").unwrap();
+        let name = rustls::pki_types::ServerName::try_from("api.example.test").unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        verifier
+            .verify_server_cert(&leaf, &[], &name, &[], now)
+            .unwrap();
+        let other = rustls::pki_types::ServerName::try_from("other.test").unwrap();
+        assert!(
+            verifier
+                .verify_server_cert(&leaf, &[], &other, &[], now)
+                .is_err()
+        );
+        assert!(b.server_config("api.example.test").is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,172 @@
+//! Credentials on the way out.
+//!
+//! Placeholders: a sandbox's env holds tokens `islo_p_NONCE_SECRET` instead of secrets. In a
+//! request allowed by a rule whose `provider_key` is `SECRET`, such a token in any header (also
+//! inside `Authorization: Basic`, as git sends it) becomes the secret. Toward any other host it
+//! stays the placeholder, which is worthless.
+//!
+//! Rules with `provider_key` and `auth_strategy` set the credential themselves (`bearer`,
+//! `basic` with the strategy's user name, or a named `header` with a `{token}` template).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hyper::HeaderMap;
+use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use islo_api::AuthStrategy;
+
+/// The characters a secret's name is made of (and that end a token).
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Replace each `prefix + secret_name` token in `text` by `secret`; other tokens stay.
+pub fn swap_in(text: &str, prefix: &str, secret_name: &str, secret: &str) -> Option<String> {
+    if !text.contains(prefix) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(prefix) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + prefix.len()..];
+        let end = after.find(|c: char| !name_char(c)).unwrap_or(after.len());
+        if &after[..end] == secret_name {
+            out.push_str(secret);
+            changed = true;
+        } else {
+            out.push_str(&rest[at..at + prefix.len() + end]);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+/// Swap placeholders of `secret_name` in every header of `headers`.
+pub fn swap_headers(headers: &mut HeaderMap, prefix: &str, secret_name: &str, secret: &str) {
+    let names: Vec<HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        let mut changed = false;
+        let mut new_values = Vec::with_capacity(values.len());
+        for v in values {
+            let swapped = v.to_str().ok().and_then(|t| {
+                swap_in(t, prefix, secret_name, secret)
+                    .or_else(|| swap_basic(t, prefix, secret_name, secret))
+            });
+            match swapped.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                Some(nv) => {
+                    changed = true;
+                    new_values.push(nv);
+                }
+                None => new_values.push(v),
+            }
+        }
+        if changed {
+            headers.remove(&name);
+            for v in new_values {
+                headers.append(name.clone(), v);
+            }
+        }
+    }
+}
+
+/// `Basic base64(user:pass)` with a placeholder inside.
+fn swap_basic(value: &str, prefix: &str, secret_name: &str, secret: &str) -> Option<String> {
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let plain = String::from_utf8(B64.decode(b64.trim()).ok()?).ok()?;
+    let swapped = swap_in(&plain, prefix, secret_name, secret)?;
+    Some(format!("Basic {}", B64.encode(swapped)))
+}
+
+/// Set the rule's credential on `headers`.
+pub fn apply_auth(headers: &mut HeaderMap, auth: &AuthStrategy, secret: &str) {
+    let set = |headers: &mut HeaderMap, name: HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            let mut v = v;
+            v.set_sensitive(true);
+            headers.insert(name, v);
+        }
+    };
+    match auth.mode.as_str() {
+        "bearer" => set(headers, AUTHORIZATION, format!("Bearer {secret}")),
+        "basic" => {
+            let user = auth.username.as_deref().unwrap_or("");
+            set(
+                headers,
+                AUTHORIZATION,
+                format!("Basic {}", B64.encode(format!("{user}:{secret}"))),
+            );
+        }
+        "header" => {
+            let Some(name) = auth
+                .name
+                .as_deref()
+                .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            else {
+                return;
+            };
+            let template = auth.format.as_deref().unwrap_or("{token}");
+            set(headers, name, template.replace("{token}", secret));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const P: &str = "islo_p_abc_";
+
+    #[test]
+    fn only_the_named_secret_is_swapped() {
+        let t = "token islo_p_abc_github and islo_p_abc_openai, islo_p_abc_github!";
+        assert_eq!(
+            swap_in(t, P, "github", "S").unwrap(),
+            "token S and islo_p_abc_openai, S!"
+        );
+        assert!(swap_in(t, P, "slack", "S").is_none());
+        // Another sandbox's nonce is not ours.
+        assert!(swap_in("islo_p_zzz_github", P, "github", "S").is_none());
+        // A longer name is a different secret.
+        assert!(swap_in("islo_p_abc_github2", P, "github", "S").is_none());
+    }
+
+    #[test]
+    fn headers_and_basic_auth() {
+        let mut h = HeaderMap::new();
+        h.insert("x-token", HeaderValue::from_static("islo_p_abc_github"));
+        let basic = format!("Basic {}", B64.encode("x-access-token:islo_p_abc_github"));
+        h.insert(AUTHORIZATION, HeaderValue::from_str(&basic).unwrap());
+        swap_headers(&mut h, P, "github", "ghp_real");
+        assert_eq!(h["x-token"], "ghp_real");
+        let want = format!("Basic {}", B64.encode("x-access-token:ghp_real"));
+        assert_eq!(h[AUTHORIZATION], want.as_str());
+    }
+
+    #[test]
+    fn strategies() {
+        let mut h = HeaderMap::new();
+        let a = |mode: &str| AuthStrategy {
+            mode: mode.into(),
+            username: Some("u".into()),
+            name: Some("x-api-key".into()),
+            format: Some("Key {token}".into()),
+        };
+        apply_auth(&mut h, &a("bearer"), "S");
+        assert_eq!(h[AUTHORIZATION], "Bearer S");
+        apply_auth(&mut h, &a("basic"), "S");
+        assert_eq!(
+            h[AUTHORIZATION],
+            format!("Basic {}", B64.encode("u:S")).as_str()
+        );
+        apply_auth(&mut h, &a("header"), "S");
+        assert_eq!(h["x-api-key"], "Key S");
+    }
+}

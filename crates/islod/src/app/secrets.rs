@@ -1,0 +1,115 @@
+//! Secrets (kept for the gateway, never shown again) and the gateway's decision log.
+
+use islo_api::{GatewayEventResponse, GatewayEventsQuery, SecretRequest, SecretResponse};
+
+use super::{App, AppError, Tenant};
+use crate::store::EventFilter;
+
+fn valid_secret_name(n: &str) -> Result<(), AppError> {
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(format!(
+            "secret name {n:?} must be 1-64 of a-z, 0-9, _ and - (e.g. github, openai, my-api)"
+        )))
+    }
+}
+
+fn valid_env_var(v: &str) -> Result<(), AppError> {
+    let ok = v
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && v.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(format!(
+            "env var {v:?} must be upper case letters, digits and _ (e.g. GITHUB_TOKEN)"
+        )))
+    }
+}
+
+impl App {
+    /// Set a secret (its value is only ever handed to the gateway).
+    pub fn put_secret(
+        &self,
+        t: &Tenant,
+        name: &str,
+        req: &SecretRequest,
+    ) -> Result<SecretResponse, AppError> {
+        valid_secret_name(name)?;
+        let value = req.value.trim_end_matches(['\r', '\n']);
+        if value.is_empty() {
+            return Err(AppError::Validation("the secret's value is empty".into()));
+        }
+        if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(AppError::Validation(
+                "the secret's value has control characters (it must fit in an HTTP header)".into(),
+            ));
+        }
+        let env = match &req.env_vars {
+            Some(v) => v.clone(),
+            None => crate::gateway::preset_env_vars(name),
+        };
+        for v in &env {
+            valid_env_var(v)?;
+        }
+        self.store.put_secret(&t.id, name, value, &env)?;
+        self.secrets(t)?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| AppError::Internal(format!("secret {name} vanished")))
+    }
+
+    pub fn secrets(&self, t: &Tenant) -> Result<Vec<SecretResponse>, AppError> {
+        Ok(self.store.secrets(&t.id)?)
+    }
+
+    pub fn delete_secret(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
+        if self.store.delete_secret(&t.id, name)? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("secret {name}")))
+        }
+    }
+
+    /// A sandbox's gateway decisions (live by name, or by id after deletion).
+    pub fn gateway_events(
+        &self,
+        t: &Tenant,
+        sandbox: &str,
+        q: &GatewayEventsQuery,
+    ) -> Result<Vec<GatewayEventResponse>, AppError> {
+        let row = self.sandbox_for_logs(t, sandbox)?;
+        let filter = EventFilter {
+            after_id: q.after_id,
+            since: super::logs::since(&q.since)?,
+            limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        };
+        Ok(self.store.gateway_events(&row.id, &filter)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_secret_name("github").is_ok());
+        assert!(valid_secret_name("my-api_2").is_ok());
+        assert!(valid_secret_name("GitHub").is_err());
+        assert!(valid_secret_name("-x").is_err());
+        assert!(valid_secret_name("").is_err());
+        assert!(valid_env_var("GITHUB_TOKEN").is_ok());
+        assert!(valid_env_var("1X").is_err());
+        assert!(valid_env_var("a").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! What the gateway asks islod: who is at an address (a live sandbox's link), its profile's
+//! rules as of now, secrets, and where decisions go. Answers are cached per address until
+//! anything they depend on changes ([`GatewayControl::invalidate`]: rule, profile and
+//! sandbox changes call it), so a rule change reaches running sandboxes on their next request.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use islo_gateway::{Client, Control, Event, Policy};
+
+use super::NetPlan;
+use crate::store::{NewGatewayEvent, Store};
+
+/// Decisions written per transaction at most.
+const BATCH: usize = 512;
+
+pub struct GatewayControl {
+    store: Arc<Store>,
+    plan: NetPlan,
+    cache: RwLock<HashMap<IpAddr, Arc<Client>>>,
+    events: Mutex<mpsc::Sender<Event>>,
+}
+
+impl GatewayControl {
+    pub fn new(store: Arc<Store>, plan: NetPlan) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel::<Event>();
+        let writer = store.clone();
+        std::thread::Builder::new()
+            .name("gateway-log".into())
+            .spawn(move || write_events(&writer, &rx))
+            .ok();
+        Arc::new(Self {
+            store,
+            plan,
+            cache: RwLock::new(HashMap::new()),
+            events: Mutex::new(tx),
+        })
+    }
+
+    /// Forget every cached answer.
+    pub fn invalidate(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
+    }
+
+    fn load(&self, peer: IpAddr) -> Option<Client> {
+        let slot = self.plan.slot_of(peer)?;
+        let (sandbox_id, tenant_id, spec) = self.store.sandbox_on_slot(slot).ok()??;
+        let spec: serde_json::Value = serde_json::from_str(&spec).ok()?;
+        let nonce = spec["gateway_nonce"].as_str()?.to_string();
+        let profile = match spec["gateway_profile_id"].as_str() {
+            Some(id) => self.store.gateway_profile(&tenant_id, id).ok()??,
+            None => self
+                .store
+                .gateway_profiles(&tenant_id)
+                .ok()?
+                .into_iter()
+                .find(|p| p.is_default)?,
+        };
+        let rules = self.store.gateway_rules(&profile.id).ok()?;
+        Some(Client {
+            sandbox_id,
+            tenant_id,
+            gateway_addr: IpAddr::V4(self.plan.spec(slot).host_addr),
+            policy: Arc::new(Policy::compile(&profile, &rules)),
+            placeholder_prefix: super::placeholder_prefix(&nonce),
+        })
+    }
+}
+
+impl Control for GatewayControl {
+    fn client(&self, peer: IpAddr) -> Option<Arc<Client>> {
+        if let Ok(c) = self.cache.read()
+            && let Some(found) = c.get(&peer)
+        {
+            return Some(found.clone());
+        }
+        let client = Arc::new(self.load(peer)?);
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(peer, client.clone());
+        }
+        Some(client)
+    }
+
+    fn secret(&self, tenant_id: &str, name: &str) -> Option<String> {
+        self.store.secret_value(tenant_id, name).ok().flatten()
+    }
+
+    fn record(&self, event: Event) {
+        if let Ok(tx) = self.events.lock() {
+            let _ = tx.send(event);
+        }
+    }
+}
+
+fn stored(e: Event) -> NewGatewayEvent {
+    let at = time::OffsetDateTime::from(e.at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    NewGatewayEvent {
+        tenant_id: e.tenant_id,
+        sandbox_id: e.sandbox_id,
+        at,
+        scheme: e.scheme.to_string(),
+        host: e.host,
+        method: e.method,
+        path: e.path,
+        rule_id: e.rule_id,
+        action: e.action.to_string(),
+        status: e.status,
+        bytes_up: e.bytes_up,
+        bytes_down: e.bytes_down,
+        latency_ms: e.latency_ms,
+        reason: e.reason,
+    }
+}
+
+/// Write decisions in batches until every sender is gone.
+fn write_events(store: &Store, rx: &mpsc::Receiver<Event>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![stored(first)];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(stored(e)),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.insert_gateway_events(&batch) {
+            tracing::warn!(error = %e, events = batch.len(), "could not record gateway decisions");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! What the gateway keeps: sandbox link slots, secrets, and its decisions.
+
+use islo_api::{GatewayEventResponse, SecretResponse};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, now_rfc3339};
+
+/// A decision to store.
+#[derive(Debug, Clone)]
+pub struct NewGatewayEvent {
+    pub tenant_id: String,
+    pub sandbox_id: String,
+    pub at: String,
+    pub scheme: String,
+    pub host: String,
+    pub method: String,
+    pub path: String,
+    pub rule_id: Option<String>,
+    pub action: String,
+    pub status: u16,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub latency_ms: f64,
+    pub reason: String,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub after_id: Option<i64>,
+    pub since: Option<String>,
+    pub limit: u32,
+}
+
+fn event(r: &Row<'_>) -> rusqlite::Result<GatewayEventResponse> {
+    Ok(GatewayEventResponse {
+        id: r.get(0)?,
+        sandbox_id: r.get(1)?,
+        at: r.get(2)?,
+        scheme: r.get(3)?,
+        host: r.get(4)?,
+        method: r.get(5)?,
+        path: r.get(6)?,
+        rule_id: r.get(7)?,
+        action: r.get(8)?,
+        status: r.get(9)?,
+        bytes_up: r.get::<_, i64>(10)? as u64,
+        bytes_down: r.get::<_, i64>(11)? as u64,
+        latency_ms: r.get(12)?,
+        reason: r.get(13)?,
+    })
+}
+
+fn secret(r: &Row<'_>) -> rusqlite::Result<SecretResponse> {
+    let env: String = r.get(1)?;
+    Ok(SecretResponse {
+        name: r.get(0)?,
+        env_vars: serde_json::from_str(&env).unwrap_or_default(),
+        has_value: true,
+        created_at: r.get(2)?,
+        updated_at: r.get(3)?,
+    })
+}
+
+impl Store {
+    /// Give sandbox `id` the lowest free link slot below `max`.
+    pub fn allocate_net_slot(&self, id: &str, max: u32) -> Result<u32, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT net_slot FROM sandboxes WHERE net_slot IS NOT NULL ORDER BY net_slot",
+        )?;
+        let used: Vec<u32> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut slot = 0u32;
+        for u in used {
+            if u != slot {
+                break;
+            }
+            slot += 1;
+        }
+        if slot >= max {
+            return Err(StoreError::Exhausted(format!(
+                "no free sandbox network address: all {max} are in use (widen gateway.subnet)"
+            )));
+        }
+        db.execute(
+            "UPDATE sandboxes SET net_slot = ?2 WHERE id = ?1",
+            params![id, slot],
+        )?;
+        Ok(slot)
+    }
+
+    /// The live sandbox on link `slot`: its id, tenant and runtime record.
+    pub fn sandbox_on_slot(
+        &self,
+        slot: u32,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id, tenant_id, runtime_spec FROM sandboxes WHERE net_slot = ?1 AND deleted_at IS NULL",
+                [slot],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// Whether any live sandbox has a link.
+    pub fn any_networked(&self) -> Result<bool, StoreError> {
+        Ok(self.db().query_row(
+            "SELECT EXISTS (SELECT 1 FROM sandboxes WHERE net_slot IS NOT NULL AND deleted_at IS NULL)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn put_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        value: &str,
+        env_vars: &[String],
+    ) -> Result<(), StoreError> {
+        let now = now_rfc3339();
+        let env = serde_json::to_string(env_vars).unwrap_or_else(|_| "[]".into());
+        self.db().execute(
+            "INSERT INTO secrets (tenant_id, name, value, env_vars, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET value = ?3, env_vars = ?4, updated_at = ?5",
+            params![tenant, name, value, env, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn secrets(&self, tenant: &str) -> Result<Vec<SecretResponse>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT name, env_vars, created_at, updated_at FROM secrets WHERE tenant_id = ?1 ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([tenant], secret)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// A secret's value (only the gateway asks).
+    pub fn secret_value(&self, tenant: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT value FROM secrets WHERE tenant_id = ?1 AND name = ?2",
+                params![tenant, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn delete_secret(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self.db().execute(
+            "DELETE FROM secrets WHERE tenant_id = ?1 AND name = ?2",
+            params![tenant, name],
+        )? > 0)
+    }
+
+    pub fn insert_gateway_events(&self, events: &[NewGatewayEvent]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO gateway_events (tenant_id, sandbox_id, at, scheme, host, method, path, \
+                 rule_id, action, status, bytes_up, bytes_down, latency_ms, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for e in events {
+                stmt.execute(params![
+                    e.tenant_id,
+                    e.sandbox_id,
+                    e.at,
+                    e.scheme,
+                    e.host,
+                    e.method,
+                    e.path,
+                    e.rule_id,
+                    e.action,
+                    e.status,
+                    e.bytes_up as i64,
+                    e.bytes_down as i64,
+                    e.latency_ms,
+                    e.reason
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A sandbox's decisions, oldest first: after an id, or since a time, or the last `limit`.
+    pub fn gateway_events(
+        &self,
+        sandbox_id: &str,
+        f: &EventFilter,
+    ) -> Result<Vec<GatewayEventResponse>, StoreError> {
+        let db = self.db();
+        // After an id: the next ones (following); otherwise the last ones.
+        let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
+        let mut stmt = db.prepare(&format!(
+            "SELECT * FROM (SELECT id, sandbox_id, at, scheme, host, method, path, rule_id, action, \
+             status, bytes_up, bytes_down, latency_ms, reason FROM gateway_events \
+             WHERE sandbox_id = ?1 AND id > ?2 AND at >= ?3 ORDER BY id {order} LIMIT ?4) ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    sandbox_id,
+                    f.after_id.unwrap_or(0),
+                    f.since.as_deref().unwrap_or(""),
+                    f.limit
+                ],
+                event,
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}
