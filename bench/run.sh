@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
-#   bench/run.sh            sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
+#   bench/run.sh [NAME…]    (NAME: sandbox_start echo_rtt snapshot port_forward gateway)
+#                           sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
 #                           keystroke echo through an attached session vs a local PTY, and
 #                           snapshot save / create-from-snapshot (bench/snapshot.py), and
-#                           port-forward latency and throughput vs direct loopback
+#                           port-forward latency and throughput vs direct loopback, and
+#                           the egress gateway's added latency and HTTPS throughput vs direct
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-env.sh >/dev/null
 ISLO_AGENT_PATH="$(scripts/build-agent.sh)"
 cargo build -q --release -p islo-cli -p islod
 tmp=$(mktemp -d /tmp/islo-bench.XXXXXX)
-printf 'registry_mirrors:\n  docker.io: http://%s\n' "${ISLO_TEST_REGISTRY:-127.0.0.1:5050}" > "$tmp/islod.yaml"
+# A test CA and an upstream certificate for the gateway benchmark (the gateway trusts the CA).
+certs="$tmp/certs"; mkdir -p "$certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+  -keyout "$certs/ca.key" -out "$certs/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=up.test \
+  -keyout "$certs/key.pem" -out "$certs/req.pem" 2>/dev/null
+printf 'subjectAltName=DNS:up.test\n' > "$certs/ext"
+openssl x509 -req -in "$certs/req.pem" -CA "$certs/ca.pem" -CAkey "$certs/ca.key" -CAcreateserial \
+  -days 2 -extfile "$certs/ext" -out "$certs/cert.pem" 2>/dev/null
+cat > "$tmp/islod.yaml" <<CFG
+registry_mirrors:
+  docker.io: http://${ISLO_TEST_REGISTRY:-127.0.0.1:5050}
+gateway:
+  hosts: {up.test: 127.0.0.1}
+  upstream_ca_files: [$certs/ca.pem]
+CFG
+export GATEWAY_BENCH_CERTS="$certs" GATEWAY_BENCH_PORT="${GATEWAY_BENCH_PORT:-18443}"
 export ISLO_AGENT_PATH ISLOD_CONFIG="$tmp/islod.yaml" ISLO_STATE_DIR="$tmp/state" ISLO_BIN="$PWD/target/release/islo"
 cleanup() {
   for n in $("$ISLO_BIN" ls -o plain 2>/dev/null | cut -f1); do "$ISLO_BIN" rm "$n" -f >/dev/null 2>&1 || true; done
@@ -18,10 +36,7 @@ cleanup() {
   sleep 0.5; rm -rf "$tmp"
 }
 trap cleanup EXIT
-python3 bench/sandbox_start.py
-echo
-python3 bench/echo_rtt.py
-echo
-python3 bench/snapshot.py
-echo
-python3 bench/port_forward.py
+# `bench/run.sh gateway snapshot`: only those; no arguments: all of them.
+for b in "${@:-sandbox_start echo_rtt snapshot port_forward gateway}"; do
+  for name in $b; do python3 "bench/$name.py"; echo; done
+done

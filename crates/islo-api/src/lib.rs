@@ -32,7 +32,7 @@ pub use gateway::{
 pub use sandbox::{
     CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
-    SetupStepResult, TokenRequest, TokenResponse, limits,
+    SetupStepResult, SourceSpec, TokenRequest, TokenResponse, limits,
 };
 pub use secrets::{
     GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse,

@@ -92,6 +92,9 @@ pub struct CreateSandboxRequest {
     /// first failure skips the rest. Not run for sandboxes made from a snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_scripts: Option<Vec<SetupScript>>,
+    /// Git repositories cloned into `/workspace/<repo>` at creation, before setup (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<SourceSpec>>,
     /// Gateway profile (name or id) the sandbox is bound to; default: the tenant's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_profile: Option<String>,
@@ -101,6 +104,15 @@ pub struct CreateSandboxRequest {
     /// Idempotency key: a replay with the same body answers the same sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// A repository to clone: `github://owner/repo[:branch]` or an HTTPS URL (`[:branch]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SourceSpec {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// A sandbox as the API shows it.

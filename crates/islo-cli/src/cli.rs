@@ -135,8 +135,9 @@ pub struct UseArgs {
     /// Disk of a new sandbox, in GB.
     #[arg(long, env = "ISLO_DISK_GB")]
     pub disk: Option<u32>,
-    /// Git repository to clone (not supported yet).
-    #[arg(long, hide = true)]
+    /// Git repository cloned into /workspace/REPO at creation: github://owner/repo[:branch]
+    /// or https://host/path/repo.git[:branch] (repeatable; through the gateway).
+    #[arg(long, value_name = "REPO")]
     pub source: Vec<String>,
     /// Create the sandbox from a snapshot (its files, image, env and workdir).
     #[arg(long, value_name = "NAME")]

@@ -22,12 +22,40 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// `--source` flags, else islo.yaml's `sources`.
+fn sources(
+    a: &UseArgs,
+    project: Option<&Project>,
+) -> anyhow::Result<Option<Vec<islo_api::SourceSpec>>> {
+    let specs: Vec<islo_api::SourceSpec> = if a.source.is_empty() {
+        let from_file = project.and_then(|p| p.sources.as_ref());
+        from_file
+            .into_iter()
+            .flatten()
+            .map(crate::project::Source::spec)
+            .collect()
+    } else {
+        let v = a.source.iter().map(|s| islo_api::SourceSpec {
+            url: s.clone(),
+            branch: None,
+        });
+        v.collect()
+    };
+    if let Some(bad) = specs.iter().find(|s| {
+        !["github://", "https://", "http://"]
+            .iter()
+            .any(|p| s.url.starts_with(p))
+    }) {
+        return Err(usage(format!(
+            "invalid --source {:?}: use github://owner/repo[:branch] or https://host/path/repo.git[:branch]",
+            bad.url
+        )));
+    }
+    Ok((!specs.is_empty()).then_some(specs))
+}
+
 fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<()> {
-    let flags = [
-        ("--source", !a.source.is_empty()),
-        ("--agent", a.agent.is_some()),
-        ("--task", a.task.is_some()),
-    ];
+    let flags = [("--agent", a.agent.is_some()), ("--task", a.task.is_some())];
     if let Some((flag, _)) = flags.iter().find(|(_, on)| *on) {
         return Err(usage(format!(
             "{flag} is not supported by this version of islo yet"
@@ -185,6 +213,7 @@ async fn create(
             .clone()
             .or_else(|| project.and_then(|p| p.workdir.clone())),
         snapshot_name: a.snapshot.clone(),
+        sources: sources(a, project)?,
         gateway_profile: a
             .gateway_profile
             .clone()

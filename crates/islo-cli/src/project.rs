@@ -21,13 +21,43 @@ pub struct Project {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub user: Option<String>,
-    pub sources: Option<serde_json::Value>,
+    pub sources: Option<Vec<Source>>,
     pub gateway_profile: Option<String>,
     pub setup_script: Option<String>,
     pub setup_scripts: Option<Vec<SetupStep>>,
     pub environment: Option<String>,
     pub init: Option<serde_json::Value>,
     pub lifecycle: Option<serde_json::Value>,
+}
+
+/// A repository to clone: a shorthand string or `{url, branch}`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Source {
+    Short(String),
+    Full(FullSource),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FullSource {
+    pub url: String,
+    pub branch: Option<String>,
+}
+
+impl Source {
+    pub fn spec(&self) -> islo_api::SourceSpec {
+        match self {
+            Self::Short(url) => islo_api::SourceSpec {
+                url: url.clone(),
+                branch: None,
+            },
+            Self::Full(f) => islo_api::SourceSpec {
+                url: f.url.clone(),
+                branch: f.branch.clone(),
+            },
+        }
+    }
 }
 
 /// A named setup step.
@@ -65,8 +95,7 @@ impl Project {
     /// Fields present that this version does not apply yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let checks: [(&'static str, bool); 4] = [
-            ("sources", self.sources.is_some()),
+        let checks: [(&'static str, bool); 3] = [
             ("environment", self.environment.is_some()),
             ("init", self.init.is_some()),
             ("lifecycle", self.lifecycle.is_some()),
@@ -132,10 +161,13 @@ mod tests {
     fn parses_reference_fields_and_expands_env() {
         // SAFETY-free: set_var is safe in edition 2024 only inside unsafe; use an existing var.
         let home = std::env::var("HOME").unwrap_or_default();
-        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r]\n").unwrap();
+        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r, {url: https://h/x/y.git, branch: dev}]\nlifecycle: {}\n").unwrap();
+        let specs: Vec<_> = p.sources.iter().flatten().map(Source::spec).collect();
+        assert_eq!(specs[0].url, "github://o/r");
+        assert_eq!(specs[1].branch.as_deref(), Some("dev"));
         assert_eq!(p.sandbox.as_deref(), Some("my-project"));
         assert_eq!(p.env["H"], format!("{home}/x"));
-        assert_eq!(p.unsupported(), vec!["sources"]);
+        assert_eq!(p.unsupported(), vec!["lifecycle"]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub registry_credentials: BTreeMap<String, Credential>,
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// What `github://owner/repo` sources are cloned from (default `https://github.com`).
+    pub github_base_url: Option<String>,
 }
 
 /// The `gateway:` section: sandbox networking and the egress gateway.
@@ -87,6 +89,7 @@ pub struct Config {
     pub registry_mirrors: BTreeMap<String, String>,
     pub registry_credentials: BTreeMap<String, Credential>,
     pub gateway: GatewayConfig,
+    pub github_base_url: String,
 }
 
 /// Errors loading settings.
@@ -201,6 +204,9 @@ impl Config {
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
             gateway: file.gateway,
+            github_base_url: file
+                .github_base_url
+                .unwrap_or_else(|| "https://github.com".into()),
             state_dir,
         })
     }

@@ -74,6 +74,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             uid: 1000,
             state_dir: cfg.state_dir.display().to_string(),
             log_cap_bytes: cfg.log_cap_bytes,
+            github_base_url: cfg.github_base_url.clone(),
         },
     );
     Ok((Arc::new(app), local))

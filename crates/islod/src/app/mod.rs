@@ -20,6 +20,7 @@ mod sessions;
 mod setup;
 mod snapshot_archive;
 mod snapshots;
+mod sources;
 
 /// Conversions from records to API views.
 pub mod sandboxes_view {
@@ -58,6 +59,8 @@ pub struct AppSettings {
     pub state_dir: String,
     /// Bytes recorded per exec or terminal session before the log is cut.
     pub log_cap_bytes: u64,
+    /// What `github://owner/repo` sources are cloned from (`https://github.com`).
+    pub github_base_url: String,
 }
 
 /// Everything the handlers need.

@@ -179,6 +179,14 @@ impl App {
         if let Some(name) = &req.snapshot_name {
             c = from_snapshot(c, &req, &self.snapshot(t, name)?)?;
         }
+        // Sources are cloned at creation; a snapshot already holds them.
+        let clones = match (&req.sources, &c.snapshot) {
+            (Some(s), None) => super::sources::parse(s, &self.settings.github_base_url)?,
+            _ => Vec::new(),
+        };
+        if let (None, Some(first)) = (&req.workdir, clones.first()) {
+            c.workdir = format!("{DEFAULT_WORKDIR}/{}", first.dir);
+        }
         c.gateway_profile_id = match &req.gateway_profile {
             Some(which) => self.gateway_profile(t, which)?.id,
             None => self
@@ -233,6 +241,14 @@ impl App {
                 row.status = SandboxStatus::Running;
                 row.started_at = Some(started);
                 row.runtime_spec = spec;
+                if let Err(e) = self.clone_sources(t, &row, &clones).await {
+                    let id = SandboxId(row.id.clone());
+                    let _ = self.blocking(move |d| d.destroy(&id)).await;
+                    self.store.remove_sandbox(&row.id)?;
+                    self.network_changed(Some(&SandboxId(row.id.clone())));
+                    tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
+                    return Err(e);
+                }
                 // Setup runs once, at creation; a snapshot already holds its results.
                 let scripts = req.setup_scripts.clone().unwrap_or_default();
                 if !scripts.is_empty() && c.snapshot.is_none() {

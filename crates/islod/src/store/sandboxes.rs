@@ -284,6 +284,12 @@ impl Store {
         db.execute("DELETE FROM execs WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM ended_sessions WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM setup_steps WHERE sandbox_id = ?1", [id])?;
+        db.execute(
+            "DELETE FROM exec_log_lines WHERE exec_id IN (SELECT id FROM exec_sessions WHERE sandbox_id = ?1)",
+            [id],
+        )?;
+        db.execute("DELETE FROM exec_sessions WHERE sandbox_id = ?1", [id])?;
+        db.execute("DELETE FROM gateway_events WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
         Ok(())
     }

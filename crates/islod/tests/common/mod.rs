@@ -32,6 +32,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         uid: 1000,
         state_dir: dir.display().to_string(),
         log_cap_bytes: 1 << 20,
+        github_base_url: "https://github.com".into(),
     };
     Arc::new(App::new(
         store,

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""One side of the gateway benchmark: `gateway_client.py HOST PORT [CONNECT_IP]`.
+
+Over HTTPS to HOST:PORT (dialled at CONNECT_IP when given, else by name), verifying with the
+default trust store (SSL_CERT_FILE): N small requests on one keep-alive connection, N small
+requests each on a new connection, and one 100 MB download. Prints JSON."""
+import http.client
+import json
+import socket
+import ssl
+import statistics
+import sys
+import time
+
+host, port = sys.argv[1], int(sys.argv[2])
+dial = sys.argv[3] if len(sys.argv) > 3 else host
+N = 200
+SIZE = 100 << 20
+ctx = ssl.create_default_context()
+
+
+class Conn(http.client.HTTPSConnection):
+    def connect(self):
+        sock = socket.create_connection((dial, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = ctx.wrap_socket(sock, server_hostname=host)
+
+
+def get(c, path):
+    c.request("GET", path, headers={"Host": f"{host}:{port}"})
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200, (r.status, body[:200])
+    return body
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+c = Conn(host, port)
+get(c, "/echo/warm")
+kept = []
+for _ in range(N):
+    t = time.perf_counter()
+    get(c, "/echo/small")
+    kept.append((time.perf_counter() - t) * 1000)
+fresh = []
+for _ in range(N // 4):
+    t = time.perf_counter()
+    n = Conn(host, port)
+    get(n, "/echo/small")
+    n.close()
+    fresh.append((time.perf_counter() - t) * 1000)
+t = time.perf_counter()
+c.request("GET", f"/bytes/{SIZE}", headers={"Host": f"{host}:{port}"})
+r = c.getresponse()
+got = 0
+while True:
+    b = r.read(1 << 20)
+    if not b:
+        break
+    got += len(b)
+dt = time.perf_counter() - t
+print(json.dumps({
+    "keepalive_p50_ms": statistics.median(kept), "keepalive_p90_ms": pct(kept, 90),
+    "new_conn_p50_ms": statistics.median(fresh), "new_conn_p90_ms": pct(fresh, 90),
+    "download_mb_s": SIZE / dt / 1e6, "download_bytes": got, "expected_bytes": SIZE,
+}))

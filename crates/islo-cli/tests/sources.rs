@@ -1,0 +1,168 @@
+//! `--source` and islo.yaml `sources`: repositories cloned at creation into
+//! `/workspace/<repo>` as the sandbox user, through the gateway (its rules apply), from a
+//! local HTTPS git server standing in for GitHub (`github_base_url`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::upstream::{Certs, Upstream, gateway_config};
+use common::{Env, stderr, stdout};
+
+struct Git {
+    _root: tempfile::TempDir,
+    up: Upstream,
+    _certs: Certs,
+    env: Env,
+}
+
+fn git_env() -> Git {
+    let certs = Certs::signed();
+    let root = tempfile::tempdir().unwrap();
+    let content = root.path().join("www");
+    let script = format!(
+        "{}/../../tests/fixtures/make_repos.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let made = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&content)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let up = Upstream::start(&certs, "127.0.0.1", Some(&content));
+    let env = Env::with_gateway(
+        &format!("github_base_url: https://git.test:{}\n", up.https),
+        &gateway_config(&certs),
+    );
+    Git {
+        _root: root,
+        up,
+        _certs: certs,
+        env,
+    }
+}
+
+fn debian(env: &Env) -> String {
+    format!("{}/islo-test/debian-python:bookworm", env.registry)
+}
+
+#[test]
+fn sources_are_cloned_at_creation_as_the_sandbox_user() {
+    let g = git_env();
+    let env = &g.env;
+    let other = format!("https://git.test:{}/repo.git", g.up.https);
+    let o = env.islo(&[
+        "use",
+        "proj",
+        "-i",
+        &debian(env),
+        "--source",
+        "github://acme/demo:feature",
+        "--source",
+        &other,
+        "--",
+        "sh",
+        "-c",
+        "pwd; cat branch.txt; cat /workspace/repo/hello.txt; stat -c %U /workspace/demo/hello.txt",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "/workspace/demo",
+        "the workdir is the first repository's root"
+    );
+    assert_eq!(lines[1], "on the feature branch");
+    assert_eq!(lines[2], "hello through the gateway");
+    assert_eq!(lines[3], "islo");
+    // Only at creation: reconnecting does not clone again.
+    let before = g.up.requests().len();
+    env.ok(&[
+        "use",
+        "proj",
+        "--source",
+        "github://acme/demo",
+        "--",
+        "true",
+    ]);
+    assert_eq!(g.up.requests().len(), before);
+    // The clones went through the gateway, which logged them.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = env.ok(&["gateway", "log", "proj", "-o", "json"]);
+    assert!(log.contains("/acme/demo.git/info/refs"), "{log}");
+}
+
+#[test]
+fn islo_yaml_sources_and_failures() {
+    let g = git_env();
+    let env = &g.env;
+    std::fs::write(
+        env.dir.path().join("islo.yaml"),
+        "sources:\n  - {url: github://acme/demo, branch: feature}\n",
+    )
+    .unwrap();
+    let out = env.ok(&["use", "yaml-proj", "-i", &debian(env), "--", "ls"]);
+    assert!(out.contains("branch.txt"), "{out}");
+    std::fs::remove_file(env.dir.path().join("islo.yaml")).unwrap();
+
+    // A missing repository fails the create, says why, and leaves nothing.
+    let o = env.islo(&[
+        "use",
+        "broken",
+        "-i",
+        &debian(env),
+        "--source",
+        "github://acme/missing",
+        "--",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("cloning https://git.test") && err.contains("acme/missing"),
+        "{err}"
+    );
+    let ls = env.ok(&["ls", "-o", "json"]);
+    assert!(!ls.contains("broken"), "{ls}");
+
+    // The gateway's rules apply to clones.
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "closed",
+        "--default-action",
+        "deny",
+    ]);
+    let o = env.islo(&[
+        "use",
+        "denied",
+        "-i",
+        &debian(env),
+        "--gateway-profile",
+        "closed",
+        "--source",
+        "github://acme/demo",
+        "--",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+
+    // Bad sources are refused before anything is made.
+    let o = env.islo(&[
+        "use",
+        "bad-src",
+        "--source",
+        "git@github.com:o/r.git",
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("github://owner/repo"), "{}", stderr(&o));
+}
