@@ -7,6 +7,7 @@
 #       islo-test/scratch                         nothing but one static program (/busybox)
 #       islo-test/debian-python, library/python:3.12-slim
 #                                                 debootstrap minbase + python3 + pip + git + curl + sftp-server + rsync
+#       islo-test/node                            that plus Node.js and npm
 #     The `library/...` names make Docker Hub references resolve through a registry mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,5 +88,20 @@ if ! have library/python 3.12-slim || ! have islo-test/debian-python bookworm; t
   say "pushing debian-python image"
   "$TK" image "$root" "$REG/islo-test/debian-python:bookworm" "$REG/library/python:3.12-slim"
   built islo-test/debian-python-bookworm library/python-3.12-slim
+fi
+
+# islo-test/node: the Debian rootfs above plus this machine's Node.js and npm (for agents,
+# which install from the npm registry through the gateway).
+if ! have islo-test/node latest; then
+  command -v node >/dev/null && [ -d /usr/lib/node_modules/npm ] \
+    || { echo "Node.js with npm in /usr/lib/node_modules is needed for the agent test image" >&2; exit 1; }
+  node_root="$CACHE/node-rootfs"
+  rm -rf "$node_root"
+  cp -a "$CACHE/debian-python-rootfs" "$node_root"
+  tar -C / -cf - usr/bin/node usr/bin/npm usr/bin/npx usr/lib/node_modules/npm | tar -C "$node_root" -xf -
+  say "pushing node image"
+  "$TK" image "$node_root" "$REG/islo-test/node:latest"
+  rm -rf "$node_root"
+  built islo-test/node-latest
 fi
 say "test environment ready (registry $REG)"

@@ -3,6 +3,7 @@
 //! against islod; additions are marked as extensions. Serde only (OpenAPI schemas behind the
 //! `openapi` feature, which only the server enables).
 
+mod agent;
 mod agent_session;
 mod audit;
 mod error;
@@ -15,6 +16,7 @@ mod session;
 mod snapshot;
 mod ssh;
 
+pub use agent::{AgentProfile, AgentProfilesResponse};
 pub use agent_session::{
     AgentEventsQuery, AgentSessionEventResponse, AgentSessionPlace, AgentSessionResponse,
     AgentSessionsQuery,

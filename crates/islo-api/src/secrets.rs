@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::AuthStrategy;
+
 /// Set a secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -16,6 +18,15 @@ pub struct SecretRequest {
     /// usual ones for `github`, `anthropic`, `openai`, `slack`; none otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_vars: Option<Vec<String>>,
+    /// Host globs the gateway injects it for, in any allowed request, besides rules naming it
+    /// as `provider_key` (default: the provider's API hosts for `anthropic`, `openai`,
+    /// `cursor`, `github`, `slack`; none otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// How it is added toward those hosts (default: the provider's way; none: placeholders
+    /// are swapped, nothing is added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_strategy: Option<AuthStrategy>,
 }
 
 impl std::fmt::Debug for SecretRequest {
@@ -23,6 +34,8 @@ impl std::fmt::Debug for SecretRequest {
         f.debug_struct("SecretRequest")
             .field("value", &"<redacted>")
             .field("env_vars", &self.env_vars)
+            .field("hosts", &self.hosts)
+            .field("auth_strategy", &self.auth_strategy)
             .finish()
     }
 }
@@ -33,6 +46,9 @@ impl std::fmt::Debug for SecretRequest {
 pub struct SecretResponse {
     pub name: String,
     pub env_vars: Vec<String>,
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_strategy: Option<AuthStrategy>,
     pub has_value: bool,
     pub created_at: String,
     pub updated_at: String,

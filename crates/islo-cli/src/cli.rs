@@ -100,8 +100,12 @@ pub enum Cmd {
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
-        #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "-")]
-        api_key: String,
+        #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "-", required_unless_present = "tool")]
+        api_key: Option<String>,
+        /// Store a model provider's key for agents instead (anthropic, openai, cursor): from its
+        /// usual env var (e.g. ANTHROPIC_API_KEY), else standard input or a prompt.
+        #[arg(long, value_name = "PROVIDER", conflicts_with = "api_key")]
+        tool: Option<String>,
     },
     /// Forget the stored API key.
     Logout,
@@ -154,9 +158,12 @@ pub struct UseArgs {
     /// List the sandbox's sessions and exit.
     #[arg(long)]
     pub list_sessions: bool,
-    #[arg(long, hide = true)]
+    /// Start a coding agent (claude, codex, opencode, cursor, or one configured in islod);
+    /// without a name, whichever the image has. Its provider key is injected by the gateway.
+    #[arg(long, value_name = "AGENT", num_args = 0..=1, default_missing_value = "auto")]
     pub agent: Option<String>,
-    #[arg(long, hide = true)]
+    /// With --agent: run it on this prompt in a background session and return at once.
+    #[arg(long, value_name = "PROMPT")]
     pub task: Option<String>,
     /// The command to run, after `--`.
     #[arg(last = true)]
@@ -267,7 +274,12 @@ pub struct LsArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let project = crate::project::load(cli.config.as_deref(), cli.no_config)?;
     match cli.cmd {
-        Cmd::Login { api_key } => connect::login(&api_key).map(|_| 0),
+        Cmd::Login {
+            tool: Some(tool), ..
+        } => crate::cmd_agent::login_tool(&connect::client().await?, &tool)
+            .await
+            .map(|_| 0),
+        Cmd::Login { api_key, .. } => connect::login(api_key.as_deref().unwrap_or("-")).map(|_| 0),
         Cmd::Logout => connect::logout().map(|_| 0),
         Cmd::Use(a) => cmd_use::run(*a, project.as_ref(), cli.output).await,
         Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)

@@ -31,6 +31,19 @@ enum SecretCmd {
         /// Offer no placeholder env var at all.
         #[arg(long, conflicts_with = "env")]
         no_env: bool,
+        /// Host glob the gateway injects it toward in any allowed request (repeatable;
+        /// default: the provider's API hosts for anthropic, openai, cursor, github, slack).
+        #[arg(long = "host", value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// How it is injected toward those hosts (default: the provider's way).
+        #[arg(long, value_parser = ["bearer", "basic", "header"])]
+        auth_mode: Option<String>,
+        /// `--auth-mode header`: the header's name.
+        #[arg(long)]
+        auth_header: Option<String>,
+        /// `--auth-mode basic`: the user name.
+        #[arg(long)]
+        auth_username: Option<String>,
     },
     /// List secrets (names only).
     #[command(visible_alias = "list")]
@@ -57,7 +70,7 @@ fn prompt_hidden(name: &str) -> anyhow::Result<String> {
     Ok(value.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn read_value(name: &str, from_stdin: bool) -> anyhow::Result<String> {
+pub fn read_value(name: &str, from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin || !ui::stdin_tty() {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -73,6 +86,10 @@ pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Resu
             from_stdin,
             env,
             no_env,
+            hosts,
+            auth_mode,
+            auth_header,
+            auth_username,
         } => {
             let value = read_value(&name, from_stdin)?;
             if value.is_empty() {
@@ -86,7 +103,20 @@ pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Resu
                 (!env.is_empty()).then_some(env)
             };
             let s = client
-                .put_secret(&name, &SecretRequest { value, env_vars })
+                .put_secret(
+                    &name,
+                    &SecretRequest {
+                        value,
+                        env_vars,
+                        hosts: (!hosts.is_empty()).then_some(hosts),
+                        auth_strategy: auth_mode.map(|mode| islo_api::AuthStrategy {
+                            mode,
+                            username: auth_username,
+                            name: auth_header,
+                            format: None,
+                        }),
+                    },
+                )
                 .await?;
             eprintln!("Stored secret {}", s.name);
             if !s.env_vars.is_empty() {

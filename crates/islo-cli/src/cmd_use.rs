@@ -54,13 +54,7 @@ fn sources(
     Ok((!specs.is_empty()).then_some(specs))
 }
 
-fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<()> {
-    let flags = [("--agent", a.agent.is_some()), ("--task", a.task.is_some())];
-    if let Some((flag, _)) = flags.iter().find(|(_, on)| *on) {
-        return Err(usage(format!(
-            "{flag} is not supported by this version of islo yet"
-        )));
-    }
+fn refuse_unsupported(project: Option<&Project>) -> anyhow::Result<()> {
     if let Some(p) = project {
         for field in p.unsupported() {
             eprintln!(
@@ -73,8 +67,8 @@ fn refuse_unsupported(a: &UseArgs, project: Option<&Project>) -> anyhow::Result<
 
 /// Run `islo use`; returns the command's exit code.
 pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyhow::Result<i32> {
-    refuse_unsupported(&a, project)?;
-    let interactive = a.command.is_empty() && !a.list_sessions;
+    refuse_unsupported(project)?;
+    let interactive = a.command.is_empty() && !a.list_sessions && a.agent.is_none();
     if interactive && !ui::stdin_tty() {
         return Err(usage(
             "an interactive session needs a terminal (standard input is not one): pass a command after `--`",
@@ -91,6 +85,7 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
     }
     env.extend(parse_env(&a.env)?);
     let client = connect::client().await?;
+    let agent = crate::cmd_agent::plan(&client, &a).await?;
     let name = a
         .name
         .clone()
@@ -134,6 +129,17 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
         ("islo", Some(u)) => u,
         (u, _) => u.to_string(),
     };
+    if let Some(plan) = agent {
+        return crate::cmd_agent::launch(
+            &client,
+            &sandbox.name,
+            plan,
+            env,
+            &user,
+            a.workdir.clone(),
+        )
+        .await;
+    }
     let req = ExecRequest {
         command: a.command.clone(),
         env: (!env.is_empty()).then_some(env),

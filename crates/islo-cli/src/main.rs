@@ -5,6 +5,7 @@
 //! 125 any other islo failure; `islo use … -- CMD` exits with CMD's code.
 
 mod cli;
+mod cmd_agent;
 mod cmd_cp;
 mod cmd_gateway;
 mod cmd_gateway_log;

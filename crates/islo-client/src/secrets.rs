@@ -1,4 +1,4 @@
-//! Secret calls and the gateway's decision log.
+//! Secret calls, the gateway's decision log, agent profiles and detached sessions.
 
 use islo_api::{
     GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse,
@@ -42,5 +42,25 @@ impl Client {
             .json(self.req(reqwest::Method::GET, &path).query(q))
             .await?;
         Ok(r.events)
+    }
+}
+
+impl Client {
+    /// Agent profiles the server offers.
+    pub async fn agents(&self) -> Result<Vec<islo_api::AgentProfile>, ClientError> {
+        let r: islo_api::AgentProfilesResponse =
+            self.json(self.req(reqwest::Method::GET, "/agents")).await?;
+        Ok(r.agents)
+    }
+
+    /// Start a persistent session running a command, without attaching.
+    pub async fn create_session(
+        &self,
+        sandbox: &str,
+        req: &islo_api::CreateSessionRequest,
+    ) -> Result<islo_api::CreateSessionResponse, ClientError> {
+        let path = format!("/sandboxes/{}/sessions", seg(sandbox));
+        self.json(self.req(reqwest::Method::POST, &path).json(req))
+            .await
     }
 }

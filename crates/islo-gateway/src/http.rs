@@ -198,24 +198,7 @@ impl Conn {
             );
         }
         let (mut parts, body) = req.into_parts();
-        if let Some(r) = rule
-            && let Some(key) = &r.provider_key
-        {
-            match self.sh.control.secret(&client.tenant_id, key) {
-                Some(secret) => {
-                    inject::swap_headers(
-                        &mut parts.headers,
-                        &client.placeholder_prefix,
-                        key,
-                        &secret,
-                    );
-                    if let Some(a) = &r.auth_strategy {
-                        inject::apply_auth(&mut parts.headers, a, &secret);
-                    }
-                }
-                None => ev.reason = format!("{}; secret {key} is not set", ev.reason),
-            }
-        }
+        self.inject(&client, rule, &host, &mut parts.headers, &mut ev);
         prepare_upstream_request(&mut parts, &host, port, &self.origin);
         let up_count = Arc::new(AtomicU64::new(0));
         let body = Counted::new(body, up_count.clone(), None);
@@ -233,6 +216,39 @@ impl Conn {
             Err(e) => {
                 ev.reason = format!("upstream failed: {e}");
                 self.refuse(ev, StatusCode::BAD_GATEWAY, "error", None)
+            }
+        }
+    }
+
+    /// Credentials: the matched rule's secret, then secrets whose own hosts match `host`; each
+    /// swaps its placeholders and, with an auth strategy, sets itself.
+    fn inject(
+        &self,
+        client: &Client,
+        rule: Option<&islo_api::GatewayRuleResponse>,
+        host: &str,
+        headers: &mut hyper::HeaderMap,
+        ev: &mut Event,
+    ) {
+        let mut uses: Vec<(&str, Option<&islo_api::AuthStrategy>)> = Vec::new();
+        if let Some(r) = rule
+            && let Some(key) = &r.provider_key
+        {
+            uses.push((key, r.auth_strategy.as_ref()));
+        }
+        for route in client.secret_routes.iter().filter(|s| s.matches(host)) {
+            if !uses.iter().any(|(n, _)| *n == route.name) {
+                uses.push((&route.name, route.auth.as_ref()));
+            }
+        }
+        for (key, auth) in uses {
+            let Some(secret) = self.sh.control.secret(&client.tenant_id, key) else {
+                ev.reason = format!("{}; secret {key} is not set", ev.reason);
+                continue;
+            };
+            inject::swap_headers(headers, &client.placeholder_prefix, key, &secret);
+            if let Some(a) = auth {
+                inject::apply_auth(headers, a, &secret);
             }
         }
     }

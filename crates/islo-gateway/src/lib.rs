@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use proxy::{Gateway, GatewayConfig};
-pub use rules::{Decision, Policy};
+pub use rules::{Decision, Policy, SecretRoute};
 
 /// A sandbox as the gateway sees it.
 #[derive(Debug)]
@@ -40,6 +40,8 @@ pub struct Client {
     pub policy: Arc<Policy>,
     /// The prefix of its placeholder tokens (`islo_p_NONCE_`); a token names a secret after it.
     pub placeholder_prefix: String,
+    /// Its tenant's secrets that go to hosts of their own.
+    pub secret_routes: Vec<SecretRoute>,
 }
 
 /// What the gateway asks of its host (islod).

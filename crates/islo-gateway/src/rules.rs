@@ -77,7 +77,18 @@ pub fn validate(r: &GatewayRuleResponse) -> Result<(), String> {
     }
 }
 
-fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
+/// Check a host glob (`*.github.com`, `*`).
+pub fn valid_host_pattern(p: &str) -> Result<(), String> {
+    if p.trim().is_empty() || p.contains('/') {
+        return Err(format!(
+            "host pattern {p:?} must be a host glob such as *.github.com"
+        ));
+    }
+    host_glob(p).map(drop)
+}
+
+/// Check an auth strategy's fields.
+pub fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
     match a.mode.as_str() {
         "bearer" => Ok(()),
         "basic" if a.username.is_some() => Ok(()),
@@ -93,6 +104,30 @@ fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
         m => Err(format!(
             "auth_strategy mode must be bearer, basic or header, got {m:?}"
         )),
+    }
+}
+
+/// A secret injected toward its own hosts (besides rules naming it): compiled.
+#[derive(Debug)]
+pub struct SecretRoute {
+    pub name: String,
+    hosts: Vec<GlobMatcher>,
+    pub auth: Option<AuthStrategy>,
+}
+
+impl SecretRoute {
+    pub fn new(name: &str, hosts: &[String], auth: Option<AuthStrategy>) -> Self {
+        Self {
+            name: name.to_string(),
+            hosts: hosts.iter().filter_map(|h| host_glob(h).ok()).collect(),
+            auth,
+        }
+    }
+
+    /// Whether requests to `host` get this secret.
+    pub fn matches(&self, host: &str) -> bool {
+        let host = normalize_host(host);
+        self.hosts.iter().any(|g| g.is_match(&host))
     }
 }
 

@@ -17,12 +17,36 @@ use tokio_rustls::TlsConnector;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a name is sent instead of where DNS says: an address, and maybe another port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTarget {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for HostTarget {
+    type Err = String;
+
+    /// `IP` or `IP:PORT` (`[v6]:PORT`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Self { ip, port: None });
+        }
+        s.parse::<SocketAddr>()
+            .map(|a| Self {
+                ip: a.ip(),
+                port: Some(a.port()),
+            })
+            .map_err(|_| format!("{s:?} is neither IP nor IP:PORT"))
+    }
+}
+
 /// Settings of the way out.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamConfig {
     /// Names resolved here instead of by DNS (like curl's `--resolve`); these addresses are
     /// trusted even when private (an operator's choice, e.g. tests on loopback).
-    pub hosts: HashMap<String, IpAddr>,
+    pub hosts: HashMap<String, HostTarget>,
     /// Certificates trusted for upstreams besides the system's roots.
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Let DNS answers point at private, loopback and link-local addresses (default: no).
@@ -53,7 +77,7 @@ pub enum UpstreamError {
 
 /// Where requests go out.
 pub struct Upstreams {
-    hosts: HashMap<String, IpAddr>,
+    hosts: HashMap<String, HostTarget>,
     allow_private: bool,
     tls: TlsConnector,
 }
@@ -64,7 +88,9 @@ impl std::fmt::Debug for Upstreams {
     }
 }
 
-/// Whether a sandbox may reach `ip` through the gateway: public unicast only.
+/// Whether a sandbox may reach `ip` through the gateway: anything but loopback, private,
+/// link-local (metadata), carrier-grade NAT, multicast and reserved addresses. (The
+/// documentation ranges stay reachable: some networks serve package mirrors from them.)
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -87,7 +113,6 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_broadcast()
         || ip.is_multicast()
         || ip.is_unspecified()
-        || ip.is_documentation()
         || o[0] == 0
         || o[0] >= 240
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10, carrier-grade NAT
@@ -123,8 +148,8 @@ impl Upstreams {
 
     /// The address to dial for `host:port`.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, UpstreamError> {
-        if let Some(ip) = self.hosts.get(&host.to_ascii_lowercase()) {
-            return Ok(SocketAddr::new(*ip, port));
+        if let Some(t) = self.hosts.get(&host.to_ascii_lowercase()) {
+            return Ok(SocketAddr::new(t.ip, t.port.unwrap_or(port)));
         }
         let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
@@ -240,11 +265,18 @@ mod tests {
         let mut cfg = UpstreamConfig::default();
         cfg.hosts
             .insert("Up.Test".into(), "127.0.0.1".parse().unwrap());
+        cfg.hosts
+            .insert("api.test".into(), "127.0.0.1:9443".parse().unwrap());
         let u = Upstreams::new(&cfg).unwrap();
         assert_eq!(
             u.resolve("up.test", 8443).await.unwrap(),
             "127.0.0.1:8443".parse().unwrap()
         );
+        assert_eq!(
+            u.resolve("api.test", 443).await.unwrap(),
+            "127.0.0.1:9443".parse().unwrap()
+        );
+        assert!("nonsense".parse::<HostTarget>().is_err());
         // "localhost" resolves to loopback: refused.
         assert!(matches!(
             u.resolve("localhost", 80).await,

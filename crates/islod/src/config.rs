@@ -37,6 +37,9 @@ pub struct FileConfig {
     pub gateway: GatewayConfig,
     /// What `github://owner/repo` sources are cloned from (default `https://github.com`).
     pub github_base_url: Option<String>,
+    /// Agent profiles besides (or replacing, by name) the built-in ones.
+    #[serde(default)]
+    pub agents: Vec<islo_api::AgentProfile>,
 }
 
 /// The `gateway:` section: sandbox networking and the egress gateway.
@@ -48,9 +51,10 @@ pub struct GatewayConfig {
     pub enabled: Option<bool>,
     /// Addresses for sandbox links, `A.B.C.D/N` with N at most 24 (default `10.213.0.0/16`).
     pub subnet: Option<String>,
-    /// Names the gateway resolves itself (trusted even when private), like curl's `--resolve`.
+    /// Names the gateway resolves itself (trusted even when private), like curl's `--resolve`:
+    /// `IP`, or `IP:PORT` to send every port of the name to that one.
     #[serde(default)]
-    pub hosts: BTreeMap<String, std::net::IpAddr>,
+    pub hosts: BTreeMap<String, String>,
     /// PEM files of extra certificate authorities trusted for upstreams.
     #[serde(default)]
     pub upstream_ca_files: Vec<PathBuf>,
@@ -90,6 +94,7 @@ pub struct Config {
     pub registry_credentials: BTreeMap<String, Credential>,
     pub gateway: GatewayConfig,
     pub github_base_url: String,
+    pub agents: Vec<islo_api::AgentProfile>,
 }
 
 /// Errors loading settings.
@@ -204,6 +209,7 @@ impl Config {
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
             gateway: file.gateway,
+            agents: file.agents,
             github_base_url: file
                 .github_base_url
                 .unwrap_or_else(|| "https://github.com".into()),

@@ -5,6 +5,7 @@
 //! an `islo_runtime::Driver`.
 
 pub mod agent_io;
+pub mod agents;
 pub mod app;
 pub mod config;
 pub mod files;

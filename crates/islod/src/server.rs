@@ -75,6 +75,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             state_dir: cfg.state_dir.display().to_string(),
             log_cap_bytes: cfg.log_cap_bytes,
             github_base_url: cfg.github_base_url.clone(),
+            agents: crate::agents::profiles(&cfg.agents).map_err(anyhow::Error::msg)?,
         },
     );
     Ok((Arc::new(app), local))

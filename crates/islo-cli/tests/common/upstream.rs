@@ -14,6 +14,7 @@ pub const HOSTS: &[&str] = &[
     "api.vendor.test",
     "pypi.test",
     "git.test",
+    "api.anthropic.com",
 ];
 
 pub struct Certs {

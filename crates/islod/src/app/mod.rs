@@ -61,6 +61,8 @@ pub struct AppSettings {
     pub log_cap_bytes: u64,
     /// What `github://owner/repo` sources are cloned from (`https://github.com`).
     pub github_base_url: String,
+    /// Coding agents (built-in and configured).
+    pub agents: Vec<islo_api::AgentProfile>,
 }
 
 /// Everything the handlers need.

@@ -3,7 +3,7 @@
 use islo_api::{GatewayEventResponse, GatewayEventsQuery, SecretRequest, SecretResponse};
 
 use super::{App, AppError, Tenant};
-use crate::store::EventFilter;
+use crate::store::{EventFilter, SecretMeta};
 
 fn valid_secret_name(n: &str) -> Result<(), AppError> {
     let ok = !n.is_empty()
@@ -54,14 +54,27 @@ impl App {
                 "the secret's value has control characters (it must fit in an HTTP header)".into(),
             ));
         }
-        let env = match &req.env_vars {
-            Some(v) => v.clone(),
-            None => crate::gateway::preset_env_vars(name),
+        let preset = crate::gateway::preset(name);
+        let meta = SecretMeta {
+            env_vars: req.env_vars.clone().unwrap_or(preset.env_vars),
+            auth_strategy: match (&req.auth_strategy, &req.hosts) {
+                (Some(a), _) => Some(a.clone()),
+                (None, None) => preset.auth_strategy,
+                (None, Some(_)) => None,
+            },
+            hosts: req.hosts.clone().unwrap_or(preset.hosts),
         };
-        for v in &env {
+        for v in &meta.env_vars {
             valid_env_var(v)?;
         }
-        self.store.put_secret(&t.id, name, value, &env)?;
+        for h in &meta.hosts {
+            islo_gateway::rules::valid_host_pattern(h).map_err(AppError::Validation)?;
+        }
+        if let Some(a) = &meta.auth_strategy {
+            islo_gateway::rules::validate_auth(a).map_err(AppError::Validation)?;
+        }
+        self.store.put_secret(&t.id, name, value, &meta)?;
+        self.network_changed(None);
         self.secrets(t)?
             .into_iter()
             .find(|s| s.name == name)
@@ -74,6 +87,7 @@ impl App {
 
     pub fn delete_secret(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
         if self.store.delete_secret(&t.id, name)? {
+            self.network_changed(None);
             Ok(())
         } else {
             Err(AppError::NotFound(format!("secret {name}")))

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
-use islo_gateway::{Client, Control, Event, Policy};
+use islo_gateway::{Client, Control, Event, Policy, SecretRoute};
 
 use super::NetPlan;
 use crate::store::{NewGatewayEvent, Store};
@@ -61,7 +61,16 @@ impl GatewayControl {
                 .find(|p| p.is_default)?,
         };
         let rules = self.store.gateway_rules(&profile.id).ok()?;
+        let secret_routes = self
+            .store
+            .secrets(&tenant_id)
+            .ok()?
+            .into_iter()
+            .filter(|s| !s.hosts.is_empty())
+            .map(|s| SecretRoute::new(&s.name, &s.hosts, s.auth_strategy))
+            .collect();
         Some(Client {
+            secret_routes,
             sandbox_id,
             tenant_id,
             gateway_addr: IpAddr::V4(self.plan.spec(slot).host_addr),

@@ -18,7 +18,7 @@ use islo_gateway::{Gateway, GatewayConfig};
 use islo_runtime::NetworkSpec;
 
 use crate::config::GatewayConfig as FileGateway;
-use crate::store::Store;
+use crate::store::{SecretMeta, Store};
 pub use control::GatewayControl;
 
 /// Where the sandbox's trust store is, and the env vars runtimes read it from.
@@ -32,16 +32,42 @@ const CA_ENV: &[&str] = &[
     "PIP_CERT",
 ];
 
-/// Env vars a provider's secret is offered in when its owner names none.
-pub fn preset_env_vars(secret: &str) -> Vec<String> {
-    let v: &[&str] = match secret {
-        "github" => &["GITHUB_TOKEN", "GH_TOKEN"],
-        "anthropic" => &["ANTHROPIC_API_KEY"],
-        "openai" => &["OPENAI_API_KEY"],
-        "slack" => &["SLACK_TOKEN"],
-        _ => &[],
+/// What a provider's secret gets when its owner says nothing: the env vars its placeholder
+/// is offered in, the API hosts it is injected for, and how.
+pub fn preset(secret: &str) -> SecretMeta {
+    let auth = |mode: &str, header: Option<&str>| {
+        Some(islo_api::AuthStrategy {
+            mode: mode.into(),
+            name: header.map(str::to_string),
+            ..Default::default()
+        })
     };
-    v.iter().map(|s| (*s).to_string()).collect()
+    let (env, hosts, auth): (&[&str], &[&str], _) = match secret {
+        "github" => (
+            &["GITHUB_TOKEN", "GH_TOKEN"],
+            &["github.com", "api.github.com"],
+            None,
+        ),
+        "anthropic" => (
+            &["ANTHROPIC_API_KEY"],
+            &["api.anthropic.com"],
+            auth("header", Some("x-api-key")),
+        ),
+        "openai" => (
+            &["OPENAI_API_KEY"],
+            &["api.openai.com"],
+            auth("bearer", None),
+        ),
+        "cursor" => (&["CURSOR_API_KEY"], &["*.cursor.sh"], auth("bearer", None)),
+        "slack" => (&["SLACK_TOKEN"], &["slack.com", "*.slack.com"], None),
+        _ => (&[], &[], None),
+    };
+    let own = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect();
+    SecretMeta {
+        env_vars: own(env),
+        hosts: own(hosts),
+        auth_strategy: auth,
+    }
 }
 
 /// The start of a sandbox's placeholder tokens.
@@ -144,7 +170,13 @@ impl NetState {
             }
             extra_roots.extend(certs);
         }
-        let hosts = cfg.hosts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut hosts = std::collections::HashMap::new();
+        for (name, target) in &cfg.hosts {
+            let t = target
+                .parse::<islo_gateway::upstream::HostTarget>()
+                .map_err(|e| anyhow::anyhow!("gateway.hosts.{name}: {e}"))?;
+            hosts.insert(name.clone(), t);
+        }
         let control = GatewayControl::new(store, plan.clone());
         let any: SocketAddr = (Ipv4Addr::UNSPECIFIED, 0).into();
         let gw = Gateway::start(

@@ -143,6 +143,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/sandboxes/{name}/ssh", get(ssh::connect))
         .route("/images/pull", post(system::pull))
         .route("/system", get(system::info))
+        .route("/agents", get(system::agents))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -53,6 +53,7 @@ impl Modify for Bearer {
         super::gateway::update_rule,
         super::gateway::delete_rule,
         super::gateway::reorder,
+        super::system::agents,
         super::secrets::list,
         super::secrets::put,
         super::secrets::delete,

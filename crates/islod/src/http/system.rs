@@ -13,6 +13,13 @@ use super::error::{ApiError, ApiJson};
 use super::sse;
 use crate::app::{AppError, Tenant};
 
+#[utoipa::path(get, path = "/agents", responses((status = 200, body = islo_api::AgentProfilesResponse)))]
+pub async fn agents(State(s): State<HttpState>) -> Json<islo_api::AgentProfilesResponse> {
+    Json(islo_api::AgentProfilesResponse {
+        agents: s.app.settings.agents.clone(),
+    })
+}
+
 #[utoipa::path(get, path = "/system", responses((status = 200, body = ServerInfo)))]
 pub async fn info(
     State(s): State<HttpState>,

@@ -26,7 +26,7 @@ pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
-pub use netgw::{EventFilter, NewGatewayEvent};
+pub use netgw::{EventFilter, NewGatewayEvent, SecretMeta};
 pub use sandboxes::{Binding, SandboxFilter, SandboxRow};
 pub use snapshots::SnapshotRow;
 
@@ -272,6 +272,12 @@ CREATE TABLE gateway_events (
 CREATE INDEX gateway_events_by_sandbox ON gateway_events(sandbox_id, id);
 "#;
 
+/// Secrets injected toward their own hosts.
+const SCHEMA_V9: &str = r#"
+ALTER TABLE secrets ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE secrets ADD COLUMN auth_strategy TEXT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -282,6 +288,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V6),
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
+        M::up(SCHEMA_V9),
     ])
 }
 

@@ -53,13 +53,25 @@ fn event(r: &Row<'_>) -> rusqlite::Result<GatewayEventResponse> {
 
 fn secret(r: &Row<'_>) -> rusqlite::Result<SecretResponse> {
     let env: String = r.get(1)?;
+    let hosts: String = r.get(4)?;
+    let auth: Option<String> = r.get(5)?;
     Ok(SecretResponse {
         name: r.get(0)?,
         env_vars: serde_json::from_str(&env).unwrap_or_default(),
+        hosts: serde_json::from_str(&hosts).unwrap_or_default(),
+        auth_strategy: auth.and_then(|a| serde_json::from_str(&a).ok()),
         has_value: true,
         created_at: r.get(2)?,
         updated_at: r.get(3)?,
     })
+}
+
+/// What a secret is stored with besides its value.
+#[derive(Debug, Clone, Default)]
+pub struct SecretMeta {
+    pub env_vars: Vec<String>,
+    pub hosts: Vec<String>,
+    pub auth_strategy: Option<islo_api::AuthStrategy>,
 }
 
 impl Store {
@@ -120,15 +132,21 @@ impl Store {
         tenant: &str,
         name: &str,
         value: &str,
-        env_vars: &[String],
+        meta: &SecretMeta,
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
-        let env = serde_json::to_string(env_vars).unwrap_or_else(|_| "[]".into());
+        let env = serde_json::to_string(&meta.env_vars).unwrap_or_else(|_| "[]".into());
+        let hosts = serde_json::to_string(&meta.hosts).unwrap_or_else(|_| "[]".into());
+        let auth = meta
+            .auth_strategy
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok());
         self.db().execute(
-            "INSERT INTO secrets (tenant_id, name, value, env_vars, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
-             ON CONFLICT (tenant_id, name) DO UPDATE SET value = ?3, env_vars = ?4, updated_at = ?5",
-            params![tenant, name, value, env, now],
+            "INSERT INTO secrets (tenant_id, name, value, env_vars, created_at, updated_at, hosts, auth_strategy) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET value = ?3, env_vars = ?4, updated_at = ?5, \
+             hosts = ?6, auth_strategy = ?7",
+            params![tenant, name, value, env, now, hosts, auth],
         )?;
         Ok(())
     }
@@ -136,7 +154,8 @@ impl Store {
     pub fn secrets(&self, tenant: &str) -> Result<Vec<SecretResponse>, StoreError> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT name, env_vars, created_at, updated_at FROM secrets WHERE tenant_id = ?1 ORDER BY name",
+            "SELECT name, env_vars, created_at, updated_at, hosts, auth_strategy FROM secrets \
+             WHERE tenant_id = ?1 ORDER BY name",
         )?;
         let rows = stmt
             .query_map([tenant], secret)?

@@ -33,6 +33,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         state_dir: dir.display().to_string(),
         log_cap_bytes: 1 << 20,
         github_base_url: "https://github.com".into(),
+        agents: islod::agents::builtin(),
     };
     Arc::new(App::new(
         store,
