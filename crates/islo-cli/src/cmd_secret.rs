@@ -79,6 +79,38 @@ pub fn read_value(name: &str, from_stdin: bool) -> anyhow::Result<String> {
     prompt_hidden(name)
 }
 
+/// `islo secret set`.
+async fn set(
+    client: &Client,
+    name: &str,
+    from_stdin: bool,
+    env_vars: Option<Vec<String>>,
+    hosts: Vec<String>,
+    auth_strategy: Option<islo_api::AuthStrategy>,
+) -> anyhow::Result<()> {
+    let value = read_value(name, from_stdin)?;
+    if value.is_empty() {
+        return Err(usage(
+            "the secret's value is empty: pipe it in, e.g. `islo secret set github --from-stdin < token.txt`",
+        ));
+    }
+    let req = SecretRequest {
+        value,
+        env_vars,
+        hosts: (!hosts.is_empty()).then_some(hosts),
+        auth_strategy,
+    };
+    let s = client.put_secret(name, &req).await?;
+    eprintln!("Stored secret {}", s.name);
+    if !s.env_vars.is_empty() {
+        eprintln!("Sandboxes see a placeholder in {}", s.env_vars.join(", "));
+    }
+    if !s.hosts.is_empty() {
+        eprintln!("The gateway injects it toward {}", s.hosts.join(", "));
+    }
+    Ok(())
+}
+
 pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Result<()> {
     match a.cmd {
         SecretCmd::Set {
@@ -91,38 +123,18 @@ pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Resu
             auth_header,
             auth_username,
         } => {
-            let value = read_value(&name, from_stdin)?;
-            if value.is_empty() {
-                return Err(usage(
-                    "the secret's value is empty: pipe it in, e.g. `islo secret set github --from-stdin < token.txt`",
-                ));
-            }
-            let env_vars = if no_env {
+            let auth = auth_mode.map(|mode| islo_api::AuthStrategy {
+                mode,
+                username: auth_username,
+                name: auth_header,
+                format: None,
+            });
+            let env = if no_env {
                 Some(Vec::new())
             } else {
                 (!env.is_empty()).then_some(env)
             };
-            let s = client
-                .put_secret(
-                    &name,
-                    &SecretRequest {
-                        value,
-                        env_vars,
-                        hosts: (!hosts.is_empty()).then_some(hosts),
-                        auth_strategy: auth_mode.map(|mode| islo_api::AuthStrategy {
-                            mode,
-                            username: auth_username,
-                            name: auth_header,
-                            format: None,
-                        }),
-                    },
-                )
-                .await?;
-            eprintln!("Stored secret {}", s.name);
-            if !s.env_vars.is_empty() {
-                eprintln!("Sandboxes see a placeholder in {}", s.env_vars.join(", "));
-            }
-            Ok(())
+            set(client, &name, from_stdin, env, hosts, auth).await
         }
         SecretCmd::Ls => {
             let all = client.secrets().await?;

@@ -147,22 +147,34 @@ pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyho
         workdir: a.workdir.clone(),
         ..Default::default()
     };
-    let code = if interactive {
+    let code = run_in(&client, &sandbox.name, &a, req, interactive, tty).await?;
+    if output == Output::Json && code != 0 {
+        eprintln!("Exit code: {code}");
+    }
+    Ok(code)
+}
+
+/// A shell in a session, or the command on a terminal or on pipes; its exit code.
+async fn run_in(
+    client: &Client,
+    sandbox: &str,
+    a: &UseArgs,
+    req: ExecRequest,
+    interactive: bool,
+    tty: bool,
+) -> anyhow::Result<i32> {
+    if interactive {
         let session = match (&a.session, a.new_session) {
             (_, true) => crate::cmd_session::new_name(),
             (Some(s), false) => s.clone(),
             (None, false) => "main".into(),
         };
-        crate::cmd_session::attach(&client, &sandbox.name, &session, req).await?
+        crate::cmd_session::attach(client, sandbox, &session, req).await
     } else if tty {
-        crate::cmd_session::exec_tty(&client, &sandbox.name, req).await?
+        crate::cmd_session::exec_tty(client, sandbox, req).await
     } else {
-        crate::cmd_session::exec_pipes(&client, &sandbox.name, req).await?
-    };
-    if output == Output::Json && code != 0 {
-        eprintln!("Exit code: {code}");
+        crate::cmd_session::exec_pipes(client, sandbox, req).await
     }
-    Ok(code)
 }
 
 async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<SandboxResponse> {

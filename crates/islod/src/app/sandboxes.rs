@@ -241,20 +241,12 @@ impl App {
                 row.status = SandboxStatus::Running;
                 row.started_at = Some(started);
                 row.runtime_spec = spec;
-                if let Err(e) = self.clone_sources(t, &row, &clones).await {
-                    let id = SandboxId(row.id.clone());
-                    let _ = self.blocking(move |d| d.destroy(&id)).await;
-                    self.store.remove_sandbox(&row.id)?;
-                    self.network_changed(Some(&SandboxId(row.id.clone())));
-                    tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
-                    return Err(e);
-                }
                 // Setup runs once, at creation; a snapshot already holds its results.
-                let scripts = req.setup_scripts.clone().unwrap_or_default();
-                if !scripts.is_empty() && c.snapshot.is_none() {
-                    self.start_setup(t, &row, scripts)?;
-                }
-                Ok(row)
+                let scripts = match &c.snapshot {
+                    None => req.setup_scripts.clone().unwrap_or_default(),
+                    Some(_) => Vec::new(),
+                };
+                self.bootstrap(t, row, &clones, scripts).await
             }
             Err(e) => {
                 self.store.remove_sandbox(&row.id)?;
@@ -262,6 +254,29 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// After the start: clone the sources (a failure undoes the sandbox), then start setup.
+    async fn bootstrap(
+        self: &Arc<Self>,
+        t: &Tenant,
+        row: SandboxRow,
+        clones: &[super::sources::Clone],
+        scripts: Vec<islo_api::SetupScript>,
+    ) -> Result<SandboxRow, AppError> {
+        if let Err(e) = self.clone_sources(t, &row, clones).await {
+            let id = SandboxId(row.id.clone());
+            let gone = id.clone();
+            let _ = self.blocking(move |d| d.destroy(&id)).await;
+            self.store.remove_sandbox(&row.id)?;
+            self.network_changed(Some(&gone));
+            tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
+            return Err(e);
+        }
+        if !scripts.is_empty() {
+            self.start_setup(t, &row, scripts)?;
+        }
+        Ok(row)
     }
 
     /// Pull the image and start the sandbox; returns the stored runtime spec.
