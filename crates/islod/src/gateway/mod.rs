@@ -42,11 +42,17 @@ pub fn preset(secret: &str) -> SecretMeta {
             ..Default::default()
         })
     };
+    // GitHub takes a token as the password of any user, for git over HTTPS and the API alike.
+    let github = Some(islo_api::AuthStrategy {
+        mode: "basic".into(),
+        username: Some("x-access-token".into()),
+        ..Default::default()
+    });
     let (env, hosts, auth): (&[&str], &[&str], _) = match secret {
         "github" => (
             &["GITHUB_TOKEN", "GH_TOKEN"],
             &["github.com", "api.github.com"],
-            None,
+            github,
         ),
         "anthropic" => (
             &["ANTHROPIC_API_KEY"],
