@@ -105,6 +105,12 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether `ip` is one of this host's own addresses, whatever its range: a host service
+/// listening on all addresses answers there. (Binding to it succeeds only if it is local.)
+pub fn is_host_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
     !(ip.is_private()
@@ -161,20 +167,20 @@ impl Upstreams {
         // IPv4 first; any blocked answer blocks the name (no picking around a rebinding).
         let mut sorted = found.clone();
         sorted.sort_by_key(|a| !a.is_ipv4());
-        match sorted.first() {
-            None => Err(UpstreamError::Resolve {
+        let blocked = |ip: IpAddr| is_host_address(ip) || (!self.allow_private && !is_public(ip));
+        if let Some(bad) = found.iter().find(|a| blocked(a.ip())) {
+            return Err(UpstreamError::Blocked {
+                host: host.into(),
+                ip: bad.ip(),
+            });
+        }
+        sorted
+            .first()
+            .copied()
+            .ok_or_else(|| UpstreamError::Resolve {
                 host: host.into(),
                 detail: "no addresses".into(),
-            }),
-            Some(_) if !self.allow_private => match found.iter().find(|a| !is_public(a.ip())) {
-                Some(bad) => Err(UpstreamError::Blocked {
-                    host: host.into(),
-                    ip: bad.ip(),
-                }),
-                None => Ok(sorted[0]),
-            },
-            Some(a) => Ok(*a),
-        }
+            })
     }
 
     /// An HTTP/1.1 connection to `host:port`, over TLS when `tls`.
@@ -258,6 +264,8 @@ mod tests {
         for good in ["1.1.1.1", "151.101.0.1", "2606:4700::1111"] {
             assert!(is_public(good.parse().unwrap()), "{good}");
         }
+        assert!(is_host_address("127.0.0.1".parse().unwrap()));
+        assert!(!is_host_address("1.1.1.1".parse().unwrap()));
     }
 
     #[tokio::test]
