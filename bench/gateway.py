@@ -25,7 +25,10 @@ IMAGE = f"{os.environ.get('ISLO_TEST_REGISTRY', '127.0.0.1:5050')}/islo-test/deb
 
 
 def islo(*args):
-    return subprocess.run([ISLO, *args], check=True, capture_output=True, text=True).stdout
+    r = subprocess.run([ISLO, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"islo {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    return r.stdout
 
 
 up = subprocess.Popen(
@@ -43,7 +46,7 @@ try:
 finally:
     up.kill()
 
-print("gateway (HTTPS, 100 MB download; small requests)        direct     gateway    ratio/added")
+print("gateway (HTTPS, 100 MB downloads, median of 5)        direct     gateway    ratio/added")
 for key, label in [("keepalive_p50_ms", "small request, kept-alive, p50 (ms)"),
                    ("keepalive_p90_ms", "small request, kept-alive, p90 (ms)"),
                    ("new_conn_p50_ms", "small request, new connection, p50"),

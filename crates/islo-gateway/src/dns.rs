@@ -89,15 +89,18 @@ pub fn answer(query: &[u8], q: &Question, addr: Ipv4Addr) -> Vec<u8> {
     out
 }
 
-/// Serve queries on `sock` until it fails.
+/// Serve queries on `sock` for as long as the gateway runs.
 pub async fn serve(sock: UdpSocket, control: Arc<dyn Control>) {
     let mut buf = vec![0u8; 1500];
     loop {
         let (n, peer): (usize, SocketAddr) = match sock.recv_from(&mut buf).await {
             Ok(v) => v,
+            // A datagram's error (an ICMP answer to an earlier reply) must not stop the
+            // resolver: note it and go on.
             Err(e) => {
-                tracing::warn!(error = %e, "gateway DNS socket failed");
-                return;
+                tracing::debug!(error = %e, "gateway DNS receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                continue;
             }
         };
         let Some(client) = control.client(peer.ip()) else {
