@@ -66,6 +66,22 @@ impl Drop for FakeApi {
     }
 }
 
+/// The host of the npm registry this machine is set up for.
+fn npm_registry_host() -> String {
+    let out = Command::new("npm")
+        .args(["config", "get", "registry"])
+        .output()
+        .unwrap();
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or_default();
+    assert!(!host.is_empty(), "no npm registry configured: {url:?}");
+    host.to_string()
+}
+
 fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -131,6 +147,30 @@ fn claude_runs_a_task_with_the_key_injected_by_the_gateway() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
+    // Only the API and the package registry are let out (nothing else leaves this machine).
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "agents",
+        "--default-action",
+        "deny",
+    ]);
+    env.ok(&[
+        "gateway",
+        "agents",
+        "add-rule",
+        "--host",
+        "api.anthropic.com",
+    ]);
+    env.ok(&[
+        "gateway",
+        "agents",
+        "add-rule",
+        "--host",
+        &npm_registry_host(),
+    ]);
+
     // The task: Claude Code is installed from the npm registry through the gateway, started in
     // a background session, and `islo use` returns while it still works.
     let o = env.islo(&[
@@ -138,6 +178,8 @@ fn claude_runs_a_task_with_the_key_injected_by_the_gateway() {
         "agent-box",
         "-i",
         &node,
+        "--gateway-profile",
+        "agents",
         "--agent",
         "claude",
         "--task",
