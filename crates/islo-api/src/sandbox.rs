@@ -95,6 +95,10 @@ pub struct CreateSandboxRequest {
     /// Git repositories cloned into `/workspace/<repo>` at creation, before setup (extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<SourceSpec>>,
+    /// When a source cannot be cloned, keep the sandbox (stopped, `failed`, with the reason)
+    /// instead of removing it (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_failed: Option<bool>,
     /// Gateway profile (name or id) the sandbox is bound to; default: the tenant's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_profile: Option<String>,

@@ -143,6 +143,10 @@ pub struct UseArgs {
     /// or https://host/path/repo.git[:branch] (repeatable; through the gateway).
     #[arg(long, value_name = "REPO")]
     pub source: Vec<String>,
+    /// When a --source cannot be cloned, keep the new sandbox (failed, with the reason) to
+    /// look into instead of removing it.
+    #[arg(long)]
+    pub keep_failed: bool,
     /// Create the sandbox from a snapshot (its files, image, env and workdir).
     #[arg(long, value_name = "NAME")]
     pub snapshot: Option<String>,

@@ -232,6 +232,7 @@ async fn create(
             .or_else(|| project.and_then(|p| p.workdir.clone())),
         snapshot_name: a.snapshot.clone(),
         sources: sources(a, project)?,
+        keep_failed: a.keep_failed.then_some(true),
         gateway_profile: a
             .gateway_profile
             .clone()

@@ -129,6 +129,30 @@ fn islo_yaml_sources_and_failures() {
     );
     let ls = env.ok(&["ls", "-o", "json"]);
     assert!(!ls.contains("broken"), "{ls}");
+    // Unless asked to keep it: then it is there, failed, with the reason.
+    let o = env.islo(&[
+        "use",
+        "kept",
+        "-i",
+        &debian(env),
+        "--keep-failed",
+        "--source",
+        "github://acme/missing",
+        "--",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "kept", "-o", "json"])).unwrap();
+    assert_eq!(st["status"], "failed", "{st}");
+    assert!(
+        st["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("acme/missing"),
+        "{st}"
+    );
+    env.ok(&["rm", "kept", "-f"]);
 
     // The gateway's rules apply to clones.
     env.ok(&[

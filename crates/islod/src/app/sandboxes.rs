@@ -246,7 +246,8 @@ impl App {
                     None => req.setup_scripts.clone().unwrap_or_default(),
                     Some(_) => Vec::new(),
                 };
-                self.bootstrap(t, row, &clones, scripts).await
+                let keep = req.keep_failed.unwrap_or(false);
+                self.bootstrap(t, row, &clones, scripts, keep).await
             }
             Err(e) => {
                 self.store.remove_sandbox(&row.id)?;
@@ -263,9 +264,19 @@ impl App {
         row: SandboxRow,
         clones: &[super::sources::Clone],
         scripts: Vec<islo_api::SetupScript>,
+        keep_failed: bool,
     ) -> Result<SandboxRow, AppError> {
         if let Err(e) = self.clone_sources(t, &row, clones).await {
             let id = SandboxId(row.id.clone());
+            if keep_failed {
+                // Kept for inspection: its files stay, its processes stop.
+                let _ = self.blocking(move |d| d.stop(&id)).await;
+                let reason = e.to_string();
+                self.store
+                    .set_status(&row.id, SandboxStatus::Failed, Some(&reason), None)?;
+                tracing::warn!(sandbox = %row.name, error = %e, "sandbox kept as failed");
+                return Err(e);
+            }
             let gone = id.clone();
             let _ = self.blocking(move |d| d.destroy(&id)).await;
             self.store.remove_sandbox(&row.id)?;
