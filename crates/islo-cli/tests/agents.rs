@@ -8,10 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Certs, free_port};
+use common::upstream::{Certs, fixture, free_port, json_lines, spawn_ready};
 use common::{Env, stderr, stdout};
 
 const KEY: &str = "sk-ant-test-0123456789abcdef";
@@ -24,38 +24,23 @@ struct FakeApi {
 impl FakeApi {
     fn start(certs: &Certs, port: u16, dir: &Path) -> Self {
         let log = dir.join("anthropic.jsonl");
-        let script = format!(
-            "{}/../../tests/fixtures/fake_anthropic.py",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut child = Command::new("python3")
-            .arg(script)
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("fake_anthropic.py"))
             .args(["--port", &port.to_string(), "--delay", "5"])
             .arg("--cert")
             .arg(&certs.cert)
             .arg("--key")
             .arg(&certs.key)
             .arg("--log")
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready");
-        Self { child, log }
+            .arg(&log);
+        Self {
+            child: spawn_ready(&mut cmd),
+            log,
+        }
     }
 
     fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&self.log)
     }
 }
 

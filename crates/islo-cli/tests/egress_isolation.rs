@@ -9,15 +9,11 @@ use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
-use common::upstream::{Certs, Upstream, gateway_config};
+use common::upstream::{Certs, Upstream, fixture, gateway_config, make_repos};
 use common::{Env, assert_no_trace, stderr, stdout};
 
 fn debian(env: &Env) -> String {
     format!("{}/islo-test/debian-python:bookworm", env.registry)
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The host's first global IPv4 address (a machine with none cannot run this test).
@@ -90,7 +86,11 @@ fn bypass_attempts_fail() {
     let o: std::net::Ipv4Addr = other_gw.trim().parse().unwrap();
     let other_ip = std::net::Ipv4Addr::from(u32::from(o) + 1);
     env.ok(&["use", "box", "-i", &debian(&env), "--", "true"]);
-    env.ok(&["cp", &fixture("egress_probe.py"), "box:/tmp/probe.py"]);
+    env.ok(&[
+        "cp",
+        &fixture("egress_probe.py").display().to_string(),
+        "box:/tmp/probe.py",
+    ]);
     let cfg = serde_json::json!({
         "host_ip": host_ip(), "http_port": up.http,
         "udp_port": udp.local_addr().unwrap().port(), "other_ip": other_ip.to_string(),
@@ -196,17 +196,7 @@ fn upstream_with_a_bad_certificate_is_refused() {
 fn pip_git_and_curl_work_through_the_gateway_and_nothing_is_left_behind() {
     let certs = Certs::signed();
     let root = tempfile::tempdir().unwrap();
-    let content = root.path().join("www");
-    let made = std::process::Command::new("python3")
-        .arg(fixture("make_repos.py"))
-        .arg(&content)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let content = make_repos(root.path());
     let up = Upstream::start(&certs, "127.0.0.1", Some(&content));
     let env = Env::with_gateway("", &gateway_config(&certs));
     let (prefix, table) = net_names(&env);

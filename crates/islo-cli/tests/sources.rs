@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::upstream::{Certs, Upstream, gateway_config};
+use common::upstream::{Certs, Upstream, gateway_config, make_repos};
 use common::{Env, stderr, stdout};
 
 struct Git {
@@ -19,21 +19,7 @@ struct Git {
 fn git_env() -> Git {
     let certs = Certs::signed();
     let root = tempfile::tempdir().unwrap();
-    let content = root.path().join("www");
-    let script = format!(
-        "{}/../../tests/fixtures/make_repos.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let made = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&content)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let content = make_repos(root.path());
     let up = Upstream::start(&certs, "127.0.0.1", Some(&content));
     let env = Env::with_gateway(
         &format!("github_base_url: https://git.test:{}\n", up.https),

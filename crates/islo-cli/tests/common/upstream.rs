@@ -87,6 +87,54 @@ pub fn gateway_config(certs: &Certs) -> String {
     s
 }
 
+/// A fixture script under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+/// Spawn a fixture server and wait for its `ready` line.
+pub fn spawn_ready(cmd: &mut Command) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test-env.sh installs it)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "{cmd:?} did not start");
+    child
+}
+
+/// What a fixture logged, one JSON object a line, oldest first.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Static content under `dir/www` (`make_repos.py`: a PyPI index, git repositories).
+pub fn make_repos(dir: &Path) -> PathBuf {
+    let content = dir.join("www");
+    let made = Command::new("python3")
+        .arg(fixture("make_repos.py"))
+        .arg(&content)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    content
+}
+
 /// A running upstream.
 pub struct Upstream {
     child: Child,
@@ -102,9 +150,8 @@ impl Upstream {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.jsonl");
         let (http, https) = (free_port(), free_port());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/upstream.py");
         let mut cmd = Command::new("python3");
-        cmd.arg(script)
+        cmd.arg(fixture("upstream.py"))
             .args([
                 "--bind",
                 bind,
@@ -118,22 +165,11 @@ impl Upstream {
             .arg("--key")
             .arg(&certs.key)
             .arg("--log")
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .arg(&log);
         if let Some(r) = root {
             cmd.arg("--root").arg(r);
         }
-        let mut child = cmd
-            .spawn()
-            .expect("python3 (scripts/test-env.sh installs it)");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready", "upstream did not start");
+        let child = spawn_ready(&mut cmd);
         Self {
             child,
             http,
@@ -145,11 +181,7 @@ impl Upstream {
 
     /// Every request that arrived, oldest first.
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&self.log)
     }
 }
 
