@@ -250,11 +250,7 @@ pub async fn launch(
         };
         return crate::cmd_session::attach(client, sandbox, &p.name, req).await;
     };
-    let session = format!(
-        "{}-task-{}",
-        p.name,
-        &crate::cmd_session::new_name()["session-".len()..]
-    );
+    let session = crate::cmd_session::new_name_with(&format!("{}-task", p.name));
     let command = p.task.iter().map(|a| a.replace("{task}", &task)).collect();
     client
         .create_session(

@@ -67,15 +67,8 @@ struct Rule {
     /// Stored secret to inject into matching requests.
     #[arg(long)]
     provider_key: Option<String>,
-    /// How to inject it.
-    #[arg(long, value_parser = ["bearer", "basic", "header"])]
-    auth_mode: Option<String>,
-    /// `--auth-mode header`: the header's name.
-    #[arg(long)]
-    auth_header: Option<String>,
-    /// `--auth-mode basic`: the user name.
-    #[arg(long)]
-    auth_username: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Lower runs first.
     #[arg(long)]
     priority: Option<i64>,
@@ -112,14 +105,34 @@ impl ProfileFields {
     }
 }
 
-impl Rule {
-    fn request(self) -> GatewayRuleRequest {
-        let auth = self.auth_mode.map(|mode| AuthStrategy {
+/// How a credential is added to a request (`islo gateway … add-rule`, `islo secret set`).
+#[derive(Args)]
+pub struct AuthArgs {
+    /// How to inject it.
+    #[arg(long, value_parser = ["bearer", "basic", "header"])]
+    auth_mode: Option<String>,
+    /// `--auth-mode header`: the header's name.
+    #[arg(long)]
+    auth_header: Option<String>,
+    /// `--auth-mode basic`: the user name.
+    #[arg(long)]
+    auth_username: Option<String>,
+}
+
+impl AuthArgs {
+    pub fn strategy(self) -> Option<AuthStrategy> {
+        self.auth_mode.map(|mode| AuthStrategy {
             mode,
             username: self.auth_username,
             name: self.auth_header,
             format: None,
-        });
+        })
+    }
+}
+
+impl Rule {
+    fn request(self) -> GatewayRuleRequest {
+        let auth = self.auth.strategy();
         GatewayRuleRequest {
             host_pattern: self.host,
             path_pattern: self.path,

@@ -36,14 +36,8 @@ enum SecretCmd {
         #[arg(long = "host", value_name = "GLOB")]
         hosts: Vec<String>,
         /// How it is injected toward those hosts (default: the provider's way).
-        #[arg(long, value_parser = ["bearer", "basic", "header"])]
-        auth_mode: Option<String>,
-        /// `--auth-mode header`: the header's name.
-        #[arg(long)]
-        auth_header: Option<String>,
-        /// `--auth-mode basic`: the user name.
-        #[arg(long)]
-        auth_username: Option<String>,
+        #[command(flatten)]
+        auth: crate::cmd_gateway::AuthArgs,
     },
     /// List secrets (names only).
     #[command(visible_alias = "list")]
@@ -119,16 +113,9 @@ pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Resu
             env,
             no_env,
             hosts,
-            auth_mode,
-            auth_header,
-            auth_username,
+            auth,
         } => {
-            let auth = auth_mode.map(|mode| islo_api::AuthStrategy {
-                mode,
-                username: auth_username,
-                name: auth_header,
-                format: None,
-            });
+            let auth = auth.strategy();
             let env = if no_env {
                 Some(Vec::new())
             } else {

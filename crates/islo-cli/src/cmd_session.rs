@@ -11,12 +11,17 @@ use crate::ui;
 /// A generated session name (time-derived suffix; the server refuses nothing but clashes
 /// would attach to the older one, so the suffix changes every nanosecond).
 pub fn new_name() -> String {
+    new_name_with("session")
+}
+
+/// A generated name starting `PREFIX-`.
+pub fn new_name_with(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!(
-        "session-{:06x}",
+        "{prefix}-{:06x}",
         (nanos as u64 ^ u64::from(std::process::id())) & 0xff_ffff
     )
 }

@@ -14,6 +14,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// How long a leaf is used before a fresh one is signed (leaves are valid for 30 days).
@@ -94,7 +95,7 @@ impl Ca {
             (dir.join("ca.key"), dir.join("ca.crt"), dir.join("ca.name"));
         if !key_path.exists() {
             let key = KeyPair::generate()?;
-            let name = format!("islo gateway CA {:08x}", rand_u32());
+            let name = format!("islo gateway CA {:08x}", rand::random::<u32>());
             let cert = ca_params(&name).self_signed(&key)?;
             write_private(&key_path, &key.serialize_pem())?;
             std::fs::write(&name_path, &name).map_err(io_err(&name_path))?;
@@ -165,36 +166,15 @@ impl Ca {
     }
 }
 
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    // Best effort: the name only needs to differ between installations.
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    u32::from_le_bytes(b)
-}
-
 /// The first certificate of a PEM text, DER.
 pub fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
-    use base64::Engine;
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    if !pem.contains("-----BEGIN CERTIFICATE-----") || body.trim().is_empty() {
-        return None;
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .ok()
-        .map(CertificateDer::from)
+    CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
-/// Every certificate of a PEM text, DER.
+/// Every certificate of a PEM text, DER (anything else in it is passed over).
 pub fn pem_all(pem: &str) -> Vec<CertificateDer<'static>> {
-    pem.split_inclusive("-----END CERTIFICATE-----")
-        .filter_map(pem_to_der)
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
         .collect()
 }
 
@@ -236,6 +216,12 @@ mod tests {
                 .is_err()
         );
         assert!(b.server_config("api.example.test").is_ok());
+        // Text without certificates gives none (a wrong file in upstream_ca_files).
+        assert!(pem_all("registry_mirrors: {}\n").is_empty());
+        assert_eq!(
+            pem_all(&format!("{}\n{}", a.cert_pem(), b.cert_pem())).len(),
+            2
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -46,13 +46,7 @@ fn path_glob(pattern: &str) -> Result<GlobMatcher, String> {
 
 /// Check a rule's fields; the message says what is wrong.
 pub fn validate(r: &GatewayRuleResponse) -> Result<(), String> {
-    if r.host_pattern.trim().is_empty() || r.host_pattern.contains('/') {
-        return Err(format!(
-            "host_pattern {:?} must be a host glob such as *.github.com",
-            r.host_pattern
-        ));
-    }
-    host_glob(&r.host_pattern)?;
+    valid_host_pattern(&r.host_pattern).map_err(|e| format!("host_pattern: {e}"))?;
     if let Some(p) = &r.path_pattern {
         if !p.starts_with('/') {
             return Err(format!("path_pattern {p:?} must start with /"));
@@ -224,20 +218,20 @@ impl Policy {
     }
 }
 
-/// Decide `method host path` under `profile` and its `rules` (any order).
-pub fn decide(
-    profile: &GatewayProfileResponse,
-    rules: &[GatewayRuleResponse],
-    method: &str,
-    host: &str,
-    path: &str,
-) -> Decision {
-    Policy::compile(profile, rules).decide(method, host, path).0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compile and decide in one step.
+    fn decide(
+        profile: &GatewayProfileResponse,
+        rules: &[GatewayRuleResponse],
+        method: &str,
+        host: &str,
+        path: &str,
+    ) -> Decision {
+        Policy::compile(profile, rules).decide(method, host, path).0
+    }
 
     fn profile(default: &str) -> GatewayProfileResponse {
         GatewayProfileResponse {

@@ -106,11 +106,6 @@ pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
     let _ = batch(host, dir, "net-del.batch", &["-force"], &text);
 }
 
-/// Whether the host end exists (for tests of leftovers).
-pub fn host_if_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

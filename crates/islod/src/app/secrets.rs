@@ -54,7 +54,18 @@ impl App {
                 "the secret's value has control characters (it must fit in an HTTP header)".into(),
             ));
         }
-        let preset = crate::gateway::preset(name);
+        // What an agent's provider key needs is in the agent's profile; others have presets.
+        let preset = self
+            .settings
+            .agents
+            .iter()
+            .find(|a| a.provider_key == name)
+            .map(|a| SecretMeta {
+                env_vars: a.local_env.clone().into_iter().collect(),
+                hosts: a.hosts.clone(),
+                auth_strategy: a.auth_strategy.clone(),
+            })
+            .unwrap_or_else(|| crate::gateway::preset(name));
         let meta = SecretMeta {
             env_vars: req.env_vars.clone().unwrap_or(preset.env_vars),
             auth_strategy: match (&req.auth_strategy, &req.hosts) {

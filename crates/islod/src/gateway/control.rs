@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use islo_gateway::{Client, Control, Event, Policy, SecretRoute};
 
 use super::NetPlan;
-use crate::store::{NewGatewayEvent, Store};
+use islo_api::GatewayEventResponse;
+
+use crate::store::Store;
 
 /// Decisions written per transaction at most.
 const BATCH: usize = 512;
@@ -105,12 +107,12 @@ impl Control for GatewayControl {
     }
 }
 
-fn stored(e: Event) -> NewGatewayEvent {
+fn stored(e: Event) -> (String, GatewayEventResponse) {
     let at = time::OffsetDateTime::from(e.at)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    NewGatewayEvent {
-        tenant_id: e.tenant_id,
+    let event = GatewayEventResponse {
+        id: 0,
         sandbox_id: e.sandbox_id,
         at,
         scheme: e.scheme.to_string(),
@@ -124,7 +126,8 @@ fn stored(e: Event) -> NewGatewayEvent {
         bytes_down: e.bytes_down,
         latency_ms: e.latency_ms,
         reason: e.reason,
-    }
+    };
+    (e.tenant_id, event)
 }
 
 /// Write decisions in batches until every sender is gone.

@@ -33,46 +33,27 @@ const CA_ENV: &[&str] = &[
 ];
 
 /// What a provider's secret gets when its owner says nothing: the env vars its placeholder
-/// is offered in, the API hosts it is injected for, and how.
+/// is offered in, the API hosts it is injected for, and how. (Model providers' keys take
+/// theirs from the agent profiles that use them.)
 pub fn preset(secret: &str) -> SecretMeta {
-    let auth = |mode: &str, header: Option<&str>| {
-        Some(islo_api::AuthStrategy {
-            mode: mode.into(),
-            name: header.map(str::to_string),
-            ..Default::default()
-        })
-    };
-    // GitHub takes a token as the password of any user, for git over HTTPS and the API alike.
-    let github = Some(islo_api::AuthStrategy {
-        mode: "basic".into(),
-        username: Some("x-access-token".into()),
-        ..Default::default()
-    });
-    let (env, hosts, auth): (&[&str], &[&str], _) = match secret {
-        "github" => (
-            &["GITHUB_TOKEN", "GH_TOKEN"],
-            &["github.com", "api.github.com"],
-            github,
-        ),
-        "anthropic" => (
-            &["ANTHROPIC_API_KEY"],
-            &["api.anthropic.com"],
-            auth("header", Some("x-api-key")),
-        ),
-        "openai" => (
-            &["OPENAI_API_KEY"],
-            &["api.openai.com"],
-            auth("bearer", None),
-        ),
-        "cursor" => (&["CURSOR_API_KEY"], &["*.cursor.sh"], auth("bearer", None)),
-        "slack" => (&["SLACK_TOKEN"], &["slack.com", "*.slack.com"], None),
-        _ => (&[], &[], None),
-    };
     let own = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect();
-    SecretMeta {
-        env_vars: own(env),
-        hosts: own(hosts),
-        auth_strategy: auth,
+    match secret {
+        // GitHub takes a token as the password of any user, for git and the API alike.
+        "github" => SecretMeta {
+            env_vars: own(&["GITHUB_TOKEN", "GH_TOKEN"]),
+            hosts: own(&["github.com", "api.github.com"]),
+            auth_strategy: Some(islo_api::AuthStrategy {
+                mode: "basic".into(),
+                username: Some("x-access-token".into()),
+                ..Default::default()
+            }),
+        },
+        "slack" => SecretMeta {
+            env_vars: own(&["SLACK_TOKEN"]),
+            hosts: own(&["slack.com", "*.slack.com"]),
+            auth_strategy: None,
+        },
+        _ => SecretMeta::default(),
     }
 }
 

@@ -70,16 +70,6 @@ pub fn remove(table: &str) -> Result<(), String> {
     nft(&format!("table inet {table}\ndelete table inet {table}\n"))
 }
 
-/// Whether the table exists (for tests of leftovers).
-pub fn exists(table: &str) -> bool {
-    Command::new("nft")
-        .args(["list", "table", "inet", table])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -26,7 +26,7 @@ pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
-pub use netgw::{EventFilter, NewGatewayEvent, SecretMeta};
+pub use netgw::{EventFilter, SecretMeta};
 pub use sandboxes::{Binding, SandboxFilter, SandboxRow};
 pub use snapshots::SnapshotRow;
 

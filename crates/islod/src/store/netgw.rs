@@ -5,25 +5,6 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, now_rfc3339};
 
-/// A decision to store.
-#[derive(Debug, Clone)]
-pub struct NewGatewayEvent {
-    pub tenant_id: String,
-    pub sandbox_id: String,
-    pub at: String,
-    pub scheme: String,
-    pub host: String,
-    pub method: String,
-    pub path: String,
-    pub rule_id: Option<String>,
-    pub action: String,
-    pub status: u16,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub latency_ms: f64,
-    pub reason: String,
-}
-
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -182,7 +163,11 @@ impl Store {
         )? > 0)
     }
 
-    pub fn insert_gateway_events(&self, events: &[NewGatewayEvent]) -> Result<(), StoreError> {
+    /// Store decisions, each with its tenant (their ids are assigned here).
+    pub fn insert_gateway_events(
+        &self,
+        events: &[(String, GatewayEventResponse)],
+    ) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         {
@@ -191,9 +176,9 @@ impl Store {
                  rule_id, action, status, bytes_up, bytes_down, latency_ms, reason) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
-            for e in events {
+            for (tenant_id, e) in events {
                 stmt.execute(params![
-                    e.tenant_id,
+                    tenant_id,
                     e.sandbox_id,
                     e.at,
                     e.scheme,
@@ -240,5 +225,34 @@ impl Store {
             )?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests_support::row;
+
+    #[test]
+    fn link_slots_are_the_lowest_free_held_until_deletion_and_run_out_clearly() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let rows: Vec<_> = (0..3).map(|i| row(&t, &format!("box-{i}"))).collect();
+        for r in &rows {
+            s.insert_sandbox(r).unwrap();
+        }
+        assert_eq!(s.allocate_net_slot(&rows[0].id, 2).unwrap(), 0);
+        assert_eq!(s.allocate_net_slot(&rows[1].id, 2).unwrap(), 1);
+        let err = s.allocate_net_slot(&rows[2].id, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("all 2 are in use") && err.contains("gateway.subnet"),
+            "{err}"
+        );
+        assert_eq!(s.sandbox_on_slot(1).unwrap().unwrap().0, rows[1].id);
+        // A deleted sandbox frees its slot, and nobody answers on it any more.
+        s.mark_deleted(&rows[0].id, "2026-01-01T00:00:00Z").unwrap();
+        assert!(s.sandbox_on_slot(0).unwrap().is_none());
+        assert_eq!(s.allocate_net_slot(&rows[2].id, 2).unwrap(), 0);
+        assert!(s.any_networked().unwrap());
     }
 }
