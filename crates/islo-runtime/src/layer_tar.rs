@@ -5,9 +5,10 @@
 //! (sorted names, no access times, no user names), so the same tree always has the same digest.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -22,7 +23,14 @@ pub struct LayerStats {
     pub skipped: u64,
 }
 
+/// How deep a tree may be: the walk keeps one open level per directory, and the sandbox
+/// chooses the depth.
+pub const MAX_DEPTH: usize = 1024;
+
 /// Write the tree at `root` as an uncompressed OCI layer tar into `out`.
+///
+/// Names that start with `.wh.` are left out (counted as skipped): in a layer they would be
+/// whiteouts, not files.
 pub fn write_layer(root: &Path, out: &mut dyn Write) -> io::Result<LayerStats> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
@@ -31,7 +39,7 @@ pub fn write_layer(root: &Path, out: &mut dyn Write) -> io::Result<LayerStats> {
         links: HashMap::new(),
         stats: LayerStats::default(),
     };
-    w.dir(&mut b, Path::new(""))?;
+    w.walk(&mut b)?;
     b.into_inner()?.flush()?;
     Ok(w.stats)
 }
@@ -43,9 +51,41 @@ struct Walker<'a> {
     stats: LayerStats,
 }
 
+/// A directory being written: its path and the names not written yet.
+struct Level {
+    rel: PathBuf,
+    names: std::vec::IntoIter<OsString>,
+}
+
+type Out<'b, 'w> = &'b mut tar::Builder<&'w mut dyn Write>;
+
 impl Walker<'_> {
-    fn dir(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
-        let abs = self.root.join(rel);
+    /// Depth first, in name order, with an explicit stack: the tree's depth is the sandbox's
+    /// choice, this thread's stack is not.
+    fn walk(&mut self, b: Out<'_, '_>) -> io::Result<()> {
+        let mut stack = vec![self.open(b, PathBuf::new())?];
+        while let Some(top) = stack.last_mut() {
+            let Some(name) = top.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let rel = top.rel.join(name);
+            if self.entry(b, &rel)? {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(io::Error::other(format!(
+                        "the tree is deeper than {MAX_DEPTH} directories (at {})",
+                        rel.display()
+                    )));
+                }
+                stack.push(self.open(b, rel)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sorted names of directory `rel`, after its opaque marker if it has one.
+    fn open(&mut self, b: Out<'_, '_>, rel: PathBuf) -> io::Result<Level> {
+        let abs = self.root.join(&rel);
         let mut names: Vec<_> = std::fs::read_dir(&abs)?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()?;
@@ -53,23 +93,28 @@ impl Walker<'_> {
         if !rel.as_os_str().is_empty() && is_opaque(&abs) {
             self.marker(b, &rel.join(".wh..wh..opq"))?;
         }
-        for name in names {
-            let rel = rel.join(&name);
-            self.entry(b, &rel)?;
-        }
-        Ok(())
+        Ok(Level {
+            rel,
+            names: names.into_iter(),
+        })
     }
 
-    fn entry(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
+    /// Write the entry `rel`; `true` when it is a directory whose children come next.
+    fn entry(&mut self, b: Out<'_, '_>, rel: &Path) -> io::Result<bool> {
         let abs = self.root.join(rel);
         let m = std::fs::symlink_metadata(&abs)?;
         let ft = m.file_type();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         if ft.is_char_device() && m.rdev() == 0 {
-            let name = rel
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            return self.marker(b, &rel.with_file_name(format!(".wh.{name}")));
+            self.marker(b, &rel.with_file_name(format!(".wh.{name}")))?;
+            return Ok(false);
+        }
+        if name.starts_with(".wh.") {
+            self.stats.skipped += 1;
+            return Ok(false);
         }
         let mut h = header(&m);
         let xattrs = user_xattrs(&abs);
@@ -84,21 +129,31 @@ impl Walker<'_> {
         if ft.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
             b.append_data(&mut h, rel, io::empty())?;
-            return self.dir(b, rel);
+            return Ok(true);
         }
         if ft.is_symlink() {
             h.set_entry_type(tar::EntryType::Symlink);
-            return b.append_link(&mut h, rel, std::fs::read_link(&abs)?);
-        }
-        if ft.is_fifo() {
+            b.append_link(&mut h, rel, std::fs::read_link(&abs)?)?;
+        } else if ft.is_fifo() {
             h.set_entry_type(tar::EntryType::Fifo);
-            return b.append_data(&mut h, rel, io::empty());
-        }
-        if !ft.is_file() {
+            b.append_data(&mut h, rel, io::empty())?;
+        } else if ft.is_file() {
+            self.file(b, rel, &abs, &m, h)?;
+        } else {
             self.stats.entries -= 1;
             self.stats.skipped += 1;
-            return Ok(());
         }
+        Ok(false)
+    }
+
+    fn file(
+        &mut self,
+        b: Out<'_, '_>,
+        rel: &Path,
+        abs: &Path,
+        m: &std::fs::Metadata,
+        mut h: tar::Header,
+    ) -> io::Result<()> {
         if m.nlink() > 1 {
             let key = (m.dev(), m.ino());
             if let Some(first) = self.links.get(&key) {
@@ -115,11 +170,11 @@ impl Walker<'_> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(&abs)?;
+            .open(abs)?;
         b.append_data(&mut h, rel, file)
     }
 
-    fn marker(&mut self, b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> io::Result<()> {
+    fn marker(&mut self, b: Out<'_, '_>, rel: &Path) -> io::Result<()> {
         self.stats.whiteouts += 1;
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
@@ -225,5 +280,44 @@ mod tests {
         let mut again = Vec::new();
         write_layer(r, &mut again).unwrap();
         assert_eq!(out, again, "the same tree gives the same bytes");
+    }
+    fn deep(root: &Path, levels: usize) {
+        let mut p = root.to_path_buf();
+        for _ in 0..levels {
+            p.push("d");
+        }
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("leaf"), "x").unwrap();
+    }
+
+    #[test]
+    fn deep_trees_do_not_grow_the_stack() {
+        let d = tempfile::tempdir().unwrap();
+        deep(d.path(), MAX_DEPTH - 1);
+        let root = d.path().to_path_buf();
+        // A small stack: a recursive walk of a thousand levels would overflow it.
+        let stats = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || write_layer(&root, &mut io::sink()).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!((stats.entries, stats.bytes), (MAX_DEPTH as u64, 1));
+        let deeper = tempfile::tempdir().unwrap();
+        deep(deeper.path(), MAX_DEPTH + 5);
+        let e = write_layer(deeper.path(), &mut io::sink()).unwrap_err();
+        assert!(e.to_string().contains("deeper than"), "{e}");
+    }
+
+    #[test]
+    fn files_named_like_whiteouts_are_left_out() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".wh..."), "").unwrap();
+        std::fs::write(d.path().join(".wh.kept"), "").unwrap();
+        std::fs::write(d.path().join("kept"), "k").unwrap();
+        let mut out = Vec::new();
+        let stats = write_layer(d.path(), &mut out).unwrap();
+        assert_eq!(stats.skipped, 2);
+        assert_eq!(names(&out), [("kept".to_string(), tar::EntryType::Regular)]);
     }
 }

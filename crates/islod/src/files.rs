@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
@@ -24,6 +24,8 @@ pub enum FileError {
     NotFound(String),
     #[error("{0} is a directory (use files-archive for directories)")]
     IsDir(String),
+    #[error("{path} is larger than the {max} bytes islod reads of it")]
+    TooLarge { path: String, max: u64 },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
 }
@@ -109,6 +111,25 @@ impl SandboxRoot {
             FileType::Directory => Err(FileError::IsDir(path.to_string())),
             _ => Err(FileError::Invalid(format!("{path} is not a regular file"))),
         }
+    }
+
+    /// The whole regular file `path`, refused when it is (or grows while read) larger than
+    /// `max` bytes: the sandbox decides how large its files are.
+    pub fn read_bounded(&self, path: &str, max: u64) -> Result<Vec<u8>, FileError> {
+        let (f, len) = self.read(path)?;
+        let too_large = || FileError::TooLarge {
+            path: path.to_string(),
+            max,
+        };
+        if len > max {
+            return Err(too_large());
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        f.take(max + 1).read_to_end(&mut out).map_err(io_at(path))?;
+        if out.len() as u64 > max {
+            return Err(too_large());
+        }
+        Ok(out)
     }
 
     /// The directory `parts`, created (with its parents) when missing.
@@ -220,7 +241,7 @@ impl SandboxRoot {
         let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         let mut count = 0;
-        walk(&dir, Path::new(""), &mut tar, &mut count).map_err(io_at(path))?;
+        walk(dir, &mut tar, &mut count).map_err(io_at(path))?;
         tar.into_inner()
             .and_then(|gz| gz.finish())
             .and_then(|mut w| w.flush())
@@ -299,66 +320,115 @@ impl SandboxRoot {
     }
 }
 
-/// Add the entries of `dir` (an open directory) under `prefix`, without following links.
-fn walk(
-    dir: &OwnedFd,
-    prefix: &Path,
-    tar: &mut tar::Builder<impl Write>,
-    count: &mut u64,
-) -> io::Result<()> {
-    let mut names: Vec<String> = rustix::fs::Dir::read_from(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "." && n != "..")
-        .collect();
-    names.sort();
-    for name in names {
-        let st = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-        let rel = prefix.join(&name);
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(st.st_mode & 0o7777);
-        h.set_mtime(st.st_mtime.max(0) as u64);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_size(0);
-                tar.append_data(&mut h, &rel, io::empty())?;
-                let sub = rustix::fs::openat(
-                    dir,
-                    name.as_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                walk(&sub, &rel, tar, count)?;
+/// How deep a directory tree `tar_dir` writes: one descriptor stays open per level, and the
+/// sandbox chooses the depth.
+pub const MAX_DEPTH: usize = 1024;
+
+/// A directory being written: its descriptor, its path in the archive and the names left.
+struct Level {
+    dir: OwnedFd,
+    prefix: PathBuf,
+    names: std::vec::IntoIter<String>,
+}
+
+impl Level {
+    fn new(dir: OwnedFd, prefix: PathBuf) -> io::Result<Self> {
+        let mut names: Vec<String> = rustix::fs::Dir::read_from(&dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        names.sort();
+        Ok(Self {
+            dir,
+            prefix,
+            names: names.into_iter(),
+        })
+    }
+}
+
+/// Add the entries below `dir` (an open directory), depth first in name order, without
+/// following links; an explicit stack, so a deep tree cannot exhaust this thread's.
+fn walk(dir: OwnedFd, tar: &mut tar::Builder<impl Write>, count: &mut u64) -> io::Result<()> {
+    let mut stack = vec![Level::new(dir, PathBuf::new())?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.next() else {
+            stack.pop();
+            continue;
+        };
+        let rel = top.prefix.join(&name);
+        match add_entry(&top.dir, &name, &rel, tar)? {
+            Added::Dir(sub) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(io::Error::other(format!(
+                        "the tree is deeper than {MAX_DEPTH} directories (at {})",
+                        rel.display()
+                    )));
+                }
+                stack.push(Level::new(sub, rel)?);
             }
-            FileType::RegularFile => {
-                let fd = rustix::fs::openat(
-                    dir,
-                    name.as_str(),
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                let f = File::from(fd);
-                let len = f.metadata()?.len();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(len);
-                tar.append_data(&mut h, &rel, f.take(len))?;
-            }
-            FileType::Symlink => {
-                let target = rustix::fs::readlinkat(dir, name.as_str(), Vec::new())?;
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_size(0);
-                let target: &std::ffi::OsStr =
-                    std::os::unix::ffi::OsStrExt::from_bytes(target.as_bytes());
-                tar.append_link(&mut h, &rel, target)?;
-            }
-            _ => continue,
+            Added::Leaf => {}
+            Added::Skipped => continue,
         }
         *count += 1;
     }
     Ok(())
+}
+
+/// What [`add_entry`] did.
+enum Added {
+    /// A directory, open for its children.
+    Dir(OwnedFd),
+    Leaf,
+    /// A socket or a device, left out.
+    Skipped,
+}
+
+/// Add the entry `name` of `dir` as `rel`.
+fn add_entry(
+    dir: &OwnedFd,
+    name: &str,
+    rel: &Path,
+    tar: &mut tar::Builder<impl Write>,
+) -> io::Result<Added> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_size(0);
+    let open = |flags: OFlags| {
+        rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            h.set_entry_type(tar::EntryType::Directory);
+            tar.append_data(&mut h, rel, io::empty())?;
+            return Ok(Added::Dir(open(OFlags::DIRECTORY)?));
+        }
+        FileType::RegularFile => {
+            let f = File::from(open(OFlags::NONBLOCK)?);
+            let len = f.metadata()?.len();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(len);
+            tar.append_data(&mut h, rel, f.take(len))?;
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            let target: &std::ffi::OsStr =
+                std::os::unix::ffi::OsStrExt::from_bytes(target.as_bytes());
+            tar.append_link(&mut h, rel, target)?;
+        }
+        _ => return Ok(Added::Skipped),
+    }
+    Ok(Added::Leaf)
 }
 
 #[cfg(test)]

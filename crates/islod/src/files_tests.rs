@@ -143,3 +143,32 @@ fn hostile_archives_are_refused_or_confined() {
         Err(FileError::Invalid(_))
     ));
 }
+
+#[test]
+fn deep_trees_are_archived_without_recursion_or_refused() {
+    let f = fixture();
+    let mut p = f.root.join("workspace/deep");
+    for _ in 0..MAX_DEPTH - 2 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    let root = f.root.clone();
+    // A small stack: a recursive walk of a thousand levels would overflow it.
+    let n = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let r = SandboxRoot::open(&root, 1000, 1000).unwrap();
+            r.tar_dir("/workspace/deep", std::io::sink()).unwrap()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(n, (MAX_DEPTH - 2) as u64);
+    for _ in 0..4 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let e = r.tar_dir("/workspace/deep", std::io::sink()).unwrap_err();
+    assert!(e.to_string().contains("deeper than"), "{e}");
+}

@@ -11,7 +11,9 @@ impl From<FileError> for AppError {
         match e {
             FileError::Invalid(m) => AppError::Validation(m),
             FileError::NotFound(_) => AppError::FileNotFound(e.to_string()),
-            FileError::IsDir(_) => AppError::FileOperation(e.to_string()),
+            FileError::IsDir(_) | FileError::TooLarge { .. } => {
+                AppError::FileOperation(e.to_string())
+            }
             FileError::Io { .. } => AppError::FileOperation(e.to_string()),
         }
     }

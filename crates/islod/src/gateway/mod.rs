@@ -5,6 +5,7 @@
 //! placeholders for secrets.
 
 pub mod control;
+pub mod log;
 pub mod nft;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,9 @@ pub use control::GatewayControl;
 
 /// Where the sandbox's trust store is, and the env vars runtimes read it from.
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The most of a sandbox's CA bundle islod reads (Debian's is about 200 KiB).
+const MAX_CA_BUNDLE: u64 = 8 << 20;
 const CA_ENV: &[&str] = &[
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
@@ -249,12 +253,13 @@ impl NetState {
             spec.host_addr
         );
         r.replace("/etc/resolv.conf", 0o644, resolv.as_bytes())?;
-        let mut bundle = match r.read(CA_BUNDLE) {
-            Ok((mut f, _)) => {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut f, &mut s)
-                    .map(|_| s)
-                    .unwrap_or_default()
+        // The sandbox owns this file and may have made it huge; a bundle past the cap is
+        // replaced by the CA alone, which is all the gateway's TLS needs.
+        let mut bundle = match r.read_bounded(CA_BUNDLE, MAX_CA_BUNDLE) {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(e @ crate::files::FileError::TooLarge { .. }) => {
+                tracing::warn!(sandbox = %spec.host_if, "{e}; replacing it with islo's CA");
+                String::new()
             }
             Err(_) => String::new(),
         };
