@@ -33,6 +33,10 @@ pub struct FileConfig {
     pub registry_mirrors: BTreeMap<String, String>,
     #[serde(default)]
     pub registry_credentials: BTreeMap<String, Credential>,
+    /// Registries (`host[:port]`) on loopback or private addresses that image references may
+    /// name (mirrors and registries with credentials may always be private).
+    #[serde(default)]
+    pub private_registries: Vec<String>,
     #[serde(default)]
     pub gateway: GatewayConfig,
     /// What `github://owner/repo` sources are cloned from (default `https://github.com`).
@@ -92,6 +96,7 @@ pub struct Config {
     pub log_retention_days: u32,
     pub registry_mirrors: BTreeMap<String, String>,
     pub registry_credentials: BTreeMap<String, Credential>,
+    pub private_registries: Vec<String>,
     pub gateway: GatewayConfig,
     pub github_base_url: String,
     pub agents: Vec<islo_api::AgentProfile>,
@@ -208,6 +213,7 @@ impl Config {
             log_retention_days: file.log_retention_days.unwrap_or(30),
             registry_mirrors: file.registry_mirrors,
             registry_credentials: file.registry_credentials,
+            private_registries: file.private_registries,
             gateway: file.gateway,
             agents: file.agents,
             github_base_url: file

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod http;
 pub mod images;
 pub mod server;
+pub mod sparse;
 pub mod ssh;
 pub mod store;
 pub mod transcripts;

@@ -62,6 +62,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             .iter()
             .map(|(k, c)| (k.clone(), (c.username.clone(), c.password.clone())))
             .collect(),
+        private_registries: cfg.private_registries.clone(),
     };
     let images = ImageStore::new(&cfg.state_dir.join("images"), store.clone(), settings)?;
     let app = App::new(
@@ -108,10 +109,12 @@ fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
     let agents = app
         .store
         .prune_agent_sessions((before.unix_timestamp_nanos() / 1_000_000) as i64)?;
-    if pruned + agents > 0 {
+    let decisions = app.store.prune_gateway_events(&before.format(fmt)?)?;
+    if pruned + agents + decisions > 0 {
         tracing::info!(
             sessions = pruned,
             agent_sessions = agents,
+            gateway_decisions = decisions,
             days = cfg.log_retention_days,
             "pruned the audit log"
         );

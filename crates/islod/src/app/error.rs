@@ -62,11 +62,13 @@ impl AppError {
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)
                 | ImageError::InsecureMirror(_)
+                | ImageError::PrivateRegistry(_)
                 | ImageError::NotFound(_) => ErrorCode::InvalidRequest,
                 ImageError::Unpack { .. } | ImageError::DigestMismatch { .. } => {
                     ErrorCode::InvalidRequest
                 }
                 ImageError::Registry { .. } => ErrorCode::BadGateway,
+                ImageError::HostFull { .. } => ErrorCode::ResourceUnavailable,
                 ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
             },
             Self::Provisioning(_) => ErrorCode::SandboxProvisioningFailed,

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::snapshots::{Base, validate_name};
 use super::{App, AppError, Tenant};
+use crate::images::LayerLimits;
 use crate::store::{SnapshotRow, StoreError, now_rfc3339};
 
 const LAYER_MEDIA: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -160,6 +161,14 @@ fn read_blobs(archive: impl Read, dir: &Path) -> Result<BTreeMap<String, PathBuf
                 _ => continue,
             },
         };
+        // A sparse or otherwise special entry would make the tar reader write what the
+        // archive does not hold.
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            return Err(bad(format!("{path} is not a regular file entry")));
+        }
         let dest = dir.join(&name);
         let mut f = BufWriter::new(File::create(&dest).map_err(io("scratch file"))?);
         let mut hw = HashTo(&mut f, Sha256::new(), 0);
@@ -266,11 +275,14 @@ impl App {
                 ))
             })?;
             let f = File::open(path).map_err(io("layer"))?;
-            top = (f.metadata().map(|m| m.len()).unwrap_or(0), digest.clone());
-            layers.push(
-                self.images
-                    .add_layer(f, &digest, &format!("import of {name}"))?,
-            );
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            top = (len, digest.clone());
+            layers.push(self.images.add_layer(
+                f,
+                &digest,
+                &format!("import of {name}"),
+                LayerLimits::for_blob(len),
+            )?);
         }
         let cfg = &config["config"];
         let labels = &cfg["Labels"];

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::sandboxes::{image_env, runtime_spec};
 use super::{App, AppError, Tenant};
+use crate::images::LayerLimits;
+use crate::sparse::SparseFile;
 use crate::store::{Binding, SandboxRow, SnapshotRow, StoreError, now_rfc3339};
 
 /// What a sandbox made from a snapshot starts with.
@@ -73,15 +75,22 @@ fn default_name(sandbox: &str) -> String {
     format!("{sandbox}-{stamp}")
 }
 
-/// A writer that hashes and counts what passes through.
+/// A writer that hashes and counts what passes through, and refuses more than `limit`.
 struct Hashing<W> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    limit: u64,
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes + buf.len() as u64 > self.limit {
+            return Err(std::io::Error::other(format!(
+                "the sandbox's changes are larger than its disk allows ({} bytes)",
+                self.limit
+            )));
+        }
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
@@ -195,19 +204,27 @@ impl App {
         let (app, id) = (self.clone(), SandboxId(sb.id.clone()));
         let label = format!("snapshot of {}", sb.name);
         let io = |e: std::io::Error| AppError::Internal(format!("snapshot scratch file: {e}"));
+        // What the sandbox's disk can hold is all a snapshot may store, however large its
+        // files claim to be; holes (sparse files) stay holes in the scratch file and the layer.
+        let disk = u64::from(sb.disk_gb) << 30;
+        let limits = LayerLimits {
+            content: disk,
+            stream: disk + disk / 4 + (64 << 20),
+        };
         let (bytes, digest, dir) = tokio::task::spawn_blocking(move || {
             let tmp = tempfile::NamedTempFile::new_in(app.images.tmp_dir()).map_err(io)?;
             let mut w = Hashing {
-                inner: std::io::BufWriter::with_capacity(1 << 20, tmp.reopen().map_err(io)?),
+                inner: SparseFile::new(tmp.reopen().map_err(io)?),
                 hasher: Sha256::new(),
                 bytes: 0,
+                limit: limits.stream,
             };
             app.driver.export_changes(&id, &mut w)?;
-            w.flush().map_err(io)?;
+            w.inner.finish().map_err(io)?;
             let digest = format!("sha256:{}", hex::encode(w.hasher.finalize()));
             let dir = app
                 .images
-                .add_layer(tmp.reopen().map_err(io)?, &digest, &label)?;
+                .add_layer(tmp.reopen().map_err(io)?, &digest, &label, limits)?;
             Ok::<_, AppError>((w.bytes, digest, dir))
         })
         .await

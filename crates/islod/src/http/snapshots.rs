@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::HttpState;
 use super::error::ApiError;
 use crate::app::{AppError, Tenant, snapshot_view};
+use crate::images::MAX_LAYER_BYTES;
 
 #[utoipa::path(get, path = "/snapshots/", params(ListSnapshotsQuery),
     responses((status = 200, body = PaginatedSnapshotResponse)))]
@@ -108,8 +109,20 @@ pub async fn import(
             .map_err(|e| AppError::Internal(e.to_string()))?,
     );
     let mut stream = body.into_data_stream();
+    let mut received = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::Invalid(format!("reading the archive: {e}")))?;
+        let before = received;
+        received += chunk.len() as u64;
+        if received > MAX_LAYER_BYTES {
+            return Err(AppError::Validation(format!(
+                "the archive is larger than {MAX_LAYER_BYTES} bytes, the most a snapshot holds"
+            ))
+            .into());
+        }
+        if before >> 26 != received >> 26 {
+            s.app.images.ensure_room().map_err(AppError::from)?;
+        }
         out.write_all(&chunk)
             .await
             .map_err(|e| AppError::Internal(format!("storing the archive: {e}")))?;

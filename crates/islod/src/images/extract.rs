@@ -15,6 +15,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
+use crate::sparse::CopyError;
+
 /// Why a layer was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -24,6 +26,10 @@ pub enum UnpackError {
     ThroughLink(String),
     #[error("layer entry {entry:?} hard-links to missing or unsafe {target:?}")]
     BadHardLink { entry: String, target: String },
+    #[error("layer entry {0:?} is a whiteout of nothing a layer can hide")]
+    BadWhiteout(String),
+    #[error("layer holds more content than islod accepts from it (the limit was reached at {0})")]
+    TooLarge(String),
     #[error("reading layer: {0}")]
     Read(io::Error),
     #[error("writing {path}: {source}")]
@@ -99,9 +105,11 @@ fn clear(path: &Path, keep_dir: bool) -> Result<(), UnpackError> {
     Ok(())
 }
 
-/// Unpack the (uncompressed) tar stream `src` into `root`.
-pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
+/// Unpack the (uncompressed) tar stream `src` into `root`, writing at most `budget` bytes of
+/// file content (zero blocks stay holes and cost nothing).
+pub fn unpack(src: impl Read, root: &Path, budget: u64) -> Result<UnpackStats, UnpackError> {
     let mut archive = tar::Archive::new(src);
+    let mut left = budget;
     let mut stats = UnpackStats::default();
     let mut dir_times = Vec::new();
     for entry in archive.entries().map_err(UnpackError::Read)? {
@@ -136,7 +144,7 @@ pub fn unpack(src: impl Read, root: &Path) -> Result<UnpackStats, UnpackError> {
                 dir_times.push((path.clone(), meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                make_file(&mut entry, &path, &meta)?
+                left -= make_file(&mut entry, &path, &meta, left)?;
             }
             tar::EntryType::Symlink => {
                 let target = link_name(&entry)?;
@@ -229,6 +237,10 @@ fn whiteout(root: &Path, rel: &Path) -> Result<bool, UnpackError> {
     let Some(hidden) = name.strip_prefix(WH_PREFIX) else {
         return Ok(false);
     };
+    // `.wh.`, `.wh..` and `.wh...` would name the directory itself or its parent.
+    if matches!(hidden, "" | "." | "..") || hidden.starts_with(WH_PREFIX) {
+        return Err(UnpackError::BadWhiteout(rel.display().to_string()));
+    }
     let target = path.with_file_name(hidden);
     clear(&target, false)?;
     rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, Mode::empty(), 0)
@@ -245,20 +257,32 @@ fn make_dir(path: &Path, meta: &Meta) -> Result<(), UnpackError> {
     std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid)).map_err(werr(path))
 }
 
-fn make_file(src: &mut impl Read, path: &Path, meta: &Meta) -> Result<(), UnpackError> {
+/// A regular file with its holes; returns the bytes of content written.
+fn make_file(
+    src: &mut impl Read,
+    path: &Path,
+    meta: &Meta,
+    budget: u64,
+) -> Result<u64, UnpackError> {
     clear(path, false)?;
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
         .map_err(werr(path))?;
-    io::copy(src, &mut f).map_err(werr(path))?;
+    let written = match crate::sparse::copy(src, f.try_clone().map_err(werr(path))?, budget) {
+        Ok(n) => n,
+        Err(CopyError::OverBudget(_)) => {
+            return Err(UnpackError::TooLarge(path.display().to_string()));
+        }
+        Err(CopyError::Io(e)) => return Err(werr(path)(e)),
+    };
     std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(werr(path))?;
     f.set_permissions(meta.perms()).map_err(werr(path))?;
     set_mtime(path, meta.mtime);
-    Ok(())
+    Ok(written)
 }
 
 /// A hard link to a regular file of this layer, reached without symlinks.
@@ -332,10 +356,34 @@ mod tests {
         fs::create_dir(&dest).unwrap();
         let tar = layer(|b| file(b, "../escaped", b"x", 0o644));
         assert!(matches!(
-            unpack(&tar[..], &dest),
+            unpack(&tar[..], &dest, u64::MAX),
             Err(UnpackError::Escape(_))
         ));
         assert!(!root.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn refuses_whiteouts_of_the_directory_or_its_parent() {
+        for name in [".wh...", "sub/.wh...", ".wh..", ".wh."] {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("layer");
+            fs::create_dir(&dest).unwrap();
+            let neighbour = root.path().join("other-operation");
+            fs::write(&neighbour, "kept").unwrap();
+            let tar = layer(|b| {
+                file(b, "sub/f", b"x", 0o644);
+                file(b, name, b"", 0o644);
+            });
+            assert!(
+                matches!(
+                    unpack(&tar[..], &dest, u64::MAX),
+                    Err(UnpackError::BadWhiteout(_))
+                ),
+                "{name}"
+            );
+            assert_eq!(fs::read_to_string(&neighbour).unwrap(), "kept", "{name}");
+            assert!(dest.join("sub/f").exists(), "{name}");
+        }
     }
 
     #[test]
@@ -350,7 +398,7 @@ mod tests {
             file(b, "etc/passwd", b"owned", 0o644);
         });
         assert!(matches!(
-            unpack(&tar[..], &dest),
+            unpack(&tar[..], &dest, u64::MAX),
             Err(UnpackError::ThroughLink(_))
         ));
         assert!(!outside.join("passwd").exists());
@@ -369,13 +417,13 @@ mod tests {
         let dest = root.path().join("layer");
         fs::create_dir(&dest).unwrap();
         let tar = layer(|b| link(b, tar::EntryType::Link, "shadow", "../../etc/shadow"));
-        assert!(unpack(&tar[..], &dest).is_err());
+        assert!(unpack(&tar[..], &dest, u64::MAX).is_err());
         let tar = layer(|b| {
             link(b, tar::EntryType::Symlink, "s", "/etc/hostname");
             link(b, tar::EntryType::Link, "h", "s");
         });
         assert!(matches!(
-            unpack(&tar[..], &dest),
+            unpack(&tar[..], &dest, u64::MAX),
             Err(UnpackError::BadHardLink { .. })
         ));
     }
@@ -391,7 +439,7 @@ mod tests {
             file(b, "a/data", b"payload", 0o640);
             link(b, tar::EntryType::Link, "a/again", "a/data");
         });
-        let stats = unpack(&tar[..], dest).unwrap();
+        let stats = unpack(&tar[..], dest, u64::MAX).unwrap();
         assert_eq!((stats.whiteouts, stats.setid_cleared), (2, 1));
         let su = fs::metadata(dest.join("usr/bin/su")).unwrap();
         assert_eq!(su.permissions().mode() & 0o7777, 0o755);

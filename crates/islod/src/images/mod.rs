@@ -30,6 +30,11 @@ pub enum ImageError {
     InvalidReference(String, String),
     #[error("mirror {0} uses plain HTTP, which is allowed for loopback registries only")]
     InsecureMirror(String),
+    #[error(
+        "registry {0} is on a loopback, private or host address; islod pulls from such a registry \
+         only when it is a configured mirror or listed in `private_registries` (islod.yaml)"
+    )]
+    PrivateRegistry(String),
     #[error("image {0} not found in its registry")]
     NotFound(String),
     #[error("registry error for {image}: {detail}")]
@@ -42,10 +47,67 @@ pub enum ImageError {
         digest: String,
         source: UnpackError,
     },
+    #[error(
+        "the host has only {free} bytes of disk left for images and snapshots; \
+         remove some (islo snapshot rm, islo rm) and try again"
+    )]
+    HostFull { free: u64 },
     #[error("image cache: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// What one layer may unpack to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerLimits {
+    /// Bytes of file content written (holes are free).
+    pub content: u64,
+    /// Bytes of the uncompressed tar stream read (holes cost time).
+    pub stream: u64,
+}
+
+/// Disk the image cache always leaves free on its filesystem.
+pub const HOST_RESERVE: u64 = 1 << 30;
+
+/// The most any layer may hold: a sandbox's largest disk.
+pub const MAX_LAYER_BYTES: u64 = (islo_api::limits::DISK_GB.1 as u64) << 30;
+
+/// How much more content than its compressed size a layer from outside may hold. Real layers
+/// compress a few times; a decompression bomb, thousands.
+pub const MAX_RATIO: u64 = 1000;
+
+impl LayerLimits {
+    /// For a layer blob of `len` bytes from a registry or an archive.
+    pub fn for_blob(len: u64) -> Self {
+        Self {
+            content: len
+                .saturating_mul(MAX_RATIO)
+                .saturating_add(64 << 20)
+                .min(MAX_LAYER_BYTES),
+            stream: MAX_LAYER_BYTES,
+        }
+    }
+}
+
+/// A reader that fails once more than `left` bytes were read from it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "the layer is larger than {} bytes uncompressed",
+                self.limit
+            ))
+        })?;
+        Ok(n)
+    }
 }
 
 /// The parts of an image config a sandbox uses.
@@ -71,6 +133,56 @@ pub struct ImageSettings {
     pub mirrors: BTreeMap<String, String>,
     /// Registry → (user, password).
     pub credentials: BTreeMap<String, (String, String)>,
+    /// Registries (`host[:port]`) that may be on loopback or private addresses, besides the
+    /// mirrors and the registries with credentials.
+    pub private_registries: Vec<String>,
+}
+
+impl ImageSettings {
+    /// Whether the operator named `host` (`host[:port]`): a mirror, a registry with
+    /// credentials, or one of `private_registries`.
+    fn configured(&self, host: &str) -> bool {
+        let mirror_host = |url: &String| {
+            let h = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .unwrap_or(url);
+            h.trim_end_matches('/').to_string()
+        };
+        self.mirrors.values().map(mirror_host).any(|h| h == host)
+            || self.credentials.contains_key(host)
+            || self.private_registries.iter().any(|h| h == host)
+    }
+}
+
+/// Refuse a registry that is not configured and resolves to an address no tenant may make
+/// islod reach: loopback, private, link-local, or one of the host's own. (Otherwise a pull is
+/// a port scanner of the host and its network.)
+async fn guard_registry(settings: &ImageSettings, host: &str) -> Result<(), ImageError> {
+    if settings.configured(host) {
+        return Ok(());
+    }
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => {
+            (n, p.parse().unwrap_or(443))
+        }
+        _ => (host, 443),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let refused = || ImageError::PrivateRegistry(host.to_string());
+    let addrs = tokio::net::lookup_host((name, port))
+        .await
+        .map_err(|_| ImageError::Registry {
+            image: host.to_string(),
+            detail: "the registry's name does not resolve".into(),
+        })?;
+    for a in addrs {
+        let ip = a.ip();
+        if !islo_gateway::upstream::is_public(ip) || islo_gateway::upstream::is_host_address(ip) {
+            return Err(refused());
+        }
+    }
+    Ok(())
 }
 
 /// The image cache.
@@ -109,6 +221,17 @@ impl ImageStore {
         dir.parent() == Some(self.root.join("layers").as_path())
     }
 
+    /// Refuse to fill the host: the image cache's filesystem must keep [`HOST_RESERVE`]
+    /// bytes free.
+    pub fn ensure_room(&self) -> Result<(), ImageError> {
+        let st = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < HOST_RESERVE {
+            return Err(ImageError::HostFull { free });
+        }
+        Ok(())
+    }
+
     /// Scratch space on the layers' filesystem.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
@@ -121,12 +244,13 @@ impl ImageStore {
         blob: std::fs::File,
         digest: &str,
         label: &str,
+        limits: LayerLimits,
     ) -> Result<PathBuf, ImageError> {
         let dir = self.layer_dir(digest);
         if dir.is_dir() {
             return Ok(dir);
         }
-        match unpack_blob(blob, &self.root, &dir, label, digest) {
+        match unpack_blob(blob, &self.root, &dir, (label, digest), limits) {
             // Another save of the same content got there first.
             Err(_) if dir.is_dir() => Ok(dir),
             other => other.map(|()| dir),
@@ -161,6 +285,7 @@ impl ImageStore {
     }
 
     async fn pull(&self, r: &Resolved, progress: Progress) -> Result<Image, ImageError> {
+        guard_registry(&self.settings, r.pull.registry()).await?;
         let client = oci_client::Client::new(ClientConfig {
             protocol: match &r.plain_http {
                 Some(h) => ClientProtocol::HttpsExcept(vec![h.clone()]),
@@ -251,9 +376,12 @@ impl ImageStore {
         }
         let (image, digest, root) = (r.canonical.clone(), layer.digest.clone(), self.root.clone());
         let blob = tmp.reopen()?;
-        tokio::task::spawn_blocking(move || unpack_blob(blob, &root, &dir, &image, &digest))
-            .await
-            .map_err(|e| ImageError::Io(std::io::Error::other(e)))?
+        let limits = LayerLimits::for_blob(current);
+        tokio::task::spawn_blocking(move || {
+            unpack_blob(blob, &root, &dir, (&image, &digest), limits)
+        })
+        .await
+        .map_err(|e| ImageError::Io(std::io::Error::other(e)))?
     }
 }
 
@@ -262,8 +390,8 @@ fn unpack_blob(
     blob: std::fs::File,
     root: &Path,
     dir: &Path,
-    image: &str,
-    digest: &str,
+    (image, digest): (&str, &str),
+    limits: LayerLimits,
 ) -> Result<(), ImageError> {
     use std::io::{BufRead, BufReader};
     let mut r = BufReader::new(blob);
@@ -272,17 +400,22 @@ fn unpack_blob(
         .get(..4)
         .map(<[u8]>::to_vec)
         .unwrap_or_default();
-    let reader: Box<dyn std::io::Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+    let decoded: Box<dyn std::io::Read> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(r))
     } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
         Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
     } else {
         Box::new(r)
     };
+    let reader = Capped {
+        inner: decoded,
+        left: limits.stream,
+        limit: limits.stream,
+    };
     let staging = tempfile::Builder::new()
         .prefix("layer")
         .tempdir_in(root.join("tmp"))?;
-    unpack(reader, staging.path()).map_err(|source| ImageError::Unpack {
+    unpack(reader, staging.path(), limits.content).map_err(|source| ImageError::Unpack {
         image: image.to_string(),
         digest: digest.to_string(),
         source,

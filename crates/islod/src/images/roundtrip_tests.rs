@@ -115,7 +115,7 @@ fn every_file_kind_survives_the_round_trip() {
     let mut layer = Vec::new();
     islo_runtime::layer_tar::write_layer(r, &mut layer).unwrap();
     let dst = tempfile::tempdir().unwrap();
-    let stats = super::extract::unpack(&layer[..], dst.path()).unwrap();
+    let stats = super::extract::unpack(&layer[..], dst.path(), u64::MAX).unwrap();
     assert_eq!(stats.skipped, 0);
     assert_eq!(describe(dst.path()), describe(r));
 }
