@@ -19,9 +19,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::io::Counted;
 use crate::proxy::{Shared, serve_tunnel};
 use crate::rules::normalize_host;
+use crate::scrub::{Scrubbed, Scrubber};
 use crate::{Client, Event, inject};
 
 type UpBody = Counted<Incoming>;
+
+/// How long a sandbox may take to send a request's headers (a half-sent request holds a
+/// connection, and islod's descriptors, for nothing).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most header bytes a request may have.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// How the connection reached HTTP.
@@ -59,6 +66,9 @@ where
         async move { Ok::<_, Infallible>(c.handle(req).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades()
         .await;
@@ -97,7 +107,22 @@ fn split_authority(a: &str, default: u16) -> (String, u16) {
 impl Conn {
     /// The host and port a request is for.
     fn target(&self, req: &Request<Incoming>) -> Result<(String, u16), Box<Response<ProxyBody>>> {
-        let header = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+        let bad = |msg: &str| {
+            Err(Box::new(full(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("islo gateway: {msg}\n"),
+            )))
+        };
+        let mut hosts = req.headers().get_all(HOST).iter();
+        let header = match (hosts.next(), hosts.next()) {
+            (_, Some(_)) => return bad("more than one Host header"),
+            (None, None) => None,
+            (Some(v), None) => match v.to_str().ok().filter(|h| valid_host_header(h)) {
+                Some(h) => Some(h),
+                None => return bad("the Host header is not a host[:port]"),
+            },
+        };
         match &self.origin {
             Origin::Tls(sni) => {
                 if let Some(h) = header
@@ -123,17 +148,13 @@ impl Conn {
                     .or_else(|| hint.clone());
                 match authority {
                     Some(a) => Ok(split_authority(&a, self.port)),
-                    None => Err(Box::new(full(
-                        StatusCode::BAD_REQUEST,
-                        "text/plain",
-                        "islo gateway: the request names no host\n".into(),
-                    ))),
+                    None => bad("the request names no host"),
                 }
             }
         }
     }
 
-    fn event(&self, c: &Client, req: &Request<Incoming>, host: &str) -> Event {
+    fn event(&self, c: &Client, req: &Request<Incoming>, host: &str, path: &str) -> Event {
         Event {
             sandbox_id: c.sandbox_id.clone(),
             tenant_id: c.tenant_id.clone(),
@@ -146,7 +167,7 @@ impl Conn {
             },
             host: host.to_string(),
             method: req.method().to_string(),
-            path: req.uri().path().to_string(),
+            path: path.to_string(),
             rule_id: None,
             action: "allow",
             status: 0,
@@ -173,10 +194,17 @@ impl Conn {
                 "islo gateway: unknown sandbox\n".into(),
             );
         };
-        let mut ev = self.event(&client, &req, &host);
-        let (decision, rule) = client
-            .policy
-            .decide(req.method().as_str(), &host, req.uri().path());
+        let path = crate::path::normalize(req.uri().path());
+        let mut ev = self.event(&client, &req, &host, path.as_deref().unwrap_or(""));
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => {
+                ev.path = req.uri().path().to_string();
+                ev.reason = e.to_string();
+                return self.refuse(ev, StatusCode::BAD_REQUEST, "deny", None);
+            }
+        };
+        let (decision, rule) = client.policy.decide(req.method().as_str(), &host, &path);
         ev.rule_id.clone_from(&decision.rule_id);
         ev.reason.clone_from(&decision.reason);
         if !decision.allowed {
@@ -198,8 +226,16 @@ impl Conn {
             );
         }
         let (mut parts, body) = req.into_parts();
-        self.inject(&client, rule, &host, &mut parts.headers, &mut ev);
-        prepare_upstream_request(&mut parts, &host, port, &self.origin);
+        let injected = self.inject(&client, rule, &host, &mut parts.headers, &mut ev);
+        let scrub = Scrubber::new(injected.iter().flat_map(|v| inject::echo_forms(v)));
+        if scrub.is_some() {
+            // An encoded response could not be scrubbed.
+            parts.headers.insert(
+                hyper::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        prepare_upstream_request(&mut parts, &host, port, &path, &self.origin);
         let up_count = Arc::new(AtomicU64::new(0));
         let body = Counted::new(body, up_count.clone(), None);
         let sent = match self.sender(&host, port).await {
@@ -212,7 +248,7 @@ impl Conn {
         };
         ev.latency_ms = started.elapsed().as_secs_f64() * 1e3;
         match sent {
-            Ok(resp) => self.relay(resp, ev, up_count),
+            Ok(resp) => self.relay(resp, ev, up_count, scrub),
             Err(e) => {
                 ev.reason = format!("upstream failed: {e}");
                 self.refuse(ev, StatusCode::BAD_GATEWAY, "error", None)
@@ -221,7 +257,9 @@ impl Conn {
     }
 
     /// Credentials: the matched rule's secret, then secrets whose own hosts match `host`; each
-    /// swaps its placeholders and, with an auth strategy, sets itself.
+    /// swaps its placeholders in its carrier headers and, with an auth strategy, sets itself.
+    /// Never over plain HTTP, where anyone on the path would read them. Returns the secrets
+    /// and the header values that now carry them.
     fn inject(
         &self,
         client: &Client,
@@ -229,7 +267,7 @@ impl Conn {
         host: &str,
         headers: &mut hyper::HeaderMap,
         ev: &mut Event,
-    ) {
+    ) -> Vec<String> {
         let mut uses: Vec<(&str, Option<&islo_api::AuthStrategy>)> = Vec::new();
         if let Some(r) = rule
             && let Some(key) = &r.provider_key
@@ -241,16 +279,27 @@ impl Conn {
                 uses.push((&route.name, route.auth.as_ref()));
             }
         }
+        if !uses.is_empty() && !matches!(self.origin, Origin::Tls(_)) {
+            ev.reason = format!("{}; credentials are never sent over plain HTTP", ev.reason);
+            return Vec::new();
+        }
+        let mut injected = Vec::new();
         for (key, auth) in uses {
             let Some(secret) = self.sh.control.secret(&client.tenant_id, key) else {
                 ev.reason = format!("{}; secret {key} is not set", ev.reason);
                 continue;
             };
-            inject::swap_headers(headers, &client.placeholder_prefix, key, &secret);
+            let carriers = inject::carriers(auth);
+            let prefix = &client.placeholder_prefix;
+            injected.extend(inject::swap_headers(
+                headers, &carriers, prefix, key, &secret,
+            ));
             if let Some(a) = auth {
-                inject::apply_auth(headers, a, &secret);
+                injected.extend(inject::apply_auth(headers, a, &secret));
             }
+            injected.push(secret);
         }
+        injected
     }
 
     /// Answer with `status`, record the decision.
@@ -283,12 +332,14 @@ impl Conn {
         resp
     }
 
-    /// Pass the upstream's response back; record when its body has gone through.
+    /// Pass the upstream's response back (scrubbed of what was injected); record when its
+    /// body has gone through.
     fn relay(
         &self,
         resp: Response<Incoming>,
         mut ev: Event,
         up: Arc<AtomicU64>,
+        scrub: Option<Scrubber>,
     ) -> Response<ProxyBody> {
         ev.status = resp.status().as_u16();
         let down = Arc::new(AtomicU64::new(0));
@@ -298,8 +349,15 @@ impl Conn {
             ev.bytes_down = d.load(Ordering::Relaxed);
             control.record(ev);
         });
-        let (parts, body) = resp.into_parts();
-        Response::from_parts(parts, Counted::new(body, down, Some(done)).boxed())
+        let (mut parts, body) = resp.into_parts();
+        let body = Counted::new(body, down, Some(done));
+        match scrub {
+            Some(s) => {
+                s.headers(&mut parts.headers);
+                Response::from_parts(parts, Scrubbed::new(body, s).boxed())
+            }
+            None => Response::from_parts(parts, body.boxed()),
+        }
     }
 
     /// A connection to `host:port`: the last one if it is still good, else a new one.
@@ -340,11 +398,18 @@ impl Conn {
     }
 }
 
-/// Origin-form URI, a `Host` header, no proxy headers.
+/// Whether a `Host` header is a plain `host[:port]`.
+fn valid_host_header(h: &str) -> bool {
+    !h.is_empty() && !h.contains('@') && h.parse::<hyper::http::uri::Authority>().is_ok()
+}
+
+/// Origin-form URI with the normalised `path`, `Host` from the target (RFC 9112 §3.2.2: a
+/// proxy replaces whatever the client sent), no proxy headers.
 fn prepare_upstream_request(
     parts: &mut hyper::http::request::Parts,
     host: &str,
     port: u16,
+    path: &str,
     origin: &Origin,
 ) {
     let default_port = if matches!(origin, Origin::Tls(_)) {
@@ -352,25 +417,20 @@ fn prepare_upstream_request(
     } else {
         80
     };
-    if parts.uri.authority().is_some() {
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        if let Ok(u) = pq.parse() {
-            parts.uri = u;
-        }
+    let pq = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Ok(u) = pq.parse() {
+        parts.uri = u;
     }
-    if !parts.headers.contains_key(HOST) {
-        let h = if port == default_port {
-            host.to_string()
-        } else {
-            format!("{host}:{port}")
-        };
-        if let Ok(v) = HeaderValue::from_str(&h) {
-            parts.headers.insert(HOST, v);
-        }
+    let h = if port == default_port {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&h) {
+        parts.headers.insert(HOST, v);
     }
     parts.headers.remove("proxy-connection");
     parts.headers.remove("proxy-authorization");
@@ -395,5 +455,15 @@ mod tests {
             ("10.0.0.1".into(), 443)
         );
         assert_eq!(split_authority("[::1]:8080", 80), ("::1".into(), 8080));
+    }
+
+    #[test]
+    fn host_headers() {
+        for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1"] {
+            assert!(valid_host_header(good), "{good}");
+        }
+        for bad in ["", "user@example.com", "a b", "example.com/x", "ex ample"] {
+            assert!(!valid_host_header(bad), "{bad}");
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Credentials on the way out.
 //!
 //! Placeholders: a sandbox's env holds tokens `islo_p_NONCE_SECRET` instead of secrets. In a
-//! request allowed by a rule whose `provider_key` is `SECRET`, such a token in any header (also
-//! inside `Authorization: Basic`, as git sends it) becomes the secret. Toward any other host it
-//! stays the placeholder, which is worthless.
+//! request allowed by a rule whose `provider_key` is `SECRET` (or toward the secret's own
+//! hosts), such a token in the header that carries credentials (`Authorization`, also inside
+//! `Basic` as git sends it, and the header an auth strategy names) becomes the secret. In any
+//! other header, and toward any other host, it stays the placeholder, which is worthless.
 //!
 //! Rules with `provider_key` and `auth_strategy` set the credential themselves (`bearer`,
 //! `basic` with the strategy's user name, or a named `header` with a `{token}` template).
@@ -43,11 +44,34 @@ pub fn swap_in(text: &str, prefix: &str, secret_name: &str, secret: &str) -> Opt
     changed.then_some(out)
 }
 
-/// Swap placeholders of `secret_name` in every header of `headers`.
-pub fn swap_headers(headers: &mut HeaderMap, prefix: &str, secret_name: &str, secret: &str) {
-    let names: Vec<HeaderName> = headers.keys().cloned().collect();
-    for name in names {
-        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+/// The headers that may carry `auth`'s credential: `Authorization`, and the header a
+/// `header` strategy names.
+pub fn carriers(auth: Option<&AuthStrategy>) -> Vec<HeaderName> {
+    let mut out = vec![AUTHORIZATION];
+    if let Some(a) = auth
+        && a.mode == "header"
+        && let Some(n) = a
+            .name
+            .as_deref()
+            .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+    {
+        out.push(n);
+    }
+    out
+}
+
+/// Swap placeholders of `secret_name` in the headers `only` of `headers`; returns the values
+/// that now hold the secret.
+pub fn swap_headers(
+    headers: &mut HeaderMap,
+    only: &[HeaderName],
+    prefix: &str,
+    secret_name: &str,
+    secret: &str,
+) -> Vec<String> {
+    let mut swapped_values = Vec::new();
+    for name in only {
+        let values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
         let mut changed = false;
         let mut new_values = Vec::with_capacity(values.len());
         for v in values {
@@ -55,21 +79,24 @@ pub fn swap_headers(headers: &mut HeaderMap, prefix: &str, secret_name: &str, se
                 swap_in(t, prefix, secret_name, secret)
                     .or_else(|| swap_basic(t, prefix, secret_name, secret))
             });
-            match swapped.and_then(|s| HeaderValue::from_str(&s).ok()) {
-                Some(nv) => {
+            match swapped.and_then(|s| HeaderValue::from_str(&s).ok().map(|v| (s, v))) {
+                Some((s, mut nv)) => {
                     changed = true;
+                    nv.set_sensitive(true);
                     new_values.push(nv);
+                    swapped_values.push(s);
                 }
                 None => new_values.push(v),
             }
         }
         if changed {
-            headers.remove(&name);
+            headers.remove(name);
             for v in new_values {
                 headers.append(name.clone(), v);
             }
         }
     }
+    swapped_values
 }
 
 /// `Basic base64(user:pass)` with a placeholder inside.
@@ -83,38 +110,47 @@ fn swap_basic(value: &str, prefix: &str, secret_name: &str, secret: &str) -> Opt
     Some(format!("Basic {}", B64.encode(swapped)))
 }
 
-/// Set the rule's credential on `headers`.
-pub fn apply_auth(headers: &mut HeaderMap, auth: &AuthStrategy, secret: &str) {
-    let set = |headers: &mut HeaderMap, name: HeaderName, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            let mut v = v;
-            v.set_sensitive(true);
-            headers.insert(name, v);
-        }
-    };
-    match auth.mode.as_str() {
-        "bearer" => set(headers, AUTHORIZATION, format!("Bearer {secret}")),
+/// Set the rule's credential on `headers`; returns the value set.
+pub fn apply_auth(headers: &mut HeaderMap, auth: &AuthStrategy, secret: &str) -> Option<String> {
+    let (name, value) = match auth.mode.as_str() {
+        "bearer" => (AUTHORIZATION, format!("Bearer {secret}")),
         "basic" => {
             let user = auth.username.as_deref().unwrap_or("");
-            set(
-                headers,
-                AUTHORIZATION,
-                format!("Basic {}", B64.encode(format!("{user}:{secret}"))),
-            );
+            let encoded = B64.encode(format!("{user}:{secret}"));
+            (AUTHORIZATION, format!("Basic {encoded}"))
         }
         "header" => {
-            let Some(name) = auth
+            let name = auth
                 .name
                 .as_deref()
-                .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            else {
-                return;
-            };
+                .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())?;
             let template = auth.format.as_deref().unwrap_or("{token}");
-            set(headers, name, template.replace("{token}", secret));
+            (name, template.replace("{token}", secret))
         }
-        _ => {}
+        _ => return None,
+    };
+    let mut v = HeaderValue::from_str(&value).ok()?;
+    v.set_sensitive(true);
+    headers.insert(name, v);
+    Some(value)
+}
+
+/// What an echo of `value` (a header value holding a secret) may show: the value, and the
+/// base64 of `Basic` credentials.
+pub fn echo_forms(value: &str) -> Vec<String> {
+    let mut out = vec![value.to_string()];
+    if let Some((scheme, token)) = value.split_once(' ') {
+        out.push(token.trim().to_string());
+        if scheme.eq_ignore_ascii_case("basic")
+            && let Some(plain) = B64
+                .decode(token.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        {
+            out.push(plain);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -144,10 +180,19 @@ mod tests {
         h.insert("x-token", HeaderValue::from_static("islo_p_abc_github"));
         let basic = format!("Basic {}", B64.encode("x-access-token:islo_p_abc_github"));
         h.insert(AUTHORIZATION, HeaderValue::from_str(&basic).unwrap());
-        swap_headers(&mut h, P, "github", "ghp_real");
-        assert_eq!(h["x-token"], "ghp_real");
+        let values = swap_headers(&mut h, &carriers(None), P, "github", "ghp_real");
+        assert_eq!(h["x-token"], "islo_p_abc_github", "not a credential header");
         let want = format!("Basic {}", B64.encode("x-access-token:ghp_real"));
         assert_eq!(h[AUTHORIZATION], want.as_str());
+        assert_eq!(values, [want.clone()]);
+        assert!(echo_forms(&want).contains(&"x-access-token:ghp_real".to_string()));
+        let header = AuthStrategy {
+            mode: "header".into(),
+            name: Some("x-token".into()),
+            ..Default::default()
+        };
+        swap_headers(&mut h, &carriers(Some(&header)), P, "github", "ghp_real");
+        assert_eq!(h["x-token"], "ghp_real", "the strategy's own header");
     }
 
     #[test]

@@ -17,8 +17,10 @@ mod http;
 pub mod inject;
 mod io;
 pub mod limit;
+pub mod path;
 mod proxy;
 pub mod rules;
+mod scrub;
 mod sockopt;
 pub mod upstream;
 

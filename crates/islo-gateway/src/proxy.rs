@@ -21,6 +21,9 @@ use crate::{Control, Event, http};
 /// How long a connection may stay silent before its first bytes.
 const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections one sandbox may hold open through the gateway at once.
+pub const MAX_CONNS_PER_SANDBOX: usize = 256;
+
 /// Where the gateway listens and how it reaches out.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -37,6 +40,72 @@ pub(crate) struct Shared {
     pub control: Arc<dyn Control>,
     pub upstreams: Upstreams,
     pub limiter: Limiter,
+    pub conns: ConnLimits,
+}
+
+/// Open connections, per sandbox address and in all: each holds two of islod's descriptors
+/// (the sandbox's and the upstream's), and islod's API needs some too.
+pub(crate) struct ConnLimits {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    per_peer: usize,
+    total: usize,
+}
+
+/// A connection's place; given back when dropped.
+pub(crate) struct ConnSlot {
+    sh: Arc<Shared>,
+    peer: std::net::IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.sh.conns.open.lock()
+            && let Some(n) = open.get_mut(&self.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl ConnLimits {
+    fn new(per_peer: usize) -> Self {
+        // Half of what is left of the descriptor limit after a reserve for everything else.
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1 << 20);
+        let total = (usize::try_from(soft)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(512)
+            / 2)
+        .max(64);
+        Self {
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+            per_peer,
+            total,
+        }
+    }
+
+    /// A place for a connection from `peer`, unless it or the gateway is full.
+    fn acquire(sh: &Arc<Shared>, peer: std::net::IpAddr) -> Result<ConnSlot, &'static str> {
+        let Ok(mut open) = sh.conns.open.lock() else {
+            return Err("the gateway is shutting down");
+        };
+        if open.values().sum::<usize>() >= sh.conns.total {
+            return Err("the gateway holds as many connections as islod can");
+        }
+        let n = open.entry(peer).or_insert(0);
+        if *n >= sh.conns.per_peer {
+            return Err("this sandbox holds too many connections through the gateway");
+        }
+        *n += 1;
+        Ok(ConnSlot {
+            sh: sh.clone(),
+            peer,
+        })
+    }
 }
 
 /// A running gateway; dropping it stops it.
@@ -72,6 +141,7 @@ impl Gateway {
             control: control.clone(),
             upstreams,
             limiter: Limiter::default(),
+            conns: ConnLimits::new(MAX_CONNS_PER_SANDBOX),
         });
         let tasks = vec![
             tokio::spawn(accept_loop(listener, shared.clone())),
@@ -102,9 +172,19 @@ impl Drop for Gateway {
 async fn accept_loop(listener: TcpListener, sh: Arc<Shared>) {
     loop {
         match listener.accept().await {
-            Ok((sock, peer)) => {
-                tokio::spawn(handle_conn(sock, peer, sh.clone()));
-            }
+            Ok((sock, peer)) => match ConnLimits::acquire(&sh, peer.ip()) {
+                Ok(slot) => {
+                    tokio::spawn(async move {
+                        let sh = slot.sh.clone();
+                        handle_conn(sock, peer, sh).await;
+                        drop(slot);
+                    });
+                }
+                Err(why) => {
+                    record_refusal(&sh, peer, "", 0, why);
+                    reset(sock);
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "gateway accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -187,6 +267,16 @@ fn kind(b: &[u8]) -> Kind {
 }
 
 fn record_reset(sh: &Shared, peer: SocketAddr, host: &str, port: u16) {
+    record_refusal(
+        sh,
+        peer,
+        host,
+        port,
+        "neither HTTP nor TLS: the connection was reset",
+    );
+}
+
+fn record_refusal(sh: &Shared, peer: SocketAddr, host: &str, port: u16, why: &str) {
     if let Some(c) = sh.control.client(peer.ip()) {
         sh.control.record(Event {
             sandbox_id: c.sandbox_id.clone(),
@@ -203,7 +293,7 @@ fn record_reset(sh: &Shared, peer: SocketAddr, host: &str, port: u16) {
             bytes_up: 0,
             bytes_down: 0,
             latency_ms: 0.0,
-            reason: "neither HTTP nor TLS: the connection was reset".into(),
+            reason: why.to_string(),
         });
     }
 }

@@ -1,8 +1,11 @@
 //! Deciding a request against a profile: rules by priority, first match wins, else the
 //! profile's default action. Host patterns are globs, case-insensitive, matched against the
-//! host without its port; path patterns are globs over the path without its query.
+//! host without its port; path patterns are globs over the path without its query, in the
+//! normal form of [`crate::path::normalize`]: `*` stays within one segment, `**` crosses
+//! them. Deny rules match paths case-insensitively (a server may not care about case, and a
+//! deny must hold for `/Admin` too); allow rules match exactly, so they never widen.
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use globset::{GlobBuilder, GlobMatcher};
 use islo_api::{AuthStrategy, GatewayProfileResponse, GatewayRuleResponse};
 
 /// Methods a rule may name.
@@ -38,8 +41,11 @@ fn host_glob(pattern: &str) -> Result<GlobMatcher, String> {
         .map_err(|e| format!("host_pattern {pattern:?}: {e}"))
 }
 
-fn path_glob(pattern: &str) -> Result<GlobMatcher, String> {
-    Glob::new(pattern)
+fn path_glob(pattern: &str, any_case: bool) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .case_insensitive(any_case)
+        .build()
         .map(|g| g.compile_matcher())
         .map_err(|e| format!("path_pattern {pattern:?}: {e}"))
 }
@@ -51,7 +57,7 @@ pub fn validate(r: &GatewayRuleResponse) -> Result<(), String> {
         if !p.starts_with('/') {
             return Err(format!("path_pattern {p:?} must start with /"));
         }
-        path_glob(p)?;
+        path_glob(p, false)?;
     }
     for m in r.methods.iter().flatten() {
         if !METHODS.contains(&m.as_str()) {
@@ -158,7 +164,10 @@ impl Policy {
                 .map(|r| Compiled {
                     rule: r.clone(),
                     host: host_glob(&r.host_pattern).ok(),
-                    path: r.path_pattern.as_deref().and_then(|p| path_glob(p).ok()),
+                    path: r
+                        .path_pattern
+                        .as_deref()
+                        .and_then(|p| path_glob(p, r.action == "deny").ok()),
                 })
                 .collect(),
         }
@@ -295,12 +304,47 @@ mod tests {
     fn paths_and_methods_narrow_a_rule() {
         let p = profile("deny");
         let mut r = rule("api", 1, "api.example.com", "allow");
-        r.path_pattern = Some("/v1/*".into());
+        r.path_pattern = Some("/v1/**".into());
         r.methods = Some(vec!["GET".into()]);
         let rules = [r];
         assert!(decide(&p, &rules, "GET", "api.example.com", "/v1/a/b?q=1").allowed);
         assert!(!decide(&p, &rules, "POST", "api.example.com", "/v1/a").allowed);
         assert!(!decide(&p, &rules, "GET", "api.example.com", "/v2/a").allowed);
+    }
+
+    #[test]
+    fn one_star_stays_in_its_segment_and_denies_hold_in_any_case() {
+        let p = profile("allow");
+        let mut public = rule("public", 1, "api.example.com", "allow");
+        public.path_pattern = Some("/public/*".into());
+        public.provider_key = Some("vendor".into());
+        let mut admin = rule("admin", 2, "api.example.com", "deny");
+        admin.path_pattern = Some("/admin/**".into());
+        let mut private = rule("private", 3, "api.example.com", "deny");
+        private.path_pattern = Some("/private".into());
+        let rules = [public, admin, private];
+        let policy = Policy::compile(&p, &rules);
+        let rule_of = |path: &str| {
+            let path = crate::path::normalize(path).unwrap();
+            policy.decide("GET", "api.example.com", &path).0.rule_id
+        };
+        assert_eq!(rule_of("/public/a").as_deref(), Some("public"));
+        // The credential-scoped allow does not reach deeper, nor other spellings of its case.
+        assert_eq!(rule_of("/public/a/b"), None);
+        assert_eq!(rule_of("/PUBLIC/a"), None);
+        for p in [
+            "/private",
+            "/public/../private",
+            "/%70rivate",
+            "//private",
+            "/./private",
+            "/Private",
+        ] {
+            assert_eq!(rule_of(p).as_deref(), Some("private"), "{p}");
+        }
+        for p in ["/admin/x", "/Admin/x/y", "/public/../ADMIN/x"] {
+            assert_eq!(rule_of(p).as_deref(), Some("admin"), "{p}");
+        }
     }
 
     #[test]

@@ -5,39 +5,30 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use islo_gateway::{Client, Control, Event, Policy, SecretRoute};
 
 use super::NetPlan;
-use islo_api::GatewayEventResponse;
+use super::log::EventLog;
 
 use crate::store::Store;
-
-/// Decisions written per transaction at most.
-const BATCH: usize = 512;
 
 pub struct GatewayControl {
     store: Arc<Store>,
     plan: NetPlan,
     cache: RwLock<HashMap<IpAddr, Arc<Client>>>,
-    events: Mutex<mpsc::Sender<Event>>,
+    events: EventLog,
 }
 
 impl GatewayControl {
     pub fn new(store: Arc<Store>, plan: NetPlan) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel::<Event>();
-        let writer = store.clone();
-        std::thread::Builder::new()
-            .name("gateway-log".into())
-            .spawn(move || write_events(&writer, &rx))
-            .ok();
+        let events = EventLog::start(store.clone());
         Arc::new(Self {
             store,
             plan,
             cache: RwLock::new(HashMap::new()),
-            events: Mutex::new(tx),
+            events,
         })
     }
 
@@ -101,47 +92,6 @@ impl Control for GatewayControl {
     }
 
     fn record(&self, event: Event) {
-        if let Ok(tx) = self.events.lock() {
-            let _ = tx.send(event);
-        }
-    }
-}
-
-fn stored(e: Event) -> (String, GatewayEventResponse) {
-    let at = time::OffsetDateTime::from(e.at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let event = GatewayEventResponse {
-        id: 0,
-        sandbox_id: e.sandbox_id,
-        at,
-        scheme: e.scheme.to_string(),
-        host: e.host,
-        method: e.method,
-        path: e.path,
-        rule_id: e.rule_id,
-        action: e.action.to_string(),
-        status: e.status,
-        bytes_up: e.bytes_up,
-        bytes_down: e.bytes_down,
-        latency_ms: e.latency_ms,
-        reason: e.reason,
-    };
-    (e.tenant_id, event)
-}
-
-/// Write decisions in batches until every sender is gone.
-fn write_events(store: &Store, rx: &mpsc::Receiver<Event>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![stored(first)];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(e) => batch.push(stored(e)),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = store.insert_gateway_events(&batch) {
-            tracing::warn!(error = %e, events = batch.len(), "could not record gateway decisions");
-        }
+        self.events.record(event);
     }
 }

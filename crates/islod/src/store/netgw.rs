@@ -199,6 +199,22 @@ impl Store {
         Ok(())
     }
 
+    /// Keep only the newest `keep` decisions of a sandbox.
+    pub fn trim_gateway_events(&self, sandbox_id: &str, keep: u64) -> Result<usize, StoreError> {
+        Ok(self.db().execute(
+            "DELETE FROM gateway_events WHERE sandbox_id = ?1 AND id <= (SELECT id FROM \
+             gateway_events WHERE sandbox_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            params![sandbox_id, keep as i64],
+        )?)
+    }
+
+    /// Drop decisions made before `before` (RFC 3339).
+    pub fn prune_gateway_events(&self, before: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM gateway_events WHERE at < ?1", [before])?)
+    }
+
     /// A sandbox's decisions, oldest first: after an id, or since a time, or the last `limit`.
     pub fn gateway_events(
         &self,
