@@ -133,11 +133,12 @@ pub fn command(
     let groups: Vec<libc::gid_t> = user.groups.clone();
     let (uid, gid) = (user.uid, user.gid);
     // SAFETY: the closure runs in the forked (single-threaded) child before exec and only
-    // makes the setgroups/setgid/setuid system calls, which are async-signal-safe; `groups`
-    // was allocated before the fork and is only read. Order matters: groups and gid while
-    // still root, uid last.
+    // makes the open/write/close/setgroups/setgid/setuid system calls, which are
+    // async-signal-safe; `groups` and the C strings were allocated before the fork and are
+    // only read. Order matters: the OOM score, groups and gid while still root, uid last.
     unsafe {
         cmd.pre_exec(move || {
+            write_oom_score()?;
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                 || libc::setgid(gid) != 0
                 || libc::setuid(uid) != 0
@@ -148,6 +149,34 @@ pub fn command(
         });
     }
     cmd
+}
+
+/// The OOM score every command starts with, far above the agent's own (islod's, normally
+/// 0), so that under memory pressure the kernel takes a workload process, never the agent.
+pub const WORKLOAD_OOM_SCORE_ADJ: &std::ffi::CStr = c"500";
+
+/// Set the calling process's OOM score to [`WORKLOAD_OOM_SCORE_ADJ`]. Only system calls, so it
+/// may run between fork and exec. A score already higher stays (lowering it is refused).
+fn write_oom_score() -> std::io::Result<()> {
+    let value = WORKLOAD_OOM_SCORE_ADJ.to_bytes();
+    // SAFETY: a NUL-terminated static path and a static buffer of `value.len()` bytes; the
+    // descriptor is closed on every path.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = libc::write(fd, value.as_ptr().cast(), value.len());
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if n < 0 && err.raw_os_error() != Some(libc::EACCES) {
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {

@@ -28,10 +28,18 @@ fn main() {
             PathBuf::from(islo_agent::RUN_DIR_IN_SANDBOX).join(islo_agent::SOCKET_NAME)
         });
     // Only PID 1 of a sandbox prepares its root: the agent also runs outside one in tests.
-    if std::process::id() == 1
-        && let Err(e) = prepare::prepare_from_env()
-    {
-        eprintln!("islo-agent: preparing the sandbox: {e}");
+    if std::process::id() == 1 {
+        // Not dumpable: the sandbox's processes, root included (it lacks CAP_SYS_PTRACE),
+        // can neither ptrace the agent nor read its memory, environment or descriptors
+        // through /proc. Commands are dumpable again once they exec.
+        if let Err(e) =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        {
+            eprintln!("islo-agent: making the agent undumpable: {e}");
+        }
+        if let Err(e) = prepare::prepare_from_env() {
+            eprintln!("islo-agent: preparing the sandbox: {e}");
+        }
     }
     reaper::start();
     if let Err(e) = serve(&socket) {

@@ -54,17 +54,36 @@ impl Host for RealHost {
                 work,
                 target,
             } => {
+                // Each directory is named through a descriptor of this process: overlayfs
+                // resolves the names when mounting and keeps them only to show in mountinfo,
+                // where the sandbox reads them. So it sees `/proc/self/fd/N`, not the host's
+                // state directory or its own id (and many layers fit in one page of options).
+                let open = |p: &PathBuf| {
+                    rustix::fs::open(
+                        p,
+                        rustix::fs::OFlags::PATH
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))
+                };
+                let name = |fd: &std::os::fd::OwnedFd| {
+                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))
+                };
                 // overlayfs lists the uppermost lower dir first.
-                let lowers: Vec<String> = lower
+                let lower_fds = lower
                     .iter()
                     .rev()
-                    .map(|p| p.display().to_string())
-                    .collect();
+                    .map(open)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (upper_fd, work_fd) = (open(upper)?, open(work)?);
+                let lowers: Vec<String> = lower_fds.iter().map(name).collect();
                 let data = format!(
                     "lowerdir={},upperdir={},workdir={},index=off,xino=off",
                     lowers.join(":"),
-                    upper.display(),
-                    work.display()
+                    name(&upper_fd),
+                    name(&work_fd)
                 );
                 let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
                 rustix::mount::mount(

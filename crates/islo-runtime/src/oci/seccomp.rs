@@ -4,7 +4,10 @@
 //! system calls Docker's default profile refuses to an unprivileged container (kernel
 //! modules, mounts, namespaces, keyrings, clocks, reboot, BPF, perf, userfaultfd, handle
 //! based opens). `clone` with namespace flags is refused; `clone3` answers ENOSYS so libcs
-//! fall back to `clone`, whose flags can be checked.
+//! fall back to `clone`, whose flags can be checked. Like Docker's current profile it also
+//! refuses `AF_VSOCK` sockets (the host's and hypervisor's vsock ports), `io_uring` (ENOSYS,
+//! so programs fall back to ordinary I/O) and `personality` flags that weaken memory
+//! protections (`READ_IMPLIES_EXEC`, `MMAP_PAGE_ZERO`); a query (`0xffffffff`) still answers.
 
 use serde_json::{Value, json};
 
@@ -62,6 +65,15 @@ pub const DENIED: &[&str] = &[
     "ustat",
 ];
 
+/// System calls that answer ENOSYS, as on a kernel without them.
+pub const ABSENT: &[&str] = &["io_uring_setup", "io_uring_enter", "io_uring_register"];
+
+/// `AF_VSOCK`.
+const AF_VSOCK: u64 = 40;
+
+/// `personality` flags refused: `READ_IMPLIES_EXEC`, `MMAP_PAGE_ZERO`.
+const PERSONALITY_FLAGS: &[u64] = &[0x0040_0000, 0x0010_0000];
+
 /// Namespace flags refused in `clone`.
 const CLONE_NS_FLAGS: &[u64] = &[
     0x0002_0000, // CLONE_NEWNS
@@ -79,7 +91,24 @@ pub fn profile() -> Value {
     let mut rules = vec![
         json!({"names": DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM}),
         json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS}),
+        json!({"names": ABSENT, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS}),
+        json!({
+            "names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+            "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"}]
+        }),
     ];
+    // A flag set with any other of the low 32 bits clear: the query (all 32 set) passes.
+    // (libseccomp takes one comparison per argument, so "flag set and not the query" is
+    // spelled as one rule per other bit.)
+    for flag in PERSONALITY_FLAGS {
+        for bit in (0..32).map(|b| 1u64 << b).filter(|b| b != flag) {
+            let mask = flag | bit;
+            rules.push(json!({
+                "names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                "args": [{"index": 0, "value": mask, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]
+            }));
+        }
+    }
     for flag in CLONE_NS_FLAGS {
         rules.push(json!({
             "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,

@@ -22,6 +22,7 @@ pub const CAPABILITIES: &[&str] = &[
 ];
 
 const MASKED: &[&str] = &[
+    "/proc/config.gz",
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -70,8 +71,10 @@ pub fn config(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
                 "inheritable": [], "ambient": []
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": p.nofile_hard, "soft": p.nofile_hard.min(1024)}],
-            "noNewPrivileges": true,
-            "oomScoreAdj": 500
+            // No `oomScoreAdj`: the agent keeps islod's score (lowering it would need
+            // CAP_SYS_RESOURCE) and starts every command well above it
+            // (islo_agent's WORKLOAD_OOM_SCORE_ADJ), so the OOM killer takes those first.
+            "noNewPrivileges": true
         },
         "root": {"path": "rootfs", "readonly": false},
         "hostname": spec.hostname,
