@@ -39,11 +39,35 @@ pub struct FileConfig {
     pub private_registries: Vec<String>,
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// What each tenant may hold at once.
+    #[serde(default)]
+    pub quotas: Quotas,
     /// What `github://owner/repo` sources are cloned from (default `https://github.com`).
     pub github_base_url: Option<String>,
     /// Agent profiles besides (or replacing, by name) the built-in ones.
     #[serde(default)]
     pub agents: Vec<islo_api::AgentProfile>,
+}
+
+/// The `quotas:` section: what one tenant's sandboxes may hold in all (stopped ones too).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    pub sandboxes: u32,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            sandboxes: 100,
+            vcpus: 200,
+            memory_mb: 200 * 1024,
+            disk_gb: 1000,
+        }
+    }
 }
 
 /// The `gateway:` section: sandbox networking and the egress gateway.
@@ -98,6 +122,7 @@ pub struct Config {
     pub registry_credentials: BTreeMap<String, Credential>,
     pub private_registries: Vec<String>,
     pub gateway: GatewayConfig,
+    pub quotas: Quotas,
     pub github_base_url: String,
     pub agents: Vec<islo_api::AgentProfile>,
 }
@@ -215,6 +240,7 @@ impl Config {
             registry_credentials: file.registry_credentials,
             private_registries: file.private_registries,
             gateway: file.gateway,
+            quotas: file.quotas,
             agents: file.agents,
             github_base_url: file
                 .github_base_url

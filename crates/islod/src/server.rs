@@ -71,6 +71,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
         driver(cfg)?,
         AppSettings {
             pids_limit: cfg.pids_limit,
+            quotas: cfg.quotas,
             user: "islo".into(),
             uid: 1000,
             state_dir: cfg.state_dir.display().to_string(),
@@ -136,6 +137,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         app.set_net(net);
     }
     app.reconcile().await.context("reconciling sandboxes")?;
+    let _watchdog = app.watch_agents();
     prune_audit_log(&app, &cfg)?;
     app.store.fail_unfinished_setup()?;
     let unfinished = app.store.fail_unfinished_snapshots()?;

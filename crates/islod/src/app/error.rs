@@ -40,6 +40,12 @@ pub enum AppError {
     /// A clash with existing state (a snapshot name taken, a snapshot in use).
     #[error("{0}")]
     Conflict(String),
+    /// A tenant's quota would be passed.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// The host cannot hold what was asked.
+    #[error("{0}")]
+    HostFull(String),
     #[error("sandbox provisioning failed: {0}")]
     Provisioning(String),
     #[error("internal error: {0}")]
@@ -58,6 +64,8 @@ impl AppError {
             Self::AlreadyExists(_) | Self::RequestIdReused(_) => ErrorCode::SandboxAlreadyExists,
             Self::InvalidState { .. } | Self::Conflict(_) => ErrorCode::SandboxInvalidState,
             Self::FileNotFound(_) => ErrorCode::FileNotFound,
+            Self::QuotaExceeded(_) => ErrorCode::RateLimited,
+            Self::HostFull(_) => ErrorCode::ResourceUnavailable,
             Self::FileOperation(_) => ErrorCode::FileOperationError,
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)

@@ -13,6 +13,7 @@ mod gateway;
 mod logs;
 mod names;
 mod network;
+mod quota;
 mod reconcile;
 mod sandboxes;
 mod secrets;
@@ -21,6 +22,7 @@ mod setup;
 mod snapshot_archive;
 mod snapshots;
 mod sources;
+mod watch;
 
 /// Conversions from records to API views.
 pub mod sandboxes_view {
@@ -63,6 +65,8 @@ pub struct AppSettings {
     pub github_base_url: String,
     /// Coding agents (built-in and configured).
     pub agents: Vec<islo_api::AgentProfile>,
+    /// What each tenant may hold.
+    pub quotas: crate::config::Quotas,
 }
 
 /// Everything the handlers need.

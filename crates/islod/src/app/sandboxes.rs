@@ -206,6 +206,12 @@ impl App {
                 Err(AppError::RequestIdReused(rid.clone()))
             };
         }
+        let ask = super::quota::Ask {
+            vcpus: c.vcpus,
+            memory_mb: c.memory_mb,
+            disk_gb: c.disk_gb,
+        };
+        let admitted = self.admit(t, &ask).await?;
         let row = SandboxRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: t.id.clone(),
@@ -229,6 +235,7 @@ impl App {
             Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
             other => other?,
         }
+        drop(admitted);
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
         match self.provision(&row, &c).await {
@@ -421,8 +428,12 @@ impl App {
             }
         }
         let spec = runtime_spec(&row)?;
-        self.store
-            .set_status(&row.id, SandboxStatus::Starting, None, None)?;
+        {
+            let _admission = self.op_lock("admission").lock_owned().await;
+            self.host_has_room(0)?;
+            self.store
+                .set_status(&row.id, SandboxStatus::Starting, None, None)?;
+        }
         let started = spec.clone();
         let result = match self.blocking(move |d| d.start(&started)).await {
             Ok(()) => self.prepare_link(&spec).await,

@@ -223,6 +223,28 @@ impl Store {
         raw.into_iter().map(finish).collect()
     }
 
+    /// What a tenant's sandboxes (not deleted) hold: (count, vCPUs, memory MB, disk GB).
+    pub fn tenant_usage(&self, tenant: &str) -> Result<(u64, u64, u64, u64), StoreError> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(memory_mb), 0), \
+             COALESCE(SUM(disk_gb), 0) FROM sandboxes WHERE tenant_id = ?1 AND deleted_at IS NULL",
+            [tenant],
+            |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok((n(0)?, n(1)?, n(2)?, n(3)?))
+            },
+        )?)
+    }
+
+    /// Sandboxes of every tenant that run or are starting.
+    pub fn live_count(&self) -> Result<u64, StoreError> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM sandboxes WHERE status IN ('running', 'starting')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Count of running sandboxes.
     pub fn running_count(&self) -> Result<u64, StoreError> {
         Ok(self.db().query_row(

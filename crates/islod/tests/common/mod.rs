@@ -34,6 +34,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         log_cap_bytes: 1 << 20,
         github_base_url: "https://github.com".into(),
         agents: islod::agents::builtin(),
+        quotas: islod::config::Quotas::default(),
     };
     Arc::new(App::new(
         store,

@@ -1,0 +1,104 @@
+//! Agents that end. PID 1 of a sandbox is its agent, and when it ends (the OOM killer, a kill
+//! from the host) the sandbox has ended with it. A watchdog notices within a few seconds,
+//! takes the sandbox's storage and link down and records it as stopped with the reason, so
+//! `islo status` says what happened and the next `islo use` starts it again instead of
+//! failing on a refused connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use islo_api::SandboxStatus;
+use islo_runtime::{Observed, SandboxId};
+
+use super::App;
+use crate::store::SandboxRow;
+
+/// How often running sandboxes' agents are looked at.
+const EVERY: Duration = Duration::from_secs(2);
+
+/// The reason a sandbox whose agent ended is stopped with.
+pub const AGENT_ENDED: &str = "its agent (PID 1) ended, out of memory or killed from outside; \
+                               `islo use NAME` starts it again";
+
+/// Whether nothing listens on the agent's socket any more (its listener was PID 1's).
+fn agent_gone(row: &SandboxRow, app: &App) -> bool {
+    let sock = app.driver.agent_socket(&SandboxId(row.id.clone()));
+    match islo_runtime::agent::connect(&sock) {
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+        ),
+    }
+}
+
+impl App {
+    /// Watch running sandboxes' agents until islod stops.
+    pub fn watch_agents(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(EVERY).await;
+                app.check_agents().await;
+            }
+        })
+    }
+
+    async fn check_agents(self: &Arc<Self>) {
+        let rows = match self.store.live_sandboxes() {
+            Ok(rows) => rows,
+            Err(e) => return tracing::warn!(error = %e, "agent watchdog: reading sandboxes"),
+        };
+        for row in rows
+            .into_iter()
+            .filter(|r| r.status == SandboxStatus::Running)
+        {
+            let app = self.clone();
+            let probe = row.clone();
+            let gone = tokio::task::spawn_blocking(move || agent_gone(&probe, &app))
+                .await
+                .unwrap_or(false);
+            if gone {
+                self.agent_ended(&row).await;
+            }
+        }
+    }
+
+    /// Stop a sandbox whose agent ended, unless a lifecycle operation changed it meanwhile or
+    /// the runtime still sees it running.
+    async fn agent_ended(&self, row: &SandboxRow) {
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        let t = super::Tenant {
+            id: row.tenant_id.clone(),
+            name: String::new(),
+        };
+        match self.get(&t, &row.name) {
+            Ok(now) if now.id == row.id && now.status == SandboxStatus::Running => {}
+            _ => return,
+        }
+        let id = SandboxId(row.id.clone());
+        let observed = {
+            let id = id.clone();
+            self.blocking(move |d| d.observe(&id)).await
+        };
+        if matches!(observed, Ok(Observed::Running)) && !agent_gone(row, self) {
+            return;
+        }
+        let stopped = self.blocking(move |d| d.stop(&id)).await;
+        let (status, reason) = match &stopped {
+            Ok(()) => (
+                SandboxStatus::Stopped,
+                AGENT_ENDED.replace("NAME", &row.name),
+            ),
+            Err(e) => (
+                SandboxStatus::Failed,
+                format!("{AGENT_ENDED}; stopping: {e}"),
+            ),
+        };
+        tracing::warn!(sandbox = %row.name, "{reason}");
+        if let Err(e) = self.store.set_status(&row.id, status, Some(&reason), None) {
+            tracing::warn!(sandbox = %row.name, error = %e, "recording an ended agent");
+        }
+    }
+}
