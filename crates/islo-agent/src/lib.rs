@@ -18,3 +18,6 @@ pub const AGENT_PATH_IN_SANDBOX: &str = "/.islo/islo-agent";
 pub const RUN_DIR_IN_SANDBOX: &str = "/.islo/run";
 /// File name of the agent socket inside [`RUN_DIR_IN_SANDBOX`] (and its host-side twin).
 pub const SOCKET_NAME: &str = "agent.sock";
+/// Set in PID 1's environment when the runtime hands it its listening socket as this
+/// descriptor: the socket then lives on the host, out of the sandbox's reach.
+pub const LISTEN_FD_ENV: &str = "ISLO_AGENT_LISTEN_FD";

@@ -1,7 +1,8 @@
 //! `islo-agent`: PID 1 of every sandbox.
 //!
 //! It prepares the sandbox's user and directories, reaps every orphan, and serves islod on a
-//! unix socket (`islo-agent [SOCKET]`, default `/.islo/run/agent.sock`): one request per
+//! unix socket: the listening descriptor the runtime hands it (`ISLO_AGENT_LISTEN_FD`, bound
+//! on the host), else `islo-agent [SOCKET]`, default `/.islo/run/agent.sock`: one request per
 //! connection, see `islo_agent::proto`. It uses plain threads: it must stay small and start in
 //! a millisecond in any image (glibc, musl, busybox or none), so it is linked statically.
 
@@ -48,13 +49,32 @@ fn main() {
     }
 }
 
-fn serve(socket: &std::path::Path) -> std::io::Result<()> {
+/// The socket islod reaches the agent on: the one the runtime handed over (bound on the
+/// host, so nothing in the sandbox can replace it), else one bound at `socket`.
+fn listen(socket: &std::path::Path) -> std::io::Result<UnixListener> {
+    let handed = std::env::var(islo_agent::LISTEN_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok());
+    if let Some(fd) = handed {
+        // SAFETY: the runtime passed this descriptor to PID 1 (`--preserve-fds`) for the agent
+        // alone; nothing else in this process owns or closes it.
+        let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // Commands must not inherit it.
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC)?;
+        move_log(&std::path::Path::new(islo_agent::RUN_DIR_IN_SANDBOX).join("agent.log"))?;
+        return Ok(listener);
+    }
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     if let Some(dir) = socket.parent() {
         move_log(&dir.join("agent.log"))?;
     }
+    Ok(listener)
+}
+
+fn serve(socket: &std::path::Path) -> std::io::Result<()> {
+    let listener = listen(socket)?;
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {

@@ -2,6 +2,7 @@
 //! programs. [`RealHost`] does them; tests of the logic above can record them instead.
 
 use std::ffi::OsString;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -38,8 +39,15 @@ pub trait Host: Send + Sync {
     /// Run a helper program to completion; its stdin is empty.
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput>;
     /// Run a helper whose children may outlive it (an OCI runtime's `run -d`): their stdio
-    /// goes to `log`, so nothing waits on a pipe they hold.
-    fn run_detached(&self, program: &Path, args: &[OsString], log: &Path) -> std::io::Result<bool>;
+    /// goes to `log`, so nothing waits on a pipe they hold. `pass`, when given, is the
+    /// helper's descriptor 3 (for `--preserve-fds 1`).
+    fn run_detached(
+        &self,
+        program: &Path,
+        args: &[OsString],
+        log: &Path,
+        pass: Option<BorrowedFd<'_>>,
+    ) -> std::io::Result<bool>;
 }
 
 /// The real host.
@@ -152,18 +160,43 @@ impl Host for RealHost {
         })
     }
 
-    fn run_detached(&self, program: &Path, args: &[OsString], log: &Path) -> std::io::Result<bool> {
+    fn run_detached(
+        &self,
+        program: &Path,
+        args: &[OsString],
+        log: &Path,
+        pass: Option<BorrowedFd<'_>>,
+    ) -> std::io::Result<bool> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let status = Command::new(program)
-            .args(args)
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
-            .stderr(file)
-            .status()?;
-        Ok(status.success())
+            .stderr(file);
+        if let Some(fd) = pass {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            // SAFETY: runs in the forked child before exec and only makes the dup2 and fcntl
+            // system calls (async-signal-safe) on a descriptor the parent keeps open until the
+            // child has been waited for.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(move || {
+                    let rc = if raw == 3 {
+                        libc::fcntl(3, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(raw, 3)
+                    };
+                    if rc < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Ok(cmd.status()?.success())
     }
 }
 

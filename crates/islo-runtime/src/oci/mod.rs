@@ -32,6 +32,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The sandbox's [`crate::NetworkSpec`], kept beside it so a stop can take the network down.
 const NETWORK_FILE: &str = "network.json";
 
+/// The descriptor the agent's listening socket has in PID 1 (`--preserve-fds 1`).
+pub const AGENT_LISTEN_FD: u32 = 3;
+
 /// Settings of the OCI back end.
 #[derive(Debug, Clone)]
 pub struct OciConfig {
@@ -221,12 +224,37 @@ impl OciDriver {
                 &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
             );
         }
+        // The agent's socket is bound here, on the host, and handed to PID 1: nothing in the
+        // sandbox can reach its path, replace it or listen in its place.
+        let sock = dir.join(islo_agent::SOCKET_NAME);
+        let _ = std::fs::remove_file(&sock);
+        let listener = std::os::unix::net::UnixListener::bind(&sock)
+            .map_err(DriverError::io(sock.display().to_string()))?;
+        std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(DriverError::io(sock.display().to_string()))?;
         let bundle = dir.to_string_lossy().into_owned();
-        let args = self.runtime_cmd(&dir, &["run", "-d", "--bundle", &bundle, &spec.id.0]);
+        let args = self.runtime_cmd(
+            &dir,
+            &[
+                "run",
+                "--preserve-fds",
+                "1",
+                "-d",
+                "--bundle",
+                &bundle,
+                &spec.id.0,
+            ],
+        );
         let ok = self
             .host
-            .run_detached(&self.runtime, &args, &dir.join("agent.log"))
+            .run_detached(
+                &self.runtime,
+                &args,
+                &dir.join("agent.log"),
+                Some(std::os::fd::AsFd::as_fd(&listener)),
+            )
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
+        drop(listener);
         if !ok {
             let log = std::fs::read_to_string(dir.join("runtime.log")).unwrap_or_default();
             let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
@@ -374,8 +402,15 @@ impl Driver for OciDriver {
         })
     }
 
+    /// The host-side socket handed to the agent; a sandbox started before the agent was
+    /// handed its socket still listens in its run directory until it is restarted.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
-        self.dir(id).join("disk/run").join(islo_agent::SOCKET_NAME)
+        let dir = self.dir(id);
+        let host = dir.join(islo_agent::SOCKET_NAME);
+        if host.exists() {
+            return host;
+        }
+        dir.join("disk/run").join(islo_agent::SOCKET_NAME)
     }
 
     fn rootfs(&self, id: &SandboxId) -> Option<PathBuf> {

@@ -64,6 +64,7 @@ pub fn config(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 format!("ISLO_USER={}", spec.user),
                 format!("ISLO_UID={}", spec.uid),
+                format!("{}={}", islo_agent::LISTEN_FD_ENV, super::AGENT_LISTEN_FD),
             ],
             "cwd": "/",
             "capabilities": {
