@@ -195,16 +195,20 @@ impl Conn {
             );
         };
         let path = crate::path::normalize(req.uri().path());
-        let mut ev = self.event(&client, &req, &host, path.as_deref().unwrap_or(""));
+        let shown = path
+            .as_ref()
+            .map_or(req.uri().path(), |p| p.forward.as_str());
+        let mut ev = self.event(&client, &req, &host, shown);
         let path = match path {
             Ok(p) => p,
             Err(e) => {
-                ev.path = req.uri().path().to_string();
                 ev.reason = e.to_string();
                 return self.refuse(ev, StatusCode::BAD_REQUEST, "deny", None);
             }
         };
-        let (decision, rule) = client.policy.decide(req.method().as_str(), &host, &path);
+        let (decision, rule) = client
+            .policy
+            .decide(req.method().as_str(), &host, &path.matched);
         ev.rule_id.clone_from(&decision.rule_id);
         ev.reason.clone_from(&decision.reason);
         if !decision.allowed {
@@ -235,7 +239,7 @@ impl Conn {
                 HeaderValue::from_static("identity"),
             );
         }
-        prepare_upstream_request(&mut parts, &host, port, &path, &self.origin);
+        prepare_upstream_request(&mut parts, &host, port, &path.forward, &self.origin);
         let up_count = Arc::new(AtomicU64::new(0));
         let body = Counted::new(body, up_count.clone(), None);
         let sent = match self.sender(&host, port).await {

@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(h["x-token"], "islo_p_abc_github", "not a credential header");
         let want = format!("Basic {}", B64.encode("x-access-token:ghp_real"));
         assert_eq!(h[AUTHORIZATION], want.as_str());
-        assert_eq!(values, [want.clone()]);
+        assert_eq!(values, std::slice::from_ref(&want));
         assert!(echo_forms(&want).contains(&"x-access-token:ghp_real".to_string()));
         let header = AuthStrategy {
             mode: "header".into(),

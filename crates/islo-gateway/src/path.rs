@@ -2,8 +2,10 @@
 //!
 //! A rule about `/private` must hold however the sandbox spells it: `/public/../private`,
 //! `/%70rivate`, `//private`, `/./private`. So the gateway decides on one normal form and
-//! forwards that same form, and refuses spellings whose meaning depends on the upstream
-//! (an encoded `/` or `\`, a NUL, a broken escape).
+//! forwards that same form. An encoded separator (`%2F`, `%5C`) is kept as it is on the way
+//! out (npm names scoped packages `@scope%2Fname`), but rules see it as the `/` an upstream
+//! may take it for; a path that would then climb (`..%2F`) or hold an empty segment is
+//! refused, and so are a NUL, a raw backslash and a broken escape.
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,8 +20,8 @@ fn hex(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).map(|d| d as u8)
 }
 
-/// Percent-decode unreserved characters, upper-case the hex of the other escapes; refuse
-/// encoded separators, NUL, backslashes and broken escapes.
+/// Percent-decode unreserved characters, upper-case the hex of the other escapes; refuse an
+/// encoded NUL, a raw backslash and broken escapes.
 fn decode_unreserved(path: &str) -> Result<String, AmbiguousPath> {
     let refuse = |why: &str| AmbiguousPath(format!("{why} in {path:?}"));
     let b = path.as_bytes();
@@ -36,7 +38,6 @@ fn decode_unreserved(path: &str) -> Result<String, AmbiguousPath> {
                 };
                 let c = hi * 16 + lo;
                 match c {
-                    b'/' | b'\\' => return Err(refuse("an encoded separator")),
                     0 => return Err(refuse("an encoded NUL")),
                     c if unreserved(c) => out.push(char::from(c)),
                     c => out.push_str(&format!("%{c:02X}")),
@@ -53,13 +54,18 @@ fn decode_unreserved(path: &str) -> Result<String, AmbiguousPath> {
     Ok(out)
 }
 
-/// The normal form of a request path (without its query): unreserved characters decoded,
-/// `//` collapsed, `.` and `..` segments removed (never above the root), always absolute.
-pub fn normalize(path: &str) -> Result<String, AmbiguousPath> {
-    if !path.is_ascii() {
-        return Err(AmbiguousPath(format!("non-ASCII bytes in {path:?}")));
-    }
-    let decoded = decode_unreserved(path)?;
+/// A request path in normal form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalPath {
+    /// What the upstream receives: unreserved characters decoded, `//` collapsed, `.` and
+    /// `..` removed (never above the root), encoded separators kept.
+    pub forward: String,
+    /// What rules match: the same with encoded separators as `/`.
+    pub matched: String,
+}
+
+/// `.` and `..` segments removed, `//` collapsed, always absolute.
+fn remove_dots(decoded: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     let parts: Vec<&str> = decoded.split('/').collect();
     let last = parts.len().saturating_sub(1);
@@ -81,13 +87,39 @@ pub fn normalize(path: &str) -> Result<String, AmbiguousPath> {
     if trailing && !segments.is_empty() {
         out.push('/');
     }
-    Ok(out)
+    out
+}
+
+/// The normal form of a request path (without its query).
+pub fn normalize(path: &str) -> Result<NormalPath, AmbiguousPath> {
+    if !path.is_ascii() {
+        return Err(AmbiguousPath(format!("non-ASCII bytes in {path:?}")));
+    }
+    let forward = remove_dots(&decode_unreserved(path)?);
+    let matched = forward.replace("%2F", "/").replace("%5C", "/");
+    if matched != forward {
+        let inner = matched.strip_suffix('/').unwrap_or(&matched);
+        if inner
+            .split('/')
+            .skip(1)
+            .any(|seg| matches!(seg, "" | "." | ".."))
+        {
+            return Err(AmbiguousPath(format!(
+                "an encoded separator makes {path:?} climb or hold an empty segment"
+            )));
+        }
+    }
+    Ok(NormalPath { forward, matched })
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn fwd(p: &str) -> String {
+        normalize(p).unwrap().forward
+    }
 
     #[test]
     fn spellings_of_one_path_are_one_path() {
@@ -103,14 +135,25 @@ mod tests {
             "/../../private",
             "private",
         ] {
-            assert_eq!(normalize(p).unwrap(), "/private", "{p}");
+            assert_eq!(fwd(p), "/private", "{p}");
         }
-        assert_eq!(normalize("/").unwrap(), "/");
-        assert_eq!(normalize("").unwrap(), "/");
-        assert_eq!(normalize("/a/b/").unwrap(), "/a/b/");
-        assert_eq!(normalize("/a/b/.").unwrap(), "/a/b/");
-        assert_eq!(normalize("/a/b/..").unwrap(), "/a/");
-        assert_eq!(normalize("/a%20b/c%3fd").unwrap(), "/a%20b/c%3Fd");
+        assert_eq!(fwd("/"), "/");
+        assert_eq!(fwd(""), "/");
+        assert_eq!(fwd("/a/b/"), "/a/b/");
+        assert_eq!(fwd("/a/b/."), "/a/b/");
+        assert_eq!(fwd("/a/b/.."), "/a/");
+        assert_eq!(fwd("/a%20b/c%3fd"), "/a%20b/c%3Fd");
+    }
+
+    #[test]
+    fn encoded_separators_go_out_as_they_came_and_rules_see_slashes() {
+        let n = normalize("/@anthropic-ai%2fclaude-code").unwrap();
+        assert_eq!(n.forward, "/@anthropic-ai%2Fclaude-code");
+        assert_eq!(n.matched, "/@anthropic-ai/claude-code");
+        assert_eq!(
+            normalize("/private%2Fsecret").unwrap().matched,
+            "/private/secret"
+        );
     }
 
     #[test]
@@ -119,6 +162,8 @@ mod tests {
             "/public/..%2fprivate",
             "/public%2F..%2Fprivate",
             "/a%5c..%5cb",
+            "/a%2F%2Fb",
+            "/a%2F.%2Fb",
             "/a\\b",
             "/a%00",
             "/a%zz",

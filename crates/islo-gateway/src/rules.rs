@@ -325,7 +325,7 @@ mod tests {
         let rules = [public, admin, private];
         let policy = Policy::compile(&p, &rules);
         let rule_of = |path: &str| {
-            let path = crate::path::normalize(path).unwrap();
+            let path = crate::path::normalize(path).unwrap().matched;
             policy.decide("GET", "api.example.com", &path).0.rule_id
         };
         assert_eq!(rule_of("/public/a").as_deref(), Some("public"));

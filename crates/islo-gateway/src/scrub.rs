@@ -57,8 +57,18 @@ impl Scrubber {
         })
     }
 
-    fn keep(&self) -> usize {
-        self.needles.first().map_or(0, |n| n.len() - 1)
+    /// How many last bytes of `buf` could begin a value (and so wait for more).
+    fn keep(&self, buf: &[u8]) -> usize {
+        self.needles
+            .iter()
+            .map(|n| {
+                (1..n.len().min(buf.len() + 1))
+                    .rev()
+                    .find(|k| buf.ends_with(&n[..*k]))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Mask the values in every header value.
@@ -75,15 +85,15 @@ impl Scrubber {
         }
     }
 
-    /// The next chunk, masked; the last bytes that could start a value stay back until more
-    /// comes (or [`Self::finish`]).
+    /// The next chunk, masked; last bytes that begin a value stay back until more comes (or
+    /// [`Self::finish`]), so a stream that holds none is passed on at once.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.tail);
         buf.extend_from_slice(chunk);
         for n in &self.needles {
             mask(&mut buf, n);
         }
-        let emit = buf.len().saturating_sub(self.keep());
+        let emit = buf.len() - self.keep(&buf);
         self.tail = buf.split_off(emit);
         buf
     }
@@ -192,6 +202,14 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "echo: ********** and **********! SECRET-1"
         );
+        // Nothing that could begin a value: nothing waits.
+        let mut s = Scrubber::new(["SECRET-123".to_string()]).unwrap();
+        assert_eq!(
+            s.push(b"data: {\"token\": \"hi\"}\n\n"),
+            b"data: {\"token\": \"hi\"}\n\n"
+        );
+        assert_eq!(s.push(b"x SEC"), b"x ");
+        assert_eq!(s.push(b"OND"), b"SECOND");
         assert!(Scrubber::new(["abc".to_string()]).is_none(), "too short");
     }
 
