@@ -12,10 +12,6 @@ use std::time::Duration;
 use common::upstream::{Certs, Upstream, fixture, gateway_config, make_repos};
 use common::{Env, assert_no_trace, stderr, stdout};
 
-fn debian(env: &Env) -> String {
-    format!("{}/islo-test/debian-python:bookworm", env.registry)
-}
-
 /// The host's first global IPv4 address (a machine with none cannot run this test).
 fn host_ip() -> String {
     let out = std::process::Command::new("ip")
@@ -69,7 +65,7 @@ fn bypass_attempts_fail() {
         "use",
         "other",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--",
         "sh",
         "-c",
@@ -85,7 +81,7 @@ fn bypass_attempts_fail() {
     ]));
     let o: std::net::Ipv4Addr = other_gw.trim().parse().unwrap();
     let other_ip = std::net::Ipv4Addr::from(u32::from(o) + 1);
-    env.ok(&["use", "box", "-i", &debian(&env), "--", "true"]);
+    env.ok(&["use", "box", "-i", &env.debian(), "--", "true"]);
     env.ok(&[
         "cp",
         &fixture("egress_probe.py").display().to_string(),
@@ -176,7 +172,7 @@ fn upstream_with_a_bad_certificate_is_refused() {
         "use",
         "box",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--",
         "curl",
         "-sS",
@@ -208,7 +204,7 @@ fn pip_git_and_curl_work_through_the_gateway_and_nothing_is_left_behind() {
          git clone -q https://git.test:{s}/repo.git /tmp/repo; cat /tmp/repo/hello.txt; \
          curl -fsS https://up.test:{s}/echo/curl"
     );
-    let o = env.islo(&["use", "box", "-i", &debian(&env), "--", "sh", "-c", &script]);
+    let o = env.islo(&["use", "box", "-i", &env.debian(), "--", "sh", "-c", &script]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("pip 42"), "{out}");

@@ -7,54 +7,9 @@
 
 mod common;
 
+use common::gateway::{curl, log_json, rule, set_secret};
 use common::upstream::{Certs, Upstream, gateway_config};
-use common::{Env, stderr, stdout};
-
-fn debian(env: &Env) -> String {
-    format!("{}/islo-test/debian-python:bookworm", env.registry)
-}
-
-/// `curl` in the sandbox: (status, headers + body).
-fn curl(env: &Env, sandbox: &str, args: &[&str]) -> (u16, String) {
-    let mut a = vec![
-        "use",
-        sandbox,
-        "--",
-        "curl",
-        "-sS",
-        "-m",
-        "20",
-        "-D",
-        "-",
-        "-w",
-        "\n%{http_code}",
-    ];
-    a.extend_from_slice(args);
-    let o = env.islo(&a);
-    let out = stdout(&o);
-    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-    let code = code
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl {args:?}: {out}\n{}", stderr(&o)));
-    (code, body.to_string())
-}
-
-/// Make a rule and return its id.
-fn rule(env: &Env, profile: &str, args: &[&str]) -> String {
-    let mut a = vec!["gateway", profile, "add-rule"];
-    a.extend_from_slice(args);
-    env.ok(&a).trim().to_string()
-}
-
-fn log_json(env: &Env, sandbox: &str) -> Vec<serde_json::Value> {
-    // Decisions are written by a background writer; give it a moment.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    env.ok(&["gateway", "log", sandbox, "-o", "json", "--tail", "1000"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{Env, stdout};
 
 #[test]
 fn deny_by_default_allows_exactly_its_rules() {
@@ -88,7 +43,7 @@ fn deny_by_default_allows_exactly_its_rules() {
         "use",
         "box",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--gateway-profile",
         "strict",
         "--",
@@ -240,7 +195,7 @@ fn rate_limit_per_sandbox_per_rule() {
         "use",
         "box-a",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--gateway-profile",
         "limited",
         "--",
@@ -250,7 +205,7 @@ fn rate_limit_per_sandbox_per_rule() {
         "use",
         "box-b",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--gateway-profile",
         "limited",
         "--",
@@ -287,26 +242,8 @@ fn credentials_are_injected_and_never_seen_by_the_sandbox() {
     let certs = Certs::signed();
     let up = Upstream::start(&certs, "127.0.0.1", None);
     let env = Env::with_gateway("", &gateway_config(&certs));
-    for (name, value, extra) in [
-        ("vendor", VENDOR, vec!["--env", "VENDOR_KEY"]),
-        ("github", GITHUB, vec![]),
-    ] {
-        let mut args = vec!["secret", "set", name, "--from-stdin"];
-        args.extend(extra);
-        let mut c = env.islo_cmd();
-        c.args(&args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(
-            &mut child.stdin.take().unwrap(),
-            format!("{value}\n").as_bytes(),
-        )
-        .unwrap();
-        let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    set_secret(&env, "vendor", VENDOR, &["--env", "VENDOR_KEY"]);
+    set_secret(&env, "github", GITHUB, &[]);
     let ls = env.ok(&["secret", "ls", "-o", "json"]);
     assert!(
         ls.contains("GITHUB_TOKEN") && !ls.contains(GITHUB) && !ls.contains(VENDOR),
@@ -344,7 +281,7 @@ fn credentials_are_injected_and_never_seen_by_the_sandbox() {
         "use",
         "box",
         "-i",
-        &debian(&env),
+        &env.debian(),
         "--gateway-profile",
         "creds",
         "--",
@@ -362,7 +299,7 @@ fn credentials_are_injected_and_never_seen_by_the_sandbox() {
         .0,
         200
     );
-    // The placeholder is swapped toward the rule's host only.
+    // The credential goes toward the rule's host only, in its own header.
     let token = stdout(&env.islo(&[
         "use",
         "box",
@@ -408,7 +345,11 @@ fn credentials_are_injected_and_never_seen_by_the_sandbox() {
         Some(VENDOR)
     );
     let swapped = find("/echo/swap");
-    assert_eq!(header(&swapped, "x-token").as_deref(), Some(GITHUB));
+    assert_eq!(
+        header(&swapped, "x-token").as_deref(),
+        Some(token.as_str()),
+        "only the header that carries credentials is swapped"
+    );
     assert_eq!(
         header(&swapped, "authorization"),
         Some(format!("Bearer {GITHUB}"))

@@ -162,10 +162,11 @@ fn memory_past_the_limit_is_oom_killed_and_the_sandbox_survives() {
 }
 
 #[test]
-fn agent_socket_swapped_for_a_symlink_is_not_followed() {
+fn the_agents_socket_is_out_of_the_sandboxs_reach() {
     let env = Env::new();
     assert!(env.sh("swap", "true").status.success());
-    // A host service islod must never be pointed at.
+    // A host service islod must never be pointed at, and the path where the agent's socket
+    // used to live inside the sandbox.
     let host_sock = env.dir.path().join("host-service.sock");
     let listener = std::os::unix::net::UnixListener::bind(&host_sock).unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -184,13 +185,47 @@ fn agent_socket_swapped_for_a_symlink_is_not_followed() {
         &script,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = env.islo(&["use", "swap", "--", "true"]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not a socket"), "{}", stderr(&o));
+    let o = env.islo(&["use", "swap", "--", "echo", "real"]);
+    assert_eq!(stdout(&o), "real\n", "{}", stderr(&o));
     assert!(
         listener.accept().is_err(),
         "islod connected to a host socket through the sandbox's symlink"
     );
+
+    // Root inside listens where the agent used to, to answer islod in its place.
+    let impostor = r#"
+import os, socket, sys
+p = "/.islo/run/agent.sock"
+try:
+    os.unlink(p)
+except FileNotFoundError:
+    pass
+s = socket.socket(socket.AF_UNIX)
+s.bind(p)
+s.listen(16)
+pid = os.fork()
+if pid == 0:
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"\x00\x00\x00\x06\x02forged")
+        c.close()
+print("listening")
+"#;
+    let o = env.islo(&[
+        "use",
+        "imp",
+        "-i",
+        &env.debian(),
+        "--run-as-user",
+        "root",
+        "--",
+        "python3",
+        "-c",
+        impostor,
+    ]);
+    assert_eq!(stdout(&o), "listening\n", "{}", stderr(&o));
+    let o = env.islo(&["use", "imp", "--", "echo", "from the agent"]);
+    assert_eq!(stdout(&o), "from the agent\n", "{}", stderr(&o));
 }
 
 #[test]
@@ -206,14 +241,10 @@ fn pid1_output_is_not_a_host_file() {
         "--",
         "sh",
         "-c",
-        "readlink /proc/1/fd/1; echo flood > /proc/1/fd/1",
+        "readlink /proc/1/fd/1 2>/dev/null || echo hidden; echo flood > /proc/1/fd/1",
     ]);
-    assert_eq!(
-        stdout(&o).lines().next(),
-        Some("/.islo/run/agent.log"),
-        "{}",
-        stderr(&o)
-    );
+    // The agent is not dumpable: even root in the sandbox cannot reach its descriptors.
+    assert_eq!(stdout(&o).lines().next(), Some("hidden"), "{}", stderr(&o));
     let id = env.id_of("logs");
     let host_log = env.state().join("sandboxes").join(&id).join("agent.log");
     let text = std::fs::read_to_string(host_log).unwrap_or_default();

@@ -33,10 +33,6 @@ fn git_env() -> Git {
     }
 }
 
-fn debian(env: &Env) -> String {
-    format!("{}/islo-test/debian-python:bookworm", env.registry)
-}
-
 #[test]
 fn sources_are_cloned_at_creation_as_the_sandbox_user() {
     let g = git_env();
@@ -46,7 +42,7 @@ fn sources_are_cloned_at_creation_as_the_sandbox_user() {
         "use",
         "proj",
         "-i",
-        &debian(env),
+        &env.debian(),
         "--source",
         "github://acme/demo:feature",
         "--source",
@@ -92,7 +88,7 @@ fn islo_yaml_sources_and_failures() {
         "sources:\n  - {url: github://acme/demo, branch: feature}\n",
     )
     .unwrap();
-    let out = env.ok(&["use", "yaml-proj", "-i", &debian(env), "--", "ls"]);
+    let out = env.ok(&["use", "yaml-proj", "-i", &env.debian(), "--", "ls"]);
     assert!(out.contains("branch.txt"), "{out}");
     std::fs::remove_file(env.dir.path().join("islo.yaml")).unwrap();
 
@@ -101,7 +97,7 @@ fn islo_yaml_sources_and_failures() {
         "use",
         "broken",
         "-i",
-        &debian(env),
+        &env.debian(),
         "--source",
         "github://acme/missing",
         "--",
@@ -120,7 +116,7 @@ fn islo_yaml_sources_and_failures() {
         "use",
         "kept",
         "-i",
-        &debian(env),
+        &env.debian(),
         "--keep-failed",
         "--source",
         "github://acme/missing",
@@ -153,7 +149,7 @@ fn islo_yaml_sources_and_failures() {
         "use",
         "denied",
         "-i",
-        &debian(env),
+        &env.debian(),
         "--gateway-profile",
         "closed",
         "--source",

@@ -18,6 +18,7 @@ pub struct Env {
 
 pub use islo_testkit::agent_path;
 
+pub mod gateway;
 pub mod upstream;
 
 /// A /16 no other live installation of this test process uses (and not the default one).
@@ -80,6 +81,11 @@ impl Env {
 
     pub fn busybox(&self) -> String {
         format!("{}/islo-test/busybox:latest", self.registry)
+    }
+
+    /// Debian with python3, pip, git, curl, sftp-server and rsync.
+    pub fn debian(&self) -> String {
+        format!("{}/islo-test/debian-python:bookworm", self.registry)
     }
 
     pub fn islo_cmd(&self) -> Command {
