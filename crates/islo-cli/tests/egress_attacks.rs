@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::gateway::{curl, log_json, log_json_tail, rule, set_secret};
-use common::upstream::{Certs, Upstream, gateway_config};
+use common::gateway::{curl, log_json, log_json_tail, rule, set_secret, with_upstream};
 use common::{Env, stderr, stdout};
 
 const SECRET: &str = "sekret-value-8c1f9a";
@@ -30,9 +29,7 @@ fn request<'a>(reqs: &'a [serde_json::Value], path: &str) -> &'a serde_json::Val
 
 #[test]
 fn credentials_reach_only_their_header_over_tls_and_never_come_back() {
-    let certs = Certs::signed();
-    let up = Upstream::start(&certs, "127.0.0.1", None);
-    let env = Env::with_gateway("", &gateway_config(&certs));
+    let (env, up, _certs) = with_upstream();
     // Injected by the gateway itself toward its host, and a placeholder the sandbox uses.
     set_secret(
         &env,
@@ -139,9 +136,7 @@ print(status(b"GET /echo/dup HTTP/1.1\r\nHost: evil.test@api.vendor.test\r\n\r\n
 
 #[test]
 fn other_spellings_of_a_denied_path_are_denied_too() {
-    let certs = Certs::signed();
-    let up = Upstream::start(&certs, "127.0.0.1", None);
-    let env = Env::with_gateway("", &gateway_config(&certs));
+    let (env, up, _certs) = with_upstream();
     env.ok(&[
         "gateway",
         "create",

@@ -7,15 +7,12 @@
 
 mod common;
 
-use common::gateway::{curl, log_json, rule, set_secret};
-use common::upstream::{Certs, Upstream, gateway_config};
-use common::{Env, stdout};
+use common::gateway::{curl, log_json, rule, set_secret, with_upstream};
+use common::stdout;
 
 #[test]
 fn deny_by_default_allows_exactly_its_rules() {
-    let certs = Certs::signed();
-    let up = Upstream::start(&certs, "127.0.0.1", None);
-    let env = Env::with_gateway("", &gateway_config(&certs));
+    let (env, up, _certs) = with_upstream();
     env.ok(&[
         "gateway",
         "create",
@@ -175,9 +172,7 @@ fn deny_by_default_allows_exactly_its_rules() {
 
 #[test]
 fn rate_limit_per_sandbox_per_rule() {
-    let certs = Certs::signed();
-    let up = Upstream::start(&certs, "127.0.0.1", None);
-    let env = Env::with_gateway("", &gateway_config(&certs));
+    let (env, up, _certs) = with_upstream();
     env.ok(&[
         "gateway",
         "create",
@@ -239,9 +234,7 @@ fn rate_limit_per_sandbox_per_rule() {
 fn credentials_are_injected_and_never_seen_by_the_sandbox() {
     const VENDOR: &str = "sekret-vendor-123";
     const GITHUB: &str = "ghp_realtoken_456";
-    let certs = Certs::signed();
-    let up = Upstream::start(&certs, "127.0.0.1", None);
-    let env = Env::with_gateway("", &gateway_config(&certs));
+    let (env, up, _certs) = with_upstream();
     set_secret(&env, "vendor", VENDOR, &["--env", "VENDOR_KEY"]);
     set_secret(&env, "github", GITHUB, &[]);
     let ls = env.ok(&["secret", "ls", "-o", "json"]);

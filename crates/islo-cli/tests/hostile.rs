@@ -450,6 +450,14 @@ fn archive(layer: &(String, Vec<u8>)) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// `islo snapshot import PATH --name NAME`, which must fail.
+fn import(env: &Env, path: &std::path::Path, name: &str) -> Output {
+    let path = path.to_str().unwrap();
+    let o = islo_within(env, &["snapshot", "import", path, "--name", name], 300);
+    assert!(!o.status.success(), "{name} was imported");
+    o
+}
+
 #[test]
 fn import_bombs_are_refused_before_they_fill_the_disk() {
     let env = Env::new();
@@ -471,18 +479,7 @@ fn import_bombs_are_refused_before_they_fill_the_disk() {
     assert!(layer.1.len() < 1 << 20, "{} bytes", layer.1.len());
     let path = env.dir.path().join("bomb.tar");
     std::fs::write(&path, archive(&layer)).unwrap();
-    let o = islo_within(
-        &env,
-        &[
-            "snapshot",
-            "import",
-            path.to_str().unwrap(),
-            "--name",
-            "bomb",
-        ],
-        300,
-    );
-    assert!(!o.status.success());
+    let o = import(&env, &path, "bomb");
     assert!(
         stderr(&o).contains("more content than islod accepts"),
         "{}",
@@ -508,18 +505,7 @@ fn import_bombs_are_refused_before_they_fill_the_disk() {
     b.append_data(&mut h, format!("blobs/sha256/{}", "ab".repeat(32)), &[][..])
         .unwrap();
     std::fs::write(&path, b.into_inner().unwrap()).unwrap();
-    let o = islo_within(
-        &env,
-        &[
-            "snapshot",
-            "import",
-            path.to_str().unwrap(),
-            "--name",
-            "sparse",
-        ],
-        60,
-    );
-    assert!(!o.status.success());
+    let o = import(&env, &path, "sparse");
     assert!(
         stderr(&o).contains("not a regular file entry"),
         "{}",

@@ -75,3 +75,12 @@ pub fn log_json_tail(env: &Env, sandbox: &str, tail: usize) -> Vec<serde_json::V
 pub fn log_json(env: &Env, sandbox: &str) -> Vec<serde_json::Value> {
     log_json_tail(env, sandbox, 1000)
 }
+
+/// An installation whose gateway resolves the test hosts to a local upstream (HTTP and HTTPS
+/// with a CA it trusts); keep the certificates for as long as the installation.
+pub fn with_upstream() -> (Env, super::upstream::Upstream, super::upstream::Certs) {
+    let certs = super::upstream::Certs::signed();
+    let up = super::upstream::Upstream::start(&certs, "127.0.0.1", None);
+    let env = Env::with_gateway("", &super::upstream::gateway_config(&certs));
+    (env, up, certs)
+}
