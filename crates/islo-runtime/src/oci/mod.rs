@@ -407,10 +407,11 @@ impl Driver for OciDriver {
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
         let dir = self.dir(id);
         let host = dir.join(islo_agent::SOCKET_NAME);
-        if host.exists() {
-            return host;
+        let legacy = dir.join("disk/run").join(islo_agent::SOCKET_NAME);
+        if !host.exists() && legacy.exists() {
+            return legacy;
         }
-        dir.join("disk/run").join(islo_agent::SOCKET_NAME)
+        host
     }
 
     fn rootfs(&self, id: &SandboxId) -> Option<PathBuf> {
