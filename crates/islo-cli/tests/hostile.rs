@@ -623,3 +623,73 @@ fn a_dead_agent_is_noticed_and_the_sandbox_starts_again() {
     let o = islo_within(&env, &["use", "dies", "--", "echo", "back"], 60);
     assert_eq!(stdout(&o), "back\n", "{}", stderr(&o));
 }
+
+#[test]
+fn open_files_are_bounded_by_a_sandboxs_memory_not_the_hosts_file_table() {
+    let env = Env::new();
+    // islod sized the host's table so that memory, not a count, bounds open files.
+    let o = env.islo(&[
+        "use",
+        "files",
+        "-i",
+        &env.debian(),
+        "--memory",
+        "256",
+        "--",
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let mem_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    let file_max: u64 = std::fs::read_to_string("/proc/sys/fs/file-max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        file_max >= mem_kb * 4,
+        "fs.file-max {file_max} for {mem_kb} kB"
+    );
+    // Processes of a 256 MB sandbox opening files until something stops them.
+    let hog = r#"
+import os, resource, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+r, w = os.pipe()
+kids = []
+for k in range(64):
+    pid = os.fork()
+    if pid == 0:
+        n = 0
+        try:
+            while True:
+                os.open("/dev/null", os.O_RDONLY)
+                n += 1
+        except OSError:
+            pass
+        os.write(w, b"%d\n" % n)
+        time.sleep(4)
+        os._exit(0)
+    kids.append(pid)
+os.close(w)
+time.sleep(3)
+print(open("/proc/sys/fs/file-nr").read().split()[0], flush=True)
+"#;
+    let o = islo_within(&env, &["use", "files", "--", "python3", "-c", hog], 120);
+    // Whatever the hog got (the OOM killer may end it), the host can still open files.
+    let held: u64 = stdout(&o).trim().parse().unwrap_or(0);
+    assert!(held < file_max, "{held} of {file_max} open");
+    let host = std::fs::File::open("/proc/self/status");
+    assert!(host.is_ok(), "the host cannot open a file: {host:?}");
+    still_serving(&env, env.islod_pid().unwrap());
+    let o = islo_within(&env, &["use", "files", "--", "echo", "alive"], 60);
+    assert_eq!(stdout(&o), "alive\n", "{}", stderr(&o));
+}

@@ -1,5 +1,5 @@
 //! Preparing the host for sandboxes: choosing the runtime, working around this machine's
-//! cgroup quirks, and tuning cgroup migration latency.
+//! cgroup quirks, tuning cgroup migration latency, and sizing the host's file table.
 
 use std::path::{Path, PathBuf};
 
@@ -98,5 +98,57 @@ pub fn favor_dynmods(host: &dyn Host) {
             ),
             Err(e) => tracing::warn!(mount = target, error = %e, "cannot set favordynmods"),
         }
+    }
+}
+
+/// Bytes of kernel memory an open file costs at the least (a `struct file`): what sizes the
+/// host's file table so that memory, not a count, bounds it.
+pub const MIN_FILE_BYTES: u64 = 256;
+
+/// The file table size that lets memory alone bound open files: all of RAM in files.
+pub fn wanted_file_max(meminfo: &str) -> Option<u64> {
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024 / MIN_FILE_BYTES)
+}
+
+/// Raise `fs.file-max` to [`wanted_file_max`] when it is lower (systemd hosts already run
+/// with it unbounded). Each sandbox's open files are charged to its memory cgroup, so its
+/// memory limit bounds them; a smaller host table would let a few sandboxes fill it and
+/// leave the host's own processes unable to open a file (ENFILE).
+pub fn fit_file_max() {
+    const PATH: &str = "/proc/sys/fs/file-max";
+    let Some(want) = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| wanted_file_max(&m))
+    else {
+        return;
+    };
+    let have: u64 = std::fs::read_to_string(PATH)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if have >= want {
+        return;
+    }
+    match std::fs::write(PATH, want.to_string()) {
+        Ok(()) => tracing::info!(from = have, to = want, "fs.file-max raised"),
+        Err(e) => tracing::warn!(error = %e, have, want, "cannot raise fs.file-max"),
+    }
+}
+
+#[cfg(test)]
+mod file_max_tests {
+    #[test]
+    fn all_of_memory_in_files() {
+        let m = "MemTotal:       24661936 kB\nMemFree: 1 kB\n";
+        assert_eq!(super::wanted_file_max(m), Some(24661936 * 4));
+        assert_eq!(super::wanted_file_max("nothing"), None);
     }
 }

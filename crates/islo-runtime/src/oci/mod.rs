@@ -48,6 +48,8 @@ pub struct OciConfig {
     pub runtime: Option<PathBuf>,
     /// Mount cgroup2 with `favordynmods` (see `hostprep::favor_dynmods`).
     pub favor_dynmods: bool,
+    /// Raise `fs.file-max` so that memory bounds open files (see `hostprep::fit_file_max`).
+    pub fit_file_max: bool,
 }
 
 /// The OCI back end.
@@ -98,6 +100,9 @@ impl OciDriver {
             .min(65536);
         if cfg.favor_dynmods {
             hostprep::favor_dynmods(host.as_ref());
+        }
+        if cfg.fit_file_max {
+            hostprep::fit_file_max();
         }
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
         Ok(Self {
