@@ -45,7 +45,7 @@ fn oci_driver_passes_conformance_and_leaves_nothing() {
         agent_binary: islo_testkit::agent_path(),
         runtime: None,
         favor_dynmods: true,
-        fit_file_max: true,
+        fit_host_limits: true,
     };
     let driver = OciDriver::new(cfg, Arc::new(RealHost)).unwrap();
     conformance::run_all(&driver, &|name| {

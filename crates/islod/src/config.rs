@@ -27,9 +27,9 @@ pub struct FileConfig {
     pub runtime: Option<String>,
     pub pids_limit: Option<u32>,
     pub cgroup_favor_dynmods: Option<bool>,
-    /// Raise the host's `fs.file-max` so that each sandbox's memory bounds its open files
-    /// (default true).
-    pub fit_file_max: Option<bool>,
+    /// Raise the host's `fs.file-max` (so that each sandbox's memory bounds its open files)
+    /// and `kernel.pid_max` to what systemd hosts run with (default true).
+    pub fit_host_limits: Option<bool>,
     pub log_cap_bytes: Option<u64>,
     pub log_retention_days: Option<u32>,
     #[serde(default)]
@@ -117,7 +117,7 @@ pub struct Config {
     pub pids_limit: u32,
     /// Remount cgroup2 with `favordynmods` for faster sandbox starts (default true).
     pub cgroup_favor_dynmods: bool,
-    pub fit_file_max: bool,
+    pub fit_host_limits: bool,
     /// Bytes recorded per exec or terminal session (default 8 MiB).
     pub log_cap_bytes: u64,
     /// Days recorded sessions are kept after they end (default 30).
@@ -235,7 +235,7 @@ impl Config {
                 .filter(|r| !r.is_empty()),
             pids_limit,
             cgroup_favor_dynmods: file.cgroup_favor_dynmods.unwrap_or(true),
-            fit_file_max: file.fit_file_max.unwrap_or(true),
+            fit_host_limits: file.fit_host_limits.unwrap_or(true),
             log_cap_bytes: env("ISLOD_LOG_CAP_BYTES")
                 .and_then(|v| v.parse().ok())
                 .or(file.log_cap_bytes)

@@ -44,7 +44,7 @@ fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
         agent_binary: cfg.agent_path.clone(),
         runtime: cfg.runtime.clone().map(Into::into),
         favor_dynmods: cfg.cgroup_favor_dynmods,
-        fit_file_max: cfg.fit_file_max,
+        fit_host_limits: cfg.fit_host_limits,
     };
     Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
 }

@@ -1,5 +1,5 @@
 //! Preparing the host for sandboxes: choosing the runtime, working around this machine's
-//! cgroup quirks, tuning cgroup migration latency, and sizing the host's file table.
+//! cgroup quirks, tuning cgroup migration latency, and raising the host's shared limits.
 
 use std::path::{Path, PathBuf};
 
@@ -118,28 +118,36 @@ pub fn wanted_file_max(meminfo: &str) -> Option<u64> {
     Some(kb * 1024 / MIN_FILE_BYTES)
 }
 
-/// Raise `fs.file-max` to [`wanted_file_max`] when it is lower (systemd hosts already run
-/// with it unbounded). Each sandbox's open files are charged to its memory cgroup, so its
-/// memory limit bounds them; a smaller host table would let a few sandboxes fill it and
-/// leave the host's own processes unable to open a file (ENFILE).
-pub fn fit_file_max() {
-    const PATH: &str = "/proc/sys/fs/file-max";
-    let Some(want) = std::fs::read_to_string("/proc/meminfo")
+/// What systemd sets `kernel.pid_max` to on 64-bit hosts, and the kernel's own ceiling.
+pub const PID_MAX: u64 = 4_194_304;
+
+/// Raise the host's limits that sandboxes share to what systemd hosts run with:
+/// `fs.file-max` to [`wanted_file_max`] (each sandbox's open files are charged to its memory
+/// cgroup, so its memory limit bounds them, while the kernel's default table, sized for 1 KiB
+/// a file, would let a few sandboxes leave the host unable to open a file) and
+/// `kernel.pid_max` to [`PID_MAX`] (at the kernel's default of 32,768, 28 sandboxes at the
+/// default pids limit would use every pid). Lower values only are raised.
+pub fn fit_host_limits() {
+    if let Some(want) = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| wanted_file_max(&m))
-    else {
-        return;
-    };
-    let have: u64 = std::fs::read_to_string(PATH)
+    {
+        raise("/proc/sys/fs/file-max", want);
+    }
+    raise("/proc/sys/kernel/pid_max", PID_MAX);
+}
+
+fn raise(path: &str, want: u64) {
+    let have: u64 = std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
     if have >= want {
         return;
     }
-    match std::fs::write(PATH, want.to_string()) {
-        Ok(()) => tracing::info!(from = have, to = want, "fs.file-max raised"),
-        Err(e) => tracing::warn!(error = %e, have, want, "cannot raise fs.file-max"),
+    match std::fs::write(path, want.to_string()) {
+        Ok(()) => tracing::info!(sysctl = path, from = have, to = want, "raised"),
+        Err(e) => tracing::warn!(sysctl = path, error = %e, have, want, "cannot raise"),
     }
 }
 

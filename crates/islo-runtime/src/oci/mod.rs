@@ -48,8 +48,8 @@ pub struct OciConfig {
     pub runtime: Option<PathBuf>,
     /// Mount cgroup2 with `favordynmods` (see `hostprep::favor_dynmods`).
     pub favor_dynmods: bool,
-    /// Raise `fs.file-max` so that memory bounds open files (see `hostprep::fit_file_max`).
-    pub fit_file_max: bool,
+    /// Raise `fs.file-max` and `kernel.pid_max` (see `hostprep::fit_host_limits`).
+    pub fit_host_limits: bool,
 }
 
 /// The OCI back end.
@@ -101,8 +101,8 @@ impl OciDriver {
         if cfg.favor_dynmods {
             hostprep::favor_dynmods(host.as_ref());
         }
-        if cfg.fit_file_max {
-            hostprep::fit_file_max();
+        if cfg.fit_host_limits {
+            hostprep::fit_host_limits();
         }
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
         Ok(Self {
