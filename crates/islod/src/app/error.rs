@@ -76,7 +76,7 @@ impl AppError {
                     ErrorCode::InvalidRequest
                 }
                 ImageError::Registry { .. } => ErrorCode::BadGateway,
-                ImageError::HostFull { .. } => ErrorCode::ResourceUnavailable,
+                ImageError::HostFull => ErrorCode::ResourceUnavailable,
                 ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
             },
             Self::Provisioning(_) => ErrorCode::SandboxProvisioningFailed,

@@ -53,15 +53,14 @@ impl App {
 
     /// Refuse a disk the host cannot hold and processes past the kernel's `pid_max`.
     pub(super) fn host_has_room(&self, disk_gb: u32) -> Result<(), AppError> {
-        let st = rustix::fs::statvfs(self.settings.state_dir.as_str())
-            .map_err(|e| AppError::Internal(format!("statvfs {}: {e}", self.settings.state_dir)))?;
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        let want = u64::from(disk_gb) << 30;
-        if want > free.saturating_sub(crate::images::HOST_RESERVE) {
+        let dir = std::path::Path::new(&self.settings.state_dir);
+        let usable = crate::images::usable_bytes(dir)
+            .map_err(|e| AppError::Internal(format!("statvfs {}: {e}", dir.display())))?;
+        if u64::from(disk_gb) << 30 > usable {
             return Err(AppError::HostFull(format!(
                 "a {disk_gb} GB disk does not fit: the host has {} GB free where sandboxes \
-                 live; ask for a smaller --disk or free space on the host",
-                free >> 30
+                 live (1 GB is kept back); ask for a smaller --disk or free space on the host",
+                (usable + crate::images::HOST_RESERVE) >> 30
             )));
         }
         let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")

@@ -69,12 +69,8 @@ impl App {
     async fn agent_ended(&self, row: &SandboxRow) {
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
-        let t = super::Tenant {
-            id: row.tenant_id.clone(),
-            name: String::new(),
-        };
-        match self.get(&t, &row.name) {
-            Ok(now) if now.id == row.id && now.status == SandboxStatus::Running => {}
+        match self.store.sandbox_by_id(&row.tenant_id, &row.id) {
+            Ok(Some(now)) if now.status == SandboxStatus::Running => {}
             _ => return,
         }
         let id = SandboxId(row.id.clone());

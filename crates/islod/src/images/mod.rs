@@ -48,10 +48,10 @@ pub enum ImageError {
         source: UnpackError,
     },
     #[error(
-        "the host has only {free} bytes of disk left for images and snapshots; \
+        "the host has less than 1 GiB of disk left for images and snapshots; \
          remove some (islo snapshot rm, islo rm) and try again"
     )]
-    HostFull { free: u64 },
+    HostFull,
     #[error("image cache: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -69,6 +69,16 @@ pub struct LayerLimits {
 
 /// Disk the image cache always leaves free on its filesystem.
 pub const HOST_RESERVE: u64 = 1 << 30;
+
+/// Bytes that may still be written on `path`'s filesystem before [`HOST_RESERVE`] is
+/// touched: what images, snapshots and sandbox disks may take.
+pub fn usable_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st
+        .f_bavail
+        .saturating_mul(st.f_frsize)
+        .saturating_sub(HOST_RESERVE))
+}
 
 /// The most any layer may hold: a sandbox's largest disk.
 pub const MAX_LAYER_BYTES: u64 = (islo_api::limits::DISK_GB.1 as u64) << 30;
@@ -224,10 +234,8 @@ impl ImageStore {
     /// Refuse to fill the host: the image cache's filesystem must keep [`HOST_RESERVE`]
     /// bytes free.
     pub fn ensure_room(&self) -> Result<(), ImageError> {
-        let st = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        if free < HOST_RESERVE {
-            return Err(ImageError::HostFull { free });
+        if usable_bytes(&self.root)? == 0 {
+            return Err(ImageError::HostFull);
         }
         Ok(())
     }
