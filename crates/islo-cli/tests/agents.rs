@@ -11,30 +11,33 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Certs, fixture, free_port, json_lines, spawn_ready};
+use common::upstream::{Certs, fixture, json_lines, spawn_ready};
 use common::{Env, stderr, stdout};
 
 const KEY: &str = "sk-ant-test-0123456789abcdef";
 
 struct FakeApi {
     child: Child,
+    port: u16,
     log: std::path::PathBuf,
 }
 
 impl FakeApi {
-    fn start(certs: &Certs, port: u16, dir: &Path) -> Self {
+    fn start(certs: &Certs, dir: &Path) -> Self {
         let log = dir.join("anthropic.jsonl");
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("fake_anthropic.py"))
-            .args(["--port", &port.to_string(), "--delay", "5"])
+            .args(["--delay", "5"])
             .arg("--cert")
             .arg(&certs.cert)
             .arg("--key")
             .arg(&certs.key)
             .arg("--log")
             .arg(&log);
+        let (child, ports) = spawn_ready(&mut cmd);
         Self {
-            child: spawn_ready(&mut cmd),
+            child,
+            port: ports[0],
             log,
         }
     }
@@ -82,8 +85,8 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
 fn claude_runs_a_task_with_the_key_injected_by_the_gateway() {
     let certs = Certs::signed();
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let api = FakeApi::start(&certs, port, tmp.path());
+    let api = FakeApi::start(&certs, tmp.path());
+    let port = api.port;
     let gateway = format!(
         "  hosts:\n    api.anthropic.com: 127.0.0.1:{port}\n  upstream_ca_files: [{}]\n",
         certs.ca.display()

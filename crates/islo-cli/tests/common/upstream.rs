@@ -68,15 +68,6 @@ impl Certs {
     }
 }
 
-/// A free TCP port on loopback (taken again by whoever asks next; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `gateway:` lines that resolve [`HOSTS`] to loopback and trust `certs`' CA.
 pub fn gateway_config(certs: &Certs) -> String {
     let mut s = String::from("  hosts:\n");
@@ -94,8 +85,11 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Spawn a fixture server and wait for its `ready` line.
-pub fn spawn_ready(cmd: &mut Command) -> Child {
+/// Spawn a fixture server and wait for its `ready` line; returns the ports it names.
+///
+/// Fixtures bind port 0 and print the ports the kernel gave them: choosing a "free" port here
+/// and passing it down races with every other test (two calls once returned the same port).
+pub fn spawn_ready(cmd: &mut Command) -> (Child, Vec<u16>) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
@@ -106,8 +100,10 @@ pub fn spawn_ready(cmd: &mut Command) -> Child {
         &mut line,
     )
     .unwrap();
-    assert_eq!(line.trim(), "ready", "{cmd:?} did not start");
-    child
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("ready"), "{cmd:?} did not start");
+    let ports = words.map(|w| w.parse().unwrap()).collect();
+    (child, ports)
 }
 
 /// What a fixture logged, one JSON object a line, oldest first.
@@ -149,17 +145,9 @@ impl Upstream {
     pub fn start(certs: &Certs, bind: &str, root: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.jsonl");
-        let (http, https) = (free_port(), free_port());
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("upstream.py"))
-            .args([
-                "--bind",
-                bind,
-                "--http",
-                &http.to_string(),
-                "--https",
-                &https.to_string(),
-            ])
+            .args(["--bind", bind, "--http", "0", "--https", "0"])
             .arg("--cert")
             .arg(&certs.cert)
             .arg("--key")
@@ -169,7 +157,10 @@ impl Upstream {
         if let Some(r) = root {
             cmd.arg("--root").arg(r);
         }
-        let child = spawn_ready(&mut cmd);
+        let (child, ports) = spawn_ready(&mut cmd);
+        let [http, https] = ports[..] else {
+            panic!("upstream.py named ports {ports:?}")
+        };
         Self {
             child,
             http,
