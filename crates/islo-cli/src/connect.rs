@@ -11,6 +11,9 @@ use anyhow::{Context, bail};
 use islo_client::{Client, Endpoint};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for an islod that holds the state directory but does not serve yet (it
+/// reconciles sandboxes first, which takes longer with many).
+const HELD_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn home() -> PathBuf {
     std::env::var_os("HOME")
@@ -133,6 +136,18 @@ fn islod_binary() -> PathBuf {
     }
 }
 
+/// The pid of the live islod holding the state directory `dir`, if there is one (islod writes
+/// its pid into the lock it holds; a stale file names a process that is gone).
+fn lock_holder(dir: &std::path::Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("islod.lock"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "islod").then_some(pid)
+}
+
 /// Start `islod serve` detached (own session, output to `<state>/islod.log`) and wait for
 /// its socket.
 fn start_embedded(sock: &std::path::Path) -> anyhow::Result<()> {
@@ -164,15 +179,23 @@ fn start_embedded(sock: &std::path::Path) -> anyhow::Result<()> {
     let mut child = cmd
         .spawn()
         .context("starting islod (is it installed beside islo or on PATH?)")?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    while Instant::now() < deadline {
+    let started = Instant::now();
+    let mut exited = None;
+    while started.elapsed() < START_TIMEOUT
+        || (lock_holder(&dir).is_some() && started.elapsed() < HELD_TIMEOUT)
+    {
         if std::os::unix::net::UnixStream::connect(sock).is_ok() {
             return Ok(());
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Another islod may have won a race to the same socket.
-            if std::os::unix::net::UnixStream::connect(sock).is_ok() {
-                return Ok(());
+        if exited.is_none() {
+            exited = child.try_wait().ok().flatten().map(|s| (s, Instant::now()));
+        }
+        if let Some((status, when)) = exited {
+            // Another islod won the race to the state directory (it may not have written its
+            // pid yet): wait for it to serve.
+            if lock_holder(&dir).is_some() || when.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();

@@ -192,9 +192,12 @@ fn lifecycle(d: &dyn Driver, spec: &SandboxSpec) {
 
 fn errors(d: &dyn Driver, spec: &SandboxSpec) {
     assert!(matches!(d.start(spec), Err(DriverError::NotFound(_))));
+    assert!(matches!(d.thaw(&spec.id), Err(DriverError::NotFound(_))));
     assert!(matches!(d.stop(&spec.id), Err(DriverError::NotFound(_))));
     d.create(spec).unwrap();
     assert!(matches!(d.create(spec), Err(DriverError::AlreadyExists(_))));
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
+    d.thaw(&spec.id).unwrap(); // not frozen: nothing to do
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
     d.destroy(&spec.id).unwrap();
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Missing);

@@ -56,6 +56,9 @@ pub struct NetworkSpec {
 pub enum Observed {
     /// Processes run and the agent answers.
     Running,
+    /// Processes exist but are frozen (cgroup freezer), as while a snapshot is cut; a crash
+    /// at that moment leaves it so until [`Driver::thaw`].
+    Frozen,
     /// Storage exists, nothing runs.
     Stopped,
     /// No trace of it.
@@ -108,6 +111,8 @@ pub trait Driver: Send + Sync + 'static {
     fn stop(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Remove every trace: processes, mounts, cgroups, namespaces, files. Idempotent.
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
+    fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Report what is there.
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
     /// Host path of the sandbox's agent socket.

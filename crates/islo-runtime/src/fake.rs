@@ -117,6 +117,13 @@ impl Driver for FakeDriver {
         Ok(())
     }
 
+    fn thaw(&self, id: &SandboxId) -> Result<(), DriverError> {
+        match self.lock().get(id) {
+            None => Err(DriverError::NotFound(id.clone())),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError> {
         Ok(match self.lock().get(id) {
             None => Observed::Missing,

@@ -8,6 +8,7 @@ pub mod agent_io;
 pub mod agents;
 pub mod app;
 pub mod config;
+pub mod fault;
 pub mod files;
 pub mod gateway;
 pub mod http;

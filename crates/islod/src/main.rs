@@ -60,8 +60,16 @@ enum KeysCmd {
     List,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    // The error alone, without a backtrace: it is the last line of islod.log, which `islo`
+    // shows when islod could not start.
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("islod: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let mut o = Overrides {
         config: cli.config,
         state_dir: cli.state_dir,

@@ -26,6 +26,91 @@ pub fn open_store(state_dir: &Path) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
+/// The exclusive hold one islod has on its state directory (`<state>/islod.lock`, holding its
+/// pid), for as long as it runs: the kernel lets go when the process ends, however it ends.
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+/// Take the state directory, before anything else touches the host or the state; fails at
+/// once, naming the holder, when another islod has it.
+pub fn lock_state(state_dir: &Path) -> anyhow::Result<StateLock> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let path = state_dir.join("islod.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        if e == rustix::io::Errno::WOULDBLOCK {
+            anyhow::bail!(
+                "another islod (pid {}) is using the state directory {}; stop it first, or give \
+                 this one its own --state-dir",
+                pid.trim(),
+                state_dir.display()
+            );
+        }
+        return Err(std::io::Error::from(e)).with_context(|| format!("locking {}", path.display()));
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(StateLock { _file: file })
+}
+
+/// Copy the database aside before migrations touch it (`islod.db.backup`, the copy from the
+/// previous start replaced); a damaged database stops islod here, pointing at that copy.
+fn backup_database(state_dir: &Path) -> anyhow::Result<()> {
+    let db = state_dir.join("islod.db");
+    if !db.exists() {
+        return Ok(());
+    }
+    let copy = state_dir.join("islod.db.backup");
+    Store::backup(&db, &copy).map_err(|e| {
+        let kept = if copy.exists() {
+            format!(
+                "the copy made at the previous start is {}: with islod stopped, move the damaged \
+                 file aside and put that copy in its place (changes since then are lost)",
+                copy.display()
+            )
+        } else {
+            "there is no earlier copy to restore".to_string()
+        };
+        anyhow::anyhow!("{e}\nislod will not start on it; {kept}")
+    })
+}
+
+/// Remove scratch files an earlier islod left (a crash mid-pull, -save or -upload).
+fn clean_scratch(state_dir: &Path) {
+    let tmp = state_dir.join("images/tmp");
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let p = e.path();
+        let gone = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match gone {
+            Ok(()) => removed += 1,
+            Err(err) => tracing::warn!(path = %p.display(), error = %err, "removing scratch"),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed scratch files left by an earlier islod");
+    }
+}
+
 fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
@@ -126,6 +211,10 @@ fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
 
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let _lock = lock_state(&cfg.state_dir)?;
+    set_mode(&cfg.state_dir, 0o700)?;
+    backup_database(&cfg.state_dir)?;
+    clean_scratch(&cfg.state_dir);
     let (app, local) = build(&cfg)?;
     let networked = cfg
         .gateway

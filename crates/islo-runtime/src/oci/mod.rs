@@ -396,15 +396,23 @@ impl Driver for OciDriver {
             .host
             .run(&self.runtime, &self.runtime_cmd(&dir, &["state", &id.0]))
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
-        let running = out.success
-            && serde_json::from_str::<serde_json::Value>(&out.stdout)
-                .map(|v| v["status"] == "running")
-                .unwrap_or(false);
-        Ok(if running {
-            Observed::Running
-        } else {
-            Observed::Stopped
+        let status = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .filter(|_| out.success)
+            .and_then(|v| v["status"].as_str().map(str::to_string));
+        Ok(match status.as_deref() {
+            Some("running") => Observed::Running,
+            Some("paused") => Observed::Frozen,
+            _ => Observed::Stopped,
         })
+    }
+
+    fn thaw(&self, id: &SandboxId) -> Result<(), DriverError> {
+        match self.observe(id)? {
+            Observed::Frozen => self.runtime_ok("resume", id),
+            Observed::Missing => Err(DriverError::NotFound(id.clone())),
+            Observed::Running | Observed::Stopped => Ok(()),
+        }
     }
 
     /// The host-side socket handed to the agent; a sandbox started before the agent was

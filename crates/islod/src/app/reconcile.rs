@@ -1,9 +1,24 @@
 //! Start-up reconciliation: finish or undo what a crash interrupted, re-adopt what runs.
+//!
+//! Each sandbox's record says what it was doing when islod stopped (its `pending_op`); that
+//! operation alone is finished or undone. Only an interrupted create is undone by deleting,
+//! because that sandbox never existed for its user: nothing that existed before an operation
+//! began is deleted by reconciliation, and its records and logs stay.
+
+use std::time::Duration;
 
 use islo_api::SandboxStatus;
 use islo_runtime::{Observed, SandboxId, agent};
 
 use super::{App, AppError};
+use crate::store::{Op, SandboxRow};
+
+/// How long an adopted sandbox's agent gets to answer before reconciliation decides it is
+/// busy rather than gone (a busy agent is adopted; only a dead one is stopped).
+const ADOPT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Why a sandbox whose start was interrupted is stopped.
+const START_CUT: &str = "islod stopped while starting it; `islo use NAME` starts it again";
 
 /// What reconciliation did, for the log and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -11,6 +26,36 @@ pub struct Reconciled {
     pub adopted: usize,
     pub marked_stopped: usize,
     pub undone_creates: usize,
+    pub finished_deletes: usize,
+    pub thawed: usize,
+}
+
+/// What the agent of a running sandbox says.
+enum Agent {
+    Answers,
+    /// Connected but silent within the patience: busy or stopped, not dead.
+    Silent,
+    /// Nothing listens (or no socket): PID 1 is gone.
+    Gone,
+}
+
+fn probe(socket: &std::path::Path) -> Agent {
+    let deadline = std::time::Instant::now() + ADOPT_PATIENCE;
+    loop {
+        match agent::ping(socket) {
+            Ok(()) => return Agent::Answers,
+            Err(islo_agent::proto::ProtoError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) =>
+            {
+                return Agent::Gone;
+            }
+            Err(_) if std::time::Instant::now() >= deadline => return Agent::Silent,
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 impl App {
@@ -18,61 +63,107 @@ impl App {
     pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
         let mut out = Reconciled::default();
         for row in self.store.live_sandboxes()? {
-            let id = SandboxId(row.id.clone());
-            let observed = {
-                let id = id.clone();
-                self.blocking(move |d| d.observe(&id)).await?
-            };
-            match (row.status, observed) {
-                (SandboxStatus::Starting, _) => {
-                    let id = id.clone();
-                    self.blocking(move |d| d.destroy(&id)).await?;
-                    self.store.remove_sandbox(&row.id)?;
-                    out.undone_creates += 1;
-                }
-                (SandboxStatus::Running, Observed::Running)
-                    if agent::ping(&self.driver.agent_socket(&id)).is_ok() =>
-                {
-                    out.adopted += 1;
-                }
-                (
-                    SandboxStatus::Running | SandboxStatus::Stopping,
-                    Observed::Running | Observed::Stopped,
-                ) => {
-                    let reason = (row.status == SandboxStatus::Running)
-                        .then_some("its processes ended while islod was not running");
-                    let id = id.clone();
-                    self.blocking(move |d| d.stop(&id)).await?;
-                    self.store
-                        .set_status(&row.id, SandboxStatus::Stopped, reason, None)?;
-                    out.marked_stopped += 1;
-                }
-                (SandboxStatus::Stopped, Observed::Running) => {
-                    let id = id.clone();
-                    self.blocking(move |d| d.stop(&id)).await?;
-                }
-                (
-                    SandboxStatus::Running | SandboxStatus::Stopped | SandboxStatus::Stopping,
-                    Observed::Missing,
-                ) => {
-                    self.store.set_status(
-                        &row.id,
-                        SandboxStatus::Failed,
-                        Some("its storage is gone"),
-                        None,
-                    )?;
-                }
-                _ => {}
-            }
+            self.reconcile_one(&row, &mut out).await?;
         }
         let execs = self.store.fail_running_execs()?;
         tracing::info!(
             adopted = out.adopted,
             stopped = out.marked_stopped,
             undone = out.undone_creates,
+            deleted = out.finished_deletes,
+            thawed = out.thawed,
             execs_failed = execs,
             "reconciled"
         );
         Ok(out)
+    }
+
+    async fn reconcile_one(&self, row: &SandboxRow, out: &mut Reconciled) -> Result<(), AppError> {
+        let id = SandboxId(row.id.clone());
+        let op = self.store.pending_op(&row.id)?;
+        match op {
+            Some(Op::Create) => {
+                self.driven(&id, |d, id| d.destroy(id)).await?;
+                self.store.remove_sandbox(&row.id)?;
+                out.undone_creates += 1;
+                tracing::warn!(sandbox = %row.name, "undid a create islod did not finish");
+                return Ok(());
+            }
+            Some(Op::Delete) => {
+                self.driven(&id, |d, id| d.destroy(id)).await?;
+                self.store
+                    .mark_deleted(&row.id, &crate::store::now_rfc3339())?;
+                out.finished_deletes += 1;
+                tracing::warn!(sandbox = %row.name, "finished a delete islod did not finish");
+                return Ok(());
+            }
+            Some(Op::Start | Op::Stop) | None => {}
+        }
+        let mut observed = self.driven(&id, |d, id| d.observe(id)).await?;
+        if observed == Observed::Frozen {
+            // Cut while a snapshot was being written: its processes go on.
+            self.driven(&id, |d, id| d.thaw(id)).await?;
+            out.thawed += 1;
+            tracing::warn!(sandbox = %row.name, "thawed a sandbox frozen by an interrupted save");
+            observed = Observed::Running;
+        }
+        let reason = match (op, row.status, observed) {
+            (_, _, Observed::Missing) => {
+                return self.record(row, SandboxStatus::Failed, Some("its storage is gone"));
+            }
+            (Some(Op::Stop), ..) | (None, SandboxStatus::Stopping, _) => None,
+            (Some(Op::Start), ..) | (None, SandboxStatus::Starting, _) => {
+                Some(START_CUT.replace("NAME", &row.name))
+            }
+            (None, SandboxStatus::Running, Observed::Running) => {
+                match self.probe_agent(&id).await {
+                    Agent::Answers | Agent::Silent => {
+                        out.adopted += 1;
+                        return Ok(());
+                    }
+                    Agent::Gone => Some(super::watch::AGENT_ENDED.replace("NAME", &row.name)),
+                }
+            }
+            (None, SandboxStatus::Running, _) => {
+                Some("its processes ended while islod was not running".to_string())
+            }
+            (None, SandboxStatus::Stopped, Observed::Running) => {
+                self.driven(&id, |d, id| d.stop(id)).await?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        self.driven(&id, |d, id| d.stop(id)).await?;
+        out.marked_stopped += 1;
+        self.record(row, SandboxStatus::Stopped, reason.as_deref())
+    }
+
+    fn record(
+        &self,
+        row: &SandboxRow,
+        status: SandboxStatus,
+        reason: Option<&str>,
+    ) -> Result<(), AppError> {
+        self.store.set_status(&row.id, status, reason, None)?;
+        Ok(())
+    }
+
+    async fn probe_agent(&self, id: &SandboxId) -> Agent {
+        let sock = self.driver.agent_socket(id);
+        tokio::task::spawn_blocking(move || probe(&sock))
+            .await
+            .unwrap_or(Agent::Silent)
+    }
+
+    /// One back-end call on `id`, off the async threads.
+    async fn driven<T: Send + 'static>(
+        &self,
+        id: &SandboxId,
+        f: impl FnOnce(&dyn islo_runtime::Driver, &SandboxId) -> Result<T, islo_runtime::DriverError>
+        + Send
+        + 'static,
+    ) -> Result<T, AppError> {
+        let id = id.clone();
+        self.blocking(move |d| f(d, &id)).await
     }
 }

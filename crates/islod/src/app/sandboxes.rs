@@ -13,7 +13,7 @@ use islo_runtime::{Limits, SandboxId};
 use sha2::{Digest, Sha256};
 
 use super::{App, AppError, Tenant, names};
-use crate::store::{SandboxFilter, SandboxRow, StoreError, now_rfc3339};
+use crate::store::{Op, SandboxFilter, SandboxRow, StoreError, now_rfc3339};
 
 /// A create request with defaults applied and ranges checked.
 struct Checked {
@@ -238,8 +238,10 @@ impl App {
         drop(admitted);
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
+        crate::fault::point("create.recorded");
         match self.provision(&row, &c).await {
             Ok(spec) => {
+                crate::fault::point("create.provisioned");
                 let started = now_rfc3339();
                 self.store
                     .set_status(&row.id, SandboxStatus::Running, None, Some(&started))?;
@@ -392,12 +394,13 @@ impl App {
                 });
             }
         }
-        if row.status == SandboxStatus::Running {
+        if row.status == SandboxStatus::Running && self.agent_answers(&row).await {
             self.record_sessions_before_stop(&row).await;
             self.sync_agent_sessions(&row).await;
         }
         self.store
-            .set_status(&row.id, SandboxStatus::Stopping, None, None)?;
+            .begin_op(&row.id, Op::Stop, SandboxStatus::Stopping)?;
+        crate::fault::point("stop.recorded");
         let id = SandboxId(row.id.clone());
         if let Err(e) = self.blocking(move |d| d.stop(&id)).await {
             self.store
@@ -432,13 +435,14 @@ impl App {
             let _admission = self.op_lock("admission").lock_owned().await;
             self.host_has_room(0)?;
             self.store
-                .set_status(&row.id, SandboxStatus::Starting, None, None)?;
+                .begin_op(&row.id, Op::Start, SandboxStatus::Starting)?;
         }
         let started = spec.clone();
         let result = match self.blocking(move |d| d.start(&started)).await {
             Ok(()) => self.prepare_link(&spec).await,
             Err(e) => Err(e),
         };
+        crate::fault::point("start.started");
         if let Err(e) = result {
             self.store
                 .set_status(&row.id, SandboxStatus::Stopped, Some(&e.to_string()), None)?;
@@ -455,10 +459,17 @@ impl App {
         let row = self.get(t, name)?;
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
+        let row = self.get(t, name)?;
         // What the agent recorded outlives the sandbox.
-        self.sync_agent_sessions(&row).await;
+        if row.status == SandboxStatus::Running && self.agent_answers(&row).await {
+            self.sync_agent_sessions(&row).await;
+        }
+        // From here the delete is finished by reconciliation if islod dies.
+        self.store.begin_op(&row.id, Op::Delete, row.status)?;
         let id = SandboxId(row.id.clone());
-        if let Err(e) = self.blocking(move |d| d.destroy(&id)).await {
+        let destroyed = self.blocking(move |d| d.destroy(&id)).await;
+        crate::fault::point("delete.destroyed");
+        if let Err(e) = destroyed {
             self.store
                 .set_status(&row.id, SandboxStatus::Failed, Some(&e.to_string()), None)?;
             return Err(e);

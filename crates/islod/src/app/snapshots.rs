@@ -85,6 +85,10 @@ struct Hashing<W> {
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes == 0 {
+            // A running sandbox is frozen while its changes are written.
+            crate::fault::point("save.writing");
+        }
         if self.bytes + buf.len() as u64 > self.limit {
             return Err(std::io::Error::other(format!(
                 "the sandbox's changes are larger than its disk allows ({} bytes)",

@@ -23,11 +23,11 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
-pub use audit::{AuditSession, LogLine};
+pub use audit::{AuditSession, AuditWrite, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, SecretMeta};
-pub use sandboxes::{Binding, SandboxFilter, SandboxRow};
+pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow};
 pub use snapshots::SnapshotRow;
 
 /// Errors of the store.
@@ -43,6 +43,8 @@ pub enum StoreError {
     NameTaken(String),
     #[error("{0}")]
     Exhausted(String),
+    #[error("the state database {path} is damaged: {detail}")]
+    Damaged { path: String, detail: String },
 }
 
 const SCHEMA_V1: &str = r#"
@@ -278,6 +280,12 @@ ALTER TABLE secrets ADD COLUMN hosts TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE secrets ADD COLUMN auth_strategy TEXT;
 "#;
 
+/// The lifecycle operation a sandbox is in the middle of (NULL when none): what start-up
+/// reconciliation finishes or undoes after a crash.
+const SCHEMA_V10: &str = r#"
+ALTER TABLE sandboxes ADD COLUMN pending_op TEXT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -289,6 +297,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V7),
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
+        M::up(SCHEMA_V10),
     ])
 }
 
@@ -308,6 +317,27 @@ impl Store {
         migrations().to_latest(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+        })
+    }
+
+    /// Copy the database at `db` to `to` (one file, through SQLite, so what the write-ahead
+    /// log holds is in it), replacing an older copy only once the new one is whole. A damaged
+    /// database fails with [`StoreError::Damaged`] and leaves the older copy alone.
+    pub fn backup(db: &Path, to: &Path) -> Result<(), StoreError> {
+        let damaged = |e: rusqlite::Error| StoreError::Damaged {
+            path: db.display().to_string(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(damaged)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let tmp = to.with_extension("backup-partial");
+        let _ = std::fs::remove_file(&tmp);
+        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+            .map_err(damaged)?;
+        std::fs::rename(&tmp, to).map_err(|e| StoreError::Damaged {
+            path: to.display().to_string(),
+            detail: e.to_string(),
         })
     }
 
@@ -343,5 +373,22 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn backups_are_whole_and_a_damaged_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, copy) = (dir.path().join("s.db"), dir.path().join("s.db.backup"));
+        let s = super::Store::open(&db).unwrap();
+        let tid = s.ensure_tenant("alpha").unwrap();
+        super::Store::backup(&db, &copy).unwrap();
+        drop(s);
+        let restored = super::Store::open(&copy).unwrap();
+        assert_eq!(restored.ensure_tenant("alpha").unwrap(), tid);
+        std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+        let _ = std::fs::remove_file(db.with_extension("db-wal"));
+        let e = super::Store::backup(&db, &copy).unwrap_err();
+        assert!(matches!(e, super::StoreError::Damaged { .. }), "{e}");
+        super::Store::open(&copy).unwrap(); // the older copy is untouched
     }
 }

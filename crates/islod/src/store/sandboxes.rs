@@ -46,6 +46,42 @@ impl Binding {
     }
 }
 
+/// A lifecycle operation in progress, recorded before the host is touched and cleared with
+/// the status it ends in, so that a crash in between leaves a record of what to finish or
+/// undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A new sandbox is being made: undone (it never existed for the user).
+    Create,
+    /// A stopped sandbox is being started again: stopped again, never deleted.
+    Start,
+    /// Being stopped: finished.
+    Stop,
+    /// Being deleted: finished.
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "create" => Self::Create,
+            "start" => Self::Start,
+            "stop" => Self::Stop,
+            "delete" => Self::Delete,
+            _ => return None,
+        })
+    }
+}
+
 /// Filter of a list.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxFilter {
@@ -99,12 +135,12 @@ fn finish(raw: (SandboxRow, String, String)) -> Result<SandboxRow, StoreError> {
 }
 
 impl Store {
-    /// Record a new sandbox. A live sandbox of the same name in the tenant makes this fail
-    /// with [`StoreError::NameTaken`].
+    /// Record a new sandbox, its [`Op::Create`] in progress. A live sandbox of the same name in
+    /// the tenant makes this fail with [`StoreError::NameTaken`].
     pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<(), StoreError> {
         let env = serde_json::to_string(&s.env).unwrap_or_else(|_| "{}".into());
         let res = self.db().execute(
-            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+            &format!("INSERT INTO sandboxes ({COLUMNS}, pending_op) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'create')"),
             params![
                 s.id, s.tenant_id, s.name, s.image, s.status.as_str(), s.status_reason, s.vcpus, s.memory_mb,
                 s.disk_gb, env, s.workdir, s.runtime_spec, s.request_id, s.request_hash, s.created_at,
@@ -254,7 +290,36 @@ impl Store {
         )? as u64)
     }
 
-    /// Set the status (and reason); `started_at` is updated when given.
+    /// Record that `op` begins, with the status the sandbox shows meanwhile.
+    pub fn begin_op(&self, id: &str, op: Op, status: SandboxStatus) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE sandboxes SET status = ?2, status_reason = NULL, pending_op = ?3 WHERE id = ?1",
+            params![id, status.as_str(), op.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// The operation a sandbox is in the middle of, if any.
+    pub fn pending_op(&self, id: &str) -> Result<Option<Op>, StoreError> {
+        let op: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT pending_op FROM sandboxes WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        op.map(|o| {
+            Op::parse(&o).ok_or_else(|| StoreError::Corrupt {
+                what: format!("sandbox {id}"),
+                detail: format!("pending operation {o}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// Set the status (and reason), ending any operation; `started_at` is updated when given.
     pub fn set_status(
         &self,
         id: &str,
@@ -263,7 +328,8 @@ impl Store {
         started_at: Option<&str>,
     ) -> Result<(), StoreError> {
         self.db().execute(
-            "UPDATE sandboxes SET status = ?2, status_reason = ?3, started_at = COALESCE(?4, started_at) WHERE id = ?1",
+            "UPDATE sandboxes SET status = ?2, status_reason = ?3, started_at = COALESCE(?4, started_at), \
+             pending_op = NULL WHERE id = ?1",
             params![id, status.as_str(), reason, started_at],
         )?;
         Ok(())
@@ -293,8 +359,8 @@ impl Store {
     /// Mark deleted: the name is free again, the record stays readable by id.
     pub fn mark_deleted(&self, id: &str, at: &str) -> Result<(), StoreError> {
         self.db().execute(
-            "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2, net_slot = NULL \
-             WHERE id = ?1",
+            "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2, net_slot = NULL, \
+             pending_op = NULL WHERE id = ?1",
             params![id, at],
         )?;
         Ok(())
