@@ -96,9 +96,24 @@ pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
     UnixStream::connect(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// How long the agent has to answer a request that expects an answer. A connection to a
+/// stopped (SIGSTOP) or wedged agent still succeeds, the kernel queueing it; only the reply
+/// tells that the agent is there.
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long [`ping`] waits.
+pub const PING_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Connect for a request whose answer may be long in coming (an exec is silent while its
+/// command is): the agent must first answer a [`ping`], so a stopped agent is an error
+/// within [`PING_DEADLINE`] instead of a wait without end.
+fn connect_live(socket: &Path) -> Result<UnixStream, ProtoError> {
+    ping(socket)?;
+    Ok(connect(socket)?)
+}
+
 /// Start `req` on the agent at `socket`.
 pub fn exec(socket: &Path, req: ExecRequest) -> Result<ExecConn, ProtoError> {
-    let mut stream = connect(socket)?;
+    let mut stream = connect_live(socket)?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
     Ok(ExecConn { stream })
 }
@@ -109,7 +124,8 @@ fn call<T: for<'de> serde::Deserialize<'de>>(
     req: &AgentRequest,
 ) -> Result<T, ProtoError> {
     let mut stream = connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(REPLY_DEADLINE))?;
+    stream.set_write_timeout(Some(REPLY_DEADLINE))?;
     proto::write_json(&mut stream, FrameKind::Request, req)?;
     reply(&mut stream)
 }
@@ -148,15 +164,17 @@ pub fn kill_session(socket: &Path, session: &str) -> Result<(), ProtoError> {
 /// Errors the agent reports (no such session, cannot start) are `NotFound` I/O errors.
 pub fn attach(socket: &Path, req: AttachRequest) -> Result<(UnixStream, SessionInfo), ProtoError> {
     let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(REPLY_DEADLINE))?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Attach(req))?;
     let info = reply(&mut stream)?;
+    stream.set_read_timeout(None)?;
     Ok((stream, info))
 }
 
 /// Start an exec (on a terminal when `req.tty` is set) and hand back the raw connection
 /// that carries it, for callers that speak the frames themselves.
 pub fn exec_raw(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoError> {
-    let mut stream = connect(socket)?;
+    let mut stream = connect_live(socket)?;
     proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
     Ok(stream)
 }
@@ -172,7 +190,7 @@ pub fn scan_files(
 /// Up to `len` bytes of the file at `path` in the sandbox, from `offset`.
 pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, ProtoError> {
     let mut stream = connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(REPLY_DEADLINE))?;
     let req = islo_agent::ReadRequest {
         version: proto::PROTOCOL_VERSION,
         path: path.to_string(),
@@ -198,7 +216,7 @@ pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec
 /// with the agent's explanation.
 pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> {
     let mut stream = connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(REPLY_DEADLINE))?;
     let req = AgentRequest::Connect {
         version: proto::PROTOCOL_VERSION,
         port,
@@ -220,7 +238,7 @@ pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> 
 /// Ask the agent whether it is alive.
 pub fn ping(socket: &Path) -> Result<(), ProtoError> {
     let mut stream = connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_read_timeout(Some(PING_DEADLINE))?;
     proto::write_json(
         &mut stream,
         FrameKind::Request,

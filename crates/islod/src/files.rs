@@ -62,6 +62,74 @@ pub fn components(path: &str) -> Result<Vec<String>, FileError> {
     Ok(out)
 }
 
+/// A file being written, not yet at its name (see [`SandboxRoot::create`]). Dropped without
+/// [`NewFile::commit`], it vanishes.
+pub struct NewFile {
+    file: File,
+    dir: OwnedFd,
+    /// Its temporary name, when the file system could not make it nameless.
+    hidden: Option<String>,
+    name: String,
+    path: String,
+    done: bool,
+}
+
+impl NewFile {
+    /// A second handle on the file (for async writers); [`NewFile::commit`] still places it.
+    pub fn try_clone(&self) -> Result<File, FileError> {
+        self.file.try_clone().map_err(io_at(&self.path))
+    }
+
+    /// Put the written file at its name, replacing what was there in one step.
+    pub fn commit(mut self) -> Result<(), FileError> {
+        let path = self.path.clone();
+        let err = |e: rustix::io::Errno| io_at(&path)(e.into());
+        let staged = match &self.hidden {
+            Some(tmp) => tmp.clone(),
+            None => {
+                // Give the nameless file a hidden name for the instant before the rename.
+                let tmp = format!(".{}.islo-{}", self.name, uuid::Uuid::now_v7().simple());
+                use std::os::fd::AsRawFd;
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    format!("/proc/self/fd/{}", self.file.as_raw_fd()),
+                    &self.dir,
+                    tmp.as_str(),
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(err)?;
+                self.hidden = Some(tmp.clone());
+                tmp
+            }
+        };
+        rustix::fs::renameat(&self.dir, staged.as_str(), &self.dir, self.name.as_str()).map_err(
+            |e| match e {
+                rustix::io::Errno::ISDIR => FileError::IsDir(path.clone()),
+                e => err(e),
+            },
+        )?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Write for NewFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for NewFile {
+    fn drop(&mut self) {
+        if let (false, Some(tmp)) = (self.done, &self.hidden) {
+            let _ = rustix::fs::unlinkat(&self.dir, tmp.as_str(), AtFlags::empty());
+        }
+    }
+}
+
 /// A sandbox's root, and the owner of what is created in it.
 pub struct SandboxRoot {
     root: OwnedFd,
@@ -156,77 +224,71 @@ impl SandboxRoot {
         Ok(dir)
     }
 
-    /// Create (or truncate) the regular file `path` with `mode`, parents created; its final
-    /// component is never followed.
-    pub fn create(&self, path: &str, mode: u32) -> Result<File, FileError> {
+    /// Start writing the regular file `path` with `mode` (parents created): the bytes go to
+    /// a file of no name (or a hidden one, where the file system cannot do that) in the same
+    /// directory, and only [`NewFile::commit`] puts it in place of what `path` held, so an
+    /// interrupted write (a client gone, islod killed) leaves the old content whole. A final
+    /// symlink is refused, never followed; nor would the rename follow it.
+    pub fn create(&self, path: &str, mode: u32) -> Result<NewFile, FileError> {
         let mut parts = components(path)?;
         let name = parts
             .pop()
             .ok_or_else(|| FileError::Invalid("cannot write to /".into()))?;
         let dir = self.mkdirs(&parts, path)?;
-        let fd = rustix::fs::openat(
-            &dir,
-            name.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode & 0o777),
-        )
-        .map_err(|e| match e {
-            rustix::io::Errno::LOOP => {
-                FileError::Invalid(format!("{path} is a symlink; refusing to write through it"))
+        match rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink => {
+                    return Err(FileError::Invalid(format!(
+                        "{path} is a symlink; refusing to write through it"
+                    )));
+                }
+                FileType::Directory => return Err(FileError::IsDir(path.to_string())),
+                _ => {}
+            },
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io_at(path)(e.into())),
+        }
+        let mode = Mode::from_raw_mode(mode & 0o777);
+        let flags = OFlags::WRONLY | OFlags::CLOEXEC;
+        let (fd, hidden) = match rustix::fs::openat(&dir, ".", flags | OFlags::TMPFILE, mode) {
+            Ok(fd) => (fd, None),
+            Err(_) => {
+                let tmp = format!(".{name}.islo-{}", uuid::Uuid::now_v7().simple());
+                let fd = rustix::fs::openat(
+                    &dir,
+                    tmp.as_str(),
+                    flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
+                    mode,
+                )
+                .map_err(|e| io_at(path)(e.into()))?;
+                (fd, Some(tmp))
             }
-            rustix::io::Errno::ISDIR => FileError::IsDir(path.to_string()),
-            e => io_at(path)(e.into()),
-        })?;
+        };
+        let file = NewFile {
+            file: File::from(fd),
+            dir,
+            hidden,
+            name,
+            path: path.to_string(),
+            done: false,
+        };
         let own = |e: rustix::io::Errno| io_at(path)(e.into());
         rustix::fs::fchown(
-            &fd,
+            &file.file,
             Some(rustix::fs::Uid::from_raw(self.uid)),
             Some(rustix::fs::Gid::from_raw(self.gid)),
         )
         .map_err(own)?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777)).map_err(own)?;
-        Ok(File::from(fd))
+        rustix::fs::fchmod(&file.file, mode).map_err(own)?;
+        Ok(file)
     }
 
-    /// Put `contents` at `path` (parents created) by writing a new file beside it and renaming
-    /// it over the old entry, so a symlink there is replaced, never followed.
+    /// Put `contents` at `path` (parents created) in one step: a reader sees the old file or
+    /// the new one, and a symlink there is replaced, never followed.
     pub fn replace(&self, path: &str, mode: u32, contents: &[u8]) -> Result<(), FileError> {
-        let mut parts = components(path)?;
-        let name = parts
-            .pop()
-            .ok_or_else(|| FileError::Invalid("cannot write to /".into()))?;
-        let dir = self.mkdirs(&parts, path)?;
-        let tmp = format!(".{name}.islo-{}", std::process::id());
-        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-        let fd = rustix::fs::openat(
-            &dir,
-            tmp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode & 0o777),
-        )
-        .map_err(|e| io_at(path)(e.into()))?;
-        let mut f = File::from(fd);
-        let written = f
-            .write_all(contents)
-            .and_then(|()| {
-                rustix::fs::fchown(
-                    &f,
-                    Some(rustix::fs::Uid::from_raw(self.uid)),
-                    Some(rustix::fs::Gid::from_raw(self.gid)),
-                )
-                .map_err(Into::into)
-            })
-            .and_then(|()| {
-                rustix::fs::fchmod(&f, Mode::from_raw_mode(mode & 0o777)).map_err(Into::into)
-            })
-            .and_then(|()| {
-                rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_str()).map_err(Into::into)
-            });
-        if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-            return Err(io_at(path)(e));
-        }
-        Ok(())
+        let mut f = self.create(path, mode)?;
+        f.write_all(contents).map_err(io_at(path))?;
+        f.commit()
     }
 
     /// Write the directory `path` as a gzipped tar (paths relative to it) into `out`.
@@ -275,6 +337,7 @@ impl SandboxRoot {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let mut f = self.create(&shown, mode)?;
                     io::copy(&mut entry, &mut f).map_err(io_at(&shown))?;
+                    f.commit()?;
                 }
                 tar::EntryType::Symlink => {
                     let target = entry

@@ -75,10 +75,9 @@ fn paths_are_checked_and_links_stay_inside() {
 fn files_and_trees_round_trip_owned_by_the_user() {
     let f = fixture();
     let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
-    r.create("/workspace/a/b/c.txt", 0o640)
-        .unwrap()
-        .write_all(b"hello")
-        .unwrap();
+    let mut new = r.create("/workspace/a/b/c.txt", 0o640).unwrap();
+    new.write_all(b"hello").unwrap();
+    new.commit().unwrap();
     let (mut file, len) = r.read("/workspace/a/b/c.txt").unwrap();
     let mut s = String::new();
     file.read_to_string(&mut s).unwrap();
@@ -171,4 +170,32 @@ fn deep_trees_are_archived_without_recursion_or_refused() {
     let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
     let e = r.tar_dir("/workspace/deep", std::io::sink()).unwrap_err();
     assert!(e.to_string().contains("deeper than"), "{e}");
+}
+
+#[test]
+fn a_write_not_committed_leaves_the_old_file_and_no_trace() {
+    let f = fixture();
+    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    r.replace("/workspace/keep.txt", 0o644, b"old and whole")
+        .unwrap();
+    let mut cut = r.create("/workspace/keep.txt", 0o644).unwrap();
+    cut.write_all(b"half of the ne").unwrap();
+    drop(cut); // the client went away
+    let read = |p: &str| std::fs::read_to_string(f.root.join(p)).unwrap();
+    assert_eq!(read("workspace/keep.txt"), "old and whole");
+    let names: Vec<_> = std::fs::read_dir(f.root.join("workspace"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("keep"))
+        .collect();
+    assert_eq!(names, ["keep.txt"], "no temporary file is left");
+    let mut whole = r.create("/workspace/keep.txt", 0o600).unwrap();
+    whole.write_all(b"new").unwrap();
+    whole.commit().unwrap();
+    assert_eq!(read("workspace/keep.txt"), "new");
+    // A directory in the way is refused before anything is written.
+    assert!(matches!(
+        r.create("/workspace", 0o644),
+        Err(FileError::IsDir(_))
+    ));
 }

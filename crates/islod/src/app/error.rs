@@ -46,6 +46,9 @@ pub enum AppError {
     /// The host cannot hold what was asked.
     #[error("{0}")]
     HostFull(String),
+    /// The sandbox's agent is gone or does not answer.
+    #[error("{0}")]
+    AgentUnavailable(String),
     #[error("sandbox provisioning failed: {0}")]
     Provisioning(String),
     #[error("internal error: {0}")]
@@ -65,7 +68,7 @@ impl AppError {
             Self::InvalidState { .. } | Self::Conflict(_) => ErrorCode::SandboxInvalidState,
             Self::FileNotFound(_) => ErrorCode::FileNotFound,
             Self::QuotaExceeded(_) => ErrorCode::RateLimited,
-            Self::HostFull(_) => ErrorCode::ResourceUnavailable,
+            Self::HostFull(_) | Self::AgentUnavailable(_) => ErrorCode::ResourceUnavailable,
             Self::FileOperation(_) => ErrorCode::FileOperationError,
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)

@@ -257,8 +257,8 @@ impl Recorded {
     /// exit (or error) is forwarded.
     fn send(&self, ev: ExecEvent) -> bool {
         match &ev {
-            ExecEvent::Stdout(b) => self.rec.chunk("stdout", b),
-            ExecEvent::Stderr(b) => self.rec.chunk("stderr", b),
+            ExecEvent::Stdout(b) => self.rec.chunk_stored_blocking("stdout", b),
+            ExecEvent::Stderr(b) => self.rec.chunk_stored_blocking("stderr", b),
             ExecEvent::Exit(code) => self.rec.end(Some(*code)),
             ExecEvent::Error(m) => {
                 self.rec.chunk("islo", format!("{m}\n").as_bytes());
@@ -284,7 +284,13 @@ fn pump(
     };
     let mut conn = match agent::exec(socket, req) {
         Ok(c) => c,
-        Err(e) => return fail(&out, format!("sandbox agent unreachable: {e}")),
+        Err(e) => {
+            let m = match super::sessions::unreachable_agent(&e) {
+                Some(why) => why.to_string(),
+                None => format!("sandbox agent unreachable: {e}"),
+            };
+            return fail(&out, m);
+        }
     };
     let mut ctl = match conn.control() {
         Ok(c) => c,

@@ -40,8 +40,29 @@ fn agent_err(e: islo_agent::ProtoError) -> AppError {
         islo_agent::ProtoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
             AppError::NotFound(io.to_string())
         }
-        other => AppError::Internal(format!("sandbox agent: {other}")),
+        other => unreachable_agent(&other)
+            .unwrap_or_else(|| AppError::Internal(format!("sandbox agent: {other}"))),
     }
+}
+
+/// What a user is told when a sandbox's agent cannot be reached, if that is the error.
+pub(super) fn unreachable_agent(e: &islo_agent::ProtoError) -> Option<AppError> {
+    let islo_agent::ProtoError::Io(io) = e else {
+        return None;
+    };
+    use std::io::ErrorKind as K;
+    let what = match io.kind() {
+        K::ConnectionRefused => {
+            "the sandbox's agent (PID 1) has ended; islod stops the sandbox within seconds, \
+             and `islo use` then starts it again"
+        }
+        K::WouldBlock | K::TimedOut => {
+            "the sandbox's agent did not answer in time: it is stopped or overloaded; \
+             `islo stop` and `islo use` restart the sandbox"
+        }
+        _ => return None,
+    };
+    Some(AppError::AgentUnavailable(what.to_string()))
 }
 
 impl App {

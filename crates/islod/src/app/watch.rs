@@ -44,6 +44,20 @@ impl App {
         })
     }
 
+    /// Whether a sandbox's agent answers a ping within [`islo_runtime::agent::PING_DEADLINE`];
+    /// what a stop or delete asks the agent first is skipped when it does not, so a stopped
+    /// agent costs those seconds, not a wait per question.
+    pub(super) async fn agent_answers(&self, row: &SandboxRow) -> bool {
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        let ok = tokio::task::spawn_blocking(move || islo_runtime::agent::ping(&sock).is_ok())
+            .await
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(sandbox = %row.name, "its agent does not answer; its sessions and transcripts are not read");
+        }
+        ok
+    }
+
     async fn check_agents(self: &Arc<Self>) {
         let rows = match self.store.live_sandboxes() {
             Ok(rows) => rows,

@@ -81,14 +81,19 @@ pub async fn upload(
         .app
         .files_root(&t, &name)
         .and_then(|r| r.create(&q.path, 0o644).map_err(AppError::from));
-    let file = match opened {
+    let (writer, file) = match opened.and_then(|f| Ok((f.try_clone()?, f))) {
         Ok(f) => f,
         Err(e) => {
             drain(mp).await;
             return Err(e.into());
         }
     };
-    let n = receive(mp, &mut tokio::fs::File::from_std(file)).await?;
+    // Written beside its name and put in place whole: an upload cut short keeps the old file.
+    let n = receive(mp, &mut tokio::fs::File::from_std(writer)).await?;
+    crate::fault::point("upload.received");
+    tokio::task::spawn_blocking(move || file.commit().map_err(AppError::from))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
     Ok(Json(FileUploadStatusResponse {
         status: "success".into(),
         written: Some(n),
