@@ -20,9 +20,17 @@ pub fn resize_entry(cols: u16, rows: u16) -> String {
     format!("{cols}x{rows}")
 }
 
+/// Record input (not waited for: it is stored before the output it causes).
 pub fn record(rec: &Option<Arc<Recording>>, stream: &'static str, data: &[u8]) {
     if let Some(r) = rec {
         r.chunk(stream, data);
+    }
+}
+
+/// Record output and wait until it is stored, before it is forwarded.
+pub async fn record_output(rec: &Option<Arc<Recording>>, stream: &'static str, data: &[u8]) {
+    if let Some(r) = rec {
+        r.chunk_stored(stream, data).await;
     }
 }
 

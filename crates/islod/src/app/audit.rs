@@ -3,10 +3,15 @@
 //! exec paths only queue; `end` waits until everything queued before it is stored, so a
 //! finished command's log is complete when its exit is reported. A session records at most
 //! `cap` bytes; past it one `islo` line marks the cut.
+//!
+//! Output is stored before it is forwarded: the exec paths hand a chunk to the writer and
+//! wait for it to be committed ([`Recording::chunk_stored`]). The writer stores whatever is
+//! queued in one transaction, so concurrent sessions share commits; a crash of islod loses no
+//! output a user saw, and the restart marks the sessions it cut.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use crate::store::{Store, now_rfc3339};
@@ -27,6 +32,7 @@ enum Msg {
         at: String,
         bytes: u64,
         cut: bool,
+        stored: Option<tokio::sync::oneshot::Sender<()>>,
     },
     End {
         id: String,
@@ -36,16 +42,19 @@ enum Msg {
     },
 }
 
+/// Messages the writer may be behind by before the exec paths wait for it.
+const QUEUE: usize = 256;
+
 /// The audit log's writer.
 pub struct Audit {
-    tx: Mutex<Sender<Msg>>,
+    tx: Mutex<SyncSender<Msg>>,
     cap: u64,
 }
 
 impl Audit {
     /// Start the writer thread; each session keeps at most `cap` bytes.
     pub fn new(store: Arc<Store>, cap: u64) -> Self {
-        let (tx, rx) = channel();
+        let (tx, rx) = sync_channel(QUEUE);
         std::thread::spawn(move || write_forever(&store, &rx));
         Self {
             tx: Mutex::new(tx),
@@ -54,7 +63,8 @@ impl Audit {
     }
 
     fn send(&self, m: Msg) {
-        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(m);
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let _ = tx.send(m);
     }
 
     /// Begin recording a session.
@@ -126,8 +136,36 @@ impl Recording {
         self.skip_stdout.store(n, Ordering::SeqCst);
     }
 
-    /// Record a chunk of `stream` (`stdout`, `stderr` or `stdin`).
+    /// Record a chunk of `stream` (`stdout`, `stderr` or `stdin`) without waiting for it to
+    /// be stored.
     pub fn chunk(&self, stream: &'static str, data: &[u8]) {
+        self.queue(stream, data, None);
+    }
+
+    /// Record a chunk and return once it is stored: what is forwarded after this is in the
+    /// log even if islod is killed the next moment.
+    pub async fn chunk_stored(&self, stream: &'static str, data: &[u8]) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.queue(stream, data, Some(tx)) {
+            let _ = rx.await;
+        }
+    }
+
+    /// [`Recording::chunk_stored`] for a blocking thread.
+    pub fn chunk_stored_blocking(&self, stream: &'static str, data: &[u8]) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.queue(stream, data, Some(tx)) {
+            let _ = rx.blocking_recv();
+        }
+    }
+
+    /// Queue a chunk; whether it was queued (nothing is, past the cap or when skipped).
+    fn queue(
+        &self,
+        stream: &'static str,
+        data: &[u8],
+        stored: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> bool {
         let data = if stream == "stdout" {
             let skip = self
                 .skip_stdout
@@ -139,7 +177,7 @@ impl Recording {
             data
         };
         if data.is_empty() || self.cut.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         let total = self.bytes.fetch_add(data.len() as u64, Ordering::SeqCst) + data.len() as u64;
         let (stream, data, cut) = if total > self.audit.cap {
@@ -159,7 +197,10 @@ impl Recording {
             at: now_rfc3339(),
             bytes: total,
             cut,
+            stored,
         });
+        crate::fault::point("audit.queued");
+        true
     }
 
     /// End the session; returns once everything recorded before is stored.
@@ -184,48 +225,95 @@ impl Drop for Recording {
     }
 }
 
+/// Who waits for a write to be stored.
+enum Waiter {
+    End(Sender<()>),
+    Chunk(tokio::sync::oneshot::Sender<()>),
+}
+
 fn write_forever(store: &Store, rx: &Receiver<Msg>) {
     let mut seqs: HashMap<String, i64> = HashMap::new();
-    for m in rx {
-        let result = match m {
-            Msg::Start {
+    while let Ok(first) = rx.recv() {
+        // Everything queued meanwhile goes in the same transaction.
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(4 * QUEUE));
+        let mut done = Vec::new();
+        let writes: Vec<crate::store::AuditWrite> = batch
+            .into_iter()
+            .map(|m| to_write(m, &mut seqs, &mut done))
+            .collect();
+        if let Err(e) = store.write_audit(&writes) {
+            tracing::error!(error = %e, "writing the audit log");
+        }
+        for d in done {
+            match d {
+                Waiter::End(d) => drop(d.send(())),
+                Waiter::Chunk(d) => drop(d.send(())),
+            }
+        }
+    }
+}
+
+/// What a message stores; an end's waiter is kept to be told once it is stored.
+fn to_write(
+    m: Msg,
+    seqs: &mut HashMap<String, i64>,
+    done: &mut Vec<Waiter>,
+) -> crate::store::AuditWrite {
+    use crate::store::AuditWrite;
+    match m {
+        Msg::Start {
+            id,
+            sandbox_id,
+            interactive,
+            user,
+            command,
+            at,
+        } => {
+            seqs.insert(id.clone(), 0);
+            AuditWrite::Start {
                 id,
                 sandbox_id,
                 interactive,
                 user,
                 command,
                 at,
-            } => {
-                seqs.insert(id.clone(), 0);
-                store.start_audit(&id, &sandbox_id, interactive, &user, &command, &at)
             }
-            Msg::Chunk {
-                id,
-                stream,
+        }
+        Msg::Chunk {
+            id,
+            stream,
+            data,
+            at,
+            bytes,
+            cut,
+            stored,
+        } => {
+            done.extend(stored.map(Waiter::Chunk));
+            let seq = seqs.entry(id.clone()).or_insert(0);
+            *seq += 1;
+            let line = crate::store::LogLine {
+                seq: *seq,
+                ts: at,
+                stream: stream.to_string(),
                 data,
-                at,
+            };
+            AuditWrite::Chunk {
+                id,
+                line,
                 bytes,
                 cut,
-            } => {
-                let seq = seqs.entry(id.clone()).or_insert(0);
-                *seq += 1;
-                let line = crate::store::LogLine {
-                    seq: *seq,
-                    ts: at,
-                    stream: stream.to_string(),
-                    data,
-                };
-                store.append_audit(&id, &line, bytes, cut)
             }
-            Msg::End { id, exit, at, done } => {
-                seqs.remove(&id);
-                let r = store.end_audit(&id, &at, exit);
-                let _ = done.send(());
-                r
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "writing the audit log");
+        }
+        Msg::End {
+            id,
+            exit,
+            at,
+            done: d,
+        } => {
+            seqs.remove(&id);
+            done.push(Waiter::End(d));
+            AuditWrite::End { id, at, exit }
         }
     }
 }

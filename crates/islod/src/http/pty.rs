@@ -16,7 +16,9 @@ use islo_api::{
 };
 use std::sync::Arc;
 
-use crate::agent_io::{end_recording, read_agent_frame, record, resize_entry, write_agent_frame};
+use crate::agent_io::{
+    end_recording, read_agent_frame, record, record_output, resize_entry, write_agent_frame,
+};
 use crate::app::{AppError, Recording, Tenant};
 
 /// The WebSocket subprotocol naming this version of the frame protocol.
@@ -184,11 +186,11 @@ async fn bridge(
         loop {
             let frame = match read_agent_frame(&mut ar).await {
                 Ok(Some((FrameKind::Stdout, p))) => {
-                    record(&rec_out, "stdout", &p);
+                    record_output(&rec_out, "stdout", &p).await;
                     PtyFrame::Data(p)
                 }
                 Ok(Some((FrameKind::Stderr, p))) => {
-                    record(&rec_out, "stderr", &p);
+                    record_output(&rec_out, "stderr", &p).await;
                     PtyFrame::Stderr(p)
                 }
                 Ok(Some((FrameKind::Exit, p))) => {

@@ -11,7 +11,9 @@ use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::agent_io::{end_recording, read_agent_frame, record, resize_entry, write_agent_frame};
+use crate::agent_io::{
+    end_recording, read_agent_frame, record, record_output, resize_entry, write_agent_frame,
+};
 use crate::app::{App, Recording, Tenant};
 
 /// Where sftp-server lives in common images.
@@ -160,11 +162,11 @@ async fn output(mut ar: OwnedReadHalf, tx: &Tx, rec: Rec) {
     while let Ok(Some((kind, p))) = read_agent_frame(&mut ar).await {
         let sent = match kind {
             FrameKind::Stdout => {
-                record(&rec, "stdout", &p);
+                record_output(&rec, "stdout", &p).await;
                 tx.data_bytes(p).await
             }
             FrameKind::Stderr => {
-                record(&rec, "stderr", &p);
+                record_output(&rec, "stderr", &p).await;
                 tx.extended_data_bytes(1, p).await
             }
             FrameKind::Exit => {

@@ -87,48 +87,83 @@ pub fn first_line(input: &[u8]) -> Option<String> {
     (!line.trim().is_empty()).then(|| line.trim().to_string())
 }
 
-impl Store {
-    pub fn start_audit(
-        &self,
-        id: &str,
-        sandbox_id: &str,
+/// One write of the audit log's writer.
+#[derive(Debug, Clone)]
+pub enum AuditWrite {
+    Start {
+        id: String,
+        sandbox_id: String,
         interactive: bool,
-        user: &str,
-        command: &str,
-        at: &str,
-    ) -> Result<(), StoreError> {
-        self.db().execute(
-            "INSERT INTO exec_sessions (id, sandbox_id, interactive, user, command, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, sandbox_id, interactive, user, command, at],
-        )?;
-        Ok(())
-    }
-
-    /// Append `line` to session `id`, which has now recorded `bytes` (and was `cut`).
-    pub fn append_audit(
-        &self,
-        id: &str,
-        line: &LogLine,
+        user: String,
+        command: String,
+        at: String,
+    },
+    /// `line` of session `id`, which has now recorded `bytes` (and was `cut`).
+    Chunk {
+        id: String,
+        line: LogLine,
         bytes: u64,
         cut: bool,
-    ) -> Result<(), StoreError> {
-        let db = self.db();
-        db.execute(
-            "INSERT INTO exec_log_lines (exec_id, seq, ts, stream, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, line.seq, line.ts, line.stream, line.data],
-        )?;
-        db.execute(
-            "UPDATE exec_sessions SET bytes = ?2, cut = ?3 WHERE id = ?1",
-            params![id, bytes as i64, cut],
-        )?;
-        Ok(())
-    }
+    },
+    End {
+        id: String,
+        at: String,
+        exit: Option<i32>,
+    },
+}
 
-    pub fn end_audit(&self, id: &str, at: &str, exit_code: Option<i32>) -> Result<(), StoreError> {
-        self.db().execute(
+fn apply(db: &rusqlite::Connection, w: &AuditWrite) -> rusqlite::Result<()> {
+    match w {
+        AuditWrite::Start {
+            id,
+            sandbox_id,
+            interactive,
+            user,
+            command,
+            at,
+        } => db.execute(
+            "INSERT INTO exec_sessions (id, sandbox_id, interactive, user, command, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, sandbox_id, interactive, user, command, at],
+        ),
+        AuditWrite::Chunk {
+            id,
+            line,
+            bytes,
+            cut,
+        } => {
+            db.execute(
+                "INSERT INTO exec_log_lines (exec_id, seq, ts, stream, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, line.seq, line.ts, line.stream, line.data],
+            )?;
+            db.execute(
+                "UPDATE exec_sessions SET bytes = ?2, cut = ?3 WHERE id = ?1",
+                params![id, *bytes as i64, cut],
+            )
+        }
+        AuditWrite::End { id, at, exit } => db.execute(
             "UPDATE exec_sessions SET ended_at = ?2, exit_code = ?3 WHERE id = ?1 AND ended_at IS NULL",
-            params![id, at, exit_code],
-        )?;
+            params![id, at, exit],
+        ),
+    }
+    .map(drop)
+}
+
+/// The line closing a session islod stopped in the middle of.
+pub const INTERRUPTED: &str =
+    "[islo: islod stopped while this ran; output after this point was not recorded]\n";
+
+impl Store {
+    /// Store `writes` in order, in one transaction. One that fails (a session whose sandbox
+    /// was removed meanwhile) is logged and skipped; the others are kept.
+    pub fn write_audit(&self, writes: &[AuditWrite]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for w in writes {
+            if let Err(e) = apply(&tx, w) {
+                tracing::warn!(error = %e, "audit log write skipped");
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -199,10 +234,21 @@ impl Store {
 
     /// Sessions still open when islod stopped can no longer record: close them.
     pub fn end_open_audits(&self, at: &str) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
-            "UPDATE exec_sessions SET ended_at = ?1 WHERE ended_at IS NULL",
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        // What islod had not stored when it stopped is lost: the log says so.
+        tx.execute(
+            "INSERT INTO exec_log_lines (exec_id, seq, ts, stream, data) \
+             SELECT s.id, COALESCE((SELECT MAX(seq) FROM exec_log_lines WHERE exec_id = s.id), 0) + 1, \
+             ?1, 'islo', ?2 FROM exec_sessions s WHERE s.ended_at IS NULL",
+            params![at, INTERRUPTED.as_bytes()],
+        )?;
+        let n = tx.execute(
+            "UPDATE exec_sessions SET ended_at = ?1, cut = 1 WHERE ended_at IS NULL",
             [at],
-        )?)
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Forget sessions that ended before `before`.
@@ -232,24 +278,76 @@ mod tests {
     }
 
     #[test]
+    fn sessions_open_at_start_up_end_marked_as_cut() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let sb = row(&t, "box");
+        s.insert_sandbox(&sb).unwrap();
+        let start = AuditWrite::Start {
+            id: "open".into(),
+            sandbox_id: sb.id.clone(),
+            interactive: false,
+            user: "islo".into(),
+            command: "yes".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        };
+        let chunk = AuditWrite::Chunk {
+            id: "open".into(),
+            line: LogLine {
+                seq: 1,
+                ts: "2026-01-01T00:00:01Z".into(),
+                stream: "stdout".into(),
+                data: b"y\n".to_vec(),
+            },
+            bytes: 2,
+            cut: false,
+        };
+        s.write_audit(&[start, chunk]).unwrap();
+        assert_eq!(s.end_open_audits("2026-01-01T00:00:02Z").unwrap(), 1);
+        let lines = s.audit_lines("open", 0, None).unwrap();
+        let last = lines.last().unwrap();
+        assert_eq!((last.seq, last.stream.as_str()), (2, "islo"));
+        assert_eq!(last.data, INTERRUPTED.as_bytes());
+        let ended = s.audit_session(&sb.id, "open").unwrap().unwrap();
+        assert!(ended.cut && ended.ended_at.is_some());
+    }
+
+    #[test]
     fn record_list_read_prune() {
         let s = Store::memory().unwrap();
         let t = s.ensure_tenant("a").unwrap();
         let sb = row(&t, "box");
         s.insert_sandbox(&sb).unwrap();
-        s.start_audit("e1", &sb.id, true, "islo", "sh", "2026-01-01T00:00:00Z")
-            .unwrap();
         let line = |seq, ts: &str, stream: &str, data: &[u8]| LogLine {
             seq,
             ts: ts.into(),
             stream: stream.into(),
             data: data.to_vec(),
         };
-        let first = line(1, "2026-01-01T00:00:01Z", "stdin", b"ls -l\r");
-        s.append_audit("e1", &first, 6, false).unwrap();
-        let second = line(2, "2026-01-01T00:00:02Z", "stdout", b"total 0\n");
-        s.append_audit("e1", &second, 14, false).unwrap();
-        s.end_audit("e1", "2026-01-01T00:00:03Z", Some(0)).unwrap();
+        let chunk = |line, bytes| AuditWrite::Chunk {
+            id: "e1".into(),
+            line,
+            bytes,
+            cut: false,
+        };
+        s.write_audit(&[
+            AuditWrite::Start {
+                id: "e1".into(),
+                sandbox_id: sb.id.clone(),
+                interactive: true,
+                user: "islo".into(),
+                command: "sh".into(),
+                at: "2026-01-01T00:00:00Z".into(),
+            },
+            chunk(line(1, "2026-01-01T00:00:01Z", "stdin", b"ls -l\r"), 6),
+            chunk(line(2, "2026-01-01T00:00:02Z", "stdout", b"total 0\n"), 14),
+            AuditWrite::End {
+                id: "e1".into(),
+                at: "2026-01-01T00:00:03Z".into(),
+                exit: Some(0),
+            },
+        ])
+        .unwrap();
         let list = s.audit_sessions(&sb.id, None).unwrap();
         assert_eq!(list.len(), 1);
         let e = &list[0];
