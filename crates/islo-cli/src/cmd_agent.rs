@@ -273,6 +273,6 @@ pub async fn launch(
         "  its work:     islo logs {sandbox} --type agent   (then `islo logs {sandbox} ID -f`)"
     );
     eprintln!("  its terminal: islo use {sandbox} -s {session}");
-    println!("{session}");
+    outln!("{session}");
     Ok(0)
 }

@@ -254,8 +254,8 @@ fn print_json_or_name<T: serde::Serialize>(
     output: Output,
 ) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        _ => println!("{name}"),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(v)?),
+        _ => outln!("{name}"),
     }
     Ok(())
 }
@@ -263,7 +263,7 @@ fn print_json_or_name<T: serde::Serialize>(
 async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
     let profiles = client.gateway_profiles().await?;
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&profiles)?);
+        outln!("{}", serde_json::to_string_pretty(&profiles)?);
         return Ok(());
     }
     let rows = profiles
@@ -278,7 +278,7 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         ui::table(
             &["NAME", "DEFAULT ACTION", "INTERNET", "RULES", "DEFAULT"],
@@ -291,35 +291,35 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
 async fn show(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {
     let d = client.gateway_profile(name).await?;
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        outln!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(());
     }
     let p = &d.profile;
-    println!(
+    outln!(
         "Name:            {}{}",
         p.name,
         if p.is_default { " (default)" } else { "" }
     );
-    println!("ID:              {}", p.id);
+    outln!("ID:              {}", p.id);
     if let Some(desc) = &p.description {
-        println!("Description:     {desc}");
+        outln!("Description:     {desc}");
     }
-    println!("Default action:  {}", p.default_action);
-    println!(
+    outln!("Default action:  {}", p.default_action);
+    outln!(
         "Internet:        {}",
         if p.internet_enabled { "on" } else { "off" }
     );
-    println!();
+    outln!();
     print_rules(&d.rules, output)
 }
 
 fn print_rules(rules: &[GatewayRuleResponse], output: Output) -> anyhow::Result<()> {
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(rules)?);
+        outln!("{}", serde_json::to_string_pretty(rules)?);
         return Ok(());
     }
     if rules.is_empty() {
-        println!("No rules: every request gets the default action.");
+        outln!("No rules: every request gets the default action.");
         return Ok(());
     }
     let rows = rules
@@ -337,7 +337,7 @@ fn print_rules(rules: &[GatewayRuleResponse], output: Output) -> anyhow::Result<
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         ui::table(
             &[

@@ -41,9 +41,9 @@ fn line(e: &GatewayEventResponse) -> String {
 fn print(events: &[GatewayEventResponse], output: Output) -> anyhow::Result<()> {
     for e in events {
         if output == Output::Json {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?);
         } else {
-            println!("{}", line(e));
+            outln!("{}", line(e));
         }
     }
     Ok(())

@@ -113,11 +113,11 @@ async fn list(
         items.truncate(n);
     }
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
         Output::Plain => items
             .iter()
-            .for_each(|s| println!("{}\t{}\t{}", s.exec_id, kind(s), s.command)),
-        Output::Table => print!(
+            .for_each(|s| outln!("{}\t{}\t{}", s.exec_id, kind(s), s.command)),
+        Output::Table => out!(
             "{}",
             ui::table(
                 &["ID", "TYPE", "STARTED", "DURATION", "EXIT", "COMMAND"],
@@ -148,7 +148,7 @@ async fn show(
         Err(e) => return Err(e.into()),
     };
     if a.asciinema {
-        print!("{}", client.exec_asciinema(sandbox, id).await?);
+        out!("{}", client.exec_asciinema(sandbox, id).await?);
         return Ok(());
     }
     let q = ExecLogsQuery {
@@ -159,7 +159,7 @@ async fn show(
     };
     let first = client.exec_logs(sandbox, id, &q).await?;
     if output == Output::Json && !a.follow {
-        println!("{}", serde_json::to_string_pretty(&first)?);
+        outln!("{}", serde_json::to_string_pretty(&first)?);
         return Ok(());
     }
     let mut last = print_lines(&first.logs, output)?;

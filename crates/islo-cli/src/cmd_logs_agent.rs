@@ -66,11 +66,13 @@ pub async fn list(
         tops.truncate(n);
     }
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&tops)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&tops)?),
         Output::Plain => tops.iter().for_each(|s| {
-            println!(
+            outln!(
                 "{}\t{}\t{}",
-                s.place.session_name, s.last_timestamp, s.first_user_text
+                s.place.session_name,
+                s.last_timestamp,
+                s.first_user_text
             )
         }),
         Output::Table => {
@@ -98,7 +100,7 @@ pub async fn list(
                 "TOKENS IN/OUT",
                 "PROMPT",
             ];
-            print!("{}", ui::table(&head, rows));
+            out!("{}", ui::table(&head, rows));
         }
     }
     Ok(())
@@ -141,7 +143,7 @@ pub async fn show(
         events.drain(..events.len().saturating_sub(n));
     }
     if output == Output::Json && !a.follow {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        outln!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(());
     }
     print_events(&events, name, output)?;

@@ -31,11 +31,11 @@ pub async fn ls(client: &Client, a: &LsArgs, output: Output) -> anyhow::Result<(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let items = client.all_sandboxes(&statuses).await?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
         Output::Plain => items
             .iter()
-            .for_each(|s| println!("{}\t{}", s.name, s.status.as_str())),
-        Output::Table => print!(
+            .for_each(|s| outln!("{}\t{}", s.name, s.status.as_str())),
+        Output::Table => out!(
             "{}",
             ui::table(
                 &["NAME", "IMAGE", "STATUS", "CPU", "MEMORY", "CREATED"],
@@ -50,41 +50,41 @@ pub async fn ls(client: &Client, a: &LsArgs, output: Output) -> anyhow::Result<(
 pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::Result<()> {
     let s = client.get_sandbox(name).await?;
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("Sandbox: {}", s.name);
-    println!("Status: {}", ui::title(s.status.as_str()));
+    outln!("Sandbox: {}", s.name);
+    outln!("Status: {}", ui::title(s.status.as_str()));
     if let Some(r) = &s.status_reason {
-        println!("Reason: {r}");
+        outln!("Reason: {r}");
     }
-    println!("Image: {}", s.image);
+    outln!("Image: {}", s.image);
     if let Some(p) = s.spec {
-        println!("Resources:");
-        println!("  CPU: {} cores", p.vcpus);
-        println!("  Memory: {}", ui::memory(p.memory_mb));
-        println!("  Disk: {}Gi", p.disk_gb);
+        outln!("Resources:");
+        outln!("  CPU: {} cores", p.vcpus);
+        outln!("  Memory: {}", ui::memory(p.memory_mb));
+        outln!("  Disk: {}Gi", p.disk_gb);
     }
     if let Some(w) = &s.workdir {
-        println!("Workdir: {w}");
+        outln!("Workdir: {w}");
     }
-    println!("Created: {}", ui::datetime(&s.created_at));
+    outln!("Created: {}", ui::datetime(&s.created_at));
     if s.status == SandboxStatus::Running
         && let Some(up) = s.started_at.as_deref().and_then(ui::age_secs)
     {
-        println!("Uptime: {}", ui::duration(up));
+        outln!("Uptime: {}", ui::duration(up));
     }
     if let Some(steps) = s.setup_steps.as_ref().filter(|s| !s.is_empty()) {
-        println!("Setup:");
+        outln!("Setup:");
         for st in steps {
             let code = st
                 .exit_code
                 .map(|c| format!(" (exit {c})"))
                 .unwrap_or_default();
-            println!("  {}: {}{code}", st.name, st.status);
+            outln!("  {}: {}{code}", st.name, st.status);
         }
     }
-    println!("ID: {}", s.id);
+    outln!("ID: {}", s.id);
     Ok(())
 }
 
@@ -113,33 +113,36 @@ pub async fn status_all(project: Option<&Project>, output: Output) -> anyhow::Re
             "config": {"islo_yaml": project.is_some(), "sandbox": project.and_then(|p| p.sandbox.clone())},
             "tools": tools.iter().map(|(t, p)| (t.to_string(), p.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("Server: {endpoint}");
+        outln!("Server: {endpoint}");
         match &info {
             Ok(i) => {
-                println!(
+                outln!(
                     "  islod {} with runtime {}, state in {}",
-                    i.version, i.runtime, i.state_dir
+                    i.version,
+                    i.runtime,
+                    i.state_dir
                 );
-                println!(
+                outln!(
                     "  {} sandboxes running, {} images cached",
-                    i.sandboxes_running, i.images_cached
+                    i.sandboxes_running,
+                    i.images_cached
                 );
-                println!("Auth: authenticated (tenant {})", i.tenant);
+                outln!("Auth: authenticated (tenant {})", i.tenant);
             }
-            Err(e) => println!("Auth: not authenticated ({e})"),
+            Err(e) => outln!("Auth: not authenticated ({e})"),
         }
         match project {
-            Some(p) => println!(
+            Some(p) => outln!(
                 "Config: islo.yaml (sandbox: {})",
                 p.sandbox.as_deref().unwrap_or("-")
             ),
-            None => println!("Config: no islo.yaml"),
+            None => outln!("Config: no islo.yaml"),
         }
-        println!("Tools:");
+        outln!("Tools:");
         for (t, p) in &tools {
-            println!("  {t}: {}", p.as_deref().unwrap_or("not found"));
+            outln!("  {t}: {}", p.as_deref().unwrap_or("not found"));
         }
     }
     info.map(drop).map_err(Into::into)

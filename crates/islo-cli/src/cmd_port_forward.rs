@@ -47,7 +47,7 @@ pub async fn run(client: &Client, name: &str, spec: &str) -> anyhow::Result<()> 
             ),
         })?;
     let bound = listener.local_addr()?.port();
-    println!("Forwarding from 127.0.0.1:{bound} -> {name}:{remote} (Ctrl-C to stop)");
+    outln!("Forwarding from 127.0.0.1:{bound} -> {name}:{remote} (Ctrl-C to stop)");
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {

@@ -126,14 +126,14 @@ pub async fn run(client: &Client, a: SecretArgs, output: Output) -> anyhow::Resu
         SecretCmd::Ls => {
             let all = client.secrets().await?;
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                outln!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(());
             }
             let rows = all
                 .into_iter()
                 .map(|s| vec![s.name, s.env_vars.join(","), s.updated_at])
                 .collect();
-            print!("{}", ui::table(&["NAME", "ENV", "UPDATED"], rows));
+            out!("{}", ui::table(&["NAME", "ENV", "UPDATED"], rows));
             Ok(())
         }
         SecretCmd::Rm { name } => {

@@ -73,10 +73,10 @@ pub async fn exec_pipes(client: &Client, sandbox: &str, req: ExecRequest) -> any
 pub async fn list(client: &Client, sandbox: &str, output: Output) -> anyhow::Result<()> {
     let sessions = client.list_sessions(sandbox).await?.sessions;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&sessions)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&sessions)?),
         Output::Plain => sessions
             .iter()
-            .for_each(|s| println!("{}\t{}", s.name, s.status)),
+            .for_each(|s| outln!("{}\t{}", s.name, s.status)),
         Output::Table => {
             let rows = sessions
                 .iter()
@@ -93,7 +93,7 @@ pub async fn list(client: &Client, sandbox: &str, output: Output) -> anyhow::Res
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 ui::table(&["NAME", "STATUS", "STARTED", "CLIENTS"], rows)
             );

@@ -25,8 +25,8 @@ pub async fn run(client: &Client, cmd: SnapshotCmd, output: Output) -> anyhow::R
 
 fn print_one(s: &SnapshotResponse, output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(s)?),
-        _ => println!("{}", s.name),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(s)?),
+        _ => outln!("{}", s.name),
     }
     Ok(())
 }
@@ -76,10 +76,10 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
         }
     }
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
         Output::Plain => items
             .iter()
-            .for_each(|s| println!("{}\t{}", s.name, s.status)),
+            .for_each(|s| outln!("{}\t{}", s.name, s.status)),
         Output::Table => {
             let rows = items
                 .iter()
@@ -95,7 +95,7 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 ui::table(&["NAME", "STATUS", "SIZE", "CREATED"], rows)
             );

@@ -177,7 +177,33 @@ async fn run_in(
     }
 }
 
+/// How long `islo use` waits for a sandbox another caller is starting or stopping (a
+/// first pull of a large image takes minutes).
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Wait while another caller starts or stops the sandbox; what it is once settled.
+async fn settled(client: &Client, mut sb: SandboxResponse) -> anyhow::Result<SandboxResponse> {
+    let since = std::time::Instant::now();
+    let mut told = false;
+    while matches!(sb.status, SandboxStatus::Starting | SandboxStatus::Stopping)
+        && since.elapsed() < SETTLE_TIMEOUT
+    {
+        if !told && ui::stderr_tty() {
+            eprintln!(
+                "Waiting for sandbox {}, which is {}…",
+                sb.name,
+                sb.status.as_str()
+            );
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sb = client.get_sandbox(&sb.name).await?;
+    }
+    Ok(sb)
+}
+
 async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<SandboxResponse> {
+    let sb = settled(client, sb).await?;
     match sb.status {
         SandboxStatus::Running => Ok(sb),
         SandboxStatus::Stopped => {
@@ -189,7 +215,7 @@ async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<
         s => Err(Exit {
             code: EXIT_FAILURE,
             message: format!(
-                "sandbox {} is {}{}; remove it with `islo rm {} -f` or try again",
+                "sandbox {} is {}{}; `islo status {}` shows it, `islo rm` removes it",
                 sb.name,
                 s.as_str(),
                 sb.status_reason
@@ -256,13 +282,15 @@ async fn create(
         Err(ClientError::Api { body, .. })
             if body.code == ErrorCode::SandboxAlreadyExists && name.is_some() =>
         {
-            ensure_running(
-                client,
-                client
-                    .get_sandbox(name.as_deref().unwrap_or_default())
-                    .await?,
-            )
-            .await?
+            let theirs = name.as_deref().unwrap_or_default();
+            match client.get_sandbox(theirs).await {
+                Ok(sb) => ensure_running(client, sb).await?,
+                // Theirs failed and was removed between the two calls: make it here.
+                Err(e) if e.code() == Some(ErrorCode::SandboxNotFound) => {
+                    client.create_sandbox(&req).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         other => other?,
     };

@@ -4,6 +4,17 @@
 //! Exit codes: 0 success, 1 authentication required, 2 usage error, 3 sandbox not found,
 //! 125 any other islo failure; `islo use … -- CMD` exits with CMD's code.
 
+/// `print!` to standard output, ending quietly when the reader has gone (`islo ls | head`).
+macro_rules! out {
+    ($($t:tt)*) => { $crate::ui::write_out(format_args!($($t)*), false) };
+}
+
+/// `println!` to standard output, ending quietly when the reader has gone.
+macro_rules! outln {
+    () => { $crate::ui::write_out(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::ui::write_out(format_args!($($t)*), true) };
+}
+
 mod cli;
 mod cmd_agent;
 mod cmd_cp;
@@ -92,6 +103,13 @@ fn main() {
     };
     let code = match rt.block_on(cli::run(args)) {
         Ok(code) => code,
+        // Standard output's reader went away (`islo logs … | head`): end quietly.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ui::EXIT_PIPE
+        }
         Err(e) => {
             let (code, msg) = exit_for(&e);
             eprintln!("islo: {msg}");

@@ -2,6 +2,31 @@
 
 use std::io::{IsTerminal, Write};
 
+/// Write to standard output. A reader that went away (a closed pipe) ends islo quietly with
+/// the status a shell gives a process ended by SIGPIPE, as `cat` or `ls` end; other write
+/// errors are reported once, on standard error.
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_PIPE),
+        Err(e) => {
+            eprintln!("islo: writing standard output: {e}");
+            std::process::exit(crate::EXIT_FAILURE);
+        }
+    }
+}
+
+/// What a shell reports for a process SIGPIPE ended (128 + 13).
+pub const EXIT_PIPE: i32 = 141;
+
 pub fn stdin_tty() -> bool {
     std::io::stdin().is_terminal()
 }

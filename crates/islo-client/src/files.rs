@@ -88,7 +88,7 @@ impl Client {
         let mut out = tokio::fs::File::create(dest).await.map_err(io(dest))?;
         let (mut stream, mut n) = (resp.bytes_stream(), 0u64);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ClientError::Decode(e.to_string()))?;
+            let chunk = chunk.map_err(|e| ClientError::interrupted(&e))?;
             out.write_all(&chunk).await.map_err(io(dest))?;
             n += chunk.len() as u64;
             progress(n);

@@ -49,6 +49,17 @@ pub enum ClientError {
     Transport { endpoint: String, detail: String },
     #[error("unexpected answer from islod: {0}")]
     Decode(String),
+    /// The connection ended before the answer did: islod stopped (or the network dropped)
+    /// while handling the request.
+    #[error("islod stopped while handling this request ({0}); run the command again")]
+    Interrupted(String),
+}
+
+impl ClientError {
+    /// A transport error met after the request reached islod.
+    pub fn interrupted(e: &dyn std::error::Error) -> Self {
+        Self::Interrupted(error_chain(e))
+    }
 }
 
 impl ClientError {
@@ -116,9 +127,15 @@ impl Client {
     }
 
     async fn send(&self, r: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let resp = r.send().await.map_err(|e| ClientError::Transport {
-            endpoint: self.endpoint.to_string(),
-            detail: error_chain(&e),
+        let resp = r.send().await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Transport {
+                    endpoint: self.endpoint.to_string(),
+                    detail: error_chain(&e),
+                }
+            } else {
+                ClientError::interrupted(&e)
+            }
         })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -145,7 +162,7 @@ impl Client {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+            .map_err(|e| ClientError::interrupted(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
@@ -347,9 +364,7 @@ impl Client {
             seg(exec_id)
         );
         let resp = self.send(self.req(reqwest::Method::GET, &path)).await?;
-        resp.text()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
+        resp.text().await.map_err(|e| ClientError::interrupted(&e))
     }
 
     /// Stream a command's output (byte-exact: the client asks for base64 event data).
@@ -428,10 +443,7 @@ impl Client {
                     match bytes.next().await {
                         Some(Ok(chunk)) => ready.extend(parser.push(&chunk)),
                         Some(Err(e)) => {
-                            let err = ClientError::Transport {
-                                endpoint: endpoint.clone(),
-                                detail: error_chain(&e),
-                            };
+                            let err = ClientError::interrupted(&e);
                             return Some((Err(err), (bytes, parser, ready, endpoint)));
                         }
                         None => return None,

@@ -41,7 +41,7 @@ impl PtySender {
         self.sink
             .send(Message::Binary(f.encode().into()))
             .await
-            .map_err(|e| ClientError::Decode(e.to_string()))
+            .map_err(|e| ClientError::interrupted(&e))
     }
 
     pub async fn close(mut self) {
@@ -67,7 +67,7 @@ impl PtyReceiver {
                 }
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(e) => return Some(Err(ClientError::Decode(e.to_string()))),
+                Err(e) => return Some(Err(ClientError::interrupted(&e))),
             }
         }
     }

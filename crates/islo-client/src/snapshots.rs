@@ -59,7 +59,7 @@ impl Client {
         let mut stream = resp.bytes_stream();
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ClientError::Decode(e.to_string()))?;
+            let chunk = chunk.map_err(|e| ClientError::interrupted(&e))?;
             out.write_all(&chunk).await.map_err(io)?;
             n += chunk.len() as u64;
             progress(n);
