@@ -49,8 +49,13 @@ fn cannot_see_host_processes_files_or_mount() {
         "probe",
         "printf 'GET /isolation-probe HTTP/1.0\\r\\nHost: 10.1.2.3\\r\\n\\r\\n' | nc -w 5 10.1.2.3 80; true",
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let log = env.ok(&["gateway", "log", "probe"]);
+    // Decisions are written in batches: wait for this one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut log = env.ok(&["gateway", "log", "probe"]);
+    while !log.contains("10.1.2.3/isolation-probe") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        log = env.ok(&["gateway", "log", "probe"]);
+    }
     assert!(log.contains("10.1.2.3/isolation-probe"), "{log}");
     // Dangerous system calls are refused even to root.
     let o = env.islo(&[
