@@ -8,7 +8,7 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 use islo_agent::ExitStatus;
-use rustix::process::{WaitOptions, wait};
+use rustix::process::{WaitId, WaitIdOptions, WaitOptions, wait, waitid};
 
 struct Table {
     waiting: HashMap<i32, Sender<ExitStatus>>,
@@ -53,26 +53,19 @@ where
     Ok((child, rx))
 }
 
+/// Reap every child, delivering the exit status of those an exec waits for.
+///
+/// The reaper first waits for an exit *without* reaping (`WNOWAIT`), then reaps under the
+/// table lock. `Command::spawn` reaps a child whose `exec` failed itself, and it runs under
+/// that lock ([`spawn_registered`]): reaping that child here first made spawn panic ("wait()
+/// should either return Ok or panic"), which dropped the connection, and islod reported "the
+/// sandbox's terminal went away" instead of "command not found" whenever an orphan (a
+/// `nohup … &`) kept this thread waiting.
 fn reap_forever() {
     loop {
-        match wait(WaitOptions::empty()) {
-            Ok(Some((pid, status))) => {
-                let st = match (status.exit_status(), status.terminating_signal()) {
-                    (Some(code), _) => ExitStatus { code, signal: None },
-                    (None, Some(sig)) => ExitStatus {
-                        code: 128 + sig,
-                        signal: Some(sig),
-                    },
-                    _ => continue,
-                };
-                let mut t = lock();
-                if let Some(tx) = t.waiting.remove(&pid.as_raw_nonzero().get()) {
-                    t.live = t.live.saturating_sub(1);
-                    let _ = tx.send(st);
-                }
-            }
-            Ok(None) => {}
-            Err(rustix::io::Errno::INTR) => {}
+        match waitid(WaitId::All, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
             Err(_) => {
                 // ECHILD: nothing to reap until an exec spawns a child.
                 let t = lock();
@@ -80,6 +73,22 @@ fn reap_forever() {
                     .1
                     .wait_while(t, |t| t.live == 0)
                     .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+        }
+        let mut t = lock();
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+            let st = match (status.exit_status(), status.terminating_signal()) {
+                (Some(code), _) => ExitStatus { code, signal: None },
+                (None, Some(sig)) => ExitStatus {
+                    code: 128 + sig,
+                    signal: Some(sig),
+                },
+                _ => continue,
+            };
+            if let Some(tx) = t.waiting.remove(&pid.as_raw_nonzero().get()) {
+                t.live = t.live.saturating_sub(1);
+                let _ = tx.send(st);
             }
         }
     }

@@ -38,6 +38,21 @@ fn create_exec_exit_codes_and_signals() {
 }
 
 #[test]
+fn a_command_that_cannot_start_is_127_while_orphans_run() {
+    // An orphan keeps the agent's reaper waiting, which once raced Command::spawn for the
+    // child whose exec failed: the agent's thread panicked and the exec ended without a code.
+    let env = Env::new();
+    let bg = "sleep 300 </dev/null >/dev/null 2>&1 &";
+    assert!(env.sh("orphans", bg).status.success());
+    for _ in 0..15 {
+        let o = env.islo(&["use", "orphans", "--", "no-such-command"]);
+        assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+        assert!(stderr(&o).contains("command not found"), "{}", stderr(&o));
+    }
+    assert_eq!(env.sh("orphans", "exit 5").status.code(), Some(5));
+}
+
+#[test]
 fn env_workdir_and_user() {
     let env = Env::new();
     let o = env.islo(&[
