@@ -237,6 +237,29 @@ fn one_islod_per_state_directory_and_racing_clients_share_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(&format!("pid {pid}")), "{}", stderr(&o));
     assert_eq!(env.islod_pid(), Some(pid));
+    // The firewall sends sandboxes to ports only root can bind, so while islod is down no
+    // other process can stand in for the gateway.
+    let log = std::fs::read_to_string(env.state().join("islod.log")).unwrap();
+    let ready = log
+        .rfind("gateway ready")
+        .expect("the gateway's start is logged");
+    let at = ready + log[ready..].find("islo_").expect("with its table");
+    let table: String = log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let rules = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    let ports: Vec<u16> = rules
+        .split("redirect to :")
+        .skip(1)
+        .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!ports.is_empty(), "{rules}");
+    assert!(ports.iter().all(|p| *p < 1024), "{ports:?}");
     // The firewall sends the sandbox to the live gateway: DNS answers.
     let o = env.sh("net", "nslookup example.com >/dev/null && echo resolved");
     assert_eq!(stdout(&o), "resolved\n", "{}", stderr(&o));

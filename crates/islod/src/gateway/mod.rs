@@ -129,6 +129,72 @@ impl NetPlan {
     }
 }
 
+/// Where the gateway's listeners may sit: ports below 1024, which only root can bind. The
+/// firewall keeps sending sandboxes' traffic to them while islod is down (so it fails
+/// closed rather than around the gateway); a port any user could bind would let a local
+/// process stand in for the gateway meanwhile.
+const PRIVILEGED_PORTS: std::ops::Range<u16> = 600..1000;
+
+/// The ports to try, in order: from a place fixed by the installation's tag (so a restart
+/// usually finds the same one), around the range.
+fn port_candidates(tag: &str) -> impl Iterator<Item = u16> {
+    let span = PRIVILEGED_PORTS.end - PRIVILEGED_PORTS.start;
+    let h = tag.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    let first = (h % u32::from(span)) as u16;
+    (0..span).map(move |i| PRIVILEGED_PORTS.start + (first + i) % span)
+}
+
+/// Start the gateway on the first privileged port free for both TCP and UDP.
+async fn start_privileged(
+    plan: &NetPlan,
+    upstream: UpstreamConfig,
+    ca: Arc<Ca>,
+    control: Arc<GatewayControl>,
+) -> anyhow::Result<Gateway> {
+    let floor = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    if floor < PRIVILEGED_PORTS.end {
+        tracing::warn!(
+            ip_unprivileged_port_start = floor,
+            "any user may bind the gateway's ports on this host; while islod is down a local \
+             process could stand in for the gateway"
+        );
+    }
+    for port in port_candidates(&plan.table()) {
+        let addr: SocketAddr = (Ipv4Addr::UNSPECIFIED, port).into();
+        let config = GatewayConfig {
+            proxy_addr: addr,
+            dns_addr: addr,
+            upstream: upstream.clone(),
+        };
+        match Gateway::start(config, ca.clone(), control.clone()).await {
+            Ok(gw) => return Ok(gw),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::warn!("not root: the gateway listens on ports any user could bind");
+                let config = GatewayConfig {
+                    proxy_addr: (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    dns_addr: (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    upstream,
+                };
+                return Gateway::start(config, ca, control)
+                    .await
+                    .map_err(|e| anyhow::Error::new(e).context("starting the gateway"));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("starting the gateway")),
+        }
+    }
+    anyhow::bail!(
+        "starting the gateway: every port from {} to {} is taken",
+        PRIVILEGED_PORTS.start,
+        PRIVILEGED_PORTS.end - 1
+    )
+}
+
 /// A running gateway and what sandboxes need of it.
 pub struct NetState {
     pub plan: NetPlan,
@@ -169,22 +235,12 @@ impl NetState {
             hosts.insert(name.clone(), t);
         }
         let control = GatewayControl::new(store, plan.clone());
-        let any: SocketAddr = (Ipv4Addr::UNSPECIFIED, 0).into();
-        let gw = Gateway::start(
-            GatewayConfig {
-                proxy_addr: any,
-                dns_addr: any,
-                upstream: UpstreamConfig {
-                    hosts,
-                    extra_roots,
-                    allow_private: cfg.allow_private_upstreams,
-                },
-            },
-            ca.clone(),
-            control.clone(),
-        )
-        .await
-        .context("starting the gateway")?;
+        let upstream = UpstreamConfig {
+            hosts,
+            extra_roots,
+            allow_private: cfg.allow_private_upstreams,
+        };
+        let gw = start_privileged(&plan, upstream, ca.clone(), control.clone()).await?;
         nft::install(
             &plan.table(),
             &plan.if_prefix(),
@@ -299,5 +355,17 @@ mod tests {
         assert_ne!(p.if_prefix(), other.if_prefix());
         assert!(NetPlan::new("10.0.0.0/28", Path::new("/x")).is_err());
         assert!(NetPlan::new("nonsense", Path::new("/x")).is_err());
+    }
+
+    #[test]
+    fn gateway_ports_are_privileged_stable_and_cover_the_range() {
+        let a: Vec<u16> = port_candidates("islo_ab12").collect();
+        assert_eq!(a, port_candidates("islo_ab12").collect::<Vec<_>>());
+        assert!(a.iter().all(|p| PRIVILEGED_PORTS.contains(p)));
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), PRIVILEGED_PORTS.len(), "every port once");
+        assert_ne!(a[0], port_candidates("islo_cd34").next().unwrap());
     }
 }
