@@ -392,13 +392,15 @@ fn a_damaged_database_stops_islod_and_points_at_the_copy() {
     std::fs::write(&db, vec![0x5a; 1 << 16]).unwrap();
     let _ = std::fs::remove_file(env.state().join("islod.db-wal"));
     let o = env.islo(&["ls"]);
+    // The copy goes back before anything is judged, so that a failure here still lets the
+    // sandbox be removed when the test ends.
+    std::fs::copy(&copy, &db).unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
         err.contains("damaged") && err.contains("islod.db.backup"),
         "{err}"
     );
-    std::fs::copy(&copy, &db).unwrap();
     let o = env.islo(&["ls", "-o", "json"]);
     let log = std::fs::read_to_string(env.state().join("islod.log")).unwrap();
     assert!(o.status.success(), "{}\n{log}", stderr(&o));
