@@ -77,14 +77,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
-    let mut f = std::fs::OpenOptions::new()
+/// Write `text` under a temporary name and rename it into place: whole or not there.
+fn write_whole(path: &Path, text: &str, mode: u32) -> Result<(), CaError> {
+    let tmp = path.with_extension("partial");
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.write_all(text.as_bytes()).map_err(io_err(path))
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(io_err(path))
 }
 
 impl Ca {
@@ -93,13 +97,15 @@ impl Ca {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (key_path, crt_path, name_path) =
             (dir.join("ca.key"), dir.join("ca.crt"), dir.join("ca.name"));
-        if !key_path.exists() {
+        // The certificate is written last: without it the CA was never finished (a crash while
+        // making it), no sandbox trusts it yet, and it is made again.
+        if !crt_path.exists() {
             let key = KeyPair::generate()?;
             let name = format!("islo gateway CA {:08x}", rand::random::<u32>());
             let cert = ca_params(&name).self_signed(&key)?;
-            write_private(&key_path, &key.serialize_pem())?;
-            std::fs::write(&name_path, &name).map_err(io_err(&name_path))?;
-            std::fs::write(&crt_path, cert.pem()).map_err(io_err(&crt_path))?;
+            write_whole(&key_path, &key.serialize_pem(), 0o600)?;
+            write_whole(&name_path, &name, 0o644)?;
+            write_whole(&crt_path, &cert.pem(), 0o644)?;
         }
         let key_pem = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
         let cert_pem = std::fs::read_to_string(&crt_path).map_err(io_err(&crt_path))?;
@@ -183,6 +189,17 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use rustls::client::danger::ServerCertVerifier;
+
+    #[test]
+    fn a_ca_cut_short_by_a_crash_is_made_again() {
+        let dir = std::env::temp_dir().join(format!("islo-ca-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.key"), "-----BEGIN PRIVATE KEY-----\nMIG").unwrap();
+        let ca = Ca::load_or_create(&dir).unwrap();
+        assert_eq!(Ca::load_or_create(&dir).unwrap().cert_pem(), ca.cert_pem());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn made_once_then_loaded_and_leaves_verify_against_it() {

@@ -30,6 +30,27 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
+/// Write `bytes` to `path` (mode `mode`) as one step: into a temporary name beside it, flushed,
+/// then renamed over it, so a crash leaves the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Host side effects.
 pub trait Host: Send + Sync {
     fn mount(&self, m: &Mount) -> std::io::Result<()>;

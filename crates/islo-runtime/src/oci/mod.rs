@@ -216,12 +216,13 @@ impl OciDriver {
         if let Some(n) = &spec.network {
             let path = dir.join(NETWORK_FILE);
             let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
-            std::fs::write(&path, text).map_err(DriverError::io(path.display().to_string()))?;
+            crate::host::write_atomic(&path, text.as_bytes(), 0o600)
+                .map_err(DriverError::io(path.display().to_string()))?;
             net::attach(self.host.as_ref(), &dir, &spec.id, n)?;
         }
         let config = spec::config(spec, &params);
         let path = dir.join("config.json");
-        std::fs::write(&path, config.to_string())
+        crate::host::write_atomic(&path, config.to_string().as_bytes(), 0o600)
             .map_err(DriverError::io(path.display().to_string()))?;
         if restart {
             let _ = self.host.run(

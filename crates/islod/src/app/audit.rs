@@ -9,37 +9,22 @@
 //! queued in one transaction, so concurrent sessions share commits; a crash of islod loses no
 //! output a user saw, and the restart marks the sessions it cut.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use crate::store::{Store, now_rfc3339};
+use crate::store::{AuditWrite, LogLine, Store, now_rfc3339};
 
-enum Msg {
-    Start {
-        id: String,
-        sandbox_id: String,
-        interactive: bool,
-        user: String,
-        command: String,
-        at: String,
-    },
-    Chunk {
-        id: String,
-        stream: &'static str,
-        data: Vec<u8>,
-        at: String,
-        bytes: u64,
-        cut: bool,
-        stored: Option<tokio::sync::oneshot::Sender<()>>,
-    },
-    End {
-        id: String,
-        exit: Option<i32>,
-        at: String,
-        done: Sender<()>,
-    },
+/// A write for the writer thread, and who waits for it to be stored.
+struct Msg {
+    write: AuditWrite,
+    waiter: Option<Waiter>,
+}
+
+/// Who waits for a write to be stored.
+enum Waiter {
+    End(Sender<()>),
+    Chunk(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Messages the writer may be behind by before the exec paths wait for it.
@@ -76,17 +61,22 @@ impl Audit {
         command: String,
     ) -> Arc<Recording> {
         let id = uuid::Uuid::now_v7().to_string();
-        self.send(Msg::Start {
+        let write = AuditWrite::Start {
             id: id.clone(),
             sandbox_id: sandbox_id.to_string(),
             interactive,
             user: user.to_string(),
             command,
             at: now_rfc3339(),
+        };
+        self.send(Msg {
+            write,
+            waiter: None,
         });
         Arc::new(Recording {
             audit: self.clone(),
             id,
+            seq: Mutex::new(0),
             bytes: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -119,6 +109,9 @@ pub fn shell_line(argv: &[String]) -> String {
 pub struct Recording {
     audit: Arc<Audit>,
     id: String,
+    /// The last chunk's sequence number; held while a chunk is queued, so numbers follow
+    /// the queue's order.
+    seq: Mutex<i64>,
     bytes: AtomicU64,
     cut: AtomicBool,
     ended: AtomicBool,
@@ -190,15 +183,24 @@ impl Recording {
         } else {
             (stream, data.to_vec(), false)
         };
-        self.audit.send(Msg::Chunk {
-            id: self.id.clone(),
-            stream,
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        *seq += 1;
+        let line = LogLine {
+            seq: *seq,
+            ts: now_rfc3339(),
+            stream: stream.to_string(),
             data,
-            at: now_rfc3339(),
-            bytes: total,
-            cut,
-            stored,
+        };
+        self.audit.send(Msg {
+            write: AuditWrite::Chunk {
+                id: self.id.clone(),
+                line,
+                bytes: total,
+                cut,
+            },
+            waiter: stored.map(Waiter::Chunk),
         });
+        drop(seq);
         crate::fault::point("audit.queued");
         true
     }
@@ -209,11 +211,13 @@ impl Recording {
             return;
         }
         let (done, wait) = channel();
-        self.audit.send(Msg::End {
-            id: self.id.clone(),
-            exit,
-            at: now_rfc3339(),
-            done,
+        self.audit.send(Msg {
+            write: AuditWrite::End {
+                id: self.id.clone(),
+                at: now_rfc3339(),
+                exit,
+            },
+            waiter: Some(Waiter::End(done)),
         });
         let _ = wait.recv();
     }
@@ -225,95 +229,22 @@ impl Drop for Recording {
     }
 }
 
-/// Who waits for a write to be stored.
-enum Waiter {
-    End(Sender<()>),
-    Chunk(tokio::sync::oneshot::Sender<()>),
-}
-
 fn write_forever(store: &Store, rx: &Receiver<Msg>) {
-    let mut seqs: HashMap<String, i64> = HashMap::new();
     while let Ok(first) = rx.recv() {
         // Everything queued meanwhile goes in the same transaction.
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter().take(4 * QUEUE));
-        let mut done = Vec::new();
-        let writes: Vec<crate::store::AuditWrite> = batch
-            .into_iter()
-            .map(|m| to_write(m, &mut seqs, &mut done))
+        let batch: Vec<Msg> = std::iter::once(first)
+            .chain(rx.try_iter().take(4 * QUEUE))
             .collect();
+        let (writes, waiters): (Vec<AuditWrite>, Vec<Option<Waiter>>) =
+            batch.into_iter().map(|m| (m.write, m.waiter)).unzip();
         if let Err(e) = store.write_audit(&writes) {
             tracing::error!(error = %e, "writing the audit log");
         }
-        for d in done {
-            match d {
+        for w in waiters.into_iter().flatten() {
+            match w {
                 Waiter::End(d) => drop(d.send(())),
                 Waiter::Chunk(d) => drop(d.send(())),
             }
-        }
-    }
-}
-
-/// What a message stores; an end's waiter is kept to be told once it is stored.
-fn to_write(
-    m: Msg,
-    seqs: &mut HashMap<String, i64>,
-    done: &mut Vec<Waiter>,
-) -> crate::store::AuditWrite {
-    use crate::store::AuditWrite;
-    match m {
-        Msg::Start {
-            id,
-            sandbox_id,
-            interactive,
-            user,
-            command,
-            at,
-        } => {
-            seqs.insert(id.clone(), 0);
-            AuditWrite::Start {
-                id,
-                sandbox_id,
-                interactive,
-                user,
-                command,
-                at,
-            }
-        }
-        Msg::Chunk {
-            id,
-            stream,
-            data,
-            at,
-            bytes,
-            cut,
-            stored,
-        } => {
-            done.extend(stored.map(Waiter::Chunk));
-            let seq = seqs.entry(id.clone()).or_insert(0);
-            *seq += 1;
-            let line = crate::store::LogLine {
-                seq: *seq,
-                ts: at,
-                stream: stream.to_string(),
-                data,
-            };
-            AuditWrite::Chunk {
-                id,
-                line,
-                bytes,
-                cut,
-            }
-        }
-        Msg::End {
-            id,
-            exit,
-            at,
-            done: d,
-        } => {
-            seqs.remove(&id);
-            done.push(Waiter::End(d));
-            AuditWrite::End { id, at, exit }
         }
     }
 }

@@ -56,15 +56,8 @@ fn load_or_create(dir: &Path, name: &str) -> Result<PrivateKey, CaError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = PrivateKey::random(&mut rand_ssh::rng(), Algorithm::Ed25519)?;
             let pem = key.to_openssh(LineEnding::LF)?;
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            f.write_all(pem.as_bytes()).map_err(io)?;
+            // Whole or not there: a key cut short by a crash would stop every later start.
+            islo_runtime::host::write_atomic(&path, pem.as_bytes(), 0o600).map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),
