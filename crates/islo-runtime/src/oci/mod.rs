@@ -321,6 +321,27 @@ impl OciDriver {
         }
     }
 
+    /// Remove the sandbox's cgroups the runtime left: an empty directory per controller,
+    /// which `crun delete` now and then fails to remove when the sandbox's last processes are
+    /// still being torn down. Only empty ones can go (rmdir); a busy one is retried briefly.
+    fn remove_cgroups(&self, id: &SandboxId) {
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let mut dirs = vec![root.join("islo").join(&id.0)];
+        if let Ok(controllers) = std::fs::read_dir(root) {
+            dirs.extend(controllers.flatten().map(|c| c.path().join("islo").join(&id.0)));
+        }
+        for d in dirs.iter().filter(|d| d.is_dir()) {
+            for _ in 0..20 {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         let out = self
@@ -373,6 +394,7 @@ impl Driver for OciDriver {
             return Err(DriverError::NotFound(id.clone()));
         }
         self.kill(id)?;
+        self.remove_cgroups(id);
         self.detach_network(id);
         self.unmount_storage(id)
     }
@@ -383,6 +405,7 @@ impl Driver for OciDriver {
             return Ok(());
         }
         self.kill(id)?;
+        self.remove_cgroups(id);
         self.detach_network(id);
         self.unmount_storage(id)?;
         std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
