@@ -328,7 +328,11 @@ impl OciDriver {
         let root = std::path::Path::new("/sys/fs/cgroup");
         let mut dirs = vec![root.join("islo").join(&id.0)];
         if let Ok(controllers) = std::fs::read_dir(root) {
-            dirs.extend(controllers.flatten().map(|c| c.path().join("islo").join(&id.0)));
+            dirs.extend(
+                controllers
+                    .flatten()
+                    .map(|c| c.path().join("islo").join(&id.0)),
+            );
         }
         for d in dirs.iter().filter(|d| d.is_dir()) {
             for _ in 0..20 {
