@@ -282,15 +282,7 @@ async fn create(
         Err(ClientError::Api { body, .. })
             if body.code == ErrorCode::SandboxAlreadyExists && name.is_some() =>
         {
-            let theirs = name.as_deref().unwrap_or_default();
-            match client.get_sandbox(theirs).await {
-                Ok(sb) => ensure_running(client, sb).await?,
-                // Theirs failed and was removed between the two calls: make it here.
-                Err(e) if e.code() == Some(ErrorCode::SandboxNotFound) => {
-                    client.create_sandbox(&req).await?
-                }
-                Err(e) => return Err(e.into()),
-            }
+            use_theirs(client, &req, name.as_deref().unwrap_or_default()).await?
         }
         other => other?,
     };
@@ -301,6 +293,22 @@ async fn create(
         crate::cmd_setup::follow(client, &sb.name).await?;
     }
     Ok(sb)
+}
+
+/// Someone else is making (or made) the sandbox `name`: wait for it and use it; if theirs
+/// failed and went away meanwhile, make it here.
+async fn use_theirs(
+    client: &Client,
+    req: &CreateSandboxRequest,
+    name: &str,
+) -> anyhow::Result<SandboxResponse> {
+    match client.get_sandbox(name).await {
+        Ok(sb) => ensure_running(client, sb).await,
+        Err(e) if e.code() == Some(ErrorCode::SandboxNotFound) => {
+            Ok(client.create_sandbox(req).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Pull with one progress bar per layer (TTY only).

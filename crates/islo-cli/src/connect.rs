@@ -176,13 +176,24 @@ fn start_embedded(sock: &std::path::Path) -> anyhow::Result<()> {
                 .map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .context("starting islod (is it installed beside islo or on PATH?)")?;
+    wait_serving(sock, &dir, child, &log_path)
+}
+
+/// Wait for `sock` to accept: served by `child`, or by another islod that won the race to
+/// the state directory `dir` (then `child` exits at once).
+fn wait_serving(
+    sock: &std::path::Path,
+    dir: &std::path::Path,
+    mut child: std::process::Child,
+    log_path: &std::path::Path,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut exited = None;
     while started.elapsed() < START_TIMEOUT
-        || (lock_holder(&dir).is_some() && started.elapsed() < HELD_TIMEOUT)
+        || (lock_holder(dir).is_some() && started.elapsed() < HELD_TIMEOUT)
     {
         if std::os::unix::net::UnixStream::connect(sock).is_ok() {
             return Ok(());
@@ -193,11 +204,11 @@ fn start_embedded(sock: &std::path::Path) -> anyhow::Result<()> {
         if let Some((status, when)) = exited {
             // Another islod won the race to the state directory (it may not have written its
             // pid yet): wait for it to serve.
-            if lock_holder(&dir).is_some() || when.elapsed() < Duration::from_millis(500) {
+            if lock_holder(dir).is_some() || when.elapsed() < Duration::from_millis(500) {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             bail!(
                 "islod exited ({status}) before serving:\n{}",

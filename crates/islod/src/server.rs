@@ -65,6 +65,15 @@ pub fn lock_state(state_dir: &Path) -> anyhow::Result<StateLock> {
     Ok(StateLock { _file: file })
 }
 
+/// Before anything else: hold the state directory, copy the database aside, clear scratch.
+fn take_state(state_dir: &Path) -> anyhow::Result<StateLock> {
+    let lock = lock_state(state_dir)?;
+    set_mode(state_dir, 0o700)?;
+    backup_database(state_dir)?;
+    clean_scratch(state_dir);
+    Ok(lock)
+}
+
 /// Copy the database aside before migrations touch it (`islod.db.backup`, the copy from the
 /// previous start replaced); a damaged database stops islod here, pointing at that copy.
 fn backup_database(state_dir: &Path) -> anyhow::Result<()> {
@@ -211,10 +220,7 @@ fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
 
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let _lock = lock_state(&cfg.state_dir)?;
-    set_mode(&cfg.state_dir, 0o700)?;
-    backup_database(&cfg.state_dir)?;
-    clean_scratch(&cfg.state_dir);
+    let _lock = take_state(&cfg.state_dir)?;
     let (app, local) = build(&cfg)?;
     let networked = cfg
         .gateway

@@ -284,13 +284,7 @@ fn pump(
     };
     let mut conn = match agent::exec(socket, req) {
         Ok(c) => c,
-        Err(e) => {
-            let m = match super::sessions::unreachable_agent(&e) {
-                Some(why) => why.to_string(),
-                None => format!("sandbox agent unreachable: {e}"),
-            };
-            return fail(&out, m);
-        }
+        Err(e) => return fail(&out, super::sessions::agent_failure(&e)),
     };
     let mut ctl = match conn.control() {
         Ok(c) => c,

@@ -45,6 +45,14 @@ fn agent_err(e: islo_agent::ProtoError) -> AppError {
     }
 }
 
+/// Why an exec could not reach the agent, as a user is told it.
+pub(super) fn agent_failure(e: &islo_agent::ProtoError) -> String {
+    match unreachable_agent(e) {
+        Some(why) => why.to_string(),
+        None => format!("sandbox agent unreachable: {e}"),
+    }
+}
+
 /// What a user is told when a sandbox's agent cannot be reached, if that is the error.
 pub(super) fn unreachable_agent(e: &islo_agent::ProtoError) -> Option<AppError> {
     let islo_agent::ProtoError::Io(io) = e else {
