@@ -10,7 +10,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Env, stderr, stdout};
+use common::{Env, agent_pid, stderr, stdout};
 
 /// `islo ARGS`, failing the test if it takes longer than `secs` (a frozen sandbox or a hung
 /// islod must not hang the suite).
@@ -573,21 +573,6 @@ fn tenants_are_held_to_their_quotas_and_to_what_the_host_holds() {
     } else {
         assert!(o.status.success(), "{free_gb} GB free: {}", stderr(&o));
     }
-}
-
-/// The host pid of sandbox `id`'s agent (its PID 1), found by its cgroup.
-fn agent_pid(id: &str) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if cmd.starts_with(b"/.islo/islo-agent") && cg.contains(id) {
-            return pid;
-        }
-    }
-    panic!("no agent process for {id}");
 }
 
 #[test]

@@ -195,6 +195,21 @@ impl Drop for Env {
     }
 }
 
+/// The host pid of sandbox `id`'s agent (its PID 1), found by its cgroup.
+pub fn agent_pid(id: &str) -> i32 {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if cmd.starts_with(b"/.islo/islo-agent") && cg.contains(id) {
+            return pid;
+        }
+    }
+    panic!("no agent process for {id}");
+}
+
 /// Nothing on the host refers to sandbox `id` any more: no mount, cgroup, process or file.
 pub fn assert_no_trace(env: &Env, id: &str) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
