@@ -39,14 +39,21 @@ fn wait_gone(pid: i32) {
     assert!(!alive(pid), "islod {pid} still runs");
 }
 
-/// Running, not a zombie waiting for init.
+/// Any of its threads still exists. The main thread of a killed process becomes a zombie
+/// before the others have gone, and until the last one has, its descriptors (the API socket,
+/// the state lock) are still open: a client could still connect to the dying server.
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    })
 }
 
 fn status_json(env: &Env, name: &str) -> serde_json::Value {
@@ -171,10 +178,9 @@ fn an_interrupted_upload_leaves_the_old_file() {
         &["cp", new.to_str().unwrap(), "up:/workspace/f.txt"],
     );
     assert!(!o.status.success());
-    assert_eq!(
-        stdout(&env.sh("up", "cat /workspace/f.txt")),
-        "the good copy\n"
-    );
+    let o = env.sh("up", "cat /workspace/f.txt");
+    let log = std::fs::read_to_string(env.state().join("islod.log")).unwrap_or_default();
+    assert_eq!(stdout(&o), "the good copy\n", "{}\n{log}", stderr(&o));
     assert_eq!(stdout(&env.sh("up", "ls -A /workspace")), "f.txt\n");
 }
 
