@@ -79,12 +79,8 @@ fn serve(socket: &std::path::Path) -> std::io::Result<()> {
         match conn {
             Ok(stream) => {
                 std::thread::spawn(move || {
-                    let rest = stream.try_clone().ok();
                     if let Err(e) = handle(stream) {
                         eprintln!("islo-agent: connection: {e}");
-                    }
-                    if let Some(rest) = rest {
-                        close_gently(rest);
                     }
                 });
             }
@@ -92,17 +88,6 @@ fn serve(socket: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Close a connection once islod has: a unix socket closed with unread input (islod's end
-/// of stdin, sent while a command that could not start was being refused) makes the kernel
-/// report ECONNRESET to islod, which may then lose the frames already sent (the refusal and
-/// the exit status). What is left is read and dropped, for at most a few seconds.
-fn close_gently(mut stream: UnixStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-    let mut sink = [0u8; 4096];
-    while matches!(std::io::Read::read(&mut stream, &mut sink), Ok(n) if n > 0) {}
 }
 
 /// From now on log into `path` (inside the sandbox, on its own disk): the runtime gave PID 1

@@ -3,8 +3,6 @@
 //! certificate for the host it asked for, signed here and cached per host.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,23 +75,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
     }
 }
 
-/// Write `text` under a temporary name and rename it into place: whole or not there.
-fn write_whole(path: &Path, text: &str, mode: u32) -> Result<(), CaError> {
-    let tmp = path.with_extension("partial");
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(io_err(path))
-}
-
 impl Ca {
-    /// Load the CA kept in `dir` (`ca.key`, `ca.crt`, `ca.name`), making it the first time.
-    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+    /// Load the CA kept in `dir` (`ca.key`, `ca.crt`, `ca.name`), making it the first time;
+    /// `write(path, bytes, mode)` stores each new file (islod's writes whole files only).
+    pub fn load_or_create(
+        dir: &Path,
+        write: impl Fn(&Path, &[u8], u32) -> std::io::Result<()>,
+    ) -> Result<Self, CaError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (key_path, crt_path, name_path) =
             (dir.join("ca.key"), dir.join("ca.crt"), dir.join("ca.name"));
@@ -103,9 +91,13 @@ impl Ca {
             let key = KeyPair::generate()?;
             let name = format!("islo gateway CA {:08x}", rand::random::<u32>());
             let cert = ca_params(&name).self_signed(&key)?;
-            write_whole(&key_path, &key.serialize_pem(), 0o600)?;
-            write_whole(&name_path, &name, 0o644)?;
-            write_whole(&crt_path, &cert.pem(), 0o644)?;
+            for (path, text, mode) in [
+                (&key_path, key.serialize_pem(), 0o600),
+                (&name_path, name, 0o644),
+                (&crt_path, cert.pem(), 0o644),
+            ] {
+                write(path, text.as_bytes(), mode).map_err(io_err(path))?;
+            }
         }
         let key_pem = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
         let cert_pem = std::fs::read_to_string(&crt_path).map_err(io_err(&crt_path))?;
@@ -188,6 +180,13 @@ pub fn pem_all(pem: &str) -> Vec<CertificateDer<'static>> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// What islod passes: here plain writes, with the mode.
+    fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, bytes)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
     use rustls::client::danger::ServerCertVerifier;
 
     #[test]
@@ -196,8 +195,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.key"), "-----BEGIN PRIVATE KEY-----\nMIG").unwrap();
-        let ca = Ca::load_or_create(&dir).unwrap();
-        assert_eq!(Ca::load_or_create(&dir).unwrap().cert_pem(), ca.cert_pem());
+        let ca = Ca::load_or_create(&dir, write).unwrap();
+        assert_eq!(
+            Ca::load_or_create(&dir, write).unwrap().cert_pem(),
+            ca.cert_pem()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -205,8 +207,8 @@ mod tests {
     fn made_once_then_loaded_and_leaves_verify_against_it() {
         let dir = std::env::temp_dir().join(format!("islo-ca-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let a = Ca::load_or_create(&dir).unwrap();
-        let b = Ca::load_or_create(&dir).unwrap();
+        let a = Ca::load_or_create(&dir, write).unwrap();
+        let b = Ca::load_or_create(&dir, write).unwrap();
         assert_eq!(a.cert_pem(), b.cert_pem());
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(dir.join("ca.key")).unwrap().permissions(),

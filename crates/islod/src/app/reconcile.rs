@@ -44,12 +44,7 @@ fn probe(socket: &std::path::Path) -> Agent {
     loop {
         match agent::ping(socket) {
             Ok(()) => return Agent::Answers,
-            Err(islo_agent::proto::ProtoError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-                ) =>
-            {
+            Err(islo_agent::proto::ProtoError::Io(e)) if super::watch::nobody_listens(&e) => {
                 return Agent::Gone;
             }
             Err(_) if std::time::Instant::now() >= deadline => return Agent::Silent,
@@ -109,7 +104,10 @@ impl App {
         }
         let reason = match (op, row.status, observed) {
             (_, _, Observed::Missing) => {
-                return self.record(row, SandboxStatus::Failed, Some("its storage is gone"));
+                let gone = Some("its storage is gone");
+                self.store
+                    .set_status(&row.id, SandboxStatus::Failed, gone, None)?;
+                return Ok(());
             }
             (Some(Op::Stop), ..) | (None, SandboxStatus::Stopping, _) => None,
             (Some(Op::Start), ..) | (None, SandboxStatus::Starting, _) => {
@@ -135,16 +133,8 @@ impl App {
         };
         self.driven(&id, |d, id| d.stop(id)).await?;
         out.marked_stopped += 1;
-        self.record(row, SandboxStatus::Stopped, reason.as_deref())
-    }
-
-    fn record(
-        &self,
-        row: &SandboxRow,
-        status: SandboxStatus,
-        reason: Option<&str>,
-    ) -> Result<(), AppError> {
-        self.store.set_status(&row.id, status, reason, None)?;
+        self.store
+            .set_status(&row.id, SandboxStatus::Stopped, reason.as_deref(), None)?;
         Ok(())
     }
 

@@ -20,16 +20,19 @@ const EVERY: Duration = Duration::from_secs(2);
 pub const AGENT_ENDED: &str = "its agent (PID 1) ended, out of memory or killed from outside; \
                                `islo use NAME` starts it again";
 
-/// Whether nothing listens on the agent's socket any more (its listener was PID 1's).
+/// Whether a failed connection to an agent's socket means PID 1 is gone (its listener was
+/// PID 1's), rather than busy or stopped.
+pub(super) fn nobody_listens(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+    )
+}
+
+/// Whether nothing listens on the agent's socket any more.
 fn agent_gone(row: &SandboxRow, app: &App) -> bool {
     let sock = app.driver.agent_socket(&SandboxId(row.id.clone()));
-    match islo_runtime::agent::connect(&sock) {
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-        ),
-    }
+    islo_runtime::agent::connect(&sock).is_err_and(|e| nobody_listens(&e))
 }
 
 impl App {

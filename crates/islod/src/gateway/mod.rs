@@ -174,17 +174,6 @@ async fn start_privileged(
         match Gateway::start(config, ca.clone(), control.clone()).await {
             Ok(gw) => return Ok(gw),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                tracing::warn!("not root: the gateway listens on ports any user could bind");
-                let config = GatewayConfig {
-                    proxy_addr: (Ipv4Addr::UNSPECIFIED, 0).into(),
-                    dns_addr: (Ipv4Addr::UNSPECIFIED, 0).into(),
-                    upstream,
-                };
-                return Gateway::start(config, ca, control)
-                    .await
-                    .map_err(|e| anyhow::Error::new(e).context("starting the gateway"));
-            }
             Err(e) => return Err(anyhow::Error::new(e).context("starting the gateway")),
         }
     }
@@ -213,7 +202,10 @@ impl NetState {
         use anyhow::Context;
         let plan = NetPlan::new(cfg.subnet.as_deref().unwrap_or("10.213.0.0/16"), state_dir)
             .map_err(anyhow::Error::msg)?;
-        let ca = Arc::new(Ca::load_or_create(&state_dir.join("gateway")).context("gateway CA")?);
+        let ca = Arc::new(
+            Ca::load_or_create(&state_dir.join("gateway"), islo_runtime::host::write_atomic)
+                .context("gateway CA")?,
+        );
         let mut extra_roots = Vec::new();
         for f in &cfg.upstream_ca_files {
             let pem = std::fs::read_to_string(f)
