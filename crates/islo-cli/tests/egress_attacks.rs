@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::gateway::{curl, log_json, log_json_tail, rule, set_secret, with_upstream};
+use common::gateway::{
+    curl, log_json, log_json_tail, rule, set_secret, start_bound, with_upstream,
+};
 use common::{Env, stderr, stdout};
 
 const SECRET: &str = "sekret-value-8c1f9a";
@@ -164,16 +166,7 @@ fn other_spellings_of_a_denied_path_are_denied_too() {
         "p",
         &["--host", "up.test", "--path", "/echo/*", "--priority", "2"],
     );
-    env.ok(&[
-        "use",
-        "box",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "p",
-        "--",
-        "true",
-    ]);
+    start_bound(&env, "box", "p");
     let base = format!("https://up.test:{}", up.https);
     let get = |path: &str| curl(&env, "box", &["--path-as-is", &format!("{base}{path}")]).0;
 
@@ -226,16 +219,7 @@ fn a_flood_of_long_requests_cannot_fill_the_decision_log() {
         "--default-action",
         "deny",
     ]);
-    env.ok(&[
-        "use",
-        "box",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "shut",
-        "--",
-        "true",
-    ]);
+    start_bound(&env, "box", "shut");
     let db = env.state().join("islod.db");
     let size = || {
         ["", "-wal"]

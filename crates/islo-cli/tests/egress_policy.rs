@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::gateway::{curl, log_json, rule, set_secret, with_upstream};
+use common::gateway::{curl, log_json, rule, set_secret, start_bound, with_upstream};
 use common::stdout;
 
 #[test]
@@ -36,16 +36,7 @@ fn deny_by_default_allows_exactly_its_rules() {
             "20",
         ],
     );
-    env.ok(&[
-        "use",
-        "box",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "strict",
-        "--",
-        "true",
-    ]);
+    start_bound(&env, "box", "strict");
     let (h, s) = (up.http.to_string(), up.https.to_string());
 
     // Plain HTTP and HTTPS (TLS terminated with the installation's CA, which the sandbox
@@ -186,26 +177,8 @@ fn rate_limit_per_sandbox_per_rule() {
         "limited",
         &["--host", "up.test", "--rate-limit-rpm", "2"],
     );
-    env.ok(&[
-        "use",
-        "box-a",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "limited",
-        "--",
-        "true",
-    ]);
-    env.ok(&[
-        "use",
-        "box-b",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "limited",
-        "--",
-        "true",
-    ]);
+    start_bound(&env, "box-a", "limited");
+    start_bound(&env, "box-b", "limited");
     let url = format!("https://up.test:{}/echo/limited", up.https);
     assert_eq!(curl(&env, "box-a", &[&url]).0, 200);
     assert_eq!(curl(&env, "box-a", &[&url]).0, 200);
@@ -270,16 +243,7 @@ fn credentials_are_injected_and_never_seen_by_the_sandbox() {
         "creds",
         &["--host", "up.test", "--provider-key", "github"],
     );
-    env.ok(&[
-        "use",
-        "box",
-        "-i",
-        &env.debian(),
-        "--gateway-profile",
-        "creds",
-        "--",
-        "true",
-    ]);
+    start_bound(&env, "box", "creds");
     let s = up.https.to_string();
 
     // A rule's credential arrives though the request carries none.

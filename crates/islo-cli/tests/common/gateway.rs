@@ -29,6 +29,20 @@ pub fn curl(env: &Env, sandbox: &str, args: &[&str]) -> (u16, String) {
 }
 
 /// Make a rule and return its id.
+/// Start sandbox `name` (the Debian test image) bound to gateway profile `profile`.
+pub fn start_bound(env: &Env, name: &str, profile: &str) {
+    env.ok(&[
+        "use",
+        name,
+        "-i",
+        &env.debian(),
+        "--gateway-profile",
+        profile,
+        "--",
+        "true",
+    ]);
+}
+
 pub fn rule(env: &Env, profile: &str, args: &[&str]) -> String {
     let mut a = vec!["gateway", profile, "add-rule"];
     a.extend_from_slice(args);
