@@ -45,9 +45,20 @@ fn cannot_see_host_processes_files_or_mount() {
     );
     // The way out is the gateway: the attempt is in its log (the bypass attempts are tested
     // in egress_isolation.rs).
-    env.sh(
+    // nc shuts down its sending side as soon as the request is out; each one must still be
+    // answered (the gateway's 502: nothing listens at 10.1.2.3).
+    let sent = env.sh(
         "probe",
-        "printf 'GET /isolation-probe HTTP/1.0\\r\\nHost: 10.1.2.3\\r\\n\\r\\n' | nc -w 5 10.1.2.3 80; true",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do \
+         printf 'GET /isolation-probe HTTP/1.0\\r\\nHost: 10.1.2.3\\r\\n\\r\\n' | nc -w 5 10.1.2.3 80 | head -1; \
+         done",
+    );
+    assert_eq!(
+        stdout(&sent).matches("HTTP/1.0 502").count(),
+        10,
+        "{}{}",
+        stdout(&sent),
+        stderr(&sent)
     );
     // Decisions are written in batches: wait for this one.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -56,7 +67,13 @@ fn cannot_see_host_processes_files_or_mount() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         log = env.ok(&["gateway", "log", "probe"]);
     }
-    assert!(log.contains("10.1.2.3/isolation-probe"), "{log}");
+    assert!(
+        log.contains("10.1.2.3/isolation-probe"),
+        "{log}\nthe probe said: {}{}\nislod: {}",
+        stdout(&sent),
+        stderr(&sent),
+        std::fs::read_to_string(env.state().join("islod.log")).unwrap_or_default()
+    );
     // Dangerous system calls are refused even to root.
     let o = env.islo(&[
         "use",

@@ -68,6 +68,10 @@ where
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        // A client may shut down its sending side once the request is out (`nc`, scripts):
+        // it still gets its answer. Without this hyper dropped the request when the FIN
+        // arrived before the answer was ready, and nothing was answered or logged.
+        .half_close(true)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades()
         .await;
