@@ -410,6 +410,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_operation_is_recorded_until_its_status_ends_it() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let r = row(&t, "box");
+        s.insert_sandbox(&r).unwrap();
+        assert_eq!(s.pending_op(&r.id).unwrap(), Some(Op::Create));
+        s.set_status(&r.id, SandboxStatus::Running, None, None)
+            .unwrap();
+        assert_eq!(s.pending_op(&r.id).unwrap(), None);
+        s.begin_op(&r.id, Op::Stop, SandboxStatus::Stopping)
+            .unwrap();
+        assert_eq!(s.pending_op(&r.id).unwrap(), Some(Op::Stop));
+        let now = s.sandbox_by_id(&t, &r.id).unwrap().unwrap();
+        assert_eq!(now.status, SandboxStatus::Stopping);
+        s.begin_op(&r.id, Op::Delete, SandboxStatus::Stopped)
+            .unwrap();
+        s.mark_deleted(&r.id, "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(s.pending_op(&r.id).unwrap(), None);
+        assert_eq!(s.pending_op("no-such-sandbox").unwrap(), None);
+        s.db()
+            .execute("UPDATE sandboxes SET pending_op = 'teleport'", [])
+            .unwrap();
+        assert!(matches!(
+            s.pending_op(&r.id),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn names_unique_per_tenant_until_deleted() {
         let s = Store::memory().unwrap();
         let a = s.ensure_tenant("a").unwrap();
