@@ -149,6 +149,31 @@ pub struct SandboxResponse {
     /// Extension: the id of the gateway profile it is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_profile_id: Option<String>,
+    /// Extension: how it is isolated from its host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+}
+
+/// Extension: how a sandbox is isolated from its host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Isolation {
+    /// It runs in a user namespace of its own: its root is an unprivileged host id.
+    pub user_namespace: bool,
+    /// The host ids its ids map to (`first`, `first + count`), with a user namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ids: Option<HostIds>,
+    /// What is reduced and what to do about it, when isolation is reduced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A range of host ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostIds {
+    pub first: u32,
+    pub count: u32,
 }
 
 /// One setup step of a create request.
@@ -283,6 +308,7 @@ mod tests {
             status_reason: None,
             setup_steps: None,
             gateway_profile_id: None,
+            isolation: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

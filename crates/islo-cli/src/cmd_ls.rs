@@ -59,6 +59,18 @@ pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::
         outln!("Reason: {r}");
     }
     outln!("Image: {}", s.image);
+    if let Some(i) = &s.isolation {
+        match (&i.host_ids, &i.warning) {
+            (_, Some(w)) => outln!("Isolation: {w}"),
+            (Some(h), None) => outln!(
+                "Isolation: user namespace (root is host uid {}; ids {}-{})",
+                h.first,
+                h.first,
+                u64::from(h.first) + u64::from(h.count) - 1
+            ),
+            (None, None) => {}
+        }
+    }
     if let Some(p) = s.spec {
         outln!("Resources:");
         outln!("  CPU: {} cores", p.vcpus);

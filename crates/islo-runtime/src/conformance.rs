@@ -28,6 +28,7 @@ pub fn spec(name: &str, layers: Vec<PathBuf>) -> SandboxSpec {
         user: "islo".into(),
         uid: 1000,
         network: None,
+        ids: None,
     }
 }
 
@@ -109,7 +110,7 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
     let want = "home/islo/.claude/projects/-workspace/s1.jsonl";
     let layer_has = |d: &dyn Driver| {
         let mut tar_bytes = Vec::new();
-        d.export_changes(&spec.id, &mut tar_bytes).unwrap();
+        d.export_changes(spec, &mut tar_bytes).unwrap();
         let mut a = tar::Archive::new(&tar_bytes[..]);
         a.entries().unwrap().map(|e| e.unwrap()).any(|e| {
             e.path().unwrap().to_string_lossy() == want && e.header().size().unwrap() == 16
@@ -128,7 +129,7 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
     d.destroy(&spec.id).unwrap();
     let mut sink = Vec::new();
     assert!(matches!(
-        d.export_changes(&spec.id, &mut sink),
+        d.export_changes(spec, &mut sink),
         Err(DriverError::NotFound(_))
     ));
 }

@@ -38,6 +38,60 @@ pub struct SandboxSpec {
     /// only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
+    /// The sandbox's own host ids: it runs in a user namespace mapping its ids `0..size` to
+    /// these. `None`: no user namespace (its root is the host's root; reduced isolation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<IdMap>,
+}
+
+/// How a sandbox's user and group ids map to the host's: id `n` inside is `base + n` on the
+/// host for `n < size`; host ids outside the range are unmapped inside (shown as `nobody`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub base: u32,
+    pub size: u32,
+}
+
+/// The id the kernel shows for a host id with no mapping inside (`nobody`).
+pub const OVERFLOW_ID: u32 = 65534;
+
+impl IdMap {
+    /// Ids per sandbox: the 16-bit id space images are made for.
+    pub const SIZE: u32 = 65536;
+
+    /// No user namespace: every id is itself.
+    pub const IDENTITY: IdMap = IdMap {
+        base: 0,
+        size: u32::MAX,
+    };
+
+    /// The map of `ids` (`None` is [`IdMap::IDENTITY`]).
+    pub fn of(ids: Option<IdMap>) -> IdMap {
+        ids.unwrap_or(Self::IDENTITY)
+    }
+
+    /// The host id of `inside`, if the sandbox has it.
+    pub fn to_host(&self, inside: u32) -> Option<u32> {
+        (inside < self.size)
+            .then(|| self.base.checked_add(inside))
+            .flatten()
+    }
+
+    /// What the sandbox sees of the host id `host`.
+    pub fn to_inside(&self, host: u32) -> u32 {
+        host.checked_sub(self.base)
+            .filter(|n| *n < self.size)
+            .unwrap_or(OVERFLOW_ID)
+    }
+
+    /// Move `host`, owned as `self` maps it, to where `to` maps the same inside id; ids
+    /// outside `self` are left as they are.
+    pub fn carry(&self, host: u32, to: &IdMap) -> u32 {
+        match host.checked_sub(self.base).filter(|n| *n < self.size) {
+            Some(n) => to.to_host(n).unwrap_or(host),
+            None => host,
+        }
+    }
 }
 
 /// A sandbox's link to the host: a veth pair, the sandbox end `eth0` in its own network
@@ -113,6 +167,9 @@ pub trait Driver: Send + Sync + 'static {
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Whether sandboxes with [`SandboxSpec::ids`] can run here: `Err` names what the host
+    /// lacks (user namespaces, idmapped mounts on the file system of the layers).
+    fn user_namespaces(&self) -> Result<(), String>;
     /// Report what is there.
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
     /// Host path of the sandbox's agent socket.
@@ -123,9 +180,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Write the sandbox's changes to its image (its writable layer) as an OCI layer tar (see
     /// [`crate::layer_tar`]). A running sandbox's processes are frozen while it is written,
     /// so the layer is one instant's state; a stopped one's storage is mounted meanwhile.
+    /// Host ids are written as the sandbox sees them (`spec.ids`), so the layer is owned as
+    /// inside and can start a sandbox with any other range.
     fn export_changes(
         &self,
-        id: &SandboxId,
+        spec: &SandboxSpec,
         out: &mut dyn std::io::Write,
     ) -> Result<crate::layer_tar::LayerStats, DriverError>;
 }

@@ -140,11 +140,16 @@ impl Driver for FakeDriver {
         (self.lock().get(id) == Some(&true)).then(|| self.dir.join(format!("{id}.root")))
     }
 
+    fn user_namespaces(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn export_changes(
         &self,
-        id: &SandboxId,
+        spec: &crate::SandboxSpec,
         out: &mut dyn Write,
     ) -> Result<crate::layer_tar::LayerStats, DriverError> {
+        let id = &spec.id;
         if !self.lock().contains_key(id) {
             return Err(DriverError::NotFound(id.clone()));
         }

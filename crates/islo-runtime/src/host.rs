@@ -11,12 +11,14 @@ use rustix::mount::{MountFlags, UnmountFlags};
 /// A mount the OCI driver needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
-    /// overlayfs: `lower` lowest first.
+    /// overlayfs: `lower` lowest first. With `idmap` (a pinned user namespace), the lower
+    /// layers are seen through idmapped mounts of that namespace.
     Overlay {
         lower: Vec<PathBuf>,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        idmap: Option<PathBuf>,
     },
     /// A file system image on a loop device.
     Loop { image: PathBuf, target: PathBuf },
@@ -54,6 +56,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 /// Host side effects.
 pub trait Host: Send + Sync {
     fn mount(&self, m: &Mount) -> std::io::Result<()>;
+    /// Make a user namespace mapping `ids`, pinned (bind-mounted) at `user`, and with `net`
+    /// a network namespace owned by it, pinned at `net`. Unmount `user` to drop it.
+    fn make_namespaces(
+        &self,
+        ids: crate::IdMap,
+        user: &Path,
+        net: Option<&Path>,
+    ) -> std::io::Result<()>;
+    /// Whether layers under `dir` can be mounted idmapped; `Err` says what is missing.
+    fn idmap_support(&self, dir: &Path) -> Result<(), String>;
     /// Unmount `target`; not mounted is not an error.
     fn unmount(&self, target: &Path) -> std::io::Result<()>;
     fn is_mounted(&self, target: &Path) -> bool;
@@ -82,6 +94,7 @@ impl Host for RealHost {
                 upper,
                 work,
                 target,
+                idmap,
             } => {
                 // Each directory is named through a descriptor of this process: overlayfs
                 // resolves the names when mounting and keeps them only to show in mountinfo,
@@ -100,11 +113,19 @@ impl Host for RealHost {
                 let name = |fd: &std::os::fd::OwnedFd| {
                     format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))
                 };
-                // overlayfs lists the uppermost lower dir first.
+                // overlayfs lists the uppermost lower dir first. Idmapped layers are
+                // detached mounts, named the same way.
+                let userns = idmap
+                    .as_deref()
+                    .map(crate::idmap::open_userns)
+                    .transpose()?;
                 let lower_fds = lower
                     .iter()
                     .rev()
-                    .map(open)
+                    .map(|p| match &userns {
+                        Some(ns) => crate::idmap::idmapped_tree(p, ns),
+                        None => open(p),
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let (upper_fd, work_fd) = (open(upper)?, open(work)?);
                 let lowers: Vec<String> = lower_fds.iter().map(name).collect();
@@ -144,6 +165,19 @@ impl Host for RealHost {
                 }
             }
         }
+    }
+
+    fn make_namespaces(
+        &self,
+        ids: crate::IdMap,
+        user: &Path,
+        net: Option<&Path>,
+    ) -> std::io::Result<()> {
+        crate::idmap::make_namespaces(ids, user, net)
+    }
+
+    fn idmap_support(&self, dir: &Path) -> Result<(), String> {
+        crate::idmap::probe(dir)
     }
 
     fn unmount(&self, target: &Path) -> std::io::Result<()> {

@@ -32,10 +32,21 @@ pub const MAX_DEPTH: usize = 1024;
 /// Names that start with `.wh.` are left out (counted as skipped): in a layer they would be
 /// whiteouts, not files.
 pub fn write_layer(root: &Path, out: &mut dyn Write) -> io::Result<LayerStats> {
+    write_layer_as(root, crate::IdMap::IDENTITY, out)
+}
+
+/// [`write_layer`] of a tree whose owners are host ids mapped by `ids`: the tar carries the
+/// ids as seen inside.
+pub fn write_layer_as(
+    root: &Path,
+    ids: crate::IdMap,
+    out: &mut dyn Write,
+) -> io::Result<LayerStats> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let mut w = Walker {
         root,
+        ids,
         links: HashMap::new(),
         stats: LayerStats::default(),
     };
@@ -46,6 +57,7 @@ pub fn write_layer(root: &Path, out: &mut dyn Write) -> io::Result<LayerStats> {
 
 struct Walker<'a> {
     root: &'a Path,
+    ids: crate::IdMap,
     /// First path of each multiply-linked inode.
     links: HashMap<(u64, u64), String>,
     stats: LayerStats,
@@ -116,7 +128,7 @@ impl Walker<'_> {
             self.stats.skipped += 1;
             return Ok(false);
         }
-        let mut h = header(&m);
+        let mut h = header(&m, &self.ids);
         let xattrs = user_xattrs(&abs);
         if !xattrs.is_empty() {
             let recs: Vec<(String, Vec<u8>)> = xattrs
@@ -185,11 +197,11 @@ impl Walker<'_> {
     }
 }
 
-fn header(m: &std::fs::Metadata) -> tar::Header {
+fn header(m: &std::fs::Metadata, ids: &crate::IdMap) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_mode(m.mode() & 0o7777);
-    h.set_uid(u64::from(m.uid()));
-    h.set_gid(u64::from(m.gid()));
+    h.set_uid(u64::from(ids.to_inside(m.uid())));
+    h.set_gid(u64::from(ids.to_inside(m.gid())));
     h.set_mtime(m.mtime().max(0) as u64);
     h.set_size(if m.file_type().is_file() { m.len() } else { 0 });
     h

@@ -10,7 +10,10 @@ pub mod conformance;
 mod driver;
 pub mod fake;
 pub mod host;
+mod idmap;
 pub mod layer_tar;
 pub mod oci;
 
-pub use driver::{Driver, DriverError, Limits, NetworkSpec, Observed, SandboxId, SandboxSpec};
+pub use driver::{
+    Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, SandboxId, SandboxSpec,
+};

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use islo_runtime::conformance;
 use islo_runtime::host::RealHost;
 use islo_runtime::oci::{OciConfig, OciDriver};
+use islo_runtime::{Driver, IdMap, conformance};
 
 /// A busybox layer made from the host's busybox-static.
 fn busybox_layer(root: &Path) -> PathBuf {
@@ -31,30 +31,98 @@ fn busybox_layer(root: &Path) -> PathBuf {
     layer
 }
 
-#[test]
-fn oci_driver_passes_conformance_and_leaves_nothing() {
+/// The tests run one at a time: each checks that no sandbox cgroup is left, the other's too.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn driver(tmp: &Path) -> OciDriver {
     assert!(
         rustix::process::geteuid().is_root(),
         "the OCI driver tests need root (CI runs as root)"
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let layer = busybox_layer(tmp.path());
     let cfg = OciConfig {
-        state_dir: tmp.path().join("state"),
-        runtime_root: tmp.path().join("runtime"),
+        state_dir: tmp.join("state"),
+        runtime_root: tmp.join("runtime"),
         agent_binary: islo_testkit::agent_path(),
         runtime: None,
         favor_dynmods: true,
         fit_host_limits: true,
     };
-    let driver = OciDriver::new(cfg, Arc::new(RealHost)).unwrap();
+    OciDriver::new(cfg, Arc::new(RealHost)).unwrap()
+}
+
+/// A range of host ids no islod test uses.
+fn ids(n: u32) -> IdMap {
+    IdMap {
+        base: 0x7000_0000 + n * IdMap::SIZE,
+        size: IdMap::SIZE,
+    }
+}
+
+#[test]
+fn oci_driver_passes_conformance_and_leaves_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = busybox_layer(tmp.path());
+    let driver = driver(tmp.path());
     conformance::run_all(&driver, &|name| {
         conformance::spec(name, vec![layer.clone()])
     });
+    assert_nothing_left(tmp.path());
+}
 
+#[test]
+fn in_user_namespaces_too_and_its_processes_are_its_ids_on_the_host() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = busybox_layer(tmp.path());
+    let driver = driver(tmp.path());
+    driver
+        .user_namespaces()
+        .expect("this host makes idmapped mounts");
+    let n = std::sync::atomic::AtomicU32::new(1);
+    conformance::run_all(&driver, &|name| {
+        let mut s = conformance::spec(&format!("{name}-u"), vec![layer.clone()]);
+        s.ids = Some(ids(n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        s
+    });
+
+    let mut spec = conformance::spec("uid", vec![layer.clone()]);
+    spec.ids = Some(ids(0));
+    driver.create(&spec).unwrap();
+    let state = std::process::Command::new("crun")
+        .args([
+            "--root",
+            &tmp.path().join("runtime").display().to_string(),
+            "state",
+            &spec.id.0,
+        ])
+        .output()
+        .unwrap();
+    let pid = serde_json::from_slice::<serde_json::Value>(&state.stdout).unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let want = ids(0).base.to_string();
+    assert!(
+        uids.split_whitespace().skip(1).all(|u| u == want),
+        "PID 1 runs as the range's first id on the host: {uids}"
+    );
+    let root = driver.rootfs(&spec.id).unwrap();
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(root.join("bin/busybox")).unwrap());
+    assert_eq!(owner, ids(0).base, "layers are seen through the map");
+    let layer_owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(layer.join("bin/busybox")).unwrap());
+    assert_eq!(layer_owner, 0, "the layer itself is not touched");
+    driver.destroy(&spec.id).unwrap();
+    assert_nothing_left(tmp.path());
+}
+
+fn assert_nothing_left(tmp: &Path) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mountinfo.contains(&tmp.path().display().to_string()),
+        !mountinfo.contains(&tmp.display().to_string()),
         "mounts left behind"
     );
     let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/islo")
@@ -71,7 +139,7 @@ fn oci_driver_passes_conformance_and_leaves_nothing() {
         "cgroups left behind ({cgroups} under islo/)"
     );
     assert!(
-        std::fs::read_dir(tmp.path().join("state/sandboxes"))
+        std::fs::read_dir(tmp.join("state/sandboxes"))
             .unwrap()
             .next()
             .is_none()

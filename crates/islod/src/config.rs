@@ -50,6 +50,36 @@ pub struct FileConfig {
     /// Agent profiles besides (or replacing, by name) the built-in ones.
     #[serde(default)]
     pub agents: Vec<islo_api::AgentProfile>,
+    /// User namespaces and the host ids they map to.
+    #[serde(default)]
+    pub isolation: IsolationConfig,
+}
+
+/// The `isolation:` section: every sandbox in a user namespace of its own.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IsolationConfig {
+    /// Run each sandbox in its own user namespace (default true). `false` runs them with the
+    /// host's root as theirs: reduced isolation, which `islo status` reports on every one.
+    pub userns: bool,
+    /// First host id handed to sandboxes (a multiple of 65536; default 2^30, above what
+    /// `useradd` gives `/etc/subuid`).
+    pub id_base: u32,
+    /// Host ids handed out in all, 65536 per sandbox (default 2^30: 16384 sandboxes).
+    pub id_count: u32,
+    /// Where installations on this host claim their ranges (default `/var/lib/islo-ids`).
+    pub id_claims_dir: PathBuf,
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        Self {
+            userns: true,
+            id_base: 1 << 30,
+            id_count: 1 << 30,
+            id_claims_dir: PathBuf::from("/var/lib/islo-ids"),
+        }
+    }
 }
 
 /// The `quotas:` section: what one tenant's sandboxes may hold in all (stopped ones too).
@@ -129,6 +159,7 @@ pub struct Config {
     pub quotas: Quotas,
     pub github_base_url: String,
     pub agents: Vec<islo_api::AgentProfile>,
+    pub isolation: IsolationConfig,
 }
 
 /// Errors loading settings.
@@ -247,6 +278,7 @@ impl Config {
             gateway: file.gateway,
             quotas: file.quotas,
             agents: file.agents,
+            isolation: file.isolation,
             github_base_url: file
                 .github_base_url
                 .unwrap_or_else(|| "https://github.com".into()),

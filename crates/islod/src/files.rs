@@ -130,11 +130,13 @@ impl Drop for NewFile {
     }
 }
 
-/// A sandbox's root, and the owner of what is created in it.
+/// A sandbox's root, the owner of what is created in it and how its ids map to the host's.
 pub struct SandboxRoot {
     root: OwnedFd,
+    /// Host ids of the owner of what is created.
     uid: u32,
     gid: u32,
+    ids: islo_runtime::IdMap,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
@@ -142,13 +144,23 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
     .union(ResolveFlags::NO_XDEV);
 
 impl SandboxRoot {
-    pub fn open(root: &Path, uid: u32, gid: u32) -> io::Result<Self> {
+    /// The root at `root` of a sandbox whose ids map to the host's through `ids`; what is
+    /// created belongs to its user and group `user` (as seen inside).
+    pub fn open(root: &Path, user: u32, ids: islo_runtime::IdMap) -> io::Result<Self> {
         let root = rustix::fs::open(
             root,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Self { root, uid, gid })
+        let host = ids.to_host(user).ok_or_else(|| {
+            io::Error::other(format!("id {user} is outside the sandbox's id range"))
+        })?;
+        Ok(Self {
+            root,
+            uid: host,
+            gid: host,
+            ids,
+        })
     }
 
     /// Resolve `parts` (joined) inside the root.
@@ -303,7 +315,7 @@ impl SandboxRoot {
         let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         let mut count = 0;
-        walk(dir, &mut tar, &mut count).map_err(io_at(path))?;
+        walk(dir, &self.ids, &mut tar, &mut count).map_err(io_at(path))?;
         tar.into_inner()
             .and_then(|gz| gz.finish())
             .and_then(|mut w| w.flush())
@@ -412,7 +424,13 @@ impl Level {
 
 /// Add the entries below `dir` (an open directory), depth first in name order, without
 /// following links; an explicit stack, so a deep tree cannot exhaust this thread's.
-fn walk(dir: OwnedFd, tar: &mut tar::Builder<impl Write>, count: &mut u64) -> io::Result<()> {
+/// Owners are written as the sandbox sees them (`ids`).
+fn walk(
+    dir: OwnedFd,
+    ids: &islo_runtime::IdMap,
+    tar: &mut tar::Builder<impl Write>,
+    count: &mut u64,
+) -> io::Result<()> {
     let mut stack = vec![Level::new(dir, PathBuf::new())?];
     while let Some(top) = stack.last_mut() {
         let Some(name) = top.names.next() else {
@@ -420,7 +438,7 @@ fn walk(dir: OwnedFd, tar: &mut tar::Builder<impl Write>, count: &mut u64) -> io
             continue;
         };
         let rel = top.prefix.join(&name);
-        match add_entry(&top.dir, &name, &rel, tar)? {
+        match add_entry(&top.dir, &name, &rel, ids, tar)? {
             Added::Dir(sub) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(io::Error::other(format!(
@@ -452,14 +470,15 @@ fn add_entry(
     dir: &OwnedFd,
     name: &str,
     rel: &Path,
+    ids: &islo_runtime::IdMap,
     tar: &mut tar::Builder<impl Write>,
 ) -> io::Result<Added> {
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
     h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    h.set_uid(u64::from(ids.to_inside(st.st_uid)));
+    h.set_gid(u64::from(ids.to_inside(st.st_gid)));
     h.set_size(0);
     let open = |flags: OFlags| {
         rustix::fs::openat(

@@ -1,4 +1,5 @@
 use super::*;
+use islo_runtime::IdMap;
 
 /// A fake sandbox root beside a directory that stands for the host.
 struct Fixture {
@@ -23,7 +24,7 @@ fn fixture() -> Fixture {
 #[test]
 fn paths_are_checked_and_links_stay_inside() {
     let f = fixture();
-    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, IdMap::IDENTITY).unwrap();
     assert!(matches!(r.read("relative"), Err(FileError::Invalid(_))));
     assert!(matches!(
         r.read("/workspace/../etc"),
@@ -74,7 +75,7 @@ fn paths_are_checked_and_links_stay_inside() {
 #[test]
 fn files_and_trees_round_trip_owned_by_the_user() {
     let f = fixture();
-    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, IdMap::IDENTITY).unwrap();
     let mut new = r.create("/workspace/a/b/c.txt", 0o640).unwrap();
     new.write_all(b"hello").unwrap();
     new.commit().unwrap();
@@ -103,7 +104,7 @@ fn files_and_trees_round_trip_owned_by_the_user() {
 #[test]
 fn hostile_archives_are_refused_or_confined() {
     let f = fixture();
-    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, IdMap::IDENTITY).unwrap();
     let archive = |build: &dyn Fn(&mut tar::Builder<Vec<u8>>)| {
         let mut b = tar::Builder::new(Vec::new());
         build(&mut b);
@@ -156,7 +157,7 @@ fn deep_trees_are_archived_without_recursion_or_refused() {
     let n = std::thread::Builder::new()
         .stack_size(512 * 1024)
         .spawn(move || {
-            let r = SandboxRoot::open(&root, 1000, 1000).unwrap();
+            let r = SandboxRoot::open(&root, 1000, IdMap::IDENTITY).unwrap();
             r.tar_dir("/workspace/deep", std::io::sink()).unwrap()
         })
         .unwrap()
@@ -167,7 +168,7 @@ fn deep_trees_are_archived_without_recursion_or_refused() {
         p.push("d");
     }
     std::fs::create_dir_all(&p).unwrap();
-    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, IdMap::IDENTITY).unwrap();
     let e = r.tar_dir("/workspace/deep", std::io::sink()).unwrap_err();
     assert!(e.to_string().contains("deeper than"), "{e}");
 }
@@ -175,7 +176,7 @@ fn deep_trees_are_archived_without_recursion_or_refused() {
 #[test]
 fn a_write_not_committed_leaves_the_old_file_and_no_trace() {
     let f = fixture();
-    let r = SandboxRoot::open(&f.root, 1000, 1000).unwrap();
+    let r = SandboxRoot::open(&f.root, 1000, IdMap::IDENTITY).unwrap();
     r.replace("/workspace/keep.txt", 0o644, b"old and whole")
         .unwrap();
     let mut cut = r.create("/workspace/keep.txt", 0o644).unwrap();
@@ -198,4 +199,36 @@ fn a_write_not_committed_leaves_the_old_file_and_no_trace() {
         r.create("/workspace", 0o644),
         Err(FileError::IsDir(_))
     ));
+}
+
+#[test]
+fn in_a_user_namespace_files_get_the_mapped_owner_and_archives_show_inside_ids() {
+    let f = fixture();
+    let ids = IdMap {
+        base: 1 << 30,
+        size: IdMap::SIZE,
+    };
+    let r = SandboxRoot::open(&f.root, 1000, ids).unwrap();
+    r.replace("/workspace/d/f.txt", 0o600, b"x").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(f.root.join("workspace/d/f.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (ids.base + 1000, ids.base + 1000));
+    // A file the host's root owns shows as nobody; the sandbox's root as 0.
+    std::fs::write(f.root.join("workspace/d/host-owned"), "h").unwrap();
+    std::os::unix::fs::lchown(f.root.join("workspace/d/host-owned"), Some(0), Some(0)).unwrap();
+    std::fs::write(f.root.join("workspace/d/root-owned"), "r").unwrap();
+    std::os::unix::fs::lchown(f.root.join("workspace/d/root-owned"), Some(ids.base), Some(ids.base)).unwrap();
+    let mut gz = Vec::new();
+    r.tar_dir("/workspace/d", &mut gz).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+    let owners: std::collections::BTreeMap<String, u64> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.path().unwrap().display().to_string(), e.header().uid().unwrap()))
+        .collect();
+    assert_eq!(owners["f.txt"], 1000);
+    assert_eq!(owners["root-owned"], 0);
+    assert_eq!(owners["host-owned"], u64::from(islo_runtime::OVERFLOW_ID));
+    assert!(SandboxRoot::open(&f.root, 70000, ids).is_err(), "an id outside the range");
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod fault;
 pub mod files;
+pub mod ids;
 pub mod gateway;
 pub mod http;
 pub mod images;

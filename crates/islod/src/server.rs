@@ -173,9 +173,27 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             log_cap_bytes: cfg.log_cap_bytes,
             github_base_url: cfg.github_base_url.clone(),
             agents: crate::agents::profiles(&cfg.agents).map_err(anyhow::Error::msg)?,
+            ids: id_pool(cfg)?,
         },
     );
     Ok((Arc::new(app), local))
+}
+
+/// The host ids sandboxes' user namespaces map to; none with `isolation.userns: false` or
+/// the fake runtime (which runs no namespaces).
+fn id_pool(cfg: &Config) -> anyhow::Result<Option<crate::ids::IdPool>> {
+    if !cfg.isolation.userns || cfg.runtime.as_deref() == Some("fake") {
+        if !cfg.isolation.userns {
+            tracing::warn!(
+                "isolation.userns is false: sandboxes run without user namespaces, their root is \
+                 the host's root (reduced isolation)"
+            );
+        }
+        return Ok(None);
+    }
+    let pool = crate::ids::IdPool::new(&cfg.isolation, &cfg.state_dir, Path::new("/etc"))
+        .context("islod's config")?;
+    Ok(Some(pool))
 }
 
 /// Bind the unix socket (mode 0600), refusing to steal it from a live server.

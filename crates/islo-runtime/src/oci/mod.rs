@@ -13,6 +13,7 @@ mod hostprep;
 pub mod net;
 mod seccomp;
 mod spec;
+mod userns;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::time::Duration;
 use crate::agent;
 use crate::host::{Host, Mount};
 use crate::layer_tar::{self, LayerStats};
-use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
+use crate::{Driver, DriverError, IdMap, Observed, SandboxId, SandboxSpec};
 
 pub use seccomp::DENIED as SECCOMP_DENIED;
 
@@ -59,6 +60,8 @@ pub struct OciDriver {
     host: Arc<dyn Host>,
     nofile_hard: u64,
     disks: disk::Disks,
+    /// Whether sandboxes can run in user namespaces here (probed once).
+    userns: Result<(), String>,
 }
 
 impl OciDriver {
@@ -105,12 +108,17 @@ impl OciDriver {
             hostprep::fit_host_limits();
         }
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
+        let userns = host.idmap_support(&cfg.state_dir);
+        if let Err(e) = &userns {
+            tracing::warn!("sandboxes cannot run in user namespaces here: {e}");
+        }
         Ok(Self {
             cfg,
             runtime,
             host,
             nofile_hard,
             disks,
+            userns,
         })
     }
 
@@ -142,7 +150,8 @@ impl OciDriver {
         }
     }
 
-    /// Mount the disk and the overlay (each only if not mounted yet).
+    /// Mount the disk, own its files for the sandbox's ids, make its namespaces (with a user
+    /// namespace) and mount the overlay (each mount only if not mounted yet).
     fn mount_storage(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
         let (disk, rootfs) = (dir.join("disk"), dir.join("rootfs"));
@@ -156,11 +165,21 @@ impl OciDriver {
         }
         for sub in ["upper", "work", "run"] {
             let p = disk.join(sub);
-            std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
+            if !p.exists() {
+                std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
+                if sub != "work" {
+                    userns::own_new_dir(&p, spec.ids)?;
+                }
+            }
         }
         let run = disk.join("run");
         std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(DriverError::io(run.display().to_string()))?;
+        userns::own_disk(&dir, &disk, spec)?;
+        if let Some(ids) = spec.ids {
+            self.userns.clone().map_err(DriverError::Host)?;
+            userns::make_namespaces(self.host.as_ref(), &dir, spec, ids)?;
+        }
         if !self.host.is_mounted(&rootfs) {
             self.host
                 .mount(&Mount::Overlay {
@@ -168,6 +187,7 @@ impl OciDriver {
                     upper: disk.join("upper"),
                     work: disk.join("work"),
                     target: rootfs,
+                    idmap: spec.ids.map(|_| userns::userns_path(&dir)),
                 })
                 .map_err(DriverError::io(format!("mounting rootfs of {}", spec.id)))?;
         }
@@ -176,7 +196,11 @@ impl OciDriver {
 
     fn unmount_storage(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
-        for target in [dir.join("rootfs"), dir.join("disk")] {
+        for target in [
+            dir.join("rootfs"),
+            userns::userns_path(&dir),
+            dir.join("disk"),
+        ] {
             self.host
                 .unmount(&target)
                 .map_err(DriverError::io(format!("unmounting {}", target.display())))?;
@@ -193,6 +217,7 @@ impl OciDriver {
         let t = std::time::Instant::now();
         self.disks
             .make(spec.limits.disk_bytes, &dir.join("disk.img"))?;
+        userns::record_owner(&dir, spec.ids)?;
         tracing::debug!(sandbox = %spec.id, disk_ms = t.elapsed().as_secs_f64() * 1e3, "disk ready");
         self.launch(spec, false)
     }
@@ -208,17 +233,21 @@ impl OciDriver {
             dir.join("disk/run"),
         );
         let run_dir = run_dir.to_string_lossy();
+        let userns = spec
+            .ids
+            .map(|_| userns::userns_path(&dir).to_string_lossy().into_owned());
         let params = spec::SpecParams {
             agent_binary: &agent_binary,
             run_dir: &run_dir,
             nofile_hard: self.nofile_hard,
+            userns: userns.as_deref(),
         };
         if let Some(n) = &spec.network {
             let path = dir.join(NETWORK_FILE);
             let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
             crate::host::write_atomic(&path, text.as_bytes(), 0o600)
                 .map_err(DriverError::io(path.display().to_string()))?;
-            net::attach(self.host.as_ref(), &dir, &spec.id, n)?;
+            net::attach(self.host.as_ref(), &dir, &spec.id, n, spec.ids.is_some())?;
         }
         let config = spec::config(spec, &params);
         let path = dir.join("config.json");
@@ -460,18 +489,23 @@ impl Driver for OciDriver {
         self.host.is_mounted(&root).then_some(root)
     }
 
+    fn user_namespaces(&self) -> Result<(), String> {
+        self.userns.clone()
+    }
+
     fn export_changes(
         &self,
-        id: &SandboxId,
+        spec: &SandboxSpec,
         out: &mut dyn std::io::Write,
     ) -> Result<LayerStats, DriverError> {
+        let id = &spec.id;
         let dir = self.dir(id);
         if !dir.exists() {
             return Err(DriverError::NotFound(id.clone()));
         }
         let (disk, upper) = (dir.join("disk"), dir.join("disk/upper"));
         let write = |out: &mut dyn std::io::Write| {
-            layer_tar::write_layer(&upper, out)
+            layer_tar::write_layer_as(&upper, IdMap::of(spec.ids), out)
                 .map_err(DriverError::io(format!("writing the changes of {id}")))
         };
         if self.observe(id)? == Observed::Running {

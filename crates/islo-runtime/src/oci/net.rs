@@ -22,11 +22,16 @@ pub fn netns_path(id: &SandboxId) -> PathBuf {
     Path::new("/run/netns").join(netns_name(id))
 }
 
-/// The host-side commands (for `ip -batch`).
-fn host_batch(id: &SandboxId, n: &NetworkSpec) -> String {
+/// The host-side commands (for `ip -batch`); `add_ns`: make the namespace too.
+fn host_batch(id: &SandboxId, n: &NetworkSpec, add_ns: bool) -> String {
     let ns = netns_name(id);
+    let add = if add_ns {
+        format!("netns add {ns}\n")
+    } else {
+        String::new()
+    };
     format!(
-        "netns add {ns}\n\
+        "{add}\
          link add {hif} type veth peer name eth0 netns {ns}\n\
          addr add {h}/{p} dev {hif}\n\
          link set {hif} up\n",
@@ -66,15 +71,20 @@ fn batch(host: &dyn Host, dir: &Path, file: &str, pre: &[&str], text: &str) -> R
     }
 }
 
-/// Build the namespace and the veth pair; on error remove what was made.
+/// Build the namespace (unless `made`: one owned by the sandbox's user namespace is already
+/// pinned at [`netns_path`]) and the veth pair; on error remove what was made.
 pub fn attach(
     host: &dyn Host,
     dir: &Path,
     id: &SandboxId,
     n: &NetworkSpec,
+    made: bool,
 ) -> Result<(), DriverError> {
-    detach(host, dir, id, n);
-    let made = batch(host, dir, "net-host.batch", &[], &host_batch(id, n)).and_then(|()| {
+    if !made {
+        detach(host, dir, id, n);
+    }
+    let text = host_batch(id, n, !made);
+    let made = batch(host, dir, "net-host.batch", &[], &text).and_then(|()| {
         let ns = netns_name(id);
         batch(
             host,
@@ -120,8 +130,9 @@ mod tests {
             prefix_len: 30,
         };
         let id = SandboxId("x".into());
-        let h = host_batch(&id, &n);
+        let h = host_batch(&id, &n, true);
         assert!(h.contains("netns add islo-x\n"));
+        assert!(!host_batch(&id, &n, false).contains("netns add"));
         assert!(h.contains("link add isab12s3 type veth peer name eth0 netns islo-x\n"));
         assert!(h.contains("addr add 10.1.0.13/30 dev isab12s3\n"));
         let s = sandbox_batch(&n);

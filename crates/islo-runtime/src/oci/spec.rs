@@ -49,6 +49,8 @@ pub struct SpecParams<'a> {
     pub agent_binary: &'a str,
     pub run_dir: &'a str,
     pub nofile_hard: u64,
+    /// The pinned user namespace to join (`None`: none; the sandbox's root is the host's).
+    pub userns: Option<&'a str>,
 }
 
 /// Build `config.json` for `spec`.
@@ -88,15 +90,29 @@ pub fn config(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
                 "cpu": {"quota": i64::from(spec.limits.vcpus) * 100_000, "period": 100_000u64},
                 "pids": {"limit": spec.limits.pids}
             },
-            "namespaces": [
-                {"type": "pid"}, network_ns(spec), {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
-            ],
+            "namespaces": namespaces(spec, p),
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
             "seccomp": super::seccomp::profile()
         }
     })
+}
+
+/// Every namespace of its own; the user namespace (joined first, by the runtime) pinned by
+/// the driver, which also owns the network namespace.
+fn namespaces(spec: &SandboxSpec, p: &SpecParams<'_>) -> Value {
+    let mut ns = vec![
+        json!({"type": "pid"}),
+        network_ns(spec),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if let Some(path) = p.userns {
+        ns.push(json!({"type": "user", "path": path}));
+    }
+    Value::Array(ns)
 }
 
 /// A new empty network namespace, or the one [`super::net`] built.
@@ -138,6 +154,7 @@ mod tests {
                 agent_binary: "/a",
                 run_dir: "/r",
                 nofile_hard: 20000,
+                userns: None,
             },
         );
         assert_eq!(c["hostname"], "box");
@@ -181,5 +198,35 @@ mod tests {
                 .iter()
                 .any(|o| o == "ro")
         );
+        assert!(
+            !ns.contains(&"user"),
+            "no user namespace unless one is pinned"
+        );
+    }
+
+    #[test]
+    fn a_pinned_user_namespace_is_joined() {
+        let spec = conformance::spec("box", vec![]);
+        let c = config(
+            &spec,
+            &SpecParams {
+                agent_binary: "/a",
+                run_dir: "/r",
+                nofile_hard: 20000,
+                userns: Some("/s/userns"),
+            },
+        );
+        let user: Vec<&Value> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "user")
+            .collect();
+        assert_eq!(user, [&json!({"type": "user", "path": "/s/userns"})]);
+        assert!(
+            c["linux"].get("uidMappings").is_none(),
+            "the joined namespace maps ids"
+        );
+        assert_eq!(c["process"]["noNewPrivileges"], true);
     }
 }

@@ -97,6 +97,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::ids::IdError> for AppError {
+    fn from(e: crate::ids::IdError) -> Self {
+        match e {
+            crate::ids::IdError::Exhausted { .. } => Self::HostFull(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<DriverError> for AppError {
     fn from(e: DriverError) -> Self {
         match e {

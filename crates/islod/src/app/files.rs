@@ -27,7 +27,8 @@ impl App {
             .driver
             .rootfs(&SandboxId(row.id.clone()))
             .ok_or_else(|| AppError::Internal(format!("sandbox {name}'s files are not mounted")))?;
-        SandboxRoot::open(&root, self.settings.uid, self.settings.uid)
+        let ids = islo_runtime::IdMap::of(super::sandboxes::runtime_spec(&row)?.ids);
+        SandboxRoot::open(&root, self.settings.uid, ids)
             .map_err(|e| AppError::Internal(format!("opening {name}'s files: {e}")))
     }
 }

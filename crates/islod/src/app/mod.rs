@@ -10,6 +10,7 @@ mod error;
 mod exec;
 mod files;
 mod gateway;
+mod isolation;
 mod logs;
 mod names;
 mod network;
@@ -67,6 +68,9 @@ pub struct AppSettings {
     pub agents: Vec<islo_api::AgentProfile>,
     /// What each tenant may hold.
     pub quotas: crate::config::Quotas,
+    /// Host id ranges for sandboxes' user namespaces; `None`: sandboxes run without one
+    /// (`isolation.userns: false`, reduced isolation).
+    pub ids: Option<crate::ids::IdPool>,
 }
 
 /// Everything the handlers need.

@@ -43,13 +43,13 @@ impl App {
         let (Some(net), Some(link)) = (self.net().cloned(), spec.network.clone()) else {
             return Ok(());
         };
-        let id = spec.id.clone();
+        let (id, ids) = (spec.id.clone(), islo_runtime::IdMap::of(spec.ids));
         self.network_changed(None);
         self.blocking(move |d| {
             let root = d
                 .rootfs(&id)
                 .ok_or_else(|| islo_runtime::DriverError::NotFound(id.clone()))?;
-            net.prepare_root(&root, &link).map_err(|e| {
+            net.prepare_root(&root, &link, ids).map_err(|e| {
                 islo_runtime::DriverError::Host(format!("preparing the network of {id}: {e}"))
             })
         })

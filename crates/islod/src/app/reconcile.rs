@@ -57,7 +57,11 @@ impl App {
     /// Bring records and the host into agreement. Called once before serving.
     pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
         let mut out = Reconciled::default();
-        for row in self.store.live_sandboxes()? {
+        let rows = self.store.live_sandboxes()?;
+        if let Err(e) = self.reassert_ids(&rows) {
+            tracing::error!(error = %e, "claiming the id ranges of sandboxes again");
+        }
+        for row in rows {
             self.reconcile_one(&row, &mut out).await?;
         }
         let execs = self.store.fail_running_execs()?;

@@ -165,6 +165,23 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
             .ok()
             .and_then(|v| v["gateway_profile_id"].as_str().map(str::to_string))
             .filter(|s| !s.is_empty()),
+        isolation: runtime_spec(r).ok().map(|s| isolation(s.ids)),
+    }
+}
+
+/// What the API says of a sandbox's isolation.
+fn isolation(ids: Option<islo_runtime::IdMap>) -> islo_api::Isolation {
+    islo_api::Isolation {
+        user_namespace: ids.is_some(),
+        host_ids: ids.map(|m| islo_api::HostIds {
+            first: m.base,
+            count: m.size,
+        }),
+        warning: ids.is_none().then(|| {
+            "reduced isolation: it runs without a user namespace, so its root is root on the \
+             host"
+                .to_string()
+        }),
     }
 }
 
@@ -309,6 +326,7 @@ impl App {
             }
         };
         let link = self.allocate_link(&row.id)?;
+        let ids = self.allocate_ids(&row.id)?;
         let spec = islo_runtime::SandboxSpec {
             id: SandboxId(row.id.clone()),
             hostname: row.name.clone(),
@@ -322,6 +340,7 @@ impl App {
             user: self.settings.user.clone(),
             uid: self.settings.uid,
             network: link.as_ref().map(|(n, _)| n.clone()),
+            ids,
         };
         let stored = serde_json::json!({
             "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id,
@@ -331,13 +350,18 @@ impl App {
         let stored = stored.to_string();
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();
-        self.blocking(move |d| d.create(&created)).await?;
-        if let Err(e) = self.prepare_link(&spec).await {
+        let mut made = self.blocking(move |d| d.create(&created)).await;
+        if made.is_ok()
+            && let Err(e) = self.prepare_link(&spec).await
+        {
             let id = spec.id.clone();
             let _ = self.blocking(move |d| d.destroy(&id)).await;
-            return Err(e);
+            made = Err(e);
         }
-        Ok(stored)
+        if made.is_err() {
+            self.release_ids(&spec);
+        }
+        made.map(|()| stored)
     }
 
     /// A live sandbox by name.
@@ -430,7 +454,7 @@ impl App {
                 });
             }
         }
-        let spec = runtime_spec(&row)?;
+        let spec = self.into_user_namespace(&row)?;
         {
             let _admission = self.op_lock("admission").lock_owned().await;
             self.host_has_room(0)?;
@@ -475,6 +499,9 @@ impl App {
             return Err(e);
         }
         self.store.mark_deleted(&row.id, &now_rfc3339())?;
+        if let Ok(spec) = runtime_spec(&row) {
+            self.release_ids(&spec);
+        }
         self.network_changed(Some(&SandboxId(row.id.clone())));
         tracing::info!(sandbox = %row.name, id = %row.id, "sandbox deleted");
         Ok(())

@@ -31,6 +31,12 @@ impl App {
     /// The API view of a sandbox, with its setup steps.
     pub fn view(&self, row: &SandboxRow) -> Result<SandboxResponse, AppError> {
         let mut v = super::sandboxes::to_response(row);
+        if let Some(w) = v.isolation.as_mut().and_then(|i| i.warning.as_mut()) {
+            w.push_str(match self.settings.ids {
+                Some(_) => "; stop and start it to move it into one",
+                None => "; isolation.userns is false in islod's config",
+            });
+        }
         let steps = self.store.setup_steps(&row.id)?;
         v.setup_steps = (!steps.is_empty()).then_some(steps);
         Ok(v)

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use islo_api::{CreateSnapshotRequest, SandboxStatus, SnapshotResponse};
-use islo_runtime::SandboxId;
 use sha2::{Digest, Sha256};
 
 use super::sandboxes::{image_env, runtime_spec};
@@ -204,8 +203,9 @@ impl App {
     async fn capture(self: &Arc<Self>, sb: &SandboxRow) -> Result<(Base, u64, String), AppError> {
         let lock = self.op_lock(&sb.id);
         let _g = lock.lock().await;
-        let mut layers = runtime_spec(sb)?.layers;
-        let (app, id) = (self.clone(), SandboxId(sb.id.clone()));
+        let spec = runtime_spec(sb)?;
+        let mut layers = spec.layers.clone();
+        let app = self.clone();
         let label = format!("snapshot of {}", sb.name);
         let io = |e: std::io::Error| AppError::Internal(format!("snapshot scratch file: {e}"));
         // What the sandbox's disk can hold is all a snapshot may store, however large its
@@ -223,7 +223,7 @@ impl App {
                 bytes: 0,
                 limit: limits.stream,
             };
-            app.driver.export_changes(&id, &mut w)?;
+            app.driver.export_changes(&spec, &mut w)?;
             w.inner.finish().map_err(io)?;
             let digest = format!("sha256:{}", hex::encode(w.hasher.finalize()));
             let dir = app

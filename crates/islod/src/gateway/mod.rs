@@ -292,8 +292,9 @@ impl NetState {
         &self,
         root: &Path,
         spec: &NetworkSpec,
+        ids: islo_runtime::IdMap,
     ) -> Result<(), crate::files::FileError> {
-        let r = crate::files::SandboxRoot::open(root, 0, 0).map_err(|e| {
+        let r = crate::files::SandboxRoot::open(root, 0, ids).map_err(|e| {
             crate::files::FileError::Invalid(format!("opening the sandbox root: {e}"))
         })?;
         let resolv = format!(

@@ -286,6 +286,12 @@ const SCHEMA_V10: &str = r#"
 ALTER TABLE sandboxes ADD COLUMN pending_op TEXT;
 "#;
 
+/// The host id range of a sandbox's user namespace (`crate::ids`), held until deletion.
+const SCHEMA_V11: &str = r#"
+ALTER TABLE sandboxes ADD COLUMN id_range INTEGER;
+CREATE UNIQUE INDEX sandboxes_by_id_range ON sandboxes(id_range) WHERE id_range IS NOT NULL;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -298,6 +304,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V8),
         M::up(SCHEMA_V9),
         M::up(SCHEMA_V10),
+        M::up(SCHEMA_V11),
     ])
 }
 

@@ -356,11 +356,32 @@ impl Store {
         Ok(())
     }
 
+    /// Record the host id range sandbox `id` holds.
+    pub fn set_id_range(&self, id: &str, range: u32) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE sandboxes SET id_range = ?2 WHERE id = ?1",
+            params![id, range],
+        )?;
+        Ok(())
+    }
+
+    /// The live sandbox holding id range `range`.
+    pub fn id_range_holder(&self, range: u32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id FROM sandboxes WHERE id_range = ?1 AND deleted_at IS NULL",
+                [range],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Mark deleted: the name is free again, the record stays readable by id.
     pub fn mark_deleted(&self, id: &str, at: &str) -> Result<(), StoreError> {
         self.db().execute(
             "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2, net_slot = NULL, \
-             pending_op = NULL WHERE id = ?1",
+             id_range = NULL, pending_op = NULL WHERE id = ?1",
             params![id, at],
         )?;
         Ok(())

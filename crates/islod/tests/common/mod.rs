@@ -35,6 +35,17 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         github_base_url: "https://github.com".into(),
         agents: islod::agents::builtin(),
         quotas: islod::config::Quotas::default(),
+        ids: Some(
+            islod::ids::IdPool::new(
+                &islod::config::IsolationConfig {
+                    id_claims_dir: dir.join("id-claims"),
+                    ..Default::default()
+                },
+                dir,
+                &dir.join("etc"),
+            )
+            .unwrap(),
+        ),
     };
     Arc::new(App::new(
         store,

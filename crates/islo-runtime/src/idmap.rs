@@ -1,0 +1,323 @@
+//! User namespaces made from the host, for [`crate::host::RealHost`].
+//!
+//! A sandbox's user namespace (and the network namespace it owns, so the sandbox can mount its
+//! own `sysfs`) is made by a short-lived child of islod and pinned by bind mounts of its
+//! `/proc/PID/ns/*` files, which the runtime then joins. Image layers are seen through
+//! *detached* idmapped mounts (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`)
+//! handed to overlayfs as `/proc/self/fd/N`: one copy per layer on disk, no mount point per
+//! sandbox per layer, nothing to clean up once the overlay is mounted.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::OpenTreeFlags;
+
+use crate::IdMap;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// A child of this process in a new user namespace, waiting for the go-ahead to end.
+struct Holder {
+    pid: libc::pid_t,
+    /// Written by the child after each step.
+    ready: OwnedFd,
+    /// Closed by the parent to let the child exit.
+    go: Option<OwnedFd>,
+}
+
+/// What the child does, with async-signal-safe calls only (it is a fork of a threaded
+/// process): enter a new user namespace, report, wait for the map, enter a new network
+/// namespace if asked, report, wait for the end.
+fn child(ready: i32, go: i32, go_w: i32, net: bool) -> ! {
+    let mut b = 0u8;
+    // SAFETY: plain syscalls on descriptors this process owns and a local byte; no
+    // allocation, no lock, then `_exit`, as a fork of a threaded process requires.
+    unsafe {
+        libc::close(go_w);
+        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+            libc::_exit(1);
+        }
+        if libc::write(ready, (&raw const b).cast(), 1) != 1 {
+            libc::_exit(2);
+        }
+        if libc::read(go, (&raw mut b).cast(), 1) != 1 {
+            libc::_exit(0);
+        }
+        if net && libc::unshare(libc::CLONE_NEWNET) != 0 {
+            libc::_exit(3);
+        }
+        if libc::write(ready, (&raw const b).cast(), 1) != 1 {
+            libc::_exit(4);
+        }
+        libc::read(go, (&raw mut b).cast(), 1);
+        libc::_exit(0)
+    }
+}
+
+impl Holder {
+    /// Fork the child and give its user namespace the map `ids` (ids and groups alike).
+    fn spawn(ids: IdMap, net: bool) -> io::Result<Self> {
+        let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        // SAFETY: the child runs only `child`, which makes async-signal-safe calls and
+        // `_exit`s; the parent keeps running normally.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            child(ready_w.as_raw_fd(), go_r.as_raw_fd(), go_w.as_raw_fd(), net);
+        }
+        drop((ready_w, go_r));
+        let mut h = Holder {
+            pid,
+            ready: ready_r,
+            go: Some(go_w),
+        };
+        h.wait_step("entering a user namespace")?;
+        let map = format!("0 {} {}\n", ids.base, ids.size);
+        for file in ["uid_map", "gid_map"] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, &map)
+                .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        }
+        h.step("a network namespace")?;
+        Ok(h)
+    }
+
+    /// Read the child's report of its last step.
+    fn wait_step(&mut self, what: &str) -> io::Result<()> {
+        let mut b = [0u8; 1];
+        match rustix::io::read(&self.ready, &mut b) {
+            Ok(1) => Ok(()),
+            _ => Err(io::Error::other(format!(
+                "the helper process failed {what} (are user namespaces enabled? see \
+                 /proc/sys/user/max_user_namespaces)"
+            ))),
+        }
+    }
+
+    /// Let the child take its next step and wait for it.
+    fn step(&mut self, what: &str) -> io::Result<()> {
+        if let Some(go) = &self.go {
+            rustix::io::write(go, b"g")?;
+        }
+        self.wait_step(what)
+    }
+
+    fn ns_path(&self, ns: &str) -> String {
+        format!("/proc/{}/ns/{ns}", self.pid)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.go = None;
+        // SAFETY: waiting for (and, if it lingers, killing) our own child; a pid we forked
+        // and have not reaped yet, so it names no other process.
+        unsafe {
+            let mut status = 0;
+            if libc::waitpid(self.pid, &raw mut status, libc::WNOHANG) == 0 {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, &raw mut status, 0);
+            }
+        }
+    }
+}
+
+/// Bind the namespace file `from` at `to` (made as an empty file first).
+fn pin(from: &str, to: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(to)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", to.display())))?;
+    rustix::mount::mount_bind(from, to)
+        .map_err(|e| io::Error::other(format!("pinning {from} at {}: {e}", to.display())))
+}
+
+/// Make a user namespace mapping `ids`, pinned at `user`, and with `net` a network namespace
+/// owned by it, pinned at `net`. On error nothing is left mounted.
+pub fn make_namespaces(ids: IdMap, user: &Path, net: Option<&Path>) -> io::Result<()> {
+    let holder = Holder::spawn(ids, net.is_some())?;
+    pin(&holder.ns_path("user"), user)?;
+    if let Some(net) = net {
+        if let Err(e) = pin(&holder.ns_path("net"), net) {
+            let _ = rustix::mount::unmount(user, rustix::mount::UnmountFlags::DETACH);
+            let _ = std::fs::remove_file(net);
+            return Err(e);
+        }
+    }
+    drop(holder);
+    Ok(())
+}
+
+/// A detached, read-only copy of the mount of `dir` that shows its files owned through the
+/// user namespace `userns` (a file owned by `n` shows as the namespace's `n`).
+pub fn idmapped_tree(dir: &Path, userns: &OwnedFd) -> io::Result<OwnedFd> {
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        dir,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| io::Error::other(format!("open_tree {}: {e}", dir.display())))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: `mount_setattr` reads `size_of::<MountAttr>()` bytes from `&attr`, a live
+    // `repr(C)` value laid out as the kernel's `struct mount_attr`; the path is a static
+    // empty C string and `tree` an open descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &raw const attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("an idmapped mount of {}: {e}", dir.display()),
+        ));
+    }
+    Ok(tree)
+}
+
+/// Open a pinned user namespace.
+pub fn open_userns(path: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+}
+
+/// Whether a sandbox's layers under `dir` can be seen through idmapped mounts: a user
+/// namespace is made and `dir` mounted through it, then both are dropped.
+pub fn probe(dir: &Path) -> Result<(), String> {
+    let holder = Holder::spawn(
+        IdMap {
+            base: 0,
+            size: IdMap::SIZE,
+        },
+        false,
+    )
+    .map_err(|e| format!("cannot make a user namespace: {e}"))?;
+    let ns = open_userns(Path::new(&holder.ns_path("user"))).map_err(|e| e.to_string())?;
+    idmapped_tree(dir, &ns).map(drop).map_err(|e| {
+        format!(
+            "this kernel or file system cannot make idmapped mounts ({e}); they need Linux 5.12+ \
+             and a file system that supports them (ext4, xfs, btrfs, tmpfs; not overlayfs)"
+        )
+    })
+}
+
+/// Re-own every entry under `root` (not following symlinks) from the map `from` to `to`:
+/// an entry owned by host id `from.base + n` is given `to.base + n`. Set-id bits, which a
+/// change of owner clears, are put back. The tree must not change meanwhile (a stopped
+/// sandbox's disk).
+pub fn reown_tree(root: &Path, from: &IdMap, to: &IdMap) -> io::Result<u64> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut stack = vec![root.to_path_buf()];
+    let mut count = 0u64;
+    while let Some(path) = stack.pop() {
+        let m = std::fs::symlink_metadata(&path)?;
+        let (uid, gid) = (from.carry(m.uid(), to), from.carry(m.gid(), to));
+        if (uid, gid) != (m.uid(), m.gid()) {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+            count += 1;
+            if m.file_type().is_file() && m.mode() & 0o6000 != 0 {
+                std::fs::set_permissions(
+                    &path,
+                    std::fs::Permissions::from_mode(m.mode() & 0o7777),
+                )?;
+            }
+        }
+        if m.file_type().is_dir() {
+            for e in std::fs::read_dir(&path)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_tree_moves_from_one_map_to_another() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("upper");
+        std::fs::create_dir_all(root.join("home/islo")).unwrap();
+        std::fs::write(root.join("home/islo/f"), "x").unwrap();
+        std::fs::write(root.join("suid"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        if !rustix::process::geteuid().is_root() {
+            panic!("this test changes owners: run it as root (CI does)");
+        }
+        std::os::unix::fs::chown(root.join("home/islo"), Some(1000), Some(1000)).unwrap();
+        std::os::unix::fs::chown(root.join("home/islo/f"), Some(1000), Some(100)).unwrap();
+        std::fs::set_permissions(root.join("suid"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
+        let to = IdMap {
+            base: 1 << 30,
+            size: IdMap::SIZE,
+        };
+        let n = reown_tree(&root, &IdMap::IDENTITY, &to).unwrap();
+        assert_eq!(n, 6, "every entry changed owner");
+        let m = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap();
+        assert_eq!(
+            (m("home/islo/f").uid(), m("home/islo/f").gid()),
+            (to.base + 1000, to.base + 100)
+        );
+        assert_eq!(m("link").uid(), to.base, "the link itself, not its target");
+        assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), 0);
+        assert_eq!(m("suid").mode() & 0o7777, 0o4755, "set-id bits survive");
+        assert_eq!(
+            reown_tree(&root, &IdMap::IDENTITY, &to).unwrap(),
+            0,
+            "done twice is a no-op"
+        );
+        let back = reown_tree(&root, &to, &IdMap::IDENTITY).unwrap();
+        assert_eq!((back, m("home/islo").uid()), (6, 1000));
+    }
+
+    #[test]
+    fn maps_translate_both_ways() {
+        let m = IdMap {
+            base: 1 << 30,
+            size: IdMap::SIZE,
+        };
+        assert_eq!(m.to_host(0), Some(1 << 30));
+        assert_eq!(m.to_host(1000), Some((1 << 30) + 1000));
+        assert_eq!(m.to_host(65536), None);
+        assert_eq!(m.to_inside((1 << 30) + 1000), 1000);
+        assert_eq!(
+            m.to_inside(0),
+            crate::OVERFLOW_ID,
+            "host root is nobody inside"
+        );
+        assert_eq!(IdMap::IDENTITY.to_inside(1234), 1234);
+        assert_eq!(IdMap::IDENTITY.to_host(1234), Some(1234));
+    }
+}

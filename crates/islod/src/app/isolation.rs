@@ -1,0 +1,81 @@
+//! Sandboxes' user namespaces: a range of host ids for each (`crate::ids`), held until `rm`,
+//! and the move of a sandbox made without one into one at its next start.
+
+use islo_runtime::{IdMap, SandboxSpec};
+
+use super::sandboxes::runtime_spec;
+use super::{App, AppError};
+use crate::store::SandboxRow;
+
+impl App {
+    /// A range of host ids for sandbox `id`, recorded with it; `None` when sandboxes run
+    /// without user namespaces (`isolation.userns: false`).
+    pub(super) fn allocate_ids(&self, id: &str) -> Result<Option<IdMap>, AppError> {
+        let Some(pool) = &self.settings.ids else {
+            return Ok(None);
+        };
+        self.driver.user_namespaces().map_err(|e| {
+            AppError::Provisioning(format!(
+                "{e}. islod runs every sandbox in a user namespace of its own; to run them \
+                 without one on this host (reduced isolation: their root is the host's root), \
+                 set `isolation: {{userns: false}}` in islod's config"
+            ))
+        })?;
+        let store = &self.store;
+        let m = pool.claim(
+            id,
+            &|i| store.id_range_holder(i),
+            &|i| store.set_id_range(id, i),
+        )?;
+        Ok(Some(m))
+    }
+
+    /// Give back the range of a sandbox that is gone (or never came to be).
+    pub(super) fn release_ids(&self, spec: &SandboxSpec) {
+        if let (Some(pool), Some(ids)) = (&self.settings.ids, spec.ids) {
+            pool.release(&ids, &spec.id.0);
+        }
+    }
+
+    /// The spec to start `row` with. A sandbox made without a user namespace gets a range
+    /// now and keeps it (the driver re-owns its files before it runs); if none can be had,
+    /// it stays stopped and the error says why.
+    pub(super) fn into_user_namespace(&self, row: &SandboxRow) -> Result<SandboxSpec, AppError> {
+        let mut spec = runtime_spec(row)?;
+        if spec.ids.is_some() || self.settings.ids.is_none() {
+            return Ok(spec);
+        }
+        let why = |e: String| {
+            format!(
+                "sandbox {} was made without a user namespace and cannot be moved into one: {e}",
+                row.name
+            )
+        };
+        spec.ids = self.allocate_ids(&row.id).map_err(|e| match e {
+            AppError::HostFull(m) => AppError::HostFull(why(m)),
+            AppError::Provisioning(m) => AppError::Provisioning(why(m)),
+            e => e,
+        })?;
+        let mut stored: serde_json::Value = serde_json::from_str(&row.runtime_spec)
+            .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
+        stored["spec"] = serde_json::to_value(&spec)
+            .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
+        self.store.set_runtime_spec(&row.id, &stored.to_string())?;
+        tracing::info!(sandbox = %row.name, first_id = spec.ids.map(|m| m.base),
+            "moving a sandbox made without a user namespace into one");
+        Ok(spec)
+    }
+
+    /// At start-up: the ranges live sandboxes hold are claimed on the host again (in case
+    /// the claims directory was lost).
+    pub(super) fn reassert_ids(&self, rows: &[SandboxRow]) -> Result<(), AppError> {
+        let Some(pool) = &self.settings.ids else {
+            return Ok(());
+        };
+        let held: Vec<(String, IdMap)> = rows
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), runtime_spec(r).ok()?.ids?)))
+            .collect();
+        Ok(pool.reassert(&held)?)
+    }
+}
