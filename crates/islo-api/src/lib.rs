@@ -32,8 +32,7 @@ pub use gateway::{
     GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest, RulePriority,
 };
 pub use sandbox::{
-    HostIds, Isolation,
-    CreateSandboxRequest, ImagePullEvent, ImagePullRequest, ListSandboxesQuery,
+    CreateSandboxRequest, HostIds, ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
     SetupStepResult, SourceSpec, TokenRequest, TokenResponse, limits,
 };

@@ -50,10 +50,10 @@ fn driver(tmp: &Path) -> OciDriver {
     OciDriver::new(cfg, Arc::new(RealHost)).unwrap()
 }
 
-/// A range of host ids no islod test uses.
+/// A range of host ids outside islod's default pool (2^30..2^31), which islod tests use.
 fn ids(n: u32) -> IdMap {
     IdMap {
-        base: 0x7000_0000 + n * IdMap::SIZE,
+        base: 0xB000_0000 + n * IdMap::SIZE,
         size: IdMap::SIZE,
     }
 }

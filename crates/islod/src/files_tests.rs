@@ -217,7 +217,12 @@ fn in_a_user_namespace_files_get_the_mapped_owner_and_archives_show_inside_ids()
     std::fs::write(f.root.join("workspace/d/host-owned"), "h").unwrap();
     std::os::unix::fs::lchown(f.root.join("workspace/d/host-owned"), Some(0), Some(0)).unwrap();
     std::fs::write(f.root.join("workspace/d/root-owned"), "r").unwrap();
-    std::os::unix::fs::lchown(f.root.join("workspace/d/root-owned"), Some(ids.base), Some(ids.base)).unwrap();
+    std::os::unix::fs::lchown(
+        f.root.join("workspace/d/root-owned"),
+        Some(ids.base),
+        Some(ids.base),
+    )
+    .unwrap();
     let mut gz = Vec::new();
     r.tar_dir("/workspace/d", &mut gz).unwrap();
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
@@ -225,10 +230,18 @@ fn in_a_user_namespace_files_get_the_mapped_owner_and_archives_show_inside_ids()
         .entries()
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.path().unwrap().display().to_string(), e.header().uid().unwrap()))
+        .map(|e| {
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().uid().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(owners["f.txt"], 1000);
     assert_eq!(owners["root-owned"], 0);
     assert_eq!(owners["host-owned"], u64::from(islo_runtime::OVERFLOW_ID));
-    assert!(SandboxRoot::open(&f.root, 70000, ids).is_err(), "an id outside the range");
+    assert!(
+        SandboxRoot::open(&f.root, 70000, ids).is_err(),
+        "an id outside the range"
+    );
 }

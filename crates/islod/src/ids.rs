@@ -180,8 +180,12 @@ impl IdPool {
 
     fn write_claim(&self, i: u32, sandbox: &str) -> Result<(), IdError> {
         let path = self.claim_path(i);
-        islo_runtime::host::write_atomic(&path, format!("{}\n{sandbox}\n", self.owner).as_bytes(), 0o644)
-            .map_err(io_err(&path))
+        islo_runtime::host::write_atomic(
+            &path,
+            format!("{}\n{sandbox}\n", self.owner).as_bytes(),
+            0o644,
+        )
+        .map_err(io_err(&path))
     }
 
     /// Claim a free range for `sandbox` and `record` it (in the store) under the lock.
@@ -201,7 +205,12 @@ impl IdPool {
             let free = |i: &u32| !self.reserved.contains(i);
             let mut pick = (0..self.ranges).filter(free).find(|i| !claimed.contains(i));
             if pick.is_none() {
-                for i in claimed.iter().copied().filter(|i| *i < self.ranges).filter(free) {
+                for i in claimed
+                    .iter()
+                    .copied()
+                    .filter(|i| *i < self.ranges)
+                    .filter(free)
+                {
                     if self.stale(i, holder)? {
                         pick = Some(i);
                         break;
@@ -240,7 +249,9 @@ impl IdPool {
                 let Some(i) = self.range_of(m) else { continue };
                 match self.claimant(i) {
                     Some((owner, s)) if owner == self.owner && s == *sandbox => {}
-                    Some((owner, s)) if owner != self.owner && Path::new(&owner).join("islod.db").exists() => {
+                    Some((owner, s))
+                        if owner != self.owner && Path::new(&owner).join("islod.db").exists() =>
+                    {
                         tracing::error!(sandbox, range = i, other = %owner, other_sandbox = %s,
                             "this sandbox's id range is claimed by another islo installation");
                     }
@@ -272,7 +283,11 @@ mod tests {
         let etc = d.path().join("etc");
         std::fs::create_dir_all(&etc).unwrap();
         // Range 1 (ids 1114112..1179648) meets a host user; range 2 a subuid entry.
-        std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\nbig:x:1114200:1::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\nbig:x:1114200:1::/:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(etc.join("subuid"), "alice:1179648:10\n").unwrap();
         let a = pool(d.path(), 5 * IdMap::SIZE, &etc);
         std::fs::create_dir_all(d.path().join("state")).unwrap();
@@ -300,20 +315,30 @@ mod tests {
         let second = b.claim("t1", &none, &ok).unwrap();
         assert_eq!(a.range_of(&second), Some(3), "ranges 1 and 2 meet host ids");
         assert_eq!(a.claim("s2", &held, &ok).unwrap(), a.map(4));
-        let err = a.claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok).unwrap_err();
+        let err = a
+            .claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok)
+            .unwrap_err();
         assert!(matches!(err, IdError::Exhausted { ranges: 5, .. }), "{err}");
         // The other installation's claim is not stale while it lives; it is once it is gone.
-        let err = a.claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok).unwrap_err();
+        let err = a
+            .claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok)
+            .unwrap_err();
         assert!(err.to_string().contains("isolation.id_count"), "{err}");
         std::fs::remove_dir_all(&other).unwrap();
-        assert_eq!(a.claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok).unwrap(), a.map(3));
+        assert_eq!(
+            a.claim("s3", &|i| Ok(Some(format!("s{i}"))), &ok).unwrap(),
+            a.map(3)
+        );
         // Released: the range is free again; a failed record leaves no claim.
         a.release(&first, "s1");
         let failed = a.claim("s4", &|i| Ok((i != 0).then(|| "x".into())), &|_| {
             Err(StoreError::Exhausted("boom".into()))
         });
         assert!(failed.is_err());
-        assert!(!d.path().join("claims/0").exists(), "no claim left by a failed record");
+        assert!(
+            !d.path().join("claims/0").exists(),
+            "no claim left by a failed record"
+        );
     }
 
     #[test]

@@ -251,6 +251,18 @@ pub fn assert_no_trace(env: &Env, id: &str) {
         !Path::new("/run/netns").join(format!("islo-{id}")).exists(),
         "network namespace of {id} left behind"
     );
+    let claims = std::fs::read_dir("/var/lib/islo-ids")
+        .into_iter()
+        .flatten()
+        .flatten();
+    for c in claims {
+        let text = std::fs::read_to_string(c.path()).unwrap_or_default();
+        assert!(
+            !text.contains(id),
+            "id range claim {} of {id} left behind",
+            c.path().display()
+        );
+    }
     let losetup = Command::new("losetup").arg("-a").output().unwrap();
     assert!(
         !String::from_utf8_lossy(&losetup.stdout).contains(id),

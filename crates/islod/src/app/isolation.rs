@@ -22,11 +22,9 @@ impl App {
             ))
         })?;
         let store = &self.store;
-        let m = pool.claim(
-            id,
-            &|i| store.id_range_holder(i),
-            &|i| store.set_id_range(id, i),
-        )?;
+        let m = pool.claim(id, &|i| store.id_range_holder(i), &|i| {
+            store.set_id_range(id, i)
+        })?;
         Ok(Some(m))
     }
 
