@@ -32,9 +32,20 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
-/// Write `bytes` to `path` (mode `mode`) as one step: into a temporary name beside it, flushed,
-/// then renamed over it, so a crash leaves the old file or the new one, never a part.
+/// Write `bytes` to `path` (mode `mode`) as one step: into a temporary name beside it, then
+/// renamed over it, so a crash of this process leaves the old file or the new one, never a
+/// part. For files made again at each start (a power loss may lose the newest content).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_renamed(path, bytes, mode, false)
+}
+
+/// [`write_atomic`], flushed to the disk before the rename, so that even a power loss leaves
+/// the old file or the new one (keys and certificates).
+pub fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_renamed(path, bytes, mode, true)
+}
+
+fn write_renamed(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -45,7 +56,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         .truncate(true)
         .mode(mode)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            if sync { f.sync_all() } else { Ok(()) }
+        })
         .and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

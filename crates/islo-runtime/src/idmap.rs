@@ -154,12 +154,12 @@ fn pin(from: &str, to: &Path) -> io::Result<()> {
 pub fn make_namespaces(ids: IdMap, user: &Path, net: Option<&Path>) -> io::Result<()> {
     let holder = Holder::spawn(ids, net.is_some())?;
     pin(&holder.ns_path("user"), user)?;
-    if let Some(net) = net {
-        if let Err(e) = pin(&holder.ns_path("net"), net) {
-            let _ = rustix::mount::unmount(user, rustix::mount::UnmountFlags::DETACH);
-            let _ = std::fs::remove_file(net);
-            return Err(e);
-        }
+    if let Some(net) = net
+        && let Err(e) = pin(&holder.ns_path("net"), net)
+    {
+        let _ = rustix::mount::unmount(user, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_file(net);
+        return Err(e);
     }
     drop(holder);
     Ok(())

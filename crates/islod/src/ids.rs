@@ -91,7 +91,7 @@ impl IdPool {
     pub fn new(cfg: &IsolationConfig, state_dir: &Path, etc: &Path) -> Result<Self, IdError> {
         let size = u64::from(IdMap::SIZE);
         let (base, count) = (u64::from(cfg.id_base), u64::from(cfg.id_count));
-        if count < size || count % size != 0 || cfg.id_base % IdMap::SIZE != 0 {
+        if count < size || !count.is_multiple_of(size) || !cfg.id_base.is_multiple_of(IdMap::SIZE) {
             return Err(IdError::Config(format!(
                 "id_base ({base}) and id_count ({count}) must be multiples of {size}, and \
                  id_count at least {size}"

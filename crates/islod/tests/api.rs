@@ -132,6 +132,14 @@ async fn lifecycle_exec_and_deleted_records() {
         code(c.create_sandbox(&create("life")).await.unwrap_err()),
         ErrorCode::SandboxAlreadyExists
     );
+    let iso = sb.isolation.clone().expect("the isolation is reported");
+    let ids = iso.host_ids.expect("a user namespace of its own");
+    assert!(iso.user_namespace && iso.warning.is_none(), "{iso:?}");
+    assert_eq!(
+        (ids.first, ids.count),
+        (1 << 30, 65536),
+        "the first range of the pool"
+    );
 
     let ex = ExecRequest {
         command: vec!["echo".into(), "a".into(), "b".into()],
@@ -204,10 +212,12 @@ async fn lifecycle_exec_and_deleted_records() {
             .len(),
         1
     );
+    let again = c.create_sandbox(&create("life")).await.unwrap();
+    assert_eq!(again.status, SandboxStatus::Running, "names are reusable");
     assert_eq!(
-        c.create_sandbox(&create("life")).await.unwrap().status,
-        SandboxStatus::Running,
-        "names are reusable"
+        again.isolation.and_then(|i| i.host_ids).map(|h| h.first),
+        Some(1 << 30),
+        "rm freed the range"
     );
 }
 

@@ -110,8 +110,13 @@ pub fn attach(
     Ok(())
 }
 
-/// Remove the veth pair and the namespace; what is already gone is no error.
+/// Remove the veth pair and the namespace; what is already gone is no error (and when
+/// neither is there, as for a new sandbox, no helper runs).
 pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
+    let link = Path::new("/sys/class/net").join(&n.host_if);
+    if !netns_path(id).exists() && !link.exists() {
+        return;
+    }
     let text = format!("link del {}\nnetns del {}\n", n.host_if, netns_name(id));
     let _ = batch(host, dir, "net-del.batch", &["-force"], &text);
 }

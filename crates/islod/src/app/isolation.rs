@@ -38,7 +38,7 @@ impl App {
     /// The spec to start `row` with. A sandbox made without a user namespace gets a range
     /// now and keeps it (the driver re-owns its files before it runs); if none can be had,
     /// it stays stopped and the error says why.
-    pub(super) fn into_user_namespace(&self, row: &SandboxRow) -> Result<SandboxSpec, AppError> {
+    pub(super) fn spec_to_start(&self, row: &SandboxRow) -> Result<SandboxSpec, AppError> {
         let mut spec = runtime_spec(row)?;
         if spec.ids.is_some() || self.settings.ids.is_none() {
             return Ok(spec);

@@ -454,7 +454,7 @@ impl App {
                 });
             }
         }
-        let spec = self.into_user_namespace(&row)?;
+        let spec = self.spec_to_start(&row)?;
         {
             let _admission = self.op_lock("admission").lock_owned().await;
             self.host_has_room(0)?;

@@ -203,8 +203,11 @@ impl NetState {
         let plan = NetPlan::new(cfg.subnet.as_deref().unwrap_or("10.213.0.0/16"), state_dir)
             .map_err(anyhow::Error::msg)?;
         let ca = Arc::new(
-            Ca::load_or_create(&state_dir.join("gateway"), islo_runtime::host::write_atomic)
-                .context("gateway CA")?,
+            Ca::load_or_create(
+                &state_dir.join("gateway"),
+                islo_runtime::host::write_durable,
+            )
+            .context("gateway CA")?,
         );
         let mut extra_roots = Vec::new();
         for f in &cfg.upstream_ca_files {

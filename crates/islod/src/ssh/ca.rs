@@ -57,7 +57,7 @@ fn load_or_create(dir: &Path, name: &str) -> Result<PrivateKey, CaError> {
             let key = PrivateKey::random(&mut rand_ssh::rng(), Algorithm::Ed25519)?;
             let pem = key.to_openssh(LineEnding::LF)?;
             // Whole or not there: a key cut short by a crash would stop every later start.
-            islo_runtime::host::write_atomic(&path, pem.as_bytes(), 0o600).map_err(io)?;
+            islo_runtime::host::write_durable(&path, pem.as_bytes(), 0o600).map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),

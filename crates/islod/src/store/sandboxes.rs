@@ -460,6 +460,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_id_range_is_held_by_one_live_sandbox_until_it_is_deleted() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let (a, b) = (row(&t, "a"), row(&t, "b"));
+        s.insert_sandbox(&a).unwrap();
+        s.insert_sandbox(&b).unwrap();
+        s.set_id_range(&a.id, 7).unwrap();
+        assert_eq!(s.id_range_holder(7).unwrap(), Some(a.id.clone()));
+        assert!(
+            s.set_id_range(&b.id, 7).is_err(),
+            "two sandboxes never share a range"
+        );
+        assert_eq!(s.id_range_holder(8).unwrap(), None);
+        s.mark_deleted(&a.id, "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(s.id_range_holder(7).unwrap(), None, "rm frees it");
+        s.set_id_range(&b.id, 7).unwrap();
+        assert_eq!(s.id_range_holder(7).unwrap(), Some(b.id));
+    }
+
+    #[test]
     fn names_unique_per_tenant_until_deleted() {
         let s = Store::memory().unwrap();
         let a = s.ensure_tenant("a").unwrap();
