@@ -7,6 +7,7 @@ import select
 import statistics
 import sys
 import time
+from benchlib import pct
 
 ISLO = os.environ["ISLO_BIN"]
 REG = os.environ.get("ISLO_TEST_REGISTRY", "127.0.0.1:5050")
@@ -42,11 +43,6 @@ def spawn(argv):
     if pid == 0:
         os.execvp(argv[0], argv)
     return pid, fd
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def main():

@@ -15,16 +15,12 @@ import statistics
 import subprocess
 import sys
 import time
+from benchlib import pct
 
 ISLO = os.environ["ISLO_BIN"]
 RUNS = int(os.environ.get("BENCH_RUNS", "30")) * 10
 SERVERS = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "tcp_servers.py")
 MB = 200
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def wait_port(port):

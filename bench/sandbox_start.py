@@ -16,22 +16,8 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from benchlib import BUSYBOX as IMAGE, ISLO, RUNS, pct, timed
 
-ISLO = os.environ["ISLO_BIN"]
-RUNS = int(os.environ.get("BENCH_RUNS", "30"))
-REG = os.environ.get("ISLO_TEST_REGISTRY", "127.0.0.1:5050")
-IMAGE = f"{REG}/islo-test/busybox:latest"
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def timed(cmd, env=None):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return (time.perf_counter() - t) * 1000
 
 
 def islo(*args):

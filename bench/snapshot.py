@@ -16,17 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from benchlib import pct
 
 ISLO = os.environ["ISLO_BIN"]
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 REG = os.environ.get("ISLO_TEST_REGISTRY", "127.0.0.1:5050")
 IMAGE = f"{REG}/islo-test/busybox:latest"
 SIZES = [(1, "1 MB"), (100, "100 MB"), (1000, "1 GB")]
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def run(*args, quiet=True):

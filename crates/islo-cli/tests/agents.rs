@@ -245,16 +245,7 @@ fn claude_runs_a_task_with_the_key_injected_by_the_gateway() {
     assert!(placeholder.starts_with("islo_p_"), "{placeholder}");
     let script = "S=$(printf %s c2stYW50LXRlc3QtMDEyMzQ1Njc4OWFiY2RlZg== | base64 -d); \
                   grep -rlsF \"$S\" /proc/[0-9]*/environ /home /root /tmp /workspace /etc 2>/dev/null | grep -v '^/proc/self'; true";
-    let found = stdout(&env.islo(&[
-        "use",
-        "agent-box",
-        "--run-as-user",
-        "root",
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]));
+    let found = stdout(&env.root_sh("agent-box", script));
     assert!(
         found.trim().is_empty(),
         "the key is in the sandbox: {found}"

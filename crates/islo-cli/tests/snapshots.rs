@@ -12,17 +12,11 @@ use common::{Env, stderr, stdout};
 const PY: &str = "python:3.12-slim";
 
 /// As root in `sandbox`: run `script` with sh, require success, return stdout.
+#[track_caller]
 fn root_sh(env: &Env, sandbox: &str, script: &str) -> String {
-    env.ok(&[
-        "use",
-        sandbox,
-        "--run-as-user",
-        "root",
-        "--",
-        "sh",
-        "-c",
-        script,
-    ])
+    let o = env.root_sh(sandbox, script);
+    assert!(o.status.success(), "{script}: {}", stderr(&o));
+    stdout(&o)
 }
 
 fn snapshot_json(env: &Env, name: &str) -> serde_json::Value {

@@ -16,23 +16,10 @@ use common::{Env, agent_pid, stderr, stdout};
 
 const PY: &str = "python:3.12-slim";
 
-/// As root in `sandbox`: run `script` with sh; the output.
-fn root_sh(env: &Env, sandbox: &str, script: &str) -> std::process::Output {
-    env.islo(&[
-        "use",
-        sandbox,
-        "--run-as-user",
-        "root",
-        "--",
-        "sh",
-        "-c",
-        script,
-    ])
-}
-
+/// As root in `sandbox`: run `script` with sh, require success, return stdout.
 #[track_caller]
 fn root_ok(env: &Env, sandbox: &str, script: &str) -> String {
-    let o = root_sh(env, sandbox, script);
+    let o = env.root_sh(sandbox, script);
     assert!(o.status.success(), "{script}: {}{}", stdout(&o), stderr(&o));
     stdout(&o)
 }
@@ -322,7 +309,7 @@ fn escapes_tried_as_root_inside_fail() {
         .iter()
         .map(|t| format!("( {t} ) 2>/dev/null && echo 'ESCAPED: {t}'; "))
         .collect();
-    let o = root_sh(&env, "esc", &format!("{script} echo done"));
+    let o = env.root_sh("esc", &format!("{script} echo done"));
     assert_eq!(stdout(&o).trim(), "done", "{}", stdout(&o));
     assert_eq!(std::fs::read(common::agent_path()).unwrap(), agent_before);
 
@@ -370,8 +357,7 @@ fn escapes_tried_as_root_inside_fail() {
     assert!(o.contains("handle -1"), "{o}");
 
     // A nested user namespace may be made or refused; a mount in it never reaches the host.
-    let o = root_sh(
-        &env,
+    let o = env.root_sh(
         "esc",
         "unshare -Urm sh -c 'mount -t tmpfs nested /mnt && touch /mnt/x && echo nested-ok'",
     );

@@ -230,9 +230,8 @@ impl IdPool {
         })
     }
 
-    /// Give back `sandbox`'s range (its claim, if it is still that sandbox's).
-    pub fn release(&self, m: &IdMap, sandbox: &str) {
-        let Some(i) = self.range_of(m) else { return };
+    /// Give back `sandbox`'s range `i` (its claim, if it is still that sandbox's).
+    pub fn release(&self, i: u32, sandbox: &str) {
         let _ = self.locked(|| {
             if self.claimant(i) == Some((self.owner.clone(), sandbox.to_string())) {
                 let _ = std::fs::remove_file(self.claim_path(i));
@@ -330,7 +329,7 @@ mod tests {
             a.map(3)
         );
         // Released: the range is free again; a failed record leaves no claim.
-        a.release(&first, "s1");
+        a.release(a.range_of(&first).unwrap(), "s1");
         let failed = a.claim("s4", &|i| Ok((i != 0).then(|| "x".into())), &|_| {
             Err(StoreError::Exhausted("boom".into()))
         });

@@ -153,6 +153,20 @@ impl Env {
         self.islo(&["use", name, "-i", &self.busybox(), "--", "sh", "-c", script])
     }
 
+    /// As root in `sandbox` (`--run-as-user root`): `sh -c SCRIPT`.
+    pub fn root_sh(&self, sandbox: &str, script: &str) -> Output {
+        self.islo(&[
+            "use",
+            sandbox,
+            "--run-as-user",
+            "root",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+    }
+
     pub fn islod_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.state().join("islod.pid"))
             .ok()?

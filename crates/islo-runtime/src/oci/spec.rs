@@ -145,18 +145,19 @@ mod tests {
     use super::*;
     use crate::conformance;
 
+    fn params(userns: Option<&str>) -> SpecParams<'_> {
+        SpecParams {
+            agent_binary: "/a",
+            run_dir: "/r",
+            nofile_hard: 20000,
+            userns,
+        }
+    }
+
     #[test]
     fn isolation_settings() {
         let spec = conformance::spec("box", vec![]);
-        let c = config(
-            &spec,
-            &SpecParams {
-                agent_binary: "/a",
-                run_dir: "/r",
-                nofile_hard: 20000,
-                userns: None,
-            },
-        );
+        let c = config(&spec, &params(None));
         assert_eq!(c["hostname"], "box");
         assert_eq!(c["process"]["noNewPrivileges"], true);
         let ns: Vec<&str> = c["linux"]["namespaces"]
@@ -207,15 +208,7 @@ mod tests {
     #[test]
     fn a_pinned_user_namespace_is_joined() {
         let spec = conformance::spec("box", vec![]);
-        let c = config(
-            &spec,
-            &SpecParams {
-                agent_binary: "/a",
-                run_dir: "/r",
-                nofile_hard: 20000,
-                userns: Some("/s/userns"),
-            },
-        );
+        let c = config(&spec, &params(Some("/s/userns")));
         let user: Vec<&Value> = c["linux"]["namespaces"]
             .as_array()
             .unwrap()

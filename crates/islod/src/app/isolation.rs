@@ -28,10 +28,16 @@ impl App {
         Ok(Some(m))
     }
 
-    /// Give back the range of a sandbox that is gone (or never came to be).
-    pub(super) fn release_ids(&self, spec: &SandboxSpec) {
-        if let (Some(pool), Some(ids)) = (&self.settings.ids, spec.ids) {
-            pool.release(&ids, &spec.id.0);
+    /// Give back the range of a sandbox that is going (or never came to be); before its
+    /// record is marked deleted or removed, which drops the range from it.
+    pub(super) fn release_ids(&self, id: &str) {
+        let Some(pool) = &self.settings.ids else {
+            return;
+        };
+        match self.store.id_range_of(id) {
+            Ok(Some(i)) => pool.release(i, id),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(sandbox = id, error = %e, "reading its id range"),
         }
     }
 

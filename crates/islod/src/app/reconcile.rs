@@ -83,6 +83,7 @@ impl App {
         match op {
             Some(Op::Create) => {
                 self.driven(&id, |d, id| d.destroy(id)).await?;
+                self.release_ids(&row.id);
                 self.store.remove_sandbox(&row.id)?;
                 out.undone_creates += 1;
                 tracing::warn!(sandbox = %row.name, "undid a create islod did not finish");
@@ -90,6 +91,7 @@ impl App {
             }
             Some(Op::Delete) => {
                 self.driven(&id, |d, id| d.destroy(id)).await?;
+                self.release_ids(&row.id);
                 self.store
                     .mark_deleted(&row.id, &crate::store::now_rfc3339())?;
                 out.finished_deletes += 1;

@@ -305,6 +305,7 @@ impl App {
             }
             let gone = id.clone();
             let _ = self.blocking(move |d| d.destroy(&id)).await;
+            self.release_ids(&row.id);
             self.store.remove_sandbox(&row.id)?;
             self.network_changed(Some(&gone));
             tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
@@ -359,7 +360,7 @@ impl App {
             made = Err(e);
         }
         if made.is_err() {
-            self.release_ids(&spec);
+            self.release_ids(&row.id);
         }
         made.map(|()| stored)
     }
@@ -498,10 +499,8 @@ impl App {
                 .set_status(&row.id, SandboxStatus::Failed, Some(&e.to_string()), None)?;
             return Err(e);
         }
+        self.release_ids(&row.id);
         self.store.mark_deleted(&row.id, &now_rfc3339())?;
-        if let Ok(spec) = runtime_spec(&row) {
-            self.release_ids(&spec);
-        }
         self.network_changed(Some(&SandboxId(row.id.clone())));
         tracing::info!(sandbox = %row.name, id = %row.id, "sandbox deleted");
         Ok(())

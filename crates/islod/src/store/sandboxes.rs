@@ -365,6 +365,17 @@ impl Store {
         Ok(())
     }
 
+    /// The id range sandbox `id` holds.
+    pub fn id_range_of(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT id_range FROM sandboxes WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
     /// The live sandbox holding id range `range`.
     pub fn id_range_holder(&self, range: u32) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -468,6 +479,8 @@ pub(crate) mod tests {
         s.insert_sandbox(&b).unwrap();
         s.set_id_range(&a.id, 7).unwrap();
         assert_eq!(s.id_range_holder(7).unwrap(), Some(a.id.clone()));
+        assert_eq!(s.id_range_of(&a.id).unwrap(), Some(7));
+        assert_eq!(s.id_range_of(&b.id).unwrap(), None);
         assert!(
             s.set_id_range(&b.id, 7).is_err(),
             "two sandboxes never share a range"
