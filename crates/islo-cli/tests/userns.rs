@@ -290,9 +290,15 @@ fn escapes_tried_as_root_inside_fail() {
         "other",
         "echo other-secret > /root/mine; setsid sleep 60 </dev/null >/dev/null 2>&1 &",
     );
-    let first = first_id(&env, "esc");
+    mounts_devices_and_host_settings_are_out_of_reach(&env);
+    proc_and_chroot_tricks_stay_inside(&env, &s);
+    a_setuid_binary_is_the_sandboxs_root_on_the_host(&env);
+    its_user_namespace_alone_reaches_nothing_of_the_host(&env, &secret);
+}
 
-    // Mounts it should not have, or not writable: the agent binary, remounts, new mounts.
+/// Mounts it should not have, or not writable: the agent binary, remounts, new mounts,
+/// devices, host settings, its network link.
+fn mounts_devices_and_host_settings_are_out_of_reach(env: &Env) {
     let agent_before = std::fs::read(common::agent_path()).unwrap();
     let tries = [
         "echo x > /.islo/islo-agent",
@@ -312,8 +318,11 @@ fn escapes_tried_as_root_inside_fail() {
     let o = env.root_sh("esc", &format!("{script} echo done"));
     assert_eq!(stdout(&o).trim(), "done", "{}", stdout(&o));
     assert_eq!(std::fs::read(common::agent_path()).unwrap(), agent_before);
+}
 
-    // /proc/1/root, /proc/*/fd and the chroot climb stay inside; other sandboxes are not seen.
+/// `/proc/1/root`, `/proc/*/fd` and the chroot climb stay inside; another sandbox is not
+/// seen; `open_by_handle_at` fails; a nested namespace's mount never reaches the host.
+fn proc_and_chroot_tricks_stay_inside(env: &Env, s: &str) {
     let py = format!(
         "import os, glob\n\
          found = []\n\
@@ -335,10 +344,10 @@ fn escapes_tried_as_root_inside_fail() {
          \x20       pass\n\
          print('found', found)\n"
     );
-    let o = root_ok(&env, "esc", &format!("python3 -c \"{py}\""));
+    let o = root_ok(env, "esc", &format!("python3 -c \"{py}\""));
     assert_eq!(o.trim(), "found []", "{o}");
     let o = root_ok(
-        &env,
+        env,
         "esc",
         "ls /proc | grep -c '^[0-9]' ; cat /proc/*/root/root/mine 2>/dev/null; true",
     );
@@ -346,7 +355,7 @@ fn escapes_tried_as_root_inside_fail() {
 
     // open_by_handle_at (the "shocker" escape) needs CAP_DAC_READ_SEARCH of the host.
     let o = root_ok(
-        &env,
+        env,
         "esc",
         "python3 -c \"import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); \
          buf = ctypes.create_string_buffer(8 + 128); ctypes.c_uint.from_buffer(buf).value = 128; \
@@ -367,14 +376,17 @@ fn escapes_tried_as_root_inside_fail() {
         "a nested mount reached the host: {}",
         stdout(&o)
     );
+}
 
-    // A setuid binary made inside is the sandbox's root on the host, no more.
+/// A setuid binary made inside is the sandbox's root on the host, no more.
+fn a_setuid_binary_is_the_sandboxs_root_on_the_host(env: &Env) {
+    let first = first_id(env, "esc");
     root_ok(
-        &env,
+        env,
         "esc",
         "cp /usr/bin/id /workspace/suid-id && chmod 4755 /workspace/suid-id",
     );
-    assert_eq!(upper_owner(&env, "esc", "/workspace/suid-id").0, first);
+    assert_eq!(upper_owner(env, "esc", "/workspace/suid-id").0, first);
     let dir = tempfile::Builder::new()
         .prefix("islo-suid")
         .tempdir_in("/tmp")
@@ -411,9 +423,12 @@ fn escapes_tried_as_root_inside_fail() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
 
-    // Left the mount namespace (simulated: the host joins only its user namespace): the
-    // sandbox's root cannot read a root-only host file.
+/// Left the mount namespace (simulated: the host joins only its user namespace): the
+/// sandbox's root cannot read, write or make a root-only host file.
+fn its_user_namespace_alone_reaches_nothing_of_the_host(env: &Env, secret: &HostSecret) {
+    let s = secret.0.display().to_string();
     let pid = agent_pid(&env.id_of("esc"));
     let o = Command::new("nsenter")
         .arg(format!("--user=/proc/{pid}/ns/user"))
