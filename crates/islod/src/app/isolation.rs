@@ -60,11 +60,9 @@ impl App {
             AppError::Provisioning(m) => AppError::Provisioning(why(m)),
             e => e,
         })?;
-        let mut stored: serde_json::Value = serde_json::from_str(&row.runtime_spec)
-            .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
-        stored["spec"] = serde_json::to_value(&spec)
-            .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
-        self.store.set_runtime_spec(&row.id, &stored.to_string())?;
+        let mut stored = row.stored.clone();
+        stored.spec = Some(spec.clone());
+        self.store.set_runtime_spec(&row.id, &stored)?;
         tracing::info!(sandbox = %row.name, first_id = spec.ids.map(|m| m.base),
             "moving a sandbox made without a user namespace into one");
         Ok(spec)

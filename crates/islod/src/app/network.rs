@@ -68,10 +68,7 @@ impl App {
         let Some(net) = self.net() else {
             return BTreeMap::new();
         };
-        let nonce = serde_json::from_str::<serde_json::Value>(&row.runtime_spec)
-            .ok()
-            .and_then(|v| v["gateway_nonce"].as_str().map(str::to_string));
-        let Some(nonce) = nonce else {
+        let Some(nonce) = row.stored.gateway_nonce.clone() else {
             return BTreeMap::new();
         };
         let secrets: Vec<(String, Vec<String>)> = self

@@ -13,7 +13,7 @@ use islo_runtime::{Limits, SandboxId};
 use sha2::{Digest, Sha256};
 
 use super::{App, AppError, Tenant, names};
-use crate::store::{Op, SandboxFilter, SandboxRow, StoreError, now_rfc3339};
+use crate::store::{Op, SandboxFilter, SandboxRow, StoreError, StoredSpec, now_rfc3339};
 
 /// A create request with defaults applied and ranges checked.
 struct Checked {
@@ -161,11 +161,8 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         started_at: r.started_at.clone(),
         status_reason: r.status_reason.clone(),
         setup_steps: None,
-        gateway_profile_id: serde_json::from_str::<serde_json::Value>(&r.runtime_spec)
-            .ok()
-            .and_then(|v| v["gateway_profile_id"].as_str().map(str::to_string))
-            .filter(|s| !s.is_empty()),
-        isolation: runtime_spec(r).ok().map(|s| isolation(s.ids)),
+        gateway_profile_id: Some(r.stored.gateway_profile_id.clone()).filter(|s| !s.is_empty()),
+        isolation: r.stored.spec.as_ref().map(|s| isolation(s.ids)),
     }
 }
 
@@ -241,7 +238,7 @@ impl App {
             disk_gb: c.disk_gb,
             env: c.env.clone(),
             workdir: c.workdir.clone(),
-            runtime_spec: "{}".into(),
+            stored: StoredSpec::default(),
             request_id: req.request_id.clone(),
             request_hash: Some(hash),
             created_at: now_rfc3339(),
@@ -266,7 +263,7 @@ impl App {
                 let mut row = row;
                 row.status = SandboxStatus::Running;
                 row.started_at = Some(started);
-                row.runtime_spec = spec;
+                row.stored = spec;
                 // Setup runs once, at creation; a snapshot already holds its results.
                 let scripts = match &c.snapshot {
                     None => req.setup_scripts.clone().unwrap_or_default(),
@@ -318,9 +315,14 @@ impl App {
     }
 
     /// Pull the image and start the sandbox; returns the stored runtime spec.
-    async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<String, AppError> {
+    async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<StoredSpec, AppError> {
         let (layers, image_env, digest, snapshot_id) = match &c.snapshot {
-            Some((id, base)) => (base.layers.clone(), base.image_env.clone(), None, Some(id)),
+            Some((id, base)) => (
+                base.layers.clone(),
+                base.image_env.clone(),
+                None,
+                Some(id.clone()),
+            ),
             None => {
                 let (image, _) = self.images.ensure(&c.image, None).await?;
                 (image.layers, image.run.env, Some(image.digest), None)
@@ -343,12 +345,14 @@ impl App {
             network: link.as_ref().map(|(n, _)| n.clone()),
             ids,
         };
-        let stored = serde_json::json!({
-            "spec": spec, "image_env": image_env, "image_digest": digest, "snapshot_id": snapshot_id,
-            "gateway_profile_id": c.gateway_profile_id,
-            "gateway_nonce": link.map(|(_, nonce)| nonce),
-        });
-        let stored = stored.to_string();
+        let stored = StoredSpec {
+            spec: Some(spec.clone()),
+            image_env,
+            image_digest: digest,
+            snapshot_id,
+            gateway_profile_id: c.gateway_profile_id.clone(),
+            gateway_nonce: link.map(|(_, nonce)| nonce),
+        };
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();
         let mut made = self.blocking(move |d| d.create(&created)).await;
@@ -509,18 +513,15 @@ impl App {
 
 /// The back-end spec stored at creation.
 pub fn runtime_spec(row: &SandboxRow) -> Result<islo_runtime::SandboxSpec, AppError> {
-    let v: serde_json::Value = serde_json::from_str(&row.runtime_spec)
-        .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))?;
-    serde_json::from_value(v["spec"].clone())
-        .map_err(|e| AppError::Internal(format!("sandbox {} runtime spec: {e}", row.id)))
+    row.stored
+        .spec
+        .clone()
+        .ok_or_else(|| AppError::Internal(format!("sandbox {} has no runtime spec yet", row.id)))
 }
 
 /// The image's environment stored at creation.
 pub fn image_env(row: &SandboxRow) -> Vec<(String, String)> {
-    serde_json::from_str::<serde_json::Value>(&row.runtime_spec)
-        .ok()
-        .and_then(|v| serde_json::from_value(v["image_env"].clone()).ok())
-        .unwrap_or_default()
+    row.stored.image_env.clone()
 }
 
 #[cfg(test)]

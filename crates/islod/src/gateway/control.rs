@@ -41,17 +41,16 @@ impl GatewayControl {
 
     fn load(&self, peer: IpAddr) -> Option<Client> {
         let slot = self.plan.slot_of(peer)?;
-        let (sandbox_id, tenant_id, spec) = self.store.sandbox_on_slot(slot).ok()??;
-        let spec: serde_json::Value = serde_json::from_str(&spec).ok()?;
-        let nonce = spec["gateway_nonce"].as_str()?.to_string();
-        let profile = match spec["gateway_profile_id"].as_str() {
-            Some(id) => self.store.gateway_profile(&tenant_id, id).ok()??,
-            None => self
+        let (sandbox_id, tenant_id, stored) = self.store.sandbox_on_slot(slot).ok()??;
+        let nonce = stored.gateway_nonce?;
+        let profile = match stored.gateway_profile_id.as_str() {
+            "" => self
                 .store
                 .gateway_profiles(&tenant_id)
                 .ok()?
                 .into_iter()
                 .find(|p| p.is_default)?,
+            id => self.store.gateway_profile(&tenant_id, id).ok()??,
         };
         let rules = self.store.gateway_rules(&profile.id).ok()?;
         let secret_routes = self

@@ -27,7 +27,7 @@ pub use audit::{AuditSession, AuditWrite, LogLine};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, SecretMeta};
-pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow};
+pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow, StoredSpec};
 pub use snapshots::SnapshotRow;
 
 /// Errors of the store.

@@ -84,19 +84,27 @@ impl Store {
         Ok(slot)
     }
 
-    /// The live sandbox on link `slot`: its id, tenant and runtime record.
+    /// The live sandbox on link `slot`: its id, tenant and what it was made with.
     pub fn sandbox_on_slot(
         &self,
         slot: u32,
-    ) -> Result<Option<(String, String, String)>, StoreError> {
-        Ok(self
+    ) -> Result<Option<(String, String, super::StoredSpec)>, StoreError> {
+        let row: Option<(String, String, String)> = self
             .db()
             .query_row(
                 "SELECT id, tenant_id, runtime_spec FROM sandboxes WHERE net_slot = ?1 AND deleted_at IS NULL",
                 [slot],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?)
+            .optional()?;
+        row.map(|(id, tenant, text)| {
+            let stored = super::StoredSpec::parse(&text).map_err(|detail| StoreError::Corrupt {
+                what: format!("sandbox {id}"),
+                detail,
+            })?;
+            Ok((id, tenant, stored))
+        })
+        .transpose()
     }
 
     /// Whether any live sandbox has a link.

@@ -21,13 +21,47 @@ pub struct SandboxRow {
     pub disk_gb: u32,
     pub env: BTreeMap<String, String>,
     pub workdir: String,
-    /// What the back end was given (JSON of `islo_runtime::SandboxSpec`), to start it again.
-    pub runtime_spec: String,
+    /// What it was made with (column `runtime_spec`, JSON), to start it again.
+    pub stored: StoredSpec,
     pub request_id: Option<String>,
     pub request_hash: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub deleted_at: Option<String>,
+}
+
+/// What a sandbox was made with, kept as JSON in `sandboxes.runtime_spec` (its shape is the
+/// one SQL reads `$.snapshot_id` and `$.gateway_profile_id` from).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSpec {
+    /// What the back end is given; `None` until the sandbox is provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<islo_runtime::SandboxSpec>,
+    /// The image's environment, under the request's.
+    #[serde(default)]
+    pub image_env: Vec<(String, String)>,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    /// The snapshot it started from.
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    /// The gateway profile it is bound to (empty: the tenant's default).
+    #[serde(default)]
+    pub gateway_profile_id: String,
+    /// What its secret placeholders are made of.
+    #[serde(default)]
+    pub gateway_nonce: Option<String>,
+}
+
+impl StoredSpec {
+    /// The stored text's record.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("runtime spec: {e}"))
+    }
+
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
 }
 
 /// What a sandbox records having been made from or bound to.
@@ -94,7 +128,10 @@ pub struct SandboxFilter {
 const COLUMNS: &str = "id, tenant_id, name, image, status, status_reason, vcpus, memory_mb, disk_gb, env, workdir, \
      runtime_spec, request_id, request_hash, created_at, started_at, deleted_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(SandboxRow, String, String)> {
+/// A row as read: the record, and its status, env and spec still as text.
+type RawRow = (SandboxRow, String, String, String);
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     let status: String = r.get(4)?;
     let env: String = r.get(9)?;
     Ok((
@@ -110,7 +147,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(SandboxRow, String, String)> {
             disk_gb: r.get(8)?,
             env: BTreeMap::new(),
             workdir: r.get(10)?,
-            runtime_spec: r.get(11)?,
+            stored: StoredSpec::default(),
             request_id: r.get(12)?,
             request_hash: r.get(13)?,
             created_at: r.get(14)?,
@@ -119,11 +156,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(SandboxRow, String, String)> {
         },
         status,
         env,
+        r.get(11)?,
     ))
 }
 
-fn finish(raw: (SandboxRow, String, String)) -> Result<SandboxRow, StoreError> {
-    let (mut row, status, env) = raw;
+fn finish(raw: RawRow) -> Result<SandboxRow, StoreError> {
+    let (mut row, status, env, stored) = raw;
     let corrupt = |detail: String| StoreError::Corrupt {
         what: format!("sandbox {}", row.id),
         detail,
@@ -131,6 +169,7 @@ fn finish(raw: (SandboxRow, String, String)) -> Result<SandboxRow, StoreError> {
     row.status =
         SandboxStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
     row.env = serde_json::from_str(&env).map_err(|e| corrupt(e.to_string()))?;
+    row.stored = StoredSpec::parse(&stored).map_err(corrupt)?;
     Ok(row)
 }
 
@@ -139,11 +178,12 @@ impl Store {
     /// the tenant makes this fail with [`StoreError::NameTaken`].
     pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<(), StoreError> {
         let env = serde_json::to_string(&s.env).unwrap_or_else(|_| "{}".into());
+        let stored = s.stored.text();
         let res = self.db().execute(
             &format!("INSERT INTO sandboxes ({COLUMNS}, pending_op) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'create')"),
             params![
                 s.id, s.tenant_id, s.name, s.image, s.status.as_str(), s.status_reason, s.vcpus, s.memory_mb,
-                s.disk_gb, env, s.workdir, s.runtime_spec, s.request_id, s.request_hash, s.created_at,
+                s.disk_gb, env, s.workdir, stored, s.request_id, s.request_hash, s.created_at,
                 s.started_at, s.deleted_at
             ],
         );
@@ -348,10 +388,10 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_runtime_spec(&self, id: &str, spec: &str) -> Result<(), StoreError> {
+    pub fn set_runtime_spec(&self, id: &str, stored: &StoredSpec) -> Result<(), StoreError> {
         self.db().execute(
             "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",
-            params![id, spec],
+            params![id, stored.text()],
         )?;
         Ok(())
     }
@@ -432,7 +472,7 @@ pub(crate) mod tests {
             disk_gb: 1,
             env: BTreeMap::from([("A".into(), "1".into())]),
             workdir: "/workspace".into(),
-            runtime_spec: "{}".into(),
+            stored: StoredSpec::default(),
             request_id: None,
             request_hash: None,
             created_at: super::super::now_rfc3339(),
@@ -468,6 +508,30 @@ pub(crate) mod tests {
             s.pending_op(&r.id),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn stored_specs_read_records_as_written_since_v1() {
+        assert_eq!(StoredSpec::parse("{}").unwrap(), StoredSpec::default());
+        let old = r#"{"spec":{"id":"x","hostname":"h","layers":["/l/a"],"limits":{"vcpus":1,
+            "memory_bytes":1,"disk_bytes":1,"pids":1},"user":"islo","uid":1000},
+            "image_env":[["PATH","/bin"]],"image_digest":"sha256:d","snapshot_id":null,
+            "gateway_profile_id":"p1","gateway_nonce":"n1"}"#;
+        let s = StoredSpec::parse(old).unwrap();
+        let spec = s.spec.clone().unwrap();
+        assert_eq!((spec.layers.len(), spec.ids, spec.network), (1, None, None));
+        assert_eq!(s.image_env, [("PATH".to_string(), "/bin".to_string())]);
+        assert_eq!(
+            (s.gateway_profile_id.as_str(), s.gateway_nonce.as_deref()),
+            ("p1", Some("n1"))
+        );
+        assert_eq!(StoredSpec::parse(&s.text()).unwrap(), s, "written as read");
+        let v: serde_json::Value = serde_json::from_str(&s.text()).unwrap();
+        assert!(
+            v["snapshot_id"].is_null() && v["gateway_profile_id"] == "p1",
+            "SQL reads these paths"
+        );
+        assert!(StoredSpec::parse("{\"spec\": 3}").is_err());
     }
 
     #[test]
