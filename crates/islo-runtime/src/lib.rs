@@ -2,10 +2,11 @@
 //!
 //! Two implementations shape the trait: [`fake::FakeDriver`] (in-process, no privileges, for
 //! islod's unit tests) and [`oci::OciDriver`] (crun or runc, namespaces, cgroups, seccomp,
-//! overlayfs on a quota-bounded loop disk). Both pass [`conformance`]. Drivers take and return
+//! overlayfs on a quota-bounded loop disk). Both pass `conformance` (feature `conformance`). Drivers take and return
 //! plain data and report what they observe; islod owns the lifecycle.
 
 pub mod agent;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod driver;
 pub mod fake;

@@ -293,7 +293,7 @@ impl App {
             let id = SandboxId(row.id.clone());
             if keep_failed {
                 // Kept for inspection: its files stay, its processes stop.
-                let _ = self.blocking(move |d| d.stop(&id)).await;
+                self.clean_up("stopping", id, |d, id| d.stop(id)).await;
                 let reason = e.to_string();
                 self.store
                     .set_status(&row.id, SandboxStatus::Failed, Some(&reason), None)?;
@@ -301,7 +301,7 @@ impl App {
                 return Err(e);
             }
             let gone = id.clone();
-            let _ = self.blocking(move |d| d.destroy(&id)).await;
+            self.clean_up("removing", id, |d, id| d.destroy(id)).await;
             self.release_ids(&row.id);
             self.store.remove_sandbox(&row.id)?;
             self.network_changed(Some(&gone));
@@ -359,14 +359,28 @@ impl App {
         if made.is_ok()
             && let Err(e) = self.prepare_link(&spec).await
         {
-            let id = spec.id.clone();
-            let _ = self.blocking(move |d| d.destroy(&id)).await;
+            self.clean_up("removing", spec.id.clone(), |d, id| d.destroy(id))
+                .await;
             made = Err(e);
         }
         if made.is_err() {
             self.release_ids(&row.id);
         }
         made.map(|()| stored)
+    }
+
+    /// Clean up after a failed create: what the cleanup itself fails to do is logged (it
+    /// stays on the host until an `rm` of the same name or a restart of islod), never hidden.
+    async fn clean_up(
+        &self,
+        what: &'static str,
+        id: SandboxId,
+        f: fn(&dyn islo_runtime::Driver, &SandboxId) -> Result<(), islo_runtime::DriverError>,
+    ) {
+        let shown = id.clone();
+        if let Err(e) = self.blocking(move |d| f(d, &id)).await {
+            tracing::error!(sandbox = %shown, error = %e, "{what} a sandbox whose creation failed");
+        }
     }
 
     /// A live sandbox by name.

@@ -88,12 +88,12 @@ impl App {
             Err(e) => {
                 result.status = "failed".into();
                 result.stderr = Some(e.to_string());
-                let _ = self.store.set_setup_step(&row.id, idx, &result);
+                self.record_step(&row.id, idx, &result);
                 return false;
             }
         };
         result.exec_id = Some(exec_id);
-        let _ = self.store.set_setup_step(&row.id, idx, &result);
+        self.record_step(&row.id, idx, &result);
         let (mut out, mut err) = (TailBuf::new(STEP_TAIL), TailBuf::new(STEP_TAIL));
         let mut code = None;
         while let Some(ev) = rx.recv().await {
@@ -122,15 +122,22 @@ impl App {
         }
         .into();
         tracing::info!(sandbox = %row.name, step = %result.name, status = %result.status, "setup step");
-        let _ = self.store.set_setup_step(&row.id, idx, &result);
+        self.record_step(&row.id, idx, &result);
         code == Some(0)
+    }
+
+    /// Store a step's result; a failure to is logged (the step itself goes on).
+    fn record_step(&self, sandbox: &str, idx: usize, result: &islo_api::SetupStepResult) {
+        if let Err(e) = self.store.set_setup_step(sandbox, idx, result) {
+            tracing::warn!(sandbox, step = %result.name, error = %e, "recording a setup step");
+        }
     }
 
     fn skip_rest(&self, row: &SandboxRow, from: usize) {
         let steps = self.store.setup_steps(&row.id).unwrap_or_default();
         for (i, mut s) in steps.into_iter().enumerate().skip(from) {
             s.status = "skipped".into();
-            let _ = self.store.set_setup_step(&row.id, i, &s);
+            self.record_step(&row.id, i, &s);
         }
     }
 }

@@ -273,8 +273,11 @@ impl App {
         self.store.delete_snapshot(&s.id)?;
         if let Some(own) = Base::of(&s).ok().and_then(|b| b.layers.last().cloned()) {
             let path = own.display().to_string();
-            if self.images.owns_layer(&own) && !self.store.layer_in_use(&path, &s.id)? {
-                let _ = std::fs::remove_dir_all(&own);
+            if self.images.owns_layer(&own)
+                && !self.store.layer_in_use(&path, &s.id)?
+                && let Err(e) = std::fs::remove_dir_all(&own)
+            {
+                tracing::warn!(snapshot = %name, layer = %path, error = %e, "removing its layer");
             }
         }
         tracing::info!(snapshot = %name, "snapshot removed");
