@@ -159,7 +159,7 @@ impl Driver for FakeDriver {
     }
 }
 
-fn serve(mut conn: UnixStream, root: &Path) {
+pub(crate) fn serve(mut conn: UnixStream, root: &Path) {
     let Ok(Some(frame)) = proto::read_frame(&mut conn) else {
         return;
     };

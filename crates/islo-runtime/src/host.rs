@@ -80,6 +80,8 @@ pub trait Host: Send + Sync {
     ) -> std::io::Result<()>;
     /// Whether layers under `dir` can be mounted idmapped; `Err` says what is missing.
     fn idmap_support(&self, dir: &Path) -> Result<(), String>;
+    /// Give `path` (not followed) to host ids `uid`, `gid`.
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
     /// Unmount `target`; not mounted is not an error.
     fn unmount(&self, target: &Path) -> std::io::Result<()>;
     fn is_mounted(&self, target: &Path) -> bool;
@@ -187,7 +189,14 @@ impl Host for RealHost {
         user: &Path,
         net: Option<&Path>,
     ) -> std::io::Result<()> {
+        if let Some(dir) = net.and_then(Path::parent) {
+            std::fs::create_dir_all(dir)?;
+        }
         crate::idmap::make_namespaces(ids, user, net)
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
     }
 
     fn idmap_support(&self, dir: &Path) -> Result<(), String> {

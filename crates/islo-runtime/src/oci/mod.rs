@@ -15,6 +15,11 @@ mod seccomp;
 mod spec;
 mod userns;
 
+#[cfg(test)]
+mod recording;
+#[cfg(test)]
+mod tests;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,7 +173,7 @@ impl OciDriver {
             if !p.exists() {
                 std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
                 if sub != "work" {
-                    userns::own_new_dir(&p, spec.ids)?;
+                    userns::own_new_dir(self.host.as_ref(), &p, spec.ids)?;
                 }
             }
         }

@@ -61,11 +61,11 @@ pub fn own_disk(dir: &Path, disk: &Path, spec: &SandboxSpec) -> Result<(), Drive
 }
 
 /// Give a directory the driver just made to the sandbox's root.
-pub fn own_new_dir(path: &Path, ids: Option<IdMap>) -> Result<(), DriverError> {
+pub fn own_new_dir(host: &dyn Host, path: &Path, ids: Option<IdMap>) -> Result<(), DriverError> {
     let Some(root) = ids.and_then(|m| m.to_host(0)) else {
         return Ok(());
     };
-    std::os::unix::fs::chown(path, Some(root), Some(root))
+    host.chown(path, root, root)
         .map_err(DriverError::io(path.display().to_string()))
 }
 
@@ -84,9 +84,6 @@ pub fn make_namespaces(
         super::net::detach(host, dir, &spec.id, n);
         super::net::netns_path(&spec.id)
     });
-    if let Some(parent) = net.as_deref().and_then(Path::parent) {
-        std::fs::create_dir_all(parent).map_err(DriverError::io(parent.display().to_string()))?;
-    }
     host.make_namespaces(ids, &user, net.as_deref())
         .map_err(|e| DriverError::Host(format!("making the user namespace of {}: {e}", spec.id)))
 }

@@ -1,0 +1,181 @@
+//! A [`Host`] that records what the OCI driver asks of it instead of doing it, so the
+//! driver's decisions (which mounts with which options, in which order, what is joined, what
+//! is undone) are tested without root. It keeps just enough state to answer: what is mounted,
+//! which containers "run" (`RUNTIME state` answers from that), and for `run -d` it serves the
+//! real agent protocol on the socket the driver hands over, as PID 1 would.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::IdMap;
+use crate::host::{Host, Mount, RunOutput};
+
+/// One request of the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Mount(Mount),
+    Unmount(PathBuf),
+    Namespaces {
+        ids: IdMap,
+        user: PathBuf,
+        net: Option<PathBuf>,
+    },
+    Chown(PathBuf, u32, u32),
+    /// A helper: its program's file name and arguments.
+    Run(String, Vec<String>),
+    Detached(String, Vec<String>),
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    mounted: BTreeSet<PathBuf>,
+    running: BTreeSet<String>,
+}
+
+/// The recording host.
+#[derive(Default)]
+pub struct RecordingHost {
+    state: Mutex<State>,
+}
+
+fn strings(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn ok(stdout: &str) -> RunOutput {
+    RunOutput {
+        success: true,
+        stdout: stdout.into(),
+        stderr: String::new(),
+    }
+}
+
+impl RecordingHost {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// What was asked so far, leaving out helpers run by the disk pool's refill thread
+    /// (`cp`, `mkfs.ext4`), whose timing is its own.
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|s| s.calls.clone())
+            .into_iter()
+            .filter(|c| !matches!(c, Call::Run(p, _) if p == "cp" || p.starts_with("mkfs")))
+            .collect()
+    }
+
+    /// Forget the calls so far.
+    pub fn clear(&self) {
+        self.with(|s| s.calls.clear());
+    }
+
+    pub fn mounted(&self) -> BTreeSet<PathBuf> {
+        self.with(|s| s.mounted.clone())
+    }
+}
+
+impl Host for RecordingHost {
+    fn mount(&self, m: &Mount) -> std::io::Result<()> {
+        let target = match m {
+            Mount::Overlay { target, .. } | Mount::Loop { target, .. } => target.clone(),
+        };
+        self.with(|s| {
+            s.calls.push(Call::Mount(m.clone()));
+            s.mounted.insert(target);
+        });
+        Ok(())
+    }
+
+    fn make_namespaces(&self, ids: IdMap, user: &Path, net: Option<&Path>) -> std::io::Result<()> {
+        self.with(|s| {
+            s.calls.push(Call::Namespaces {
+                ids,
+                user: user.into(),
+                net: net.map(Into::into),
+            });
+            s.mounted.insert(user.into());
+        });
+        Ok(())
+    }
+
+    fn idmap_support(&self, _dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        self.with(|s| s.calls.push(Call::Chown(path.into(), uid, gid)));
+        Ok(())
+    }
+
+    fn unmount(&self, target: &Path) -> std::io::Result<()> {
+        self.with(|s| {
+            if s.mounted.remove(target) {
+                s.calls.push(Call::Unmount(target.into()));
+            }
+        });
+        Ok(())
+    }
+
+    fn is_mounted(&self, target: &Path) -> bool {
+        self.with(|s| s.mounted.contains(target))
+    }
+
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput> {
+        let args = strings(args);
+        let id = args.last().cloned().unwrap_or_default();
+        self.with(|s| {
+            s.calls.push(Call::Run(name(program), args.clone()));
+            if args.iter().any(|a| a == "delete") {
+                s.running.remove(&id);
+            }
+            if args.iter().any(|a| a == "state") {
+                return Ok(match s.running.contains(&id) {
+                    true => ok(r#"{"status":"running"}"#),
+                    false => RunOutput {
+                        success: false,
+                        stdout: String::new(),
+                        stderr: format!("container `{id}` does not exist"),
+                    },
+                });
+            }
+            Ok(ok(""))
+        })
+    }
+
+    fn run_detached(
+        &self,
+        program: &Path,
+        args: &[OsString],
+        _log: &Path,
+        pass: Option<BorrowedFd<'_>>,
+    ) -> std::io::Result<bool> {
+        let args = strings(args);
+        if let Some(fd) = pass {
+            // PID 1: answer on the listening socket the runtime would hand it.
+            let listener = std::os::unix::net::UnixListener::from(fd.try_clone_to_owned()?);
+            let root = std::env::temp_dir();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().map_while(Result::ok) {
+                    crate::fake::serve(conn, &root);
+                }
+            });
+        }
+        self.with(|s| {
+            s.running.insert(args.last().cloned().unwrap_or_default());
+            s.calls.push(Call::Detached(name(program), args));
+        });
+        Ok(true)
+    }
+}

@@ -1,0 +1,205 @@
+//! The OCI driver's decisions, on a [`RecordingHost`]: no root, no runtime, no mounts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::recording::{Call, RecordingHost};
+use super::*;
+use crate::{IdMap, NetworkSpec};
+
+const BASE: u32 = 1 << 30;
+
+fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
+    let host = Arc::new(RecordingHost::default());
+    let cfg = OciConfig {
+        state_dir: state.into(),
+        runtime_root: state.join("runtime"),
+        agent_binary: "/islo-agent".into(),
+        runtime: None,
+        favor_dynmods: false,
+        fit_host_limits: false,
+    };
+    let disks = disk::Disks::new(state, host.clone()).unwrap();
+    let d = OciDriver {
+        cfg,
+        runtime: "/usr/bin/crun".into(),
+        host: host.clone(),
+        nofile_hard: 1024,
+        disks,
+        userns: Ok(()),
+    };
+    (d, host)
+}
+
+fn spec(ids: Option<IdMap>) -> SandboxSpec {
+    let mut s = crate::conformance::spec("rec", vec!["/layers/a".into(), "/layers/b".into()]);
+    s.network = Some(NetworkSpec {
+        host_if: "isrecs0".into(),
+        host_addr: "10.9.0.1".parse().unwrap(),
+        sandbox_addr: "10.9.0.2".parse().unwrap(),
+        prefix_len: 30,
+    });
+    s.ids = ids;
+    s
+}
+
+fn position(calls: &[Call], what: &str, f: impl Fn(&Call) -> bool) -> usize {
+    calls
+        .iter()
+        .position(f)
+        .unwrap_or_else(|| panic!("no {what} in {calls:#?}"))
+}
+
+#[test]
+fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let ids = IdMap {
+        base: BASE,
+        size: IdMap::SIZE,
+    };
+    let s = spec(Some(ids));
+    d.create(&s).unwrap();
+    let dir = d.dir(&s.id);
+    let calls = host.calls();
+    let disk = position(
+        &calls,
+        "disk mount",
+        |c| matches!(c, Call::Mount(Mount::Loop { target, .. }) if *target == dir.join("disk")),
+    );
+    let owned = position(&calls, "upper given to root inside", |c| {
+        *c == Call::Chown(dir.join("disk/upper"), BASE, BASE)
+    });
+    assert!(calls.contains(&Call::Chown(dir.join("disk/run"), BASE, BASE)));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Chown(p, ..) if p.ends_with("work"))),
+        "overlayfs's work dir stays the host's"
+    );
+    let ns = position(&calls, "namespaces", |c| {
+        *c == Call::Namespaces {
+            ids,
+            user: dir.join("userns"),
+            net: Some(net::netns_path(&s.id)),
+        }
+    });
+    let overlay = position(&calls, "overlay", |c| {
+        matches!(c, Call::Mount(Mount::Overlay { idmap, lower, .. })
+            if *idmap == Some(dir.join("userns")) && *lower == s.layers)
+    });
+    let link = position(
+        &calls,
+        "veth",
+        |c| matches!(c, Call::Run(p, _) if p == "ip"),
+    );
+    let run = position(
+        &calls,
+        "runtime run",
+        |c| matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string())),
+    );
+    assert!(
+        disk < owned && owned < ns && ns < overlay && overlay < link && link < run,
+        "{calls:#?}"
+    );
+
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let joined: Vec<&serde_json::Value> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(joined.contains(&&serde_json::json!({"type": "user", "path": dir.join("userns")})));
+    assert!(
+        joined.contains(&&serde_json::json!({"type": "network", "path": net::netns_path(&s.id)}))
+    );
+    assert!(config["linux"].get("uidMappings").is_none());
+    let owned_for: IdMap =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ids.json")).unwrap()).unwrap();
+    assert_eq!(owned_for, ids, "the disk is recorded as owned for its map");
+}
+
+#[test]
+fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let s = spec(Some(IdMap {
+        base: BASE,
+        size: IdMap::SIZE,
+    }));
+    d.create(&s).unwrap();
+    assert_eq!(d.observe(&s.id).unwrap(), Observed::Running);
+    let dir = d.dir(&s.id);
+    host.clear();
+    d.stop(&s.id).unwrap();
+    let calls = host.calls();
+    let killed = position(
+        &calls,
+        "delete",
+        |c| matches!(c, Call::Run(p, a) if p == "crun" && a.contains(&"delete".to_string())),
+    );
+    let unmounts: Vec<&Call> = calls
+        .iter()
+        .filter(|c| matches!(c, Call::Unmount(_)))
+        .collect();
+    assert_eq!(
+        unmounts,
+        [
+            &Call::Unmount(dir.join("rootfs")),
+            &Call::Unmount(dir.join("userns")),
+            &Call::Unmount(dir.join("disk")),
+        ],
+        "the overlay before what it stands on"
+    );
+    assert!(killed < position(&calls, "unmount", |c| matches!(c, Call::Unmount(_))));
+    assert!(host.mounted().is_empty());
+    assert_eq!(d.observe(&s.id).unwrap(), Observed::Stopped);
+
+    host.clear();
+    d.start(&s).unwrap();
+    let calls = host.calls();
+    let ns = position(&calls, "namespaces", |c| {
+        matches!(c, Call::Namespaces { .. })
+    });
+    let overlay = position(&calls, "overlay", |c| {
+        matches!(c, Call::Mount(Mount::Overlay { .. }))
+    });
+    assert!(ns < overlay);
+    assert!(
+        !calls.iter().any(|c| matches!(c, Call::Chown(..))),
+        "a disk already owned for its map is not owned again"
+    );
+    d.destroy(&s.id).unwrap();
+    assert!(host.mounted().is_empty() && !dir.exists());
+}
+
+#[test]
+fn without_ids_no_user_namespace_is_made_or_joined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let s = spec(None);
+    d.create(&s).unwrap();
+    let calls = host.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Namespaces { .. } | Call::Chown(..)))
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount(Mount::Overlay { idmap: None, .. })))
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.dir(&s.id).join("config.json")).unwrap())
+            .unwrap();
+    let kinds: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"user"), "{kinds:?}");
+    d.destroy(&s.id).unwrap();
+}
