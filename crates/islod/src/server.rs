@@ -213,29 +213,6 @@ fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
-/// Close sessions that were open when islod stopped; drop those past the retention.
-fn prune_audit_log(app: &App, cfg: &Config) -> anyhow::Result<()> {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = &time::format_description::well_known::Rfc3339;
-    app.store.end_open_audits(&now.format(fmt)?)?;
-    let before = now - time::Duration::days(i64::from(cfg.log_retention_days));
-    let pruned = app.store.prune_audit(&before.format(fmt)?)?;
-    let agents = app
-        .store
-        .prune_agent_sessions((before.unix_timestamp_nanos() / 1_000_000) as i64)?;
-    let decisions = app.store.prune_gateway_events(&before.format(fmt)?)?;
-    if pruned + agents + decisions > 0 {
-        tracing::info!(
-            sessions = pruned,
-            agent_sessions = agents,
-            gateway_decisions = decisions,
-            days = cfg.log_retention_days,
-            "pruned the audit log"
-        );
-    }
-    Ok(())
-}
-
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _lock = take_state(&cfg.state_dir)?;
@@ -245,22 +222,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .enabled
         .unwrap_or(cfg.runtime.as_deref() != Some("fake"));
     if networked {
-        let net = crate::gateway::NetState::start(app.store.clone(), &cfg.gateway, &cfg.state_dir)
+        app.start_network(&cfg.gateway, &cfg.state_dir)
             .await
             .context("starting the egress gateway")?;
-        app.set_net(net);
     }
-    app.reconcile().await.context("reconciling sandboxes")?;
+    app.recover(cfg.log_retention_days)
+        .await
+        .context("recovering at start-up")?;
     let _watchdog = app.watch_agents();
-    prune_audit_log(&app, &cfg)?;
-    app.store.fail_unfinished_setup()?;
-    let unfinished = app.store.fail_unfinished_snapshots()?;
-    if unfinished > 0 {
-        tracing::warn!(
-            snapshots = unfinished,
-            "snapshots left saving by a stop are marked failed"
-        );
-    }
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;
@@ -294,7 +263,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         });
         tracing::info!(%addr, "listening on TCP");
     }
-    tracing::info!(socket = %cfg.socket.display(), runtime = %app.driver.name(), "islod ready");
+    tracing::info!(socket = %cfg.socket.display(), runtime = %app.runtime_name(), "islod ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -305,9 +274,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    if let Some(net) = app.net() {
-        net.shutdown(&app.store);
-    }
+    app.stop_network();
     let _ = std::fs::remove_file(&cfg.socket);
     let _ = std::fs::remove_file(&pid_file);
     tracing::info!("islod stopped; sandboxes keep running");

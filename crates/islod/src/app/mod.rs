@@ -23,6 +23,7 @@ mod setup;
 mod snapshot_archive;
 mod snapshots;
 mod sources;
+mod system;
 mod watch;
 
 /// Conversions from records to API views.
@@ -75,9 +76,9 @@ pub struct AppSettings {
 
 /// Everything the handlers need.
 pub struct App {
-    pub store: Arc<Store>,
-    pub images: ImageStore,
-    pub driver: Arc<dyn Driver>,
+    store: Arc<Store>,
+    images: ImageStore,
+    driver: Arc<dyn Driver>,
     pub settings: AppSettings,
     pub audit: Arc<Audit>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,

@@ -17,9 +17,24 @@ impl App {
         self.net.get()
     }
 
-    /// Attach the gateway (once, at start-up).
-    pub fn set_net(&self, net: Arc<NetState>) {
-        let _ = self.net.set(net);
+    /// Start the gateway (once, at start-up): its CA, listeners and nftables table.
+    pub async fn start_network(
+        &self,
+        cfg: &crate::config::GatewayConfig,
+        state_dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let net = NetState::start(self.store.clone(), cfg, state_dir).await?;
+        if self.net.set(net).is_err() {
+            tracing::warn!("the gateway was started twice; the first one stays");
+        }
+        Ok(())
+    }
+
+    /// Stop the gateway (at shutdown): its table stays while networked sandboxes live.
+    pub fn stop_network(&self) {
+        if let Some(net) = self.net() {
+            net.shutdown(&self.store);
+        }
     }
 
     /// A link and a placeholder nonce for a new sandbox, or `None` without a gateway.

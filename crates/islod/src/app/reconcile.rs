@@ -55,6 +55,50 @@ fn probe(socket: &std::path::Path) -> Agent {
 
 impl App {
     /// Bring records and the host into agreement. Called once before serving.
+    /// All of start-up recovery, in order: sandboxes reconciled ([`App::reconcile`]), then
+    /// what an earlier islod left open: recorded sessions are closed (and those ended more
+    /// than `retention_days` ago pruned), and setup steps and snapshot saves that were
+    /// running are marked failed.
+    pub async fn recover(&self, retention_days: u32) -> Result<Reconciled, AppError> {
+        let out = self.reconcile().await?;
+        self.prune_logs(retention_days)?;
+        self.store.fail_unfinished_setup()?;
+        let unfinished = self.store.fail_unfinished_snapshots()?;
+        if unfinished > 0 {
+            tracing::warn!(
+                snapshots = unfinished,
+                "snapshots left saving by a stop are marked failed"
+            );
+        }
+        Ok(out)
+    }
+
+    /// Close sessions that were open when islod stopped; drop those past the retention.
+    fn prune_logs(&self, retention_days: u32) -> Result<(), AppError> {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| AppError::Internal(e.to_string()))
+        };
+        self.store.end_open_audits(&fmt(now)?)?;
+        let before = now - time::Duration::days(i64::from(retention_days));
+        let pruned = self.store.prune_audit(&fmt(before)?)?;
+        let agents = self
+            .store
+            .prune_agent_sessions((before.unix_timestamp_nanos() / 1_000_000) as i64)?;
+        let decisions = self.store.prune_gateway_events(&fmt(before)?)?;
+        if pruned + agents + decisions > 0 {
+            tracing::info!(
+                sessions = pruned,
+                agent_sessions = agents,
+                gateway_decisions = decisions,
+                days = retention_days,
+                "pruned the audit log"
+            );
+        }
+        Ok(())
+    }
+
     pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
         let mut out = Reconciled::default();
         let rows = self.store.live_sandboxes()?;

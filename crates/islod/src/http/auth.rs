@@ -35,28 +35,12 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn tenant(state: &HttpState, id: String) -> Result<Tenant, ApiError> {
-    let name = state
-        .app
-        .store
-        .tenant_name(&id)
-        .map_err(AppError::from)?
-        .unwrap_or_default();
-    Ok(Tenant { id, name })
-}
-
 /// Resolve a bearer credential: a session token, or (accepted too) an API key.
 fn authenticate(state: &HttpState, bearer: &str) -> Result<Tenant, ApiError> {
-    let h = hash_secret(bearer);
-    let store = &state.app.store;
-    let id = match store.tenant_for_token(&h, now()).map_err(AppError::from)? {
-        Some(id) => id,
-        None => store
-            .tenant_for_key(&h)
-            .map_err(AppError::from)?
-            .ok_or(ApiError(AppError::Unauthorized))?,
-    };
-    tenant(state, id)
+    state
+        .app
+        .tenant_for_secret(&hash_secret(bearer), now())?
+        .ok_or(ApiError(AppError::Unauthorized))
 }
 
 /// Middleware: every protected route needs a tenant.
@@ -90,22 +74,13 @@ pub async fn token(
     State(state): State<HttpState>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let store = &state.app.store;
-    let Some(tenant_id) = store
-        .tenant_for_key(&hash_secret(&req.access_key))
-        .map_err(AppError::from)?
-    else {
+    let token = format!("islo_st_{}", random_hex(32));
+    let expires = now() + TOKEN_TTL_SECS as i64;
+    let key = hash_secret(&req.access_key);
+    if !state.app.issue_token(&key, &hash_secret(&token), expires)? {
         tracing::info!(target: "audit", "token exchange refused: unknown key");
         return Err(ApiError(AppError::Unauthorized));
-    };
-    let token = format!("islo_st_{}", random_hex(32));
-    store
-        .insert_token(
-            &hash_secret(&token),
-            &tenant_id,
-            now() + TOKEN_TTL_SECS as i64,
-        )
-        .map_err(AppError::from)?;
+    }
     Ok(Json(TokenResponse {
         session_token: token,
         cookie_max_age: TOKEN_TTL_SECS,

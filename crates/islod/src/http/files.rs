@@ -109,7 +109,7 @@ pub async fn download_archive(
     Query(q): Query<FilePathQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let root = s.app.files_root(&t, &name)?;
-    let scratch = s.app.images.tmp_dir();
+    let scratch = s.app.scratch_dir();
     let file = tokio::task::spawn_blocking(move || {
         let mut f =
             tempfile::tempfile_in(scratch).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -143,7 +143,7 @@ pub async fn upload_archive(
             return Err(e.into());
         }
     };
-    let tmp = tempfile::tempfile_in(s.app.images.tmp_dir())
+    let tmp = tempfile::tempfile_in(s.app.scratch_dir())
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let mut out = tokio::fs::File::from_std(
         tmp.try_clone()

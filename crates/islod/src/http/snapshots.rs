@@ -102,7 +102,7 @@ pub async fn import(
     Query(q): Query<ImportSnapshotQuery>,
     body: Body,
 ) -> Result<Json<SnapshotResponse>, ApiError> {
-    let tmp = tempfile::tempfile_in(s.app.images.tmp_dir())
+    let tmp = tempfile::tempfile_in(s.app.scratch_dir())
         .map_err(|e| AppError::Internal(format!("scratch file: {e}")))?;
     let mut out = tokio::fs::File::from_std(
         tmp.try_clone()
@@ -121,7 +121,7 @@ pub async fn import(
             .into());
         }
         if before >> 26 != received >> 26 {
-            s.app.images.ensure_room().map_err(AppError::from)?;
+            s.app.ensure_room()?;
         }
         out.write_all(&chunk)
             .await

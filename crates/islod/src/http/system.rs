@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
 use super::sse;
-use crate::app::{AppError, Tenant};
+use crate::app::Tenant;
 
 #[utoipa::path(get, path = "/agents", responses((status = 200, body = islo_api::AgentProfilesResponse)))]
 pub async fn agents(State(s): State<HttpState>) -> Json<islo_api::AgentProfilesResponse> {
@@ -25,15 +25,7 @@ pub async fn info(
     State(s): State<HttpState>,
     Extension(t): Extension<Tenant>,
 ) -> Result<Json<ServerInfo>, ApiError> {
-    let store = &s.app.store;
-    Ok(Json(ServerInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        runtime: s.app.driver.name(),
-        tenant: t.name,
-        state_dir: s.app.settings.state_dir.clone(),
-        images_cached: store.image_count().map_err(AppError::from)?,
-        sandboxes_running: store.running_count().map_err(AppError::from)?,
-    }))
+    Ok(Json(s.app.server_info(&t)?))
 }
 
 #[utoipa::path(post, path = "/images/pull", request_body = ImagePullRequest,
@@ -42,15 +34,7 @@ pub async fn pull(State(s): State<HttpState>, ApiJson(req): ApiJson<ImagePullReq
     let (tx, rx) = mpsc::channel::<ImagePullEvent>(64);
     let app = s.app.clone();
     tokio::spawn(async move {
-        let last = match app.images.ensure(&req.image, Some(tx.clone())).await {
-            Ok((img, cached)) => ImagePullEvent::Done {
-                digest: img.digest,
-                cached,
-            },
-            Err(e) => ImagePullEvent::Error {
-                message: e.to_string(),
-            },
-        };
+        let last = app.pull_image(&req.image, tx.clone()).await;
         let _ = tx.send(last).await;
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {

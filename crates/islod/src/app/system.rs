@@ -1,0 +1,79 @@
+//! What the HTTP surface asks of islod beyond sandboxes: who a credential belongs to, session
+//! tokens, server facts, image pulls and scratch space for uploads.
+
+use std::path::PathBuf;
+
+use islo_api::{ImagePullEvent, ServerInfo};
+use tokio::sync::mpsc;
+
+use super::{App, AppError, Tenant};
+
+impl App {
+    /// The tenant a credential (its hash) names: a session token still valid at `now`
+    /// (unix seconds), or else an API key.
+    pub fn tenant_for_secret(&self, hash: &str, now: i64) -> Result<Option<Tenant>, AppError> {
+        let id = match self.store.tenant_for_token(hash, now)? {
+            Some(id) => id,
+            None => match self.store.tenant_for_key(hash)? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        let name = self.store.tenant_name(&id)?.unwrap_or_default();
+        Ok(Some(Tenant { id, name }))
+    }
+
+    /// Record a session token (its hash) valid until `expires` for the owner of the API key
+    /// hashed as `key`; `false` for an unknown key.
+    pub fn issue_token(&self, key: &str, token: &str, expires: i64) -> Result<bool, AppError> {
+        let Some(tenant) = self.store.tenant_for_key(key)? else {
+            return Ok(false);
+        };
+        self.store.insert_token(token, &tenant, expires)?;
+        Ok(true)
+    }
+
+    /// What `GET /system` says to `t`.
+    pub fn server_info(&self, t: &Tenant) -> Result<ServerInfo, AppError> {
+        Ok(ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            runtime: self.driver.name(),
+            tenant: t.name.clone(),
+            state_dir: self.settings.state_dir.clone(),
+            images_cached: self.store.image_count()?,
+            sandboxes_running: self.store.running_count()?,
+        })
+    }
+
+    /// The runtime's name (`crun`, `runc`, `fake`).
+    pub fn runtime_name(&self) -> String {
+        self.driver.name()
+    }
+
+    /// Pull `image` (progress on `progress`); the last event: done or the error.
+    pub async fn pull_image(
+        &self,
+        image: &str,
+        progress: mpsc::Sender<ImagePullEvent>,
+    ) -> ImagePullEvent {
+        match self.images.ensure(image, Some(progress)).await {
+            Ok((img, cached)) => ImagePullEvent::Done {
+                digest: img.digest,
+                cached,
+            },
+            Err(e) => ImagePullEvent::Error {
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// Where uploads are spooled (on the image cache's file system).
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.images.tmp_dir()
+    }
+
+    /// Refuse when the host is too full to take an upload.
+    pub fn ensure_room(&self) -> Result<(), AppError> {
+        Ok(self.images.ensure_room()?)
+    }
+}
