@@ -233,10 +233,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;
+    let ssh = Arc::new(crate::ssh::LazyCa::new(&cfg.state_dir));
     let state = |transport| HttpState {
         app: app.clone(),
         transport,
         local_tenant: local.clone(),
+        ssh: ssh.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -82,7 +82,6 @@ pub struct App {
     pub settings: AppSettings,
     pub audit: Arc<Audit>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    ssh_ca: std::sync::OnceLock<Arc<crate::ssh::SshCa>>,
     net: std::sync::OnceLock<Arc<crate::gateway::NetState>>,
 }
 
@@ -101,22 +100,8 @@ impl App {
             settings,
             audit,
             locks: Mutex::new(HashMap::new()),
-            ssh_ca: std::sync::OnceLock::new(),
             net: std::sync::OnceLock::new(),
         }
-    }
-
-    /// The SSH authorities (`<state>/ssh/`), loaded or created on first use.
-    pub fn ssh_ca(&self) -> Result<Arc<crate::ssh::SshCa>, AppError> {
-        if let Some(ca) = self.ssh_ca.get() {
-            return Ok(ca.clone());
-        }
-        let dir = std::path::Path::new(&self.settings.state_dir).join("ssh");
-        let ca = Arc::new(
-            crate::ssh::SshCa::open(&dir)
-                .map_err(|e| AppError::Internal(format!("ssh keys: {e}")))?,
-        );
-        Ok(self.ssh_ca.get_or_init(|| ca).clone())
     }
 
     /// Serialises lifecycle operations on one sandbox.

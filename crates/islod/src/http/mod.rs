@@ -44,6 +44,8 @@ pub struct HttpState {
     pub transport: Transport,
     /// Tenant of unauthenticated local (unix socket) callers.
     pub local_tenant: crate::app::Tenant,
+    /// The SSH authorities, for certificates and the SSH front door.
+    pub ssh: Arc<crate::ssh::LazyCa>,
 }
 
 /// The whole API.

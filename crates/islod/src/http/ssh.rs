@@ -23,7 +23,10 @@ pub async fn sign(
         let m = format!("ttl_seconds must be 1 to {MAX_TTL_SECS}, got {ttl}");
         return Err(AppError::Validation(m).into());
     }
-    let ca = s.app.ssh_ca()?;
+    let ca = s
+        .ssh
+        .get()
+        .map_err(|e| AppError::Internal(format!("ssh keys: {e}")))?;
     let user = s.app.settings.user.clone();
     let principals = vec![user.clone(), "root".to_string()];
     let refs: Vec<&str> = principals.iter().map(String::as_str).collect();
@@ -58,7 +61,10 @@ pub async fn connect(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     s.app.running(&t, &name)?;
-    let ca = s.app.ssh_ca()?;
+    let ca = s
+        .ssh
+        .get()
+        .map_err(|e| AppError::Internal(format!("ssh keys: {e}")))?;
     Ok(ws
         .protocols([super::port_forward::SUBPROTOCOL])
         .on_upgrade(move |socket| async move {

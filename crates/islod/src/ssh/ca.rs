@@ -64,6 +64,30 @@ fn load_or_create(dir: &Path, name: &str) -> Result<PrivateKey, CaError> {
     }
 }
 
+/// An installation's SSH authorities (`<state>/ssh/`), loaded or created on first use.
+pub struct LazyCa {
+    dir: std::path::PathBuf,
+    cell: std::sync::OnceLock<std::sync::Arc<SshCa>>,
+}
+
+impl LazyCa {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("ssh"),
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The authorities, loading (or making) them the first time.
+    pub fn get(&self) -> Result<std::sync::Arc<SshCa>, CaError> {
+        if let Some(ca) = self.cell.get() {
+            return Ok(ca.clone());
+        }
+        let ca = std::sync::Arc::new(SshCa::open(&self.dir)?);
+        Ok(self.cell.get_or_init(|| ca).clone())
+    }
+}
+
 impl SshCa {
     /// Load the keys from `dir`, creating what is missing.
     pub fn open(dir: &Path) -> Result<Self, CaError> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use russh::MethodKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use ca::{CaError, SshCa};
+pub use ca::{CaError, LazyCa, SshCa};
 
 use crate::app::{App, Tenant};
 

@@ -60,10 +60,12 @@ pub async fn serve(
     local: Tenant,
     dir: &std::path::Path,
 ) -> (String, std::path::PathBuf) {
+    let ssh = Arc::new(islod::ssh::LazyCa::new(dir));
     let state = |transport| HttpState {
         app: app.clone(),
         transport,
         local_tenant: local.clone(),
+        ssh: ssh.clone(),
     };
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", tcp.local_addr().unwrap());
