@@ -292,6 +292,26 @@ ALTER TABLE sandboxes ADD COLUMN id_range INTEGER;
 CREATE UNIQUE INDEX sandboxes_by_id_range ON sandboxes(id_range) WHERE id_range IS NOT NULL;
 "#;
 
+/// Which live sandbox or snapshot stands on which layer: "is this layer in use" is a join,
+/// not a text search of the specs. Kept by the store whenever a spec or a base is written.
+const SCHEMA_V12: &str = r#"
+CREATE TABLE layer_refs (
+    layer TEXT NOT NULL,
+    sandbox_id TEXT REFERENCES sandboxes(id) ON DELETE CASCADE,
+    snapshot_id TEXT REFERENCES snapshots(id) ON DELETE CASCADE,
+    CHECK ((sandbox_id IS NULL) <> (snapshot_id IS NULL))
+);
+CREATE INDEX layer_refs_by_layer ON layer_refs(layer);
+CREATE INDEX layer_refs_by_sandbox ON layer_refs(sandbox_id);
+CREATE INDEX layer_refs_by_snapshot ON layer_refs(snapshot_id);
+INSERT INTO layer_refs (layer, sandbox_id)
+    SELECT j.value, s.id FROM sandboxes s, json_each(s.runtime_spec, '$.spec.layers') j
+    WHERE s.deleted_at IS NULL AND json_valid(s.runtime_spec);
+INSERT INTO layer_refs (layer, snapshot_id)
+    SELECT j.value, n.id FROM snapshots n, json_each(n.base, '$.layers') j
+    WHERE json_valid(n.base);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -305,6 +325,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V9),
         M::up(SCHEMA_V10),
         M::up(SCHEMA_V11),
+        M::up(SCHEMA_V12),
     ])
 }
 

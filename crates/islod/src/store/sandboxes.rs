@@ -388,11 +388,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Record what sandbox `id` is made with, and the layers it stands on.
     pub fn set_runtime_spec(&self, id: &str, stored: &StoredSpec) -> Result<(), StoreError> {
-        self.db().execute(
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute(
             "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",
             params![id, stored.text()],
         )?;
+        tx.execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
+        let layers = stored.spec.iter().flat_map(|s| &s.layers);
+        for layer in layers {
+            tx.execute(
+                "INSERT INTO layer_refs (layer, sandbox_id) VALUES (?1, ?2)",
+                params![layer.to_string_lossy(), id],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -435,6 +447,8 @@ impl Store {
              id_range = NULL, pending_op = NULL WHERE id = ?1",
             params![id, at],
         )?;
+        self.db()
+            .execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
         Ok(())
     }
 
@@ -458,6 +472,29 @@ impl Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A stored spec standing on `layers`.
+    pub(crate) fn spec_with_layers(layers: &[&str]) -> StoredSpec {
+        let spec = islo_runtime::SandboxSpec {
+            id: islo_runtime::SandboxId("x".into()),
+            hostname: "x".into(),
+            layers: layers.iter().map(Into::into).collect(),
+            limits: islo_runtime::Limits {
+                vcpus: 1,
+                memory_bytes: 1 << 28,
+                disk_bytes: 1 << 30,
+                pids: 64,
+            },
+            user: "islo".into(),
+            uid: 1000,
+            network: None,
+            ids: None,
+        };
+        StoredSpec {
+            spec: Some(spec),
+            ..Default::default()
+        }
+    }
 
     pub(crate) fn row(tenant: &str, name: &str) -> SandboxRow {
         SandboxRow {

@@ -56,8 +56,25 @@ impl Store {
             {
                 Err(StoreError::NameTaken(s.name.clone()))
             }
-            other => other.map(drop).map_err(Into::into),
+            other => {
+                other?;
+                self.refresh_layer_refs(&s.id)
+            }
         }
+    }
+
+    /// Re-read which layers snapshot `id` stands on from its base.
+    fn refresh_layer_refs(&self, id: &str) -> Result<(), StoreError> {
+        let db = self.db();
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM layer_refs WHERE snapshot_id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO layer_refs (layer, snapshot_id) SELECT j.value, n.id FROM snapshots n, \
+             json_each(n.base, '$.layers') j WHERE n.id = ?1 AND json_valid(n.base)",
+            [id],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn snapshot_by_name(
@@ -112,7 +129,7 @@ impl Store {
              base = COALESCE(?6, base) WHERE id = ?1",
             params![id, status, reason, size.map(|v| v as i64), checksum, base],
         )?;
-        Ok(())
+        self.refresh_layer_refs(id)
     }
 
     pub fn delete_snapshot(&self, id: &str) -> Result<(), StoreError> {
@@ -123,14 +140,12 @@ impl Store {
 
     /// Whether a live sandbox or another snapshot still stands on the layer at `path`.
     pub fn layer_in_use(&self, path: &str, except_snapshot: &str) -> Result<bool, StoreError> {
-        let needle = serde_json::to_string(path).unwrap_or_default();
-        let n: i64 = self.db().query_row(
-            "SELECT (SELECT COUNT(*) FROM sandboxes WHERE deleted_at IS NULL AND instr(runtime_spec, ?1) > 0) \
-                  + (SELECT COUNT(*) FROM snapshots WHERE id != ?2 AND instr(base, ?1) > 0)",
-            params![needle, except_snapshot],
+        Ok(self.db().query_row(
+            "SELECT EXISTS (SELECT 1 FROM layer_refs WHERE layer = ?1 \
+             AND (snapshot_id IS NULL OR snapshot_id <> ?2))",
+            params![path, except_snapshot],
             |r| r.get(0),
-        )?;
-        Ok(n > 0)
+        )?)
     }
 
     /// Snapshots left `saving` by a crash: they can never finish.
@@ -140,5 +155,67 @@ impl Store {
              WHERE status = 'saving'",
             [],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sandboxes::tests::row;
+
+    fn snapshot(tenant: &str, name: &str, base: &str) -> SnapshotRow {
+        SnapshotRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.into(),
+            name: name.into(),
+            sandbox_id: None,
+            status: "ready".into(),
+            status_reason: None,
+            size_bytes: None,
+            checksum: None,
+            image: "busybox".into(),
+            base: base.into(),
+            created_at: crate::store::now_rfc3339(),
+        }
+    }
+
+    #[test]
+    fn a_layer_is_in_use_while_a_live_sandbox_or_another_snapshot_stands_on_it() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let sb = row(&t, "box");
+        s.insert_sandbox(&sb).unwrap();
+        let mut spec = crate::store::sandboxes::tests::spec_with_layers(&["/l/1", "/l/2"]);
+        s.set_runtime_spec(&sb.id, &spec).unwrap();
+        assert!(s.layer_in_use("/l/1", "").unwrap());
+        assert!(!s.layer_in_use("/l/9", "").unwrap());
+        // Written again (a restart moved it), the refs follow the spec.
+        spec.spec.as_mut().unwrap().layers.pop();
+        s.set_runtime_spec(&sb.id, &spec).unwrap();
+        assert!(!s.layer_in_use("/l/2", "").unwrap());
+        s.mark_deleted(&sb.id, "2026-01-01T00:00:00Z").unwrap();
+        assert!(
+            !s.layer_in_use("/l/1", "").unwrap(),
+            "a deleted sandbox holds nothing"
+        );
+
+        let snap = snapshot(&t, "snap", "{}");
+        s.insert_snapshot(&snap).unwrap();
+        s.finish_snapshot(
+            &snap.id,
+            "ready",
+            None,
+            None,
+            None,
+            Some(r#"{"layers":["/l/1","/l/3"]}"#),
+        )
+        .unwrap();
+        assert!(s.layer_in_use("/l/3", "").unwrap());
+        assert!(
+            !s.layer_in_use("/l/3", &snap.id).unwrap(),
+            "but for the snapshot itself"
+        );
+        s.delete_snapshot(&snap.id).unwrap();
+        assert!(!s.layer_in_use("/l/1", "").unwrap());
     }
 }
