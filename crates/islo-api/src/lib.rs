@@ -46,7 +46,7 @@ pub use session::{
 };
 pub use snapshot::{
     CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,
-    SnapshotResponse,
+    SnapshotResponse, SnapshotStatus,
 };
 pub use ssh::{SshCertificateRequest, SshCertificateResponse};
 

@@ -2,6 +2,41 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a snapshot is: `saving`, then `ready` (or `failed`, with a reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStatus {
+    Saving,
+    Ready,
+    Failed,
+}
+
+impl SnapshotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Saving => "saving",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "saving" => Self::Saving,
+            "ready" => Self::Ready,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for SnapshotStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -9,7 +44,7 @@ pub struct SnapshotResponse {
     pub id: String,
     pub name: String,
     /// `saving`, then `ready` (or `failed`, with `status_reason`).
-    pub status: String,
+    pub status: SnapshotStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_id: Option<String>,
     /// What the snapshot adds on top of what it shares (its own layer, uncompressed).

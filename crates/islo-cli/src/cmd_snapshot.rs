@@ -86,7 +86,7 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
                 .map(|s| {
                     vec![
                         s.name.clone(),
-                        s.status.clone(),
+                        s.status.to_string(),
                         s.size_bytes.map(ui::bytes).unwrap_or_else(|| "-".into()),
                         s.created_at
                             .as_deref()

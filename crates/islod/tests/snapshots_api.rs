@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use islo_api::CreateSnapshotRequest;
+use islo_api::{CreateSnapshotRequest, SnapshotStatus};
 
 fn save(sandbox: &str, name: &str) -> CreateSnapshotRequest {
     CreateSnapshotRequest {
@@ -34,16 +34,16 @@ async fn snapshots_save_restore_page_and_refuse_clearly() {
 
     // Async: answers `saving` at once, then becomes ready.
     let pending = a.create_snapshot(&save("src", "two"), true).await.unwrap();
-    assert_eq!(pending.status, "saving");
+    assert_eq!(pending.status, SnapshotStatus::Saving);
     let mut status = pending.status;
     for _ in 0..100 {
         status = a.get_snapshot("two").await.unwrap().status;
-        if status != "saving" {
+        if status != SnapshotStatus::Saving {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(status, "ready");
+    assert_eq!(status, SnapshotStatus::Ready);
     let page = a.list_snapshots(Some(1), Some(1)).await.unwrap();
     assert_eq!(
         (page.total, page.items.len(), page.limit, page.offset),

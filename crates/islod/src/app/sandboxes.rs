@@ -112,7 +112,7 @@ fn from_snapshot(
     req: &CreateSandboxRequest,
     snap: &crate::store::SnapshotRow,
 ) -> Result<Checked, AppError> {
-    if snap.status != "ready" {
+    if snap.status != islo_api::SnapshotStatus::Ready {
         return Err(AppError::Conflict(format!(
             "snapshot {} is {}; only ready snapshots can start sandboxes",
             snap.name, snap.status

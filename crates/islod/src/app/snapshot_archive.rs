@@ -200,7 +200,7 @@ impl App {
         name: &str,
     ) -> Result<File, AppError> {
         let s = self.snapshot(t, name)?;
-        if s.status != "ready" {
+        if s.status != islo_api::SnapshotStatus::Ready {
             return Err(AppError::Conflict(format!(
                 "snapshot {name} is {}; only ready snapshots export",
                 s.status
@@ -314,7 +314,7 @@ impl App {
             tenant_id: tenant.to_string(),
             name: name.to_string(),
             sandbox_id: None,
-            status: "ready".into(),
+            status: islo_api::SnapshotStatus::Ready,
             status_reason: None,
             size_bytes: Some(top.0),
             checksum: Some(top.1),

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use islo_api::{CreateSnapshotRequest, SandboxStatus, SnapshotResponse};
+use islo_api::{CreateSnapshotRequest, SandboxStatus, SnapshotResponse, SnapshotStatus};
 use sha2::{Digest, Sha256};
 
 use super::sandboxes::{image_env, runtime_spec};
@@ -55,7 +55,7 @@ pub fn to_response(s: &SnapshotRow) -> SnapshotResponse {
     SnapshotResponse {
         id: s.id.clone(),
         name: s.name.clone(),
-        status: s.status.clone(),
+        status: s.status,
         sandbox_id: s.sandbox_id.clone(),
         size_bytes: s.size_bytes,
         checksum_sha256: s.checksum.clone(),
@@ -141,7 +141,7 @@ impl App {
             tenant_id: t.id.clone(),
             name: name.clone(),
             sandbox_id: Some(sb.id.clone()),
-            status: "saving".into(),
+            status: SnapshotStatus::Saving,
             status_reason: None,
             size_bytes: None,
             checksum: None,
@@ -167,7 +167,7 @@ impl App {
                     tracing::info!(snapshot = %name, sandbox = %sb.name, size, "snapshot saved");
                     app.store.finish_snapshot(
                         &snap_id,
-                        "ready",
+                        SnapshotStatus::Ready,
                         None,
                         Some(size),
                         Some(&digest),
@@ -177,8 +177,14 @@ impl App {
                 Err(e) => {
                     tracing::warn!(snapshot = %name, error = %e, "snapshot failed");
                     let reason = e.to_string();
-                    app.store
-                        .finish_snapshot(&snap_id, "failed", Some(&reason), None, None, None)
+                    app.store.finish_snapshot(
+                        &snap_id,
+                        SnapshotStatus::Failed,
+                        Some(&reason),
+                        None,
+                        None,
+                        None,
+                    )
                 }
             };
             recorded.map_err(AppError::from)?;
@@ -186,7 +192,7 @@ impl App {
         };
         if wait {
             let done = job.await?;
-            if done.status == "failed" {
+            if done.status == SnapshotStatus::Failed {
                 return Err(AppError::Provisioning(format!(
                     "saving snapshot {}: {}",
                     done.name,
@@ -258,7 +264,7 @@ impl App {
     /// Remove a snapshot no sandbox stands on; its layer goes when nothing else uses it.
     pub async fn delete_snapshot(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
         let s = self.snapshot(t, name)?;
-        if s.status == "saving" {
+        if s.status == SnapshotStatus::Saving {
             return Err(AppError::Conflict(format!(
                 "snapshot {name} is still being saved; remove it once it is ready"
             )));

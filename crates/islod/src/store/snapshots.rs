@@ -2,6 +2,8 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use islo_api::SnapshotStatus;
+
 use super::{Store, StoreError};
 
 /// A stored snapshot.
@@ -11,8 +13,7 @@ pub struct SnapshotRow {
     pub tenant_id: String,
     pub name: String,
     pub sandbox_id: Option<String>,
-    /// `saving`, `ready` or `failed`.
-    pub status: String,
+    pub status: SnapshotStatus,
     pub status_reason: Option<String>,
     pub size_bytes: Option<u64>,
     pub checksum: Option<String>,
@@ -30,7 +31,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRow> {
         tenant_id: r.get(1)?,
         name: r.get(2)?,
         sandbox_id: r.get(3)?,
-        status: r.get(4)?,
+        status: {
+            let text: String = r.get(4)?;
+            SnapshotStatus::parse(&text).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    format!("snapshot status {text:?}").into(),
+                )
+            })?
+        },
         status_reason: r.get(5)?,
         size_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
         checksum: r.get(7)?,
@@ -46,7 +56,7 @@ impl Store {
         let res = self.db().execute(
             &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
-                s.id, s.tenant_id, s.name, s.sandbox_id, s.status, s.status_reason,
+                s.id, s.tenant_id, s.name, s.sandbox_id, s.status.as_str(), s.status_reason,
                 s.size_bytes.map(|v| v as i64), s.checksum, s.image, s.base, s.created_at
             ],
         );
@@ -118,7 +128,7 @@ impl Store {
     pub fn finish_snapshot(
         &self,
         id: &str,
-        status: &str,
+        status: SnapshotStatus,
         reason: Option<&str>,
         size: Option<u64>,
         checksum: Option<&str>,
@@ -127,7 +137,14 @@ impl Store {
         self.db().execute(
             "UPDATE snapshots SET status = ?2, status_reason = ?3, size_bytes = ?4, checksum = ?5, \
              base = COALESCE(?6, base) WHERE id = ?1",
-            params![id, status, reason, size.map(|v| v as i64), checksum, base],
+            params![
+                id,
+                status.as_str(),
+                reason,
+                size.map(|v| v as i64),
+                checksum,
+                base
+            ],
         )?;
         self.refresh_layer_refs(id)
     }
@@ -169,7 +186,7 @@ mod tests {
             tenant_id: tenant.into(),
             name: name.into(),
             sandbox_id: None,
-            status: "ready".into(),
+            status: SnapshotStatus::Ready,
             status_reason: None,
             size_bytes: None,
             checksum: None,
@@ -203,7 +220,7 @@ mod tests {
         s.insert_snapshot(&snap).unwrap();
         s.finish_snapshot(
             &snap.id,
-            "ready",
+            SnapshotStatus::Ready,
             None,
             None,
             None,
