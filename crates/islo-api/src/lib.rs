@@ -34,7 +34,7 @@ pub use gateway::{
 pub use sandbox::{
     CreateSandboxRequest, HostIds, ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
-    SetupStepResult, SourceSpec, TokenRequest, TokenResponse, limits,
+    SetupStepResult, SetupStepStatus, SourceSpec, TokenRequest, TokenResponse, limits,
 };
 pub use secrets::{
     GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse,

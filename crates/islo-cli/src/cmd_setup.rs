@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use islo_api::ExecLogsQuery;
+use islo_api::{ExecLogsQuery, SetupStepStatus};
 use islo_client::Client;
 
 use crate::{EXIT_FAILURE, Exit};
@@ -19,12 +19,12 @@ pub async fn follow(client: &Client, name: &str) -> anyhow::Result<()> {
         let Some(s) = steps.get(step) else {
             return Ok(());
         };
-        match s.status.as_str() {
-            "pending" => {
+        match s.status {
+            SetupStepStatus::Pending => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            "skipped" => {
+            SetupStepStatus::Skipped => {
                 step += 1;
                 continue;
             }
@@ -37,11 +37,11 @@ pub async fn follow(client: &Client, name: &str) -> anyhow::Result<()> {
         if let Some(id) = &s.exec_id {
             seq = print_new(client, name, id, seq).await?;
         }
-        if s.status == "running" {
+        if s.status == SetupStepStatus::Running {
             tokio::time::sleep(Duration::from_millis(150)).await;
             continue;
         }
-        if s.status == "failed" {
+        if s.status == SetupStepStatus::Failed {
             if s.exec_id.is_none() {
                 eprint!("{}", s.stderr.clone().unwrap_or_default());
             }

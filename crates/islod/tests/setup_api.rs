@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use islo_api::SetupScript;
+use islo_api::{SetupScript, SetupStepStatus};
 
 #[tokio::test]
 async fn steps_are_reported_and_the_first_failure_skips_the_rest() {
@@ -34,7 +34,7 @@ async fn steps_are_reported_and_the_first_failure_skips_the_rest() {
         steps = a.get_sandbox("setup").await.unwrap().setup_steps.unwrap();
         if steps
             .iter()
-            .all(|s| s.status != "pending" && s.status != "running")
+            .all(|s| s.status != SetupStepStatus::Pending && s.status != SetupStepStatus::Running)
         {
             break;
         }
@@ -50,7 +50,7 @@ async fn steps_are_reported_and_the_first_failure_skips_the_rest() {
         steps[0]
     );
     assert!(steps[0].exec_id.is_some(), "the step is in the audit log");
-    assert_eq!(steps[1].status, "skipped");
+    assert_eq!(steps[1].status, SetupStepStatus::Skipped);
     let plain = a.create_sandbox(&create("plain")).await.unwrap();
     assert!(plain.setup_steps.is_none());
 }

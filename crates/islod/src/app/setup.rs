@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use islo_api::{ExecRequest, SandboxResponse, SetupScript, SetupStepResult};
+use islo_api::{ExecRequest, SandboxResponse, SetupScript, SetupStepResult, SetupStepStatus};
 
 use super::exec::{ExecEvent, TailBuf};
 use super::{App, AppError, Tenant};
@@ -80,13 +80,13 @@ impl App {
         };
         let mut result = SetupStepResult {
             name,
-            status: "running".into(),
+            status: SetupStepStatus::Running,
             ..Default::default()
         };
         let (mut rx, exec_id) = match self.exec_stream(t, &row.name, &req) {
             Ok((_, rx, id)) => (rx, id),
             Err(e) => {
-                result.status = "failed".into();
+                result.status = SetupStepStatus::Failed;
                 result.stderr = Some(e.to_string());
                 self.record_step(&row.id, idx, &result);
                 return false;
@@ -116,11 +116,10 @@ impl App {
         result.stderr = text(err);
         result.exit_code = code;
         result.status = if code == Some(0) {
-            "succeeded"
+            SetupStepStatus::Succeeded
         } else {
-            "failed"
-        }
-        .into();
+            SetupStepStatus::Failed
+        };
         tracing::info!(sandbox = %row.name, step = %result.name, status = %result.status, "setup step");
         self.record_step(&row.id, idx, &result);
         code == Some(0)
@@ -136,7 +135,7 @@ impl App {
     fn skip_rest(&self, row: &SandboxRow, from: usize) {
         let steps = self.store.setup_steps(&row.id).unwrap_or_default();
         for (i, mut s) in steps.into_iter().enumerate().skip(from) {
-            s.status = "skipped".into();
+            s.status = SetupStepStatus::Skipped;
             self.record_step(&row.id, i, &s);
         }
     }

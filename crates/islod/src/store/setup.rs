@@ -30,7 +30,7 @@ impl Store {
         self.db().execute(
             "UPDATE setup_steps SET status = ?3, stdout = ?4, stderr = ?5, exit_code = ?6, exec_id = ?7 \
              WHERE sandbox_id = ?1 AND idx = ?2",
-            params![sandbox_id, idx as i64, r.status, r.stdout, r.stderr, r.exit_code, r.exec_id],
+            params![sandbox_id, idx as i64, r.status.as_str(), r.stdout, r.stderr, r.exit_code, r.exec_id],
         )?;
         Ok(())
     }
@@ -45,7 +45,16 @@ impl Store {
         let rows = st.query_map([sandbox_id], |r| {
             Ok(SetupStepResult {
                 name: r.get(0)?,
-                status: r.get(1)?,
+                status: {
+                    let text: String = r.get(1)?;
+                    islo_api::SetupStepStatus::parse(&text).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            1,
+                            rusqlite::types::Type::Text,
+                            format!("setup step status {text:?}").into(),
+                        )
+                    })?
+                },
                 stdout: r.get(2)?,
                 stderr: r.get(3)?,
                 exit_code: r.get(4)?,
