@@ -6,6 +6,7 @@
 mod agent;
 mod agent_session;
 mod audit;
+mod closed;
 mod error;
 mod exec;
 mod files;

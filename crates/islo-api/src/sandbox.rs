@@ -16,41 +16,15 @@ pub mod limits {
     pub const LIST_LIMIT: (u32, u32, u32) = (1, 200, 50);
 }
 
-/// Lifecycle states, exactly the server vocabulary of the reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum SandboxStatus {
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Failed,
-    Deleted,
-}
-
-impl SandboxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::Failed => "failed",
-            Self::Deleted => "deleted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "starting" => Self::Starting,
-            "running" => Self::Running,
-            "stopping" => Self::Stopping,
-            "stopped" => Self::Stopped,
-            "failed" => Self::Failed,
-            "deleted" => Self::Deleted,
-            _ => return None,
-        })
+crate::closed::closed_set! {
+    /// Lifecycle states, exactly the server vocabulary of the reference.
+    SandboxStatus {
+        Starting = "starting",
+        Running = "running",
+        Stopping = "stopping",
+        Stopped = "stopped",
+        Failed = "failed",
+        Deleted = "deleted",
     }
 }
 
@@ -187,45 +161,16 @@ pub struct SetupScript {
     pub script: String,
 }
 
-/// Where a setup step is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum SetupStepStatus {
-    #[default]
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Skipped,
-}
-
-impl SetupStepStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for SetupStepStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::closed::closed_set! {
+    /// Where a setup step is.
+    #[derive(Default)]
+    SetupStepStatus {
+        #[default]
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Skipped = "skipped",
     }
 }
 

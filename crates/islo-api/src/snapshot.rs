@@ -2,38 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a snapshot is: `saving`, then `ready` (or `failed`, with a reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotStatus {
-    Saving,
-    Ready,
-    Failed,
-}
-
-impl SnapshotStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Saving => "saving",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "saving" => Self::Saving,
-            "ready" => Self::Ready,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for SnapshotStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::closed::closed_set! {
+    /// Where a snapshot is: `saving`, then `ready` (or `failed`, with a reason).
+    SnapshotStatus {
+        Saving = "saving",
+        Ready = "ready",
+        Failed = "failed",
     }
 }
 
