@@ -661,3 +661,41 @@ fn an_exhausted_id_space_is_a_clear_error_and_nothing_is_half_made() {
     assert!(env.sh("two", "true").status.success());
     assert_eq!(first_id(&env, "two"), 0xA000_0000);
 }
+
+#[test]
+fn a_sandbox_that_cannot_get_a_range_stays_stopped_and_says_why() {
+    let claims = tempfile::tempdir().unwrap();
+    let pool = format!(
+        "  id_base: {}\n  id_count: 65536\n  id_claims_dir: {}\n",
+        0xA100_0000u32,
+        claims.path().display()
+    );
+    let env = Env::with_config(&format!("isolation:\n  userns: false\n{pool}"));
+    assert!(env.sh("old", "echo kept > /workspace/f").status.success());
+    env.ok(&["stop", "old"]);
+    env.stop_islod();
+    let cfg = env.dir.path().join("islod.yaml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("userns: false", "userns: true");
+    std::fs::write(&cfg, text).unwrap();
+    // The only range goes to a new sandbox; the old one cannot move and says why.
+    assert!(env.sh("new", "true").status.success());
+    let o = env.sh("old", "true");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("made without a user namespace and cannot be moved into one")
+            && err.contains("no free id range"),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "old", "-o", "json"])).unwrap();
+    assert_eq!(v["status"], "stopped", "{v}");
+    assert_eq!(v["isolation"]["user_namespace"], false);
+    // Once a range is free it moves, its files intact.
+    env.ok(&["rm", "new", "-f"]);
+    let o = env.sh("old", "cat /workspace/f");
+    assert_eq!(stdout(&o), "kept\n", "{}", stderr(&o));
+    assert_eq!(first_id(&env, "old"), 0xA100_0000);
+}
