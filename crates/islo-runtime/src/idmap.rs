@@ -86,7 +86,7 @@ impl Holder {
             ready: ready_r,
             go: Some(go_w),
         };
-        h.wait_step("entering a user namespace")?;
+        h.wait_step("a user namespace")?;
         let map = format!("0 {} {}\n", ids.base, ids.size);
         for file in ["uid_map", "gid_map"] {
             let path = format!("/proc/{pid}/{file}");
@@ -103,8 +103,8 @@ impl Holder {
         match rustix::io::read(&self.ready, &mut b) {
             Ok(1) => Ok(()),
             _ => Err(io::Error::other(format!(
-                "the helper process failed {what} (are user namespaces enabled? see \
-                 /proc/sys/user/max_user_namespaces)"
+                "the helper process failed entering {what} (see /proc/sys/user/max_user_namespaces \
+                 and /proc/sys/user/max_net_namespaces)"
             ))),
         }
     }

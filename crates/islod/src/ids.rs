@@ -231,13 +231,18 @@ impl IdPool {
     }
 
     /// Give back `sandbox`'s range `i` (its claim, if it is still that sandbox's).
+    /// A claim left by a failure here is stale and taken again by the next claim.
     pub fn release(&self, i: u32, sandbox: &str) {
-        let _ = self.locked(|| {
+        let released = self.locked(|| {
             if self.claimant(i) == Some((self.owner.clone(), sandbox.to_string())) {
-                let _ = std::fs::remove_file(self.claim_path(i));
+                let path = self.claim_path(i);
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
             Ok(())
         });
+        if let Err(e) = released {
+            tracing::warn!(sandbox, range = i, error = %e, "giving back an id range");
+        }
     }
 
     /// At start-up: make sure each range the store holds is claimed (a claims directory
@@ -338,6 +343,59 @@ mod tests {
             !d.path().join("claims/0").exists(),
             "no claim left by a failed record"
         );
+    }
+
+    #[test]
+    fn claims_lost_with_their_directory_are_made_again_at_start_up() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(d.path().join("state")).unwrap();
+        std::fs::write(d.path().join("state/islod.db"), "").unwrap();
+        let a = pool(d.path(), 4 * IdMap::SIZE, &etc);
+        let none = |_: u32| Ok(None);
+        let ok = |_: u32| Ok(());
+        let (m0, m1) = (
+            a.claim("s0", &none, &ok).unwrap(),
+            a.claim("s1", &none, &ok).unwrap(),
+        );
+        std::fs::remove_dir_all(d.path().join("claims")).unwrap();
+        // Meanwhile another live installation took range 1.
+        let other = d.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("islod.db"), "").unwrap();
+        std::fs::create_dir_all(d.path().join("claims")).unwrap();
+        std::fs::write(
+            d.path().join("claims/1"),
+            format!("{}\nt9\n", other.display()),
+        )
+        .unwrap();
+        a.reassert(&[("s0".into(), m0), ("s1".into(), m1)]).unwrap();
+        assert_eq!(
+            a.claimant(0),
+            Some((a.owner.clone(), "s0".into())),
+            "made again"
+        );
+        assert_eq!(
+            a.claimant(1),
+            Some((other.display().to_string(), "t9".into())),
+            "another installation's live claim is not taken (it is reported)"
+        );
+        // A range outside the pool (another configuration) is left alone.
+        let outside = IdMap {
+            base: 1 << 28,
+            size: IdMap::SIZE,
+        };
+        a.reassert(&[("s2".into(), outside)]).unwrap();
+        assert_eq!(
+            std::fs::read_dir(d.path().join("claims")).unwrap().count(),
+            3,
+            ".lock, 0, 1"
+        );
+        // Released, the claim goes; releasing what another holds leaves it.
+        a.release(0, "s0");
+        a.release(1, "s1");
+        assert!(a.claimant(0).is_none());
+        assert!(a.claimant(1).is_some());
     }
 
     #[test]
