@@ -21,7 +21,8 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let user = match check(&req) {
         Ok(u) => u,
         Err(msg) => {
-            out.finish(FrameKind::Error, msg.as_bytes());
+            let e = proto::AgentError::new(proto::ErrorKind::CannotStart, msg);
+            out.finish(FrameKind::Error, &e.encode());
             return Ok(());
         }
     };

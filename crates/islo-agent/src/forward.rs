@@ -30,7 +30,7 @@ pub fn run(mut client: UnixStream, port: u16) -> Result<(), proto::ProtoError> {
         let m = format!(
             "cannot connect to port {port} in the sandbox ({why}): is anything listening there?"
         );
-        return proto::write_frame(&mut client, FrameKind::Error, m.as_bytes());
+        return proto::write_error(&mut client, proto::ErrorKind::Refused, &m);
     };
     let _ = tcp.set_nodelay(true);
     proto::write_json(&mut client, FrameKind::Reply, &serde_json::json!({}))?;

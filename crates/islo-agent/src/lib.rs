@@ -7,7 +7,8 @@ pub mod files;
 pub mod proto;
 
 pub use proto::{
-    AgentRequest, AttachRequest, ExecRequest, ExitStatus, FileEntry, Frame, FrameKind,
+    AgentError, AgentRequest, AttachRequest, ErrorKind, ExecRequest, ExitStatus, FileEntry, Frame,
+    FrameKind,
     PROTOCOL_VERSION, ProtoError, ReadRequest, ScanReply, ScanRequest, SessionInfo, SessionSpec,
     TtySize, read_frame, write_frame,
 };

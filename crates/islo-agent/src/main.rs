@@ -103,21 +103,22 @@ fn move_log(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
+    use proto::ErrorKind::BadRequest;
     let Some(frame) = proto::read_frame(&mut stream)? else {
         return Ok(());
     };
     if frame.kind != FrameKind::Request {
-        return proto::write_frame(&mut stream, FrameKind::Error, b"expected a request frame");
+        return proto::write_error(&mut stream, BadRequest, "expected a request frame");
     }
     let req: AgentRequest = match proto::decode(&frame.payload, "request") {
         Ok(r) => r,
         Err(e) => {
-            return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes());
+            return proto::write_error(&mut stream, BadRequest, &e.to_string());
         }
     };
     if req.version() != PROTOCOL_VERSION {
         let e = proto::ProtoError::Version(req.version());
-        return proto::write_frame(&mut stream, FrameKind::Error, e.to_string().as_bytes());
+        return proto::write_error(&mut stream, BadRequest, &e.to_string());
     }
     match req {
         AgentRequest::Ping { .. } => proto::write_json(
@@ -133,11 +134,11 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
         }
         AgentRequest::KillSession { session, .. } => match sessions::kill(&session) {
             Ok(()) => proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({})),
-            Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+            Err(m) => proto::write_error(&mut stream, proto::ErrorKind::NotFound, &m),
         },
         AgentRequest::ScanFiles(req) => match scan_files(&req) {
             Ok(reply) => proto::write_json(&mut stream, FrameKind::Reply, &reply),
-            Err(m) => proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+            Err(m) => proto::write_error(&mut stream, proto::ErrorKind::Failed, &m),
         },
         AgentRequest::Connect { port, .. } => forward::run(stream, port),
         AgentRequest::ReadFile(req) => {
@@ -145,7 +146,7 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
                 Ok(data) => proto::write_frame(&mut stream, FrameKind::Stdout, &data),
                 Err(e) => {
                     let m = format!("{}: {e}", req.path);
-                    proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes())
+                    proto::write_error(&mut stream, proto::ErrorKind::Failed, &m)
                 }
             }
         }

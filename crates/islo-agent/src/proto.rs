@@ -3,8 +3,8 @@
 //! A frame is `len: u32 big-endian` (payload length), `kind: u8`, then `len` payload bytes.
 //! A connection starts with one [`FrameKind::Request`] frame whose payload is a JSON
 //! [`AgentRequest`] carrying [`PROTOCOL_VERSION`]. For an exec the agent then sends
-//! `Stdout`/`Stderr` frames and ends with one `Exit` (JSON [`ExitStatus`]) or `Error` (UTF-8
-//! message) frame; the client may send `Stdin`, `StdinEof` and `Signal` (payload: one byte,
+//! `Stdout`/`Stderr` frames and ends with one `Exit` (JSON [`ExitStatus`]) or `Error` (JSON
+//! [`AgentError`]: a kind and a message) frame; the client may send `Stdin`, `StdinEof` and `Signal` (payload: one byte,
 //! the signal number) frames. Payloads are capped at [`MAX_PAYLOAD`].
 //!
 //! An exec with `tty` runs on a pseudo-terminal: its output arrives as `Stdout` frames and the
@@ -94,6 +94,59 @@ pub enum ProtoError {
     },
     #[error("protocol version {0} is not supported (agent speaks {PROTOCOL_VERSION})")]
     Version(u32),
+    /// The agent answered with an `Error` frame.
+    #[error("{0}")]
+    Agent(AgentError),
+}
+
+/// What kind of failure an `Error` frame reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// What the request names is not there (a session).
+    NotFound,
+    /// The command or session could not be started (unknown user, bad workdir, no terminal).
+    CannotStart,
+    /// Nothing accepted a connection to the port.
+    Refused,
+    /// The request itself was malformed or of an unknown version.
+    BadRequest,
+    /// Anything else (and every message of an agent older than kinds).
+    Failed,
+}
+
+/// The payload of an `Error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AgentError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AgentError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| self.message.clone().into_bytes())
+    }
+
+    /// Decode a payload; a plain UTF-8 message (an agent that predates kinds) is `Failed`.
+    pub fn decode(payload: &[u8]) -> Self {
+        serde_json::from_slice(payload).unwrap_or_else(|_| {
+            Self::new(ErrorKind::Failed, String::from_utf8_lossy(payload).into_owned())
+        })
+    }
+}
+
+/// Write an `Error` frame.
+pub fn write_error(w: &mut impl Write, kind: ErrorKind, message: &str) -> Result<(), ProtoError> {
+    write_frame(w, FrameKind::Error, &AgentError::new(kind, message).encode())
 }
 
 /// First frame of a connection.
@@ -240,16 +293,34 @@ pub struct ExitStatus {
     pub signal: Option<i32>,
 }
 
-/// Write one frame.
-pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> Result<(), ProtoError> {
+/// Length of a frame's head (payload length, kind).
+pub const HEAD_LEN: usize = 5;
+
+/// One frame as bytes: the codec's only encoder (blocking and async writers both send this).
+pub fn encode_frame(kind: FrameKind, payload: &[u8]) -> Result<Vec<u8>, ProtoError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge(payload.len()));
     }
-    let mut buf = Vec::with_capacity(5 + payload.len());
+    let mut buf = Vec::with_capacity(HEAD_LEN + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     buf.push(kind as u8);
     buf.extend_from_slice(payload);
-    w.write_all(&buf)?;
+    Ok(buf)
+}
+
+/// A frame's kind and payload length from its head: the codec's only decoder.
+pub fn parse_head(head: &[u8; HEAD_LEN]) -> Result<(FrameKind, usize), ProtoError> {
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge(len));
+    }
+    let kind = FrameKind::from_u8(head[4]).ok_or(ProtoError::UnknownKind(head[4]))?;
+    Ok((kind, len))
+}
+
+/// Write one frame.
+pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> Result<(), ProtoError> {
+    w.write_all(&encode_frame(kind, payload)?)?;
     Ok(())
 }
 
@@ -268,7 +339,7 @@ pub fn write_json<T: Serialize>(
 
 /// Read one frame; `Ok(None)` on a clean end of stream before a frame starts.
 pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtoError> {
-    let mut head = [0u8; 5];
+    let mut head = [0u8; HEAD_LEN];
     let mut got = 0;
     while got < head.len() {
         match r.read(&mut head[got..]) {
@@ -279,11 +350,7 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtoError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if len > MAX_PAYLOAD {
-        return Err(ProtoError::TooLarge(len));
-    }
-    let kind = FrameKind::from_u8(head[4]).ok_or(ProtoError::UnknownKind(head[4]))?;
+    let (kind, len) = parse_head(&head)?;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
     Ok(Some(Frame { kind, payload }))
@@ -374,6 +441,21 @@ mod tests {
         let mut out = Vec::new();
         write_json(&mut out, FrameKind::Resize, &TtySize { rows: 1, cols: 2 }).unwrap();
         assert_eq!(out[..5], [0, 0, 0, 19, 10]);
+        let mut out = Vec::new();
+        write_error(&mut out, ErrorKind::CannotStart, "unknown user \"x\"").unwrap();
+        assert_eq!(
+            &out[5..],
+            br#"{"kind":"cannot_start","message":"unknown user \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn error_frames_of_older_agents_are_plain_text() {
+        let e = AgentError::decode(b"session \"a\" does not exist");
+        assert_eq!(e.kind, ErrorKind::Failed);
+        assert_eq!(e.message, "session \"a\" does not exist");
+        let e = AgentError::decode(&AgentError::new(ErrorKind::NotFound, "gone").encode());
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "gone"));
     }
 
     #[test]

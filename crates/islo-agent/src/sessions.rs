@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use islo_agent::proto::{self, FrameKind, ProtoError};
+use islo_agent::proto::{self, AgentError, ErrorKind, FrameKind, ProtoError};
 use islo_agent::{AttachRequest, ExecRequest, ExitStatus, SessionInfo, SessionSpec, TtySize};
 use rustix::process::{Pid, Signal, kill_process_group};
 
@@ -87,22 +87,43 @@ fn login_shell(user: &users::User) -> Vec<String> {
     vec![shell.to_string(), "-l".to_string()]
 }
 
+/// Why a session did not start.
+enum SpawnError {
+    /// Nothing was run: the user, the workdir or the terminal is unusable.
+    Refused(String),
+    /// The command itself could not be run (not found, not executable).
+    Command(String, std::io::Error),
+}
+
+impl SpawnError {
+    fn into_agent_error(self) -> AgentError {
+        let message = match self {
+            Self::Refused(m) => m,
+            Self::Command(argv0, e) => format!("{argv0}: {e}"),
+        };
+        AgentError::new(ErrorKind::CannotStart, message)
+    }
+}
+
 /// Start `spec` on a new terminal of `size`.
-fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, String> {
-    let user = exec::run_as(&spec.user, &spec.workdir)?;
+fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, SpawnError> {
+    let user = exec::run_as(&spec.user, &spec.workdir).map_err(SpawnError::Refused)?;
     let argv = if spec.argv.is_empty() {
         login_shell(&user)
     } else {
         spec.argv.clone()
     };
-    let (controller, sub) = pty::open(size).map_err(|e| format!("opening a terminal: {e}"))?;
+    let refused = |what: &str, e: std::io::Error| SpawnError::Refused(format!("{what}: {e}"));
+    let (controller, sub) = pty::open(size).map_err(|e| refused("opening a terminal", e))?;
     let _ = rustix::fs::fchown(&sub, Some(rustix::fs::Uid::from_raw(user.uid)), None);
     let mut cmd = exec::command(&argv, &spec.env, &user, &spec.workdir);
-    pty::attach_command(&mut cmd, &sub).map_err(|e| e.to_string())?;
-    let (child, exited) =
-        reaper::spawn_registered(|| cmd.spawn()).map_err(|e| format!("{}: {e}", argv[0]))?;
+    pty::attach_command(&mut cmd, &sub).map_err(|e| refused("the terminal", e))?;
+    let (child, exited) = reaper::spawn_registered(|| cmd.spawn())
+        .map_err(|e| SpawnError::Command(argv[0].clone(), e))?;
     drop(sub);
-    let reader = controller.try_clone().map_err(|e| e.to_string())?;
+    let reader = controller
+        .try_clone()
+        .map_err(|e| refused("the terminal", e))?;
     let session = Arc::new(Session {
         name: name.to_string(),
         started_ms: now_ms(),
@@ -248,17 +269,22 @@ pub fn attach(mut stream: UnixStream, req: AttachRequest) -> Result<(), ProtoErr
         match reg.get(&req.session) {
             Some(s) if s.alive() => Ok((s.clone(), false)),
             _ => match &req.create {
-                None => Err(format!("session {:?} does not exist", req.session)),
-                Some(spec) => spawn(&req.session, spec, size).map(|s| {
-                    reg.insert(req.session.clone(), s.clone());
-                    (s, true)
-                }),
+                None => Err(AgentError::new(
+                    ErrorKind::NotFound,
+                    format!("session {:?} does not exist", req.session),
+                )),
+                Some(spec) => spawn(&req.session, spec, size)
+                    .map(|s| {
+                        reg.insert(req.session.clone(), s.clone());
+                        (s, true)
+                    })
+                    .map_err(SpawnError::into_agent_error),
             },
         }
     };
     let (session, created) = match found {
         Ok(x) => x,
-        Err(m) => return proto::write_frame(&mut stream, FrameKind::Error, m.as_bytes()),
+        Err(e) => return proto::write_frame(&mut stream, FrameKind::Error, &e.encode()),
     };
     if !created && req.size.is_some() {
         let _ = pty::resize(&session.controller, size);
@@ -276,13 +302,13 @@ pub fn exec_tty(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> 
     };
     match spawn("", &spec, req.tty.unwrap_or(DEFAULT_SIZE)) {
         Ok(s) => join(&s, stream, None, true),
-        Err(m) => {
-            let out = Out::new(stream);
-            exec::refuse_spawn(
-                &out,
-                &req.argv.first().cloned().unwrap_or_default(),
-                &std::io::Error::other(m),
-            );
+        Err(SpawnError::Command(argv0, e)) => {
+            exec::refuse_spawn(&Out::new(stream), &argv0, &e);
+            Ok(())
+        }
+        Err(SpawnError::Refused(m)) => {
+            let e = AgentError::new(ErrorKind::CannotStart, m);
+            Out::new(stream).finish(FrameKind::Error, &e.encode());
             Ok(())
         }
     }

@@ -203,9 +203,11 @@ fn missing_sessions_and_kill() {
         create: None,
     };
     let mut s = request(&a.sock, &AgentRequest::Attach(req));
+    let f = proto::read_frame(&mut s).unwrap().unwrap();
+    assert_eq!(f.kind, FrameKind::Error);
     assert_eq!(
-        proto::read_frame(&mut s).unwrap().unwrap().kind,
-        FrameKind::Error
+        proto::AgentError::decode(&f.payload).kind,
+        proto::ErrorKind::NotFound
     );
     let (_c, _) = attach(&a.sock, "doomed", true, TtySize { rows: 24, cols: 80 });
     let mut k = request(
@@ -227,9 +229,11 @@ fn missing_sessions_and_kill() {
             session: "doomed".into(),
         },
     );
+    let f = proto::read_frame(&mut k).unwrap().unwrap();
+    assert_eq!(f.kind, FrameKind::Error);
     assert_eq!(
-        proto::read_frame(&mut k).unwrap().unwrap().kind,
-        FrameKind::Error
+        proto::AgentError::decode(&f.payload).kind,
+        proto::ErrorKind::NotFound
     );
 }
 

@@ -6,8 +6,9 @@
 //! [`PtyOpen`]; after it every message is binary: one type byte ([`PtyFrame`]) then the
 //! payload. `data` carries terminal bytes both ways (stdout, in pipe mode); `resize` (client →
 //! server) a JSON [`PtySize`]; `exit` (server → client) a JSON [`PtyExit`], the last message;
-//! `error` (server → client) a UTF-8 message, also last; `info` (server → client, first) a
-//! JSON [`SessionInfo`] for session attaches. An exec opened with `tty: false` runs on pipes:
+//! `error` (server → client) a UTF-8 message, followed by the `exit` it stands for (125: the
+//! command could not be started; 255: the sandbox went away while it ran) and the close;
+//! `info` (server → client, first) a JSON [`SessionInfo`] for session attaches. An exec opened with `tty: false` runs on pipes:
 //! its stderr comes as `stderr` frames, and the client ends its input with `eof`.
 
 use std::collections::BTreeMap;

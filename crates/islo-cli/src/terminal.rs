@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 
 use islo_api::{PtyFrame, PtySize};
-use islo_client::{PtyConn, PtySender};
+use islo_client::{PtyConn, PtyReceiver, PtySender};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -149,6 +149,18 @@ fn spawn_input(
     (extra_tx, task)
 }
 
+/// How a terminal's `error` ends the command: with the code of the `exit` the server sends
+/// after it (125: it could not start; 255: the sandbox went away), or 1 from a server that
+/// sends none.
+async fn failure(rx: &mut PtyReceiver, message: String) -> Exit {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), rx.next()).await;
+    let code = match next {
+        Ok(Some(Ok(PtyFrame::Exit(e)))) => e.code,
+        _ => EXIT_FAILURE,
+    };
+    Exit { code, message }
+}
+
 /// Run the terminal until the remote process exits, the user detaches (when `detachable`)
 /// or the connection fails. The local terminal is restored in every case.
 pub async fn run(conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
@@ -177,7 +189,7 @@ pub async fn run(conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
                 Some(Ok(PtyFrame::Exit(e))) => break Ended::Exited(e.code),
                 Some(Ok(PtyFrame::Error(m))) => {
                     drop(raw);
-                    return Err(Exit { code: EXIT_FAILURE, message: m }.into());
+                    return Err(failure(&mut rx, m).await.into());
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -213,13 +225,7 @@ pub async fn pipes(conn: PtyConn) -> anyhow::Result<i32> {
                 err.flush()?;
             }
             Some(Ok(PtyFrame::Exit(e))) => break Ok(e.code),
-            Some(Ok(PtyFrame::Error(m))) => {
-                break Err(Exit {
-                    code: EXIT_FAILURE,
-                    message: m,
-                }
-                .into());
-            }
+            Some(Ok(PtyFrame::Error(m))) => break Err(failure(&mut rx, m).await.into()),
             Some(Ok(_)) => {}
             Some(Err(e)) => break Err(e.into()),
             None => {

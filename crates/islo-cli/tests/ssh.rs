@@ -134,6 +134,19 @@ fn setup_then_openssh_tools_work_and_foreign_certificates_are_refused() {
     );
     let o = me.islo(&["ssh", "sh1", "--", "echo", "shortcut"]);
     assert_eq!(stdout(&o), "shortcut\n", "{}", stderr(&o));
+    // The exit-code rule every transport shares: 128+N for a signal, on pipes and on a
+    // terminal; 125 for a command that could not start (here: its user is gone).
+    let o = me.ssh(&["sh1.islo", "kill -TERM $$"]);
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let o = me.ssh(&["-tt", "sh1.islo", "kill -KILL $$"]);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    let hide = "cp /etc/passwd /etc/passwd.keep && grep -v '^islo:' /etc/passwd.keep > /etc/passwd";
+    assert!(me.ssh(&["root@sh1.islo", hide]).status.success());
+    let o = me.ssh(&["sh1.islo", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown user"), "{}", stderr(&o));
+    let back = "mv /etc/passwd.keep /etc/passwd";
+    assert!(me.ssh(&["root@sh1.islo", back]).status.success());
 
     // scp both ways, sftp, rsync.
     let local = env.dir.path().join("blob");

@@ -4,8 +4,12 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use islo_agent::proto::{self, AgentRequest, ExecRequest, ExitStatus, FrameKind, ProtoError};
+use islo_agent::proto::{
+    self, AgentError, AgentRequest, ExecRequest, ExitStatus, FrameKind, ProtoError,
+};
 use islo_agent::{AttachRequest, SessionInfo};
+
+pub mod stream;
 
 /// One event of a running exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +18,7 @@ pub enum ExecEvent {
     Stderr(Vec<u8>),
     Exit(ExitStatus),
     /// The agent could not run the command (unknown user, bad workdir, …).
-    Error(String),
+    Error(AgentError),
 }
 
 /// A live exec on an agent connection.
@@ -33,9 +37,7 @@ impl ExecConn {
                 FrameKind::Stdout => ExecEvent::Stdout(f.payload),
                 FrameKind::Stderr => ExecEvent::Stderr(f.payload),
                 FrameKind::Exit => ExecEvent::Exit(proto::decode(&f.payload, "exit status")?),
-                FrameKind::Error => {
-                    ExecEvent::Error(String::from_utf8_lossy(&f.payload).into_owned())
-                }
+                FrameKind::Error => ExecEvent::Error(AgentError::decode(&f.payload)),
                 _ => continue,
             }));
         }
@@ -133,10 +135,7 @@ fn call<T: for<'de> serde::Deserialize<'de>>(
 fn reply<T: for<'de> serde::Deserialize<'de>>(stream: &mut UnixStream) -> Result<T, ProtoError> {
     match proto::read_frame(stream)? {
         Some(f) if f.kind == FrameKind::Reply => proto::decode(&f.payload, "reply"),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            String::from_utf8_lossy(&f.payload).into_owned(),
-        ))),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -151,7 +150,7 @@ pub fn list_sessions(socket: &Path) -> Result<Vec<SessionInfo>, ProtoError> {
     )
 }
 
-/// End a session (`NotFound` I/O error when there is none).
+/// End a session (an agent error of kind `NotFound` when there is none).
 pub fn kill_session(socket: &Path, session: &str) -> Result<(), ProtoError> {
     let req = AgentRequest::KillSession {
         version: proto::PROTOCOL_VERSION,
@@ -161,7 +160,7 @@ pub fn kill_session(socket: &Path, session: &str) -> Result<(), ProtoError> {
 }
 
 /// Attach to a session; returns the connection (terminal output follows) and its state.
-/// Errors the agent reports (no such session, cannot start) are `NotFound` I/O errors.
+/// Errors the agent reports (no such session, cannot start) are [`ProtoError::Agent`].
 pub fn attach(socket: &Path, req: AttachRequest) -> Result<(UnixStream, SessionInfo), ProtoError> {
     let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(REPLY_DEADLINE))?;
@@ -171,12 +170,17 @@ pub fn attach(socket: &Path, req: AttachRequest) -> Result<(UnixStream, SessionI
     Ok((stream, info))
 }
 
-/// Start an exec (on a terminal when `req.tty` is set) and hand back the raw connection
-/// that carries it, for callers that speak the frames themselves.
-pub fn exec_raw(socket: &Path, req: ExecRequest) -> Result<UnixStream, ProtoError> {
-    let mut stream = connect_live(socket)?;
-    proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
-    Ok(stream)
+/// Start an exec (on a terminal when `req.tty` is set) and split its connection for async
+/// use: events out, input in.
+pub async fn exec_async(
+    socket: &Path,
+    req: ExecRequest,
+) -> Result<(stream::EventReader, stream::InputWriter), ProtoError> {
+    let socket = socket.to_path_buf();
+    let conn = tokio::task::spawn_blocking(move || exec(&socket, req).map(|c| c.stream))
+        .await
+        .map_err(|e| ProtoError::Io(std::io::Error::other(e)))??;
+    Ok(stream::split(conn)?)
 }
 
 /// Regular files the agent finds (see [`islo_agent::ScanRequest`]).
@@ -204,15 +208,13 @@ pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec
     )?;
     match proto::read_frame(&mut stream)? {
         Some(f) if f.kind == FrameKind::Stdout => Ok(f.payload),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::other(
-            String::from_utf8_lossy(&f.payload).into_owned(),
-        ))),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
 
 /// A TCP connection to `port` on the sandbox's loopback: after this returns, the stream
-/// carries the connection's bytes raw. Nothing listening is a `ConnectionRefused` I/O error
+/// carries the connection's bytes raw. Nothing listening is an agent error of kind `Refused`
 /// with the agent's explanation.
 pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> {
     let mut stream = connect(socket)?;
@@ -227,10 +229,7 @@ pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> 
             stream.set_read_timeout(None)?;
             Ok(stream)
         }
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            String::from_utf8_lossy(&f.payload).into_owned(),
-        ))),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -248,9 +247,7 @@ pub fn ping(socket: &Path) -> Result<(), ProtoError> {
     )?;
     match proto::read_frame(&mut stream)? {
         Some(f) if f.kind == FrameKind::Pong => Ok(()),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Io(std::io::Error::other(
-            String::from_utf8_lossy(&f.payload).into_owned(),
-        ))),
+        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -285,7 +282,7 @@ pub fn run_collect(
             ExecEvent::Stdout(b) => out.extend(b),
             ExecEvent::Stderr(b) => err.extend(b),
             ExecEvent::Exit(st) => return Ok((st, out, err)),
-            ExecEvent::Error(m) => return Err(ProtoError::Io(std::io::Error::other(m))),
+            ExecEvent::Error(e) => return Err(ProtoError::Agent(e)),
         }
     }
     Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into()))

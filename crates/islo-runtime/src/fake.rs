@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use islo_agent::proto::{self, AgentRequest, ExecRequest, ExitStatus, FrameKind};
+use islo_agent::proto::{self, AgentRequest, ErrorKind, ExecRequest, ExitStatus, FrameKind};
 
 use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
 
@@ -192,26 +192,26 @@ pub(crate) fn serve(mut conn: UnixStream, root: &Path) {
                     FrameKind::Reply,
                     &islo_agent::ScanReply { root: dir, files },
                 ),
-                Err(e) => proto::write_frame(&mut conn, FrameKind::Error, e.to_string().as_bytes()),
+                Err(e) => proto::write_error(&mut conn, ErrorKind::Failed, &e.to_string()),
             }
         }
         AgentRequest::ReadFile(req) => {
             match islo_agent::files::read(&inside(root, &req.path), req.offset, req.len) {
                 Ok(d) => proto::write_frame(&mut conn, FrameKind::Stdout, &d),
-                Err(e) => proto::write_frame(&mut conn, FrameKind::Error, e.to_string().as_bytes()),
+                Err(e) => proto::write_error(&mut conn, ErrorKind::Failed, &e.to_string()),
             }
         }
-        AgentRequest::Connect { .. } => proto::write_frame(
+        AgentRequest::Connect { .. } => proto::write_error(
             &mut conn,
-            FrameKind::Error,
-            b"the fake back end has no network",
+            ErrorKind::Refused,
+            "the fake back end has no network",
         ),
         AgentRequest::Attach(_)
         | AgentRequest::ListSessions { .. }
-        | AgentRequest::KillSession { .. } => proto::write_frame(
+        | AgentRequest::KillSession { .. } => proto::write_error(
             &mut conn,
-            FrameKind::Error,
-            b"the fake back end has no terminal sessions",
+            ErrorKind::CannotStart,
+            "the fake back end has no terminal sessions",
         ),
     };
 }
@@ -290,7 +290,7 @@ fn fake_exec(
             )?;
             (127, vec![])
         }
-        None => return proto::write_frame(conn, FrameKind::Error, b"empty command"),
+        None => return proto::write_error(conn, ErrorKind::CannotStart, "empty command"),
     };
     if !out.is_empty() {
         proto::write_frame(conn, FrameKind::Stdout, &out)?;

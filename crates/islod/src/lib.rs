@@ -4,7 +4,6 @@
 //! SQLite state, `images` the registry pull and layer cache; sandboxes themselves run through
 //! an `islo_runtime::Driver`.
 
-pub mod agent_io;
 pub mod agents;
 pub mod app;
 pub mod config;

@@ -46,6 +46,10 @@ pub enum AppError {
     /// The host cannot hold what was asked.
     #[error("{0}")]
     HostFull(String),
+    /// The sandbox's agent refused to start a command or session (unknown user, unusable
+    /// workdir, no terminal).
+    #[error("cannot start: {0}")]
+    CannotStart(String),
     /// The sandbox's agent is gone or does not answer.
     #[error("{0}")]
     AgentUnavailable(String),
@@ -70,6 +74,7 @@ impl AppError {
             Self::QuotaExceeded(_) => ErrorCode::RateLimited,
             Self::HostFull(_) | Self::AgentUnavailable(_) => ErrorCode::ResourceUnavailable,
             Self::FileOperation(_) => ErrorCode::FileOperationError,
+            Self::CannotStart(_) => ErrorCode::ExecFailed,
             Self::Image(e) => match e {
                 ImageError::InvalidReference(..)
                 | ImageError::InsecureMirror(_)

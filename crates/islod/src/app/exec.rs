@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use islo_agent::proto::PROTOCOL_VERSION;
@@ -10,28 +9,16 @@ use islo_api::{
     ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES, SandboxStatus,
 };
 use islo_runtime::SandboxId;
-use islo_runtime::agent::{self, ExecEvent as AgentEvent};
+use islo_runtime::agent;
 use tokio::sync::mpsc;
 
 use super::sandboxes::{image_env, resolve_workdir};
+use super::stream::{ExecEvent, ExecInput, ExecStream, StreamError};
 use super::{App, AppError, Tenant};
 use crate::store::{ExecRow, SandboxRow};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const SIGKILL: u8 = 9;
-
-/// One event of a running exec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecEvent {
-    Stdout(Vec<u8>),
-    Stderr(Vec<u8>),
-    /// The command ended with this code (128+N for signal N).
-    Exit(i32),
-    /// The command ran past its `timeout_secs` and was killed; `Exit` follows.
-    TimedOut,
-    /// The command could not run or the sandbox went away.
-    Error(String),
-}
 
 /// Keeps the last `cap` bytes written to it.
 #[derive(Debug)]
@@ -76,25 +63,30 @@ impl App {
     }
 
     /// A TCP connection to `port` on the loopback of a running sandbox, relayed raw by its
-    /// agent (`port-forward`).
+    /// agent (`port-forward`, SSH `direct-tcpip`).
     pub async fn connect_port(
         &self,
         t: &Tenant,
         name: &str,
         port: u16,
-    ) -> Result<std::os::unix::net::UnixStream, AppError> {
+    ) -> Result<tokio::net::UnixStream, AppError> {
         let row = self.running(t, name)?;
         let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
-        tokio::task::spawn_blocking(move || islo_runtime::agent::connect_port(&sock, port))
+        let conn = tokio::task::spawn_blocking(move || agent::connect_port(&sock, port))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| {
-                AppError::Conflict(
-                    e.to_string()
+            .map_err(|e| match e {
+                islo_agent::ProtoError::Agent(a) => AppError::Conflict(a.message),
+                other => AppError::Conflict(
+                    other
+                        .to_string()
                         .trim_start_matches("agent connection: ")
                         .to_string(),
-                )
-            })
+                ),
+            })?;
+        conn.set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(conn))
+            .map_err(|e| AppError::Internal(format!("port connection: {e}")))
     }
 
     /// The agent request for `req` in `row`: image env, then sandbox env, then exec env. An
@@ -163,8 +155,21 @@ impl App {
         let exec_id = rec.id().to_string();
         let (tx, rx) = mpsc::channel(64);
         let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-        let handle = tokio::runtime::Handle::current();
-        std::thread::spawn(move || pump(&socket, areq, timeout, Recorded { tx, rec }, &handle));
+        tokio::spawn(async move {
+            let stream = agent::exec_async(&socket, areq)
+                .await
+                .map(|(events, input)| ExecStream::new(events, input, Some(rec.clone())));
+            match stream {
+                Ok(s) => relay(s, timeout, tx).await,
+                Err(e) => {
+                    let ev = ExecEvent::Error(StreamError::cannot_start(
+                        super::sessions::agent_failure(&e),
+                    ));
+                    super::stream::record_event(&rec, &ev).await;
+                    let _ = tx.send(ev).await;
+                }
+            }
+        });
         Ok((row, rx, exec_id))
     }
 
@@ -196,8 +201,8 @@ impl App {
                         }
                         break;
                     }
-                    ExecEvent::Error(m) => {
-                        err.push(format!("islo: {m}\n").as_bytes());
+                    ExecEvent::Error(e) => {
+                        err.push(format!("islo: {e}\n").as_bytes());
                         break;
                     }
                 }
@@ -246,88 +251,34 @@ impl App {
     }
 }
 
-/// The event channel of an exec, recording what passes through it.
-struct Recorded {
-    tx: mpsc::Sender<ExecEvent>,
-    rec: Arc<super::Recording>,
-}
-
-impl Recorded {
-    /// Record and forward; `false` when the receiver is gone. The log is complete before the
-    /// exit (or error) is forwarded.
-    fn send(&self, ev: ExecEvent) -> bool {
-        match &ev {
-            ExecEvent::Stdout(b) => self.rec.chunk_stored_blocking("stdout", b),
-            ExecEvent::Stderr(b) => self.rec.chunk_stored_blocking("stderr", b),
-            ExecEvent::Exit(code) => self.rec.end(Some(*code)),
-            ExecEvent::Error(m) => {
-                self.rec.chunk("islo", format!("{m}\n").as_bytes());
-                self.rec.end(None);
-            }
-            ExecEvent::TimedOut => self.rec.chunk("islo", b"timed out; killed\n"),
-        }
-        self.tx.blocking_send(ev).is_ok()
-    }
-}
-
-/// Bridge a blocking agent connection to `out`. When the receiver goes away (the client
-/// disconnected) the connection is hung up, which kills the command even if it is silent.
-fn pump(
-    socket: &std::path::Path,
-    req: islo_agent::ExecRequest,
-    timeout: Option<Duration>,
-    out: Recorded,
-    rt: &tokio::runtime::Handle,
-) {
-    let fail = |out: &Recorded, m: String| {
-        out.send(ExecEvent::Error(m));
-    };
-    let mut conn = match agent::exec(socket, req) {
-        Ok(c) => c,
-        Err(e) => return fail(&out, super::sessions::agent_failure(&e)),
-    };
-    let mut ctl = match conn.control() {
-        Ok(c) => c,
-        Err(e) => return fail(&out, e.to_string()),
-    };
-    let _ = ctl.close_stdin();
-    if let Ok(watch) = conn.control() {
-        let gone = out.tx.clone();
-        rt.spawn(async move {
-            gone.closed().await;
-            watch.hang_up();
-        });
-    }
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
-    if let Some(limit) = timeout {
-        let (flag, done) = (timed_out.clone(), done.clone());
-        std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            if !done.load(Ordering::SeqCst) {
-                flag.store(true, Ordering::SeqCst);
-                let _ = ctl.signal(SIGKILL);
-            }
-        });
-    }
+/// Relay a pipe exec (its input closed at once) to `out` until its last event. A timeout
+/// kills it (`TimedOut` then precedes its `Exit`); when the receiver goes away (the client
+/// disconnected) the stream is dropped, which kills the command even if it is silent.
+async fn relay(mut s: ExecStream, timeout: Option<Duration>, out: mpsc::Sender<ExecEvent>) {
+    s.input.send(ExecInput::Eof).await;
+    // Without a timeout the deadline is never armed (the branch below is disabled).
+    let deadline = tokio::time::Instant::now() + timeout.unwrap_or_default();
+    let mut timed_out = false;
     loop {
-        let ev = match conn.next_event() {
-            Ok(Some(AgentEvent::Stdout(b))) => ExecEvent::Stdout(b),
-            Ok(Some(AgentEvent::Stderr(b))) => ExecEvent::Stderr(b),
-            Ok(Some(AgentEvent::Exit(st))) => {
-                done.store(true, Ordering::SeqCst);
-                if timed_out.load(Ordering::SeqCst) {
-                    out.send(ExecEvent::TimedOut);
-                }
-                out.send(ExecEvent::Exit(st.code));
-                return;
+        let ev = tokio::select! {
+            ev = s.output.next() => ev,
+            () = tokio::time::sleep_until(deadline), if timeout.is_some() && !timed_out => {
+                timed_out = true;
+                s.output.record_timeout();
+                s.input.send(ExecInput::Signal(SIGKILL)).await;
+                continue;
             }
-            Ok(Some(AgentEvent::Error(m))) => return fail(&out, m),
-            Ok(None) => return fail(&out, "the sandbox stopped while the command ran".into()),
-            Err(e) => return fail(&out, format!("sandbox agent connection: {e}")),
+            () = out.closed() => return,
         };
-        if !out.send(ev) {
-            return; // the client went away: dropping the connection kills the command
+        let Some(ev) = ev else { return };
+        if timed_out
+            && matches!(ev, ExecEvent::Exit(_))
+            && out.send(ExecEvent::TimedOut).await.is_err()
+        {
+            return;
+        }
+        if out.send(ev).await.is_err() {
+            return;
         }
     }
 }

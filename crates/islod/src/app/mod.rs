@@ -23,6 +23,7 @@ mod setup;
 mod snapshot_archive;
 mod snapshots;
 mod sources;
+mod stream;
 mod system;
 mod watch;
 
@@ -41,7 +42,11 @@ use crate::store::Store;
 
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
-pub use exec::{ExecEvent, TailBuf};
+pub use exec::TailBuf;
+pub use stream::{
+    EXIT_CANNOT_START, EXIT_LOST, ExecEvent, ExecInput, ExecInputs, ExecOutput, ExecStream,
+    StreamError, StreamErrorKind,
+};
 pub use sessions::validate_session_name;
 pub use snapshots::to_response as snapshot_view;
 

@@ -1,13 +1,15 @@
 //! Persistent terminal sessions and terminal execs. The sessions themselves live in the
 //! sandbox's agent (so they survive islod); islod lists, creates, ends and bridges them.
 
-use std::os::unix::net::UnixStream;
-
 use islo_agent::{AttachRequest, SessionSpec, TtySize};
-use islo_api::{CreateSessionRequest, CreateSessionResponse, ExecRequest, PtyOpen, SessionInfo};
+use islo_api::{
+    CreateSessionRequest, CreateSessionResponse, ExecRequest, PtyOpen, PtySize, SessionInfo,
+};
 use islo_runtime::{SandboxId, agent};
 
+use super::stream::ExecStream;
 use super::{App, AppError, Tenant};
+use crate::store::SandboxRow;
 
 /// Session names: 1-64 of letters, digits, `-`, `_`, `.`.
 pub fn validate_session_name(name: &str) -> Result<(), AppError> {
@@ -36,10 +38,14 @@ fn info(s: islo_agent::SessionInfo) -> SessionInfo {
 }
 
 fn agent_err(e: islo_agent::ProtoError) -> AppError {
+    use islo_agent::ErrorKind as K;
     match e {
-        islo_agent::ProtoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            AppError::NotFound(io.to_string())
-        }
+        islo_agent::ProtoError::Agent(a) => match a.kind {
+            K::NotFound => AppError::NotFound(a.message),
+            K::CannotStart => AppError::CannotStart(a.message),
+            K::Refused => AppError::Conflict(a.message),
+            K::BadRequest | K::Failed => AppError::Internal(format!("sandbox agent: {a}")),
+        },
         other => unreachable_agent(&other)
             .unwrap_or_else(|| AppError::Internal(format!("sandbox agent: {other}"))),
     }
@@ -74,16 +80,6 @@ pub(super) fn unreachable_agent(e: &islo_agent::ProtoError) -> Option<AppError> 
 }
 
 impl App {
-    fn agent_socket_of(
-        &self,
-        t: &Tenant,
-        name: &str,
-    ) -> Result<(crate::store::SandboxRow, std::path::PathBuf), AppError> {
-        let row = self.running(t, name)?;
-        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
-        Ok((row, sock))
-    }
-
     /// Sessions of a sandbox: those its agent holds, then those a stop ended (`dead`).
     pub async fn list_sessions(
         &self,
@@ -117,7 +113,7 @@ impl App {
     }
 
     /// Before a stop: remember the sessions it is about to end.
-    pub(super) async fn record_sessions_before_stop(&self, row: &crate::store::SandboxRow) {
+    pub(super) async fn record_sessions_before_stop(&self, row: &SandboxRow) {
         let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let live = tokio::task::spawn_blocking(move || agent::list_sessions(&sock)).await;
         for s in live.ok().and_then(Result::ok).unwrap_or_default() {
@@ -133,7 +129,7 @@ impl App {
     /// What to create for `exec` (its command empty: the login shell).
     fn session_spec(
         &self,
-        row: &crate::store::SandboxRow,
+        row: &SandboxRow,
         exec: &ExecRequest,
     ) -> Result<SessionSpec, AppError> {
         let r = self.agent_request(row, exec, true)?;
@@ -145,29 +141,22 @@ impl App {
         })
     }
 
-    /// Attach to (or create) a session; the returned connection carries its terminal. With
-    /// `record`, the attach is recorded in the audit log as an interactive session.
+    /// Attach to (or create) a session in the running sandbox `row`; the stream carries its
+    /// terminal. With `record`, the attach is recorded in the audit log as an interactive
+    /// session.
     pub async fn attach_session(
         &self,
-        t: &Tenant,
-        name: &str,
+        row: &SandboxRow,
         session: &str,
         open: &PtyOpen,
         record: bool,
-    ) -> Result<
-        (
-            UnixStream,
-            SessionInfo,
-            Option<std::sync::Arc<super::Recording>>,
-        ),
-        AppError,
-    > {
+    ) -> Result<(ExecStream, SessionInfo), AppError> {
         validate_session_name(session)?;
-        let (row, sock) = self.agent_socket_of(t, name)?;
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let create = open
             .exec
             .as_ref()
-            .map(|e| self.session_spec(&row, e))
+            .map(|e| self.session_spec(row, e))
             .transpose()?;
         let (user, argv) = match &create {
             Some(c) => (c.user.clone(), c.argv.clone()),
@@ -182,7 +171,7 @@ impl App {
             }),
             create,
         };
-        let (stream, i) = tokio::task::spawn_blocking(move || agent::attach(&sock, req))
+        let (conn, i) = tokio::task::spawn_blocking(move || agent::attach(&sock, req))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(agent_err)?;
@@ -191,7 +180,11 @@ impl App {
         if let Some(r) = &rec {
             r.skip_stdout(i.replay_bytes);
         }
-        Ok((stream, info(i), rec))
+        let (events, input) =
+            agent::stream::split(conn).map_err(|e| AppError::Internal(e.to_string()))?;
+        let stream = ExecStream::new(events, input, rec);
+        stream.input.record_size(open.size.cols, open.size.rows);
+        Ok((stream, info(i)))
     }
 
     /// `POST …/sessions`: create a session (or find it running) without attaching.
@@ -214,9 +207,8 @@ impl App {
             exec: Some(exec),
             tty: None,
         };
-        let (stream, i, _) = self
-            .attach_session(t, name, &req.name, &open, false)
-            .await?;
+        let row = self.running(t, name)?;
+        let (stream, i) = self.attach_session(&row, &req.name, &open, false).await?;
         drop(stream);
         Ok(CreateSessionResponse {
             name: i.name,
@@ -253,50 +245,46 @@ impl App {
         }
     }
 
-    /// Start a command on a terminal (on pipes when `open.tty` is `false`); the returned
-    /// connection carries it.
-    pub async fn exec_ws(
+    /// Start a command in the running sandbox `row` on a terminal (on pipes when `open.tty`
+    /// is `false`).
+    pub async fn exec_terminal(
         &self,
-        t: &Tenant,
-        name: &str,
+        row: &SandboxRow,
         open: &PtyOpen,
-    ) -> Result<(UnixStream, std::sync::Arc<super::Recording>), AppError> {
+    ) -> Result<ExecStream, AppError> {
         let exec = open
             .exec
-            .clone()
+            .as_ref()
             .ok_or_else(|| AppError::Validation("exec needs a command".into()))?;
-        let tty = (open.tty != Some(false)).then_some(TtySize {
-            rows: open.size.rows,
-            cols: open.size.cols,
-        });
-        self.exec_recorded(t, name, &exec, tty, false).await
+        let tty = (open.tty != Some(false)).then_some(open.size);
+        self.open_exec(row, exec, tty, false).await
     }
 
-    /// Start `exec` (on a terminal of `tty`, else on pipes) with its recording; an empty
-    /// command runs the user's login shell when `login_shell` allows it (SSH shells).
-    pub async fn exec_recorded(
+    /// Start `exec` in the running sandbox `row` (on a terminal of size `tty`, else on
+    /// pipes), recorded; an empty command runs the user's login shell when `login_shell`
+    /// allows it (SSH shells). The terminal's size is the recording's first entry.
+    pub async fn open_exec(
         &self,
-        t: &Tenant,
-        name: &str,
+        row: &SandboxRow,
         exec: &ExecRequest,
-        tty: Option<TtySize>,
+        tty: Option<PtySize>,
         login_shell: bool,
-    ) -> Result<(UnixStream, std::sync::Arc<super::Recording>), AppError> {
-        let (row, sock) = self.agent_socket_of(t, name)?;
-        let mut req = self.agent_request(&row, exec, login_shell)?;
-        req.tty = tty;
-        let (interactive, user, line) = (
-            req.tty.is_some(),
-            req.user.clone(),
-            super::shell_line(&req.argv),
-        );
-        let stream = tokio::task::spawn_blocking(move || agent::exec_raw(&sock, req))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(agent_err)?;
+    ) -> Result<ExecStream, AppError> {
+        let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
+        let mut req = self.agent_request(row, exec, login_shell)?;
+        req.tty = tty.map(|t| TtySize {
+            rows: t.rows,
+            cols: t.cols,
+        });
+        let (user, line) = (req.user.clone(), super::shell_line(&req.argv));
+        let (events, input) = agent::exec_async(&sock, req).await.map_err(agent_err)?;
         // Recorded once the agent has it: a refused start leaves no session open in the log.
-        let rec = self.audit.start(&row.id, interactive, &user, line);
-        Ok((stream, rec))
+        let rec = self.audit.start(&row.id, tty.is_some(), &user, line);
+        let stream = ExecStream::new(events, input, Some(rec));
+        if let Some(t) = tty {
+            stream.input.record_size(t.cols, t.rows);
+        }
+        Ok(stream)
     }
 }
 

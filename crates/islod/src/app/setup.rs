@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use islo_api::{ExecRequest, SandboxResponse, SetupScript, SetupStepResult, SetupStepStatus};
 
-use super::exec::{ExecEvent, TailBuf};
+use super::exec::TailBuf;
+use super::stream::ExecEvent;
 use super::{App, AppError, Tenant};
 use crate::store::SandboxRow;
 

@@ -5,7 +5,7 @@
 
 use islo_api::{ExecRequest, SourceSpec};
 
-use super::exec::ExecEvent;
+use super::stream::ExecEvent;
 use super::{App, AppError, Tenant};
 use crate::store::SandboxRow;
 
@@ -125,8 +125,8 @@ impl App {
                         code = Some(c);
                         break;
                     }
-                    ExecEvent::Error(m) => {
-                        err.extend_from_slice(m.as_bytes());
+                    ExecEvent::Error(e) => {
+                        err.extend_from_slice(e.message.as_bytes());
                         break;
                     }
                     ExecEvent::TimedOut => {}

@@ -56,7 +56,7 @@ impl Encoders {
             ExecEvent::Stderr(b) => sse::event("stderr", &self.err.push(&b)),
             ExecEvent::Exit(code) => sse::event("exit", &code.to_string()),
             ExecEvent::TimedOut => sse::event("error", "command timed out and was killed"),
-            ExecEvent::Error(m) => sse::event("error", &m),
+            ExecEvent::Error(e) => sse::event("error", &e.message),
         }
     }
 }

@@ -46,7 +46,7 @@ pub async fn forward(
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
             match s.app.connect_port(&t, &name, port).await {
-                Ok(agent) => bridge(socket, agent).await,
+                Ok(agent) => carry(socket, agent).await,
                 Err(e) => refuse(socket, e.to_string()).await,
             }
         }))
@@ -56,13 +56,6 @@ async fn refuse(mut ws: WebSocket, message: String) {
     let body = serde_json::json!({ "error": message }).to_string();
     let _ = ws.send(Message::Text(body.into())).await;
     let _ = ws.send(Message::Close(None)).await;
-}
-
-async fn bridge(ws: WebSocket, agent: std::os::unix::net::UnixStream) {
-    match crate::agent_io::to_async(agent) {
-        Ok(a) => carry(ws, a).await,
-        Err(e) => refuse(ws, e.to_string()).await,
-    }
 }
 
 /// Carry bytes between a WebSocket (`islo.tcp.v1`) and `stream`, each direction until its

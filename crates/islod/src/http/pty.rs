@@ -9,17 +9,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Extension, Json};
 use futures_util::{SinkExt, StreamExt};
-use islo_agent::proto::FrameKind;
 use islo_api::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
     PtyExit, PtyFrame, PtyOpen, SessionInfo,
 };
-use std::sync::Arc;
 
-use crate::agent_io::{
-    end_recording, read_agent_frame, record, record_output, resize_entry, write_agent_frame,
-};
-use crate::app::{AppError, Recording, Tenant};
+use crate::app::{AppError, EXIT_CANNOT_START, ExecEvent, ExecInput, ExecStream, Tenant};
 
 /// The WebSocket subprotocol naming this version of the frame protocol.
 pub const SUBPROTOCOL: &str = "islo.pty.v1";
@@ -67,10 +62,9 @@ pub async fn exec(
     Path(name): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    s.app.running(&t, &name)?;
+    let row = s.app.running(&t, &name)?;
     Ok(terminal(ws, move |open| async move {
-        let (stream, rec) = s.app.exec_ws(&t, &name, &open).await?;
-        Ok((stream, None, Some(rec)))
+        Ok((s.app.exec_terminal(&row, &open).await?, None))
     }))
 }
 
@@ -83,26 +77,18 @@ pub async fn attach(
     Path((name, session)): Path<(String, String)>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    s.app.running(&t, &name)?;
+    let row = s.app.running(&t, &name)?;
     crate::app::validate_session_name(&session)?;
     Ok(terminal(ws, move |open| async move {
-        let (stream, info, rec) = s
-            .app
-            .attach_session(&t, &name, &session, &open, true)
-            .await?;
-        Ok((stream, Some(info), rec))
+        let (stream, info) = s.app.attach_session(&row, &session, &open, true).await?;
+        Ok((stream, Some(info)))
     }))
 }
 
-/// What opening a terminal yields: the agent connection, the session's state (attaches), and
-/// its recording in the audit log.
-type Opened = (
-    std::os::unix::net::UnixStream,
-    Option<SessionInfo>,
-    Option<Arc<Recording>>,
-);
+/// What opening a terminal yields: the stream, and the session's state (attaches).
+type Opened = (ExecStream, Option<SessionInfo>);
 
-/// Upgrade to a terminal WebSocket: read the opening, let `start` open the agent side, bridge.
+/// Upgrade to a terminal WebSocket: read the opening, let `start` open the stream, bridge.
 fn terminal<F, Fut>(ws: WebSocketUpgrade, start: F) -> Response
 where
     F: FnOnce(PtyOpen) -> Fut + Send + 'static,
@@ -111,27 +97,11 @@ where
     ws.protocols([SUBPROTOCOL])
         .on_upgrade(move |mut socket| async move {
             let opened = match opening(&mut socket).await {
-                Ok(open) => {
-                    // Pipes have no terminal size to record.
-                    let size = (open.tty != Some(false)).then_some(open.size);
-                    start(open)
-                        .await
-                        .map_err(|e| e.to_string())
-                        .map(|o| (o, size))
-                }
+                Ok(open) => start(open).await.map_err(|e| e.to_string()),
                 Err(m) => Err(m),
             };
             match opened {
-                Ok(((stream, info, rec), size)) => {
-                    if let Some(size) = size {
-                        record(
-                            &rec,
-                            "resize",
-                            resize_entry(size.cols, size.rows).as_bytes(),
-                        );
-                    }
-                    bridge(socket, stream, info, rec).await
-                }
+                Ok((stream, info)) => bridge(socket, stream, info).await,
                 Err(m) => refuse(socket, m).await,
             }
         })
@@ -155,111 +125,79 @@ async fn opening(ws: &mut WebSocket) -> Result<PtyOpen, String> {
     Ok(open)
 }
 
+/// End a terminal that could not start: the reason, then [`EXIT_CANNOT_START`].
 async fn refuse(mut ws: WebSocket, message: String) {
-    let _ = ws
-        .send(Message::Binary(PtyFrame::Error(message).encode().into()))
-        .await;
+    let exit = PtyFrame::Exit(PtyExit {
+        code: EXIT_CANNOT_START,
+    });
+    for f in [PtyFrame::Error(message), exit] {
+        let _ = ws.send(Message::Binary(f.encode().into())).await;
+    }
     let _ = ws.send(Message::Close(None)).await;
+}
+
+/// The frames of an exec event: an error is followed by the exit code it stands for.
+fn frames(ev: ExecEvent) -> Vec<PtyFrame> {
+    match ev {
+        ExecEvent::Stdout(p) => vec![PtyFrame::Data(p)],
+        ExecEvent::Stderr(p) => vec![PtyFrame::Stderr(p)],
+        ExecEvent::Exit(code) => vec![PtyFrame::Exit(PtyExit { code })],
+        ExecEvent::Error(e) => {
+            let code = e.exit_code();
+            vec![PtyFrame::Error(e.message), PtyFrame::Exit(PtyExit { code })]
+        }
+        ExecEvent::TimedOut => Vec::new(),
+    }
+}
+
+/// The exec input of a client frame (`None`: nothing to send).
+fn input(f: PtyFrame) -> Option<ExecInput> {
+    match f {
+        PtyFrame::Data(d) => Some(ExecInput::Data(d)),
+        PtyFrame::Eof => Some(ExecInput::Eof),
+        PtyFrame::Resize(sz) => Some(ExecInput::Resize {
+            cols: sz.cols,
+            rows: sz.rows,
+        }),
+        _ => None,
+    }
 }
 
 /// Carry terminal traffic both ways until the process ends or the client leaves (which
 /// detaches from a session, and ends a terminal exec).
-async fn bridge(
-    ws: WebSocket,
-    agent: std::os::unix::net::UnixStream,
-    info: Option<SessionInfo>,
-    rec: Option<Arc<Recording>>,
-) {
-    let agent = match crate::agent_io::to_async(agent) {
-        Ok(a) => a,
-        Err(e) => return refuse(ws, e.to_string()).await,
-    };
-    let (mut ar, mut aw) = agent.into_split();
+async fn bridge(ws: WebSocket, stream: ExecStream, info: Option<SessionInfo>) {
+    let ExecStream {
+        mut output,
+        input: mut to_agent,
+    } = stream;
     let (mut tx, mut rx) = ws.split();
     if let Some(i) = info {
         let _ = tx
             .send(Message::Binary(PtyFrame::Info(i).encode().into()))
             .await;
     }
-    let (rec_out, rec_in) = (rec.clone(), rec.clone());
     let to_client = async move {
-        loop {
-            let frame = match read_agent_frame(&mut ar).await {
-                Ok(Some((FrameKind::Stdout, p))) => {
-                    record_output(&rec_out, "stdout", &p).await;
-                    PtyFrame::Data(p)
+        'events: while let Some(ev) = output.next().await {
+            for f in frames(ev) {
+                if tx.send(Message::Binary(f.encode().into())).await.is_err() {
+                    break 'events;
                 }
-                Ok(Some((FrameKind::Stderr, p))) => {
-                    record_output(&rec_out, "stderr", &p).await;
-                    PtyFrame::Stderr(p)
-                }
-                Ok(Some((FrameKind::Exit, p))) => {
-                    let code = serde_json::from_slice::<islo_agent::ExitStatus>(&p)
-                        .map(|s| s.code)
-                        .unwrap_or(-1);
-                    end_recording(&rec_out, Some(code)).await;
-                    let _ = tx
-                        .send(Message::Binary(
-                            PtyFrame::Exit(PtyExit { code }).encode().into(),
-                        ))
-                        .await;
-                    break;
-                }
-                Ok(Some((FrameKind::Error, p))) => {
-                    PtyFrame::Error(String::from_utf8_lossy(&p).into_owned())
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => PtyFrame::Error("the sandbox's terminal went away".into()),
-            };
-            let last = matches!(frame, PtyFrame::Error(_));
-            if tx
-                .send(Message::Binary(frame.encode().into()))
-                .await
-                .is_err()
-                || last
-            {
-                break;
             }
         }
         let _ = tx.send(Message::Close(None)).await;
     };
-    // Input to an agent connection that has closed (the process already ended) is dropped;
-    // the bridge ends on the client's close or when the exit has been relayed, never on that.
+    // Input after the process ended is dropped; the bridge ends on the client's close or when
+    // the last event has been relayed, never on that.
     let from_client = async move {
-        let mut agent_open = true;
         while let Some(Ok(msg)) = rx.next().await {
-            if !agent_open && !matches!(msg, Message::Close(_)) {
-                continue;
-            }
-            let sent = match msg {
-                Message::Binary(b) => match PtyFrame::decode(&b) {
-                    Some(PtyFrame::Data(d)) => {
-                        record(&rec_in, "stdin", &d);
-                        write_agent_frame(&mut aw, FrameKind::Stdin, &d).await
+            match msg {
+                Message::Binary(b) => {
+                    if let Some(i) = PtyFrame::decode(&b).and_then(input) {
+                        to_agent.send(i).await;
                     }
-                    Some(PtyFrame::Eof) => {
-                        write_agent_frame(&mut aw, FrameKind::StdinEof, b"").await
-                    }
-                    Some(PtyFrame::Resize(sz)) => {
-                        record(&rec_in, "resize", resize_entry(sz.cols, sz.rows).as_bytes());
-                        let size = islo_agent::TtySize {
-                            rows: sz.rows,
-                            cols: sz.cols,
-                        };
-                        write_agent_frame(
-                            &mut aw,
-                            FrameKind::Resize,
-                            &serde_json::to_vec(&size).unwrap_or_default(),
-                        )
-                        .await
-                    }
-                    _ => Ok(()),
-                },
+                }
                 Message::Close(_) => break,
-                _ => Ok(()),
-            };
-            if sent.is_err() {
-                agent_open = false;
+                _ => {}
             }
         }
     };
@@ -267,5 +205,4 @@ async fn bridge(
         () = to_client => {}
         () = from_client => {}
     }
-    end_recording(&rec, None).await;
 }

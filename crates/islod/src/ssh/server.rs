@@ -164,10 +164,7 @@ impl russh::server::Handler for Conn {
 }
 
 /// `ssh -L`: one TCP connection inside the sandbox, carried over a channel.
-async fn tcp_channel(channel: Channel<Msg>, stream: std::os::unix::net::UnixStream) {
-    let Ok(stream) = crate::agent_io::to_async(stream) else {
-        return;
-    };
+async fn tcp_channel(channel: Channel<Msg>, stream: tokio::net::UnixStream) {
     let (mut sr, mut sw) = stream.into_split();
     let (mut rx, tx) = channel.split();
     let up = async move {

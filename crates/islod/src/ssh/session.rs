@@ -4,17 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use islo_agent::TtySize;
-use islo_agent::proto::FrameKind;
-use islo_api::ExecRequest;
+use islo_api::{ExecRequest, PtySize};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::agent_io::{
-    end_recording, read_agent_frame, record, record_output, resize_entry, write_agent_frame,
+use crate::app::{
+    App, EXIT_CANNOT_START, EXIT_LOST, ExecEvent, ExecInput, ExecInputs, ExecOutput, ExecStream,
+    Tenant,
 };
-use crate::app::{App, Recording, Tenant};
 
 /// Where sftp-server lives in common images.
 const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
@@ -29,18 +26,17 @@ pub struct Ctx {
     pub user: String,
 }
 
-type Rec = Option<Arc<Recording>>;
 type Tx = ChannelWriteHalf<Msg>;
 
 /// What the client asked for before starting.
 struct Asked {
     command: Vec<String>,
-    tty: Option<TtySize>,
+    tty: Option<PtySize>,
     env: BTreeMap<String, String>,
 }
 
-fn size(cols: u32, rows: u32) -> TtySize {
-    TtySize {
+fn size(cols: u32, rows: u32) -> PtySize {
+    PtySize {
         cols: cols.clamp(1, 1000) as u16,
         rows: rows.clamp(1, 1000) as u16,
     }
@@ -97,99 +93,91 @@ pub async fn run(ctx: Ctx, channel: Channel<Msg>) {
         user: Some(ctx.user.clone()),
         ..Default::default()
     };
-    let started = ctx
-        .app
-        .exec_recorded(&ctx.tenant, &ctx.sandbox, &exec, a.tty, login_shell)
-        .await;
-    let (agent, rec) = match started {
-        Ok((agent, rec)) => (agent, Some(rec)),
-        Err(e) => return finish(&tx, format!("islo: {e}\r\n").as_bytes(), 125).await,
+    let started = match ctx.app.running(&ctx.tenant, &ctx.sandbox) {
+        Ok(row) => ctx.app.open_exec(&row, &exec, a.tty, login_shell).await,
+        Err(e) => Err(e),
     };
-    if let Some(t) = a.tty {
-        record(&rec, "resize", resize_entry(t.cols, t.rows).as_bytes());
-    }
-    let Ok(agent) = crate::agent_io::to_async(agent) else {
-        return;
+    let stream = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("islo: {e}\r\n");
+            return finish(&tx, message.as_bytes(), EXIT_CANNOT_START).await;
+        }
     };
-    let (ar, aw) = agent.into_split();
-    let input = input(rx, aw, rec.clone());
-    tokio::pin!(input);
+    let ExecStream { output, input } = stream;
+    let (input, output) = (forward_input(rx, input), forward_output(output, &tx));
+    tokio::pin!(input, output);
     tokio::select! {
-        () = output(ar, &tx, rec) => {}
-        () = &mut input => {}
+        () = &mut output => {}
+        end = &mut input => match end {
+            // The client left: dropping the stream ends the command.
+            InputEnd::ClientGone => {}
+            // The command no longer reads (it ended, or never started): its end follows.
+            InputEnd::AgentClosed => output.await,
+        },
     }
 }
 
-/// Report a failure to start: a message on stderr and an exit status.
-async fn finish(tx: &Tx, message: &[u8], code: u32) {
+/// Why input stopped flowing.
+enum InputEnd {
+    ClientGone,
+    AgentClosed,
+}
+
+/// Report an end without an exit of the command's own: a message on stderr and a status.
+async fn finish(tx: &Tx, message: &[u8], code: i32) {
     let _ = tx.extended_data_bytes(1, message.to_vec()).await;
-    let _ = tx.exit_status(code).await;
+    close(tx, code).await;
+}
+
+async fn close(tx: &Tx, code: i32) {
+    let _ = tx.exit_status(u32::try_from(code).unwrap_or(EXIT_LOST as u32)).await;
     let _ = tx.eof().await;
     let _ = tx.close().await;
 }
 
-/// Client to agent: input, end of input, window changes.
-async fn input(mut rx: ChannelReadHalf, mut aw: OwnedWriteHalf, rec: Rec) {
+/// Client to sandbox: input, end of input, window changes.
+async fn forward_input(mut rx: ChannelReadHalf, mut to: ExecInputs) -> InputEnd {
     while let Some(msg) = rx.wait().await {
-        let sent = match msg {
-            ChannelMsg::Data { data } => {
-                record(&rec, "stdin", &data);
-                write_agent_frame(&mut aw, FrameKind::Stdin, &data).await
-            }
-            ChannelMsg::Eof => write_agent_frame(&mut aw, FrameKind::StdinEof, b"").await,
+        let input = match msg {
+            ChannelMsg::Data { data } => ExecInput::Data(data.to_vec()),
+            ChannelMsg::Eof => ExecInput::Eof,
             ChannelMsg::WindowChange {
                 col_width,
                 row_height,
                 ..
             } => {
                 let s = size(col_width, row_height);
-                record(&rec, "resize", resize_entry(s.cols, s.rows).as_bytes());
-                let json = serde_json::to_vec(&s).unwrap_or_default();
-                write_agent_frame(&mut aw, FrameKind::Resize, &json).await
+                ExecInput::Resize {
+                    cols: s.cols,
+                    rows: s.rows,
+                }
             }
             ChannelMsg::Close => break,
-            _ => Ok(()),
+            _ => continue,
         };
-        if sent.is_err() {
-            break;
+        if !to.send(input).await {
+            return InputEnd::AgentClosed;
         }
     }
+    InputEnd::ClientGone
 }
 
-/// Agent to client: output and the exit status, then the channel closes.
-async fn output(mut ar: OwnedReadHalf, tx: &Tx, rec: Rec) {
-    let mut code = None;
-    while let Ok(Some((kind, p))) = read_agent_frame(&mut ar).await {
-        let sent = match kind {
-            FrameKind::Stdout => {
-                record_output(&rec, "stdout", &p).await;
-                tx.data_bytes(p).await
+/// Sandbox to client: output and the exit status, then the channel closes.
+async fn forward_output(mut from: ExecOutput, tx: &Tx) {
+    while let Some(ev) = from.next().await {
+        let sent = match ev {
+            ExecEvent::Stdout(p) => tx.data_bytes(p).await,
+            ExecEvent::Stderr(p) => tx.extended_data_bytes(1, p).await,
+            ExecEvent::Exit(code) => return close(tx, code).await,
+            ExecEvent::Error(e) => {
+                let message = format!("islo: {e}\r\n");
+                return finish(tx, message.as_bytes(), e.exit_code()).await;
             }
-            FrameKind::Stderr => {
-                record_output(&rec, "stderr", &p).await;
-                tx.extended_data_bytes(1, p).await
-            }
-            FrameKind::Exit => {
-                code = serde_json::from_slice::<islo_agent::ExitStatus>(&p)
-                    .ok()
-                    .map(|s| s.code);
-                break;
-            }
-            FrameKind::Error => {
-                let _ = tx
-                    .extended_data_bytes(1, [b"islo: ", &p[..], b"\r\n"].concat())
-                    .await;
-                code = Some(127);
-                break;
-            }
-            _ => Ok(()),
+            ExecEvent::TimedOut => Ok(()),
         };
         if sent.is_err() {
-            break;
+            return;
         }
     }
-    end_recording(&rec, code).await;
-    let _ = tx.exit_status(code.unwrap_or(255) as u32).await;
-    let _ = tx.eof().await;
-    let _ = tx.close().await;
 }
