@@ -1,5 +1,5 @@
 //! Secrets (`/secrets`, an islo extension; the hosted product keeps them in environments and
-//! integrations) and the gateway's decision log (`/sandboxes/{sandbox}/gateway-events`).
+//! integrations).
 //!
 //! A secret's value goes in and never comes out: responses carry `has_value` only. Sandboxes
 //! see placeholders (`islo_p_…`) in the env vars a secret names; the gateway swaps them, or
@@ -59,50 +59,4 @@ pub struct SecretResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretsResponse {
     pub secrets: Vec<SecretResponse>,
-}
-
-/// One decision of the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct GatewayEventResponse {
-    pub id: i64,
-    pub sandbox_id: String,
-    pub at: String,
-    /// `http`, `https` or `tcp` (a flow that was neither, reset).
-    pub scheme: String,
-    pub host: String,
-    pub method: String,
-    /// Without the query.
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_id: Option<String>,
-    /// `allow`, `deny`, `rate_limited` or `error`.
-    pub action: String,
-    /// Status returned to the sandbox (0: the flow was reset).
-    pub status: u16,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub latency_ms: f64,
-    pub reason: String,
-}
-
-/// `GET /sandboxes/{sandbox}/gateway-events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct GatewayEventsResponse {
-    pub events: Vec<GatewayEventResponse>,
-}
-
-/// Query of the decision log: events after `after_id`, or since a time, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-pub struct GatewayEventsQuery {
-    /// RFC 3339 time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_id: Option<i64>,
-    /// The last N (default 100, at most 1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
 }

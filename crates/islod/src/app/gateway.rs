@@ -1,23 +1,16 @@
 //! Gateway profiles and rules: the tenant's policy objects, validated and kept consistent
-//! (one default profile; the default and profiles in use cannot be removed).
+//! (one default profile; the default and profiles in use cannot be removed), and the log of
+//! the gateway's decisions.
 
 use islo_api::{
-    GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
-    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
+    GatewayEventResponse, GatewayEventsQuery, GatewayProfileDetailResponse, GatewayProfileRequest,
+    GatewayProfileResponse, GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
+    RuleAction,
 };
 
 use super::{App, AppError, Tenant};
-use crate::store::{Binding, StoreError, now_rfc3339};
+use crate::store::{Binding, EventFilter, StoreError, now_rfc3339};
 use islo_gateway::rules;
-
-fn action(v: &Option<String>, what: &str) -> Result<(), AppError> {
-    match v.as_deref() {
-        None | Some("allow") | Some("deny") => Ok(()),
-        Some(o) => Err(AppError::Validation(format!(
-            "{what} must be allow or deny, got {o:?}"
-        ))),
-    }
-}
 
 fn valid_name(n: &str) -> Result<(), AppError> {
     let ok = (1..=64).contains(&n.len())
@@ -65,7 +58,6 @@ impl App {
         existing: Option<&str>,
         req: &GatewayProfileRequest,
     ) -> Result<GatewayProfileResponse, AppError> {
-        action(&req.default_action, "default_action")?;
         let now = now_rfc3339();
         let mut p = match existing {
             Some(which) => self.gateway_profile(t, which)?,
@@ -79,7 +71,7 @@ impl App {
                     id: uuid::Uuid::now_v7().to_string(),
                     name,
                     description: None,
-                    default_action: "allow".into(),
+                    default_action: RuleAction::Allow,
                     internet_enabled: true,
                     is_default: false,
                     rule_count: Some(0),
@@ -99,7 +91,7 @@ impl App {
             p.name = n.clone();
         }
         p.description = req.description.clone().or(p.description);
-        p.default_action = req.default_action.clone().unwrap_or(p.default_action);
+        p.default_action = req.default_action.unwrap_or(p.default_action);
         p.internet_enabled = req.internet_enabled.unwrap_or(p.internet_enabled);
         p.is_default = req.is_default.unwrap_or(p.is_default);
         p.updated_at = Some(now);
@@ -165,7 +157,7 @@ impl App {
                     .ok_or_else(|| AppError::Validation("host_pattern is required".into()))?,
                 path_pattern: None,
                 methods: None,
-                action: "allow".into(),
+                action: RuleAction::Allow,
                 rate_limit_rpm: None,
                 provider_key: None,
                 auth_strategy: None,
@@ -182,7 +174,7 @@ impl App {
             .clone()
             .map(|ms| ms.iter().map(|m| m.to_ascii_uppercase()).collect())
             .or(r.methods);
-        r.action = req.action.clone().unwrap_or(r.action);
+        r.action = req.action.unwrap_or(r.action);
         r.priority = req.priority.unwrap_or(r.priority);
         r.rate_limit_rpm = req.rate_limit_rpm.or(r.rate_limit_rpm);
         r.provider_key = req.provider_key.clone().or(r.provider_key);
@@ -240,5 +232,21 @@ impl App {
         }
         self.network_changed(None);
         Ok(self.store.gateway_rules(&p.id)?)
+    }
+
+    /// A sandbox's gateway decisions (live by name, or by id after deletion).
+    pub fn gateway_events(
+        &self,
+        t: &Tenant,
+        sandbox: &str,
+        q: &GatewayEventsQuery,
+    ) -> Result<Vec<GatewayEventResponse>, AppError> {
+        let row = self.sandbox_for_logs(t, sandbox)?;
+        let filter = EventFilter {
+            after_id: q.after_id,
+            since: super::logs::since(&q.since)?,
+            limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        };
+        Ok(self.store.gateway_events(&row.id, &filter)?)
     }
 }

@@ -1,9 +1,9 @@
-//! Secrets (kept for the gateway, never shown again) and the gateway's decision log.
+//! Secrets (kept for the gateway, never shown again).
 
-use islo_api::{GatewayEventResponse, GatewayEventsQuery, SecretRequest, SecretResponse};
+use islo_api::{SecretRequest, SecretResponse};
 
 use super::{App, AppError, Tenant};
-use crate::store::{EventFilter, SecretMeta};
+use crate::store::SecretMeta;
 
 fn valid_secret_name(n: &str) -> Result<(), AppError> {
     let ok = !n.is_empty()
@@ -103,22 +103,6 @@ impl App {
         } else {
             Err(AppError::NotFound(format!("secret {name}")))
         }
-    }
-
-    /// A sandbox's gateway decisions (live by name, or by id after deletion).
-    pub fn gateway_events(
-        &self,
-        t: &Tenant,
-        sandbox: &str,
-        q: &GatewayEventsQuery,
-    ) -> Result<Vec<GatewayEventResponse>, AppError> {
-        let row = self.sandbox_for_logs(t, sandbox)?;
-        let filter = EventFilter {
-            after_id: q.after_id,
-            since: super::logs::since(&q.since)?,
-            limit: q.limit.unwrap_or(100).clamp(1, 1000),
-        };
-        Ok(self.store.gateway_events(&row.id, &filter)?)
     }
 }
 

@@ -1,11 +1,11 @@
-//! Gateway profile and rule handlers.
+//! Gateway profile and rule handlers, and the gateway's decision log.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use islo_api::{
-    GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
-    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
+    GatewayEventsQuery, GatewayEventsResponse, GatewayProfileDetailResponse, GatewayProfileRequest,
+    GatewayProfileResponse, GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
 };
 
 use super::HttpState;
@@ -111,4 +111,17 @@ pub async fn reorder(
     ApiJson(req): ApiJson<ReorderRulesRequest>,
 ) -> R<Vec<GatewayRuleResponse>> {
     Ok(Json(s.app.reorder_gateway_rules(&t, &id, &req)?))
+}
+
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/gateway-events", params(GatewayEventsQuery),
+    responses((status = 200, body = GatewayEventsResponse), (status = 404, body = islo_api::ErrorResponse)))]
+pub async fn events(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(sandbox): Path<String>,
+    Query(q): Query<GatewayEventsQuery>,
+) -> Result<Json<GatewayEventsResponse>, ApiError> {
+    Ok(Json(GatewayEventsResponse {
+        events: s.app.gateway_events(&t, &sandbox, &q)?,
+    }))
 }

@@ -11,7 +11,7 @@ use super::HttpState;
 use super::error::ApiError;
 use crate::app::Tenant;
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions", params(ExecSessionsQuery),
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/exec-sessions", params(ExecSessionsQuery),
     responses((status = 200, body = Vec<ExecSessionResponse>), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn list(
     State(s): State<HttpState>,
@@ -22,7 +22,7 @@ pub async fn list(
     Ok(Json(s.app.exec_sessions(&t, &sandbox, &q.since)?))
 }
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}",
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/exec-sessions/{exec_id}",
     responses((status = 200, body = ExecSessionResponse), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn one(
     State(s): State<HttpState>,
@@ -32,7 +32,7 @@ pub async fn one(
     Ok(Json(s.app.exec_session(&t, &sandbox, &exec_id)?))
 }
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}/logs", params(ExecLogsQuery),
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/exec-sessions/{exec_id}/logs", params(ExecLogsQuery),
     responses((status = 200, body = ExecLogsResponse), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn logs(
     State(s): State<HttpState>,
@@ -43,7 +43,7 @@ pub async fn logs(
     Ok(Json(s.app.exec_logs(&t, &sandbox, &exec_id, &q)?))
 }
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/exec-sessions/{exec_id}/asciinema",
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/exec-sessions/{exec_id}/asciinema",
     responses((status = 200, description = "asciinema v2 recording (application/x-asciicast)"),
               (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn asciinema(
@@ -58,7 +58,7 @@ pub async fn asciinema(
     ))
 }
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/agent-sessions", params(AgentSessionsQuery),
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/agent-sessions", params(AgentSessionsQuery),
     responses((status = 200, body = Vec<AgentSessionResponse>), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn agent_sessions(
     State(s): State<HttpState>,
@@ -69,7 +69,7 @@ pub async fn agent_sessions(
     Ok(Json(s.app.agent_sessions(&t, &sandbox, &q).await?))
 }
 
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/agent-sessions/{session_name}/events", params(AgentEventsQuery),
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/agent-sessions/{session_name}/events", params(AgentEventsQuery),
     responses((status = 200, body = Vec<AgentSessionEventResponse>), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn agent_events(
     State(s): State<HttpState>,

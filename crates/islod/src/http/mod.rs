@@ -12,6 +12,7 @@ mod logs;
 pub mod openapi;
 mod port_forward;
 mod pty;
+mod routes;
 mod sandboxes;
 mod secrets;
 mod snapshots;
@@ -22,7 +23,6 @@ mod system;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 
 use crate::app::App;
 
@@ -50,112 +50,8 @@ pub struct HttpState {
 
 /// The whole API.
 pub fn router(state: HttpState) -> Router {
-    let protected = Router::new()
-        .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route("/sandboxes/-/by-id/{id}", get(sandboxes::get_by_id))
-        .route(
-            "/sandboxes/{name}",
-            get(sandboxes::get).delete(sandboxes::delete),
-        )
-        .route("/sandboxes/{name}/stop", post(sandboxes::stop))
-        .route("/sandboxes/{name}/resume", post(sandboxes::resume))
-        .route("/sandboxes/{name}/exec", post(exec::start).get(pty::exec))
-        .route(
-            "/sandboxes/{name}/sessions",
-            get(pty::list).post(pty::create),
-        )
-        .route(
-            "/sandboxes/{name}/sessions/{session}",
-            axum::routing::delete(pty::kill),
-        )
-        .route(
-            "/sandboxes/{name}/sessions/{session}/attach",
-            get(pty::attach),
-        )
-        .route("/sandboxes/{name}/port-forward", get(port_forward::forward))
-        .route("/sandboxes/{name}/exec/stream", post(exec::stream))
-        .route("/sandboxes/{name}/exec/{exec_id}", get(exec::result))
-        .route("/sandboxes/{name}/exec-sessions", get(logs::list))
-        .route("/sandboxes/{name}/exec-sessions/{exec_id}", get(logs::one))
-        .route(
-            "/sandboxes/{name}/exec-sessions/{exec_id}/logs",
-            get(logs::logs),
-        )
-        .route(
-            "/sandboxes/{name}/exec-sessions/{exec_id}/asciinema",
-            get(logs::asciinema),
-        )
-        .route(
-            "/sandboxes/{name}/agent-sessions",
-            get(logs::agent_sessions),
-        )
-        .route(
-            "/sandboxes/{name}/agent-sessions/{session_name}/events",
-            get(logs::agent_events),
-        )
-        .route("/snapshots", get(snapshots::list).post(snapshots::create))
-        .route("/snapshots/", get(snapshots::list).post(snapshots::create))
-        .route("/snapshots/import", post(snapshots::import))
-        .route(
-            "/snapshots/{name}",
-            get(snapshots::get).delete(snapshots::delete),
-        )
-        .route("/snapshots/{name}/export", get(snapshots::export))
-        .route(
-            "/sandboxes/{name}/files",
-            get(files::download)
-                .post(files::upload)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/sandboxes/{name}/files-archive",
-            get(files::download_archive)
-                .post(files::upload_archive)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/gateway/profiles",
-            get(gateway::list).post(gateway::create),
-        )
-        .route(
-            "/gateway/profiles/{profile_id}",
-            get(gateway::get)
-                .patch(gateway::update)
-                .delete(gateway::delete),
-        )
-        .route(
-            "/gateway/profiles/{profile_id}/rules",
-            post(gateway::add_rule),
-        )
-        .route(
-            "/gateway/profiles/{profile_id}/rules/reorder",
-            post(gateway::reorder),
-        )
-        .route(
-            "/gateway/profiles/{profile_id}/rules/{rule_id}",
-            axum::routing::patch(gateway::update_rule).delete(gateway::delete_rule),
-        )
-        .route("/secrets", get(secrets::list))
-        .route(
-            "/secrets/{name}",
-            axum::routing::put(secrets::put).delete(secrets::delete),
-        )
-        .route("/sandboxes/{sandbox}/gateway-events", get(secrets::events))
-        .route("/ssh/certificates", post(ssh::sign))
-        .route("/sandboxes/{name}/ssh", get(ssh::connect))
-        .route("/images/pull", post(system::pull))
-        .route("/system", get(system::info))
-        .route("/agents", get(system::agents))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require,
-        ));
-    Router::new()
-        .route("/auth/token", post(auth::token))
-        .route("/openapi.json", get(system::openapi))
-        .merge(protected)
-        .fallback(error::not_found)
-        .with_state(state)
+    let (routes, _) = routes::api(Some(state.clone())).split_for_parts();
+    routes.fallback(error::not_found).with_state(state)
 }
 
 /// A file as a response body, read in chunks.

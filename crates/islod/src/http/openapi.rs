@@ -1,4 +1,5 @@
-//! The OpenAPI document, generated from the handlers and the `islo-api` types.
+//! The OpenAPI document, generated from the route table (`routes.rs`), the handlers and the
+//! `islo-api` types.
 //! `openapi.json` at the repository root is this document, committed; a test checks they agree.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -23,68 +24,23 @@ impl Modify for Bearer {
         title = "islod",
         description = "islo sandbox server (Islo-compatible compute API)"
     ),
-    paths(
-        super::auth::token,
-        super::sandboxes::list,
-        super::sandboxes::create,
-        super::sandboxes::get,
-        super::sandboxes::get_by_id,
-        super::sandboxes::delete,
-        super::sandboxes::stop,
-        super::sandboxes::resume,
-        super::exec::start,
-        super::exec::result,
-        super::exec::stream,
-        super::system::info,
-        super::system::pull,
-        super::pty::list,
-        super::pty::create,
-        super::pty::kill,
-        super::pty::exec,
-        super::pty::attach,
-        super::port_forward::forward,
-        super::ssh::sign,
-        super::gateway::list,
-        super::gateway::create,
-        super::gateway::get,
-        super::gateway::update,
-        super::gateway::delete,
-        super::gateway::add_rule,
-        super::gateway::update_rule,
-        super::gateway::delete_rule,
-        super::gateway::reorder,
-        super::system::agents,
-        super::secrets::list,
-        super::secrets::put,
-        super::secrets::delete,
-        super::secrets::events,
-        super::files::download,
-        super::files::upload,
-        super::files::download_archive,
-        super::files::upload_archive,
-        super::ssh::connect,
-        super::logs::list,
-        super::logs::one,
-        super::logs::logs,
-        super::logs::asciinema,
-        super::logs::agent_sessions,
-        super::logs::agent_events,
-        super::snapshots::list,
-        super::snapshots::create,
-        super::snapshots::get,
-        super::snapshots::delete,
-        super::snapshots::export,
-        super::snapshots::import,
-    ),
     components(schemas(islo_api::ErrorCode, islo_api::SandboxStatus, islo_api::ExecStatus)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]
 struct ApiDoc;
 
+/// What the document says besides its paths (those come from the route table).
+pub(super) fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 /// The document, pretty JSON with a final newline.
 pub fn document() -> String {
-    let mut s = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    let mut s = super::routes::api(None)
+        .into_openapi()
+        .to_pretty_json()
+        .unwrap_or_default();
     s.push('\n');
     s
 }

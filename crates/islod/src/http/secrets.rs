@@ -1,11 +1,9 @@
-//! Secret handlers and the gateway's decision log.
+//! Secret handlers.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use islo_api::{
-    GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse, SecretsResponse,
-};
+use islo_api::{SecretRequest, SecretResponse, SecretsResponse};
 
 use super::HttpState;
 use super::error::{ApiError, ApiJson};
@@ -41,17 +39,4 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     s.app.delete_secret(&t, &name)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/sandboxes/{sandbox}/gateway-events", params(GatewayEventsQuery),
-    responses((status = 200, body = GatewayEventsResponse), (status = 404, body = islo_api::ErrorResponse)))]
-pub async fn events(
-    State(s): State<HttpState>,
-    Extension(t): Extension<Tenant>,
-    Path(sandbox): Path<String>,
-    Query(q): Query<GatewayEventsQuery>,
-) -> Result<Json<GatewayEventsResponse>, ApiError> {
-    Ok(Json(GatewayEventsResponse {
-        events: s.app.gateway_events(&t, &sandbox, &q)?,
-    }))
 }

@@ -1,0 +1,80 @@
+//! The route table: each endpoint written once, as the handler its `#[utoipa::path]` describes.
+//! The router and the OpenAPI document (`openapi.json`) are both made from this table, so a
+//! path, a method or a parameter name cannot differ between them.
+
+use axum::extract::DefaultBodyLimit;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
+
+use super::{
+    HttpState, auth, exec, files, gateway, logs, port_forward, pty, sandboxes, secrets, snapshots,
+    ssh, system,
+};
+
+/// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
+/// `/openapi.json` are behind authentication; without it, the table only describes them.
+pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(sandboxes::list, sandboxes::create))
+        .routes(routes!(sandboxes::get_by_id))
+        .routes(routes!(sandboxes::get, sandboxes::delete))
+        .routes(routes!(sandboxes::stop))
+        .routes(routes!(sandboxes::resume))
+        .routes(routes!(exec::start, pty::exec))
+        .routes(routes!(exec::stream))
+        .routes(routes!(exec::result))
+        .routes(routes!(pty::list, pty::create))
+        .routes(routes!(pty::kill))
+        .routes(routes!(pty::attach))
+        .routes(routes!(port_forward::forward))
+        .routes(routes!(logs::list))
+        .routes(routes!(logs::one))
+        .routes(routes!(logs::logs))
+        .routes(routes!(logs::asciinema))
+        .routes(routes!(logs::agent_sessions))
+        .routes(routes!(logs::agent_events))
+        .routes(unlimited(routes!(files::download, files::upload)))
+        .routes(unlimited(routes!(
+            files::download_archive,
+            files::upload_archive
+        )))
+        .routes(routes!(snapshots::list, snapshots::create))
+        .routes(routes!(snapshots::import))
+        .routes(routes!(snapshots::get, snapshots::delete))
+        .routes(routes!(snapshots::export))
+        .routes(routes!(gateway::list, gateway::create))
+        .routes(routes!(gateway::get, gateway::update, gateway::delete))
+        .routes(routes!(gateway::add_rule))
+        .routes(routes!(gateway::reorder))
+        .routes(routes!(gateway::update_rule, gateway::delete_rule))
+        .routes(routes!(gateway::events))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::put, secrets::delete))
+        .routes(routes!(ssh::sign))
+        .routes(routes!(ssh::connect))
+        .routes(routes!(system::pull))
+        .routes(routes!(system::info))
+        .routes(routes!(system::agents))
+        // The reference lists snapshots at `/snapshots/`; clients also call it without the
+        // slash. The same handlers, not a second description.
+        .route(
+            "/snapshots",
+            axum::routing::get(snapshots::list).post(snapshots::create),
+        );
+    let protected = match auth {
+        Some(state) => {
+            protected.route_layer(axum::middleware::from_fn_with_state(state, auth::require))
+        }
+        None => protected,
+    };
+    OpenApiRouter::with_openapi(super::openapi::base())
+        .routes(routes!(auth::token))
+        .route("/openapi.json", axum::routing::get(system::openapi))
+        .merge(protected)
+}
+
+/// Uploads and downloads of any size (the quota, not the body limit, bounds them).
+fn unlimited(r: UtoipaMethodRouter<HttpState>) -> UtoipaMethodRouter<HttpState> {
+    let (schemas, paths, methods) = r;
+    (schemas, paths, methods.layer(DefaultBodyLimit::disable()))
+}
