@@ -8,9 +8,8 @@ pub mod proto;
 
 pub use proto::{
     AgentError, AgentRequest, AttachRequest, ErrorKind, ExecRequest, ExitStatus, FileEntry, Frame,
-    FrameKind,
-    PROTOCOL_VERSION, ProtoError, ReadRequest, ScanReply, ScanRequest, SessionInfo, SessionSpec,
-    TtySize, read_frame, write_frame,
+    FrameKind, PROTOCOL_VERSION, ProtoError, ReadRequest, ScanReply, ScanRequest, SessionInfo,
+    SessionSpec, TtySize, read_frame, write_frame,
 };
 
 /// Where the agent binary is mounted inside every sandbox.

@@ -139,14 +139,21 @@ impl AgentError {
     /// Decode a payload; a plain UTF-8 message (an agent that predates kinds) is `Failed`.
     pub fn decode(payload: &[u8]) -> Self {
         serde_json::from_slice(payload).unwrap_or_else(|_| {
-            Self::new(ErrorKind::Failed, String::from_utf8_lossy(payload).into_owned())
+            Self::new(
+                ErrorKind::Failed,
+                String::from_utf8_lossy(payload).into_owned(),
+            )
         })
     }
 }
 
 /// Write an `Error` frame.
 pub fn write_error(w: &mut impl Write, kind: ErrorKind, message: &str) -> Result<(), ProtoError> {
-    write_frame(w, FrameKind::Error, &AgentError::new(kind, message).encode())
+    write_frame(
+        w,
+        FrameKind::Error,
+        &AgentError::new(kind, message).encode(),
+    )
 }
 
 /// First frame of a connection.

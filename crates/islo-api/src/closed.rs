@@ -42,7 +42,9 @@ pub(crate) use closed_set;
 
 #[cfg(test)]
 mod tests {
-    use crate::{SandboxStatus, SetupStepStatus, SnapshotStatus};
+    use crate::{
+        EventAction, RuleAction, SandboxStatus, SessionStatus, SetupStepStatus, SnapshotStatus,
+    };
 
     fn same<T: serde::Serialize + Copy>(all: &[T], word: impl Fn(T) -> &'static str) {
         for m in all {
@@ -73,6 +75,14 @@ mod tests {
         use SnapshotStatus as N;
         same(&[N::Saving, N::Ready, N::Failed], N::as_str);
         assert_eq!(N::parse("ready"), Some(N::Ready));
+        same(&[RuleAction::Allow, RuleAction::Deny], RuleAction::as_str);
+        use EventAction as E;
+        same(
+            &[E::Allow, E::Deny, E::RateLimited, E::Error, E::Dropped],
+            E::as_str,
+        );
+        use SessionStatus as Z;
+        same(&[Z::Connected, Z::Disconnected, Z::Dead], Z::as_str);
         assert_eq!(N::parse("Ready"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Gateway profiles and their rules (`/gateway/profiles`): what a sandbox bound to a profile
-//! may reach, and which credentials are added on the way.
+//! may reach, and which credentials are added on the way; and the log of the gateway's
+//! decisions (`/sandboxes/{sandbox_name}/gateway-events`).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,26 @@ pub struct AuthStrategy {
     pub format: Option<String>,
 }
 
+crate::closed::closed_set! {
+    /// What a rule (or a profile's default) does with the traffic it matches.
+    RuleAction {
+        Allow = "allow",
+        Deny = "deny",
+    }
+}
+
+crate::closed::closed_set! {
+    /// What the gateway did with one request or flow.
+    EventAction {
+        Allow = "allow",
+        Deny = "deny",
+        RateLimited = "rate_limited",
+        Error = "error",
+        /// Stands for decisions that were not logged (a sandbox over the log's rate).
+        Dropped = "dropped",
+    }
+}
+
 /// A profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -28,8 +49,8 @@ pub struct GatewayProfileResponse {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// `allow` or `deny`: what happens to traffic no rule matches.
-    pub default_action: String,
+    /// What happens to traffic no rule matches.
+    pub default_action: RuleAction,
     pub internet_enabled: bool,
     pub is_default: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +80,7 @@ pub struct GatewayProfileRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_action: Option<String>,
+    pub default_action: Option<RuleAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,8 +102,7 @@ pub struct GatewayRuleResponse {
     /// Absent: any method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
-    /// `allow` or `deny`.
-    pub action: String,
+    pub action: RuleAction,
     /// Requests per minute, per sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_rpm: Option<u32>,
@@ -108,7 +128,7 @@ pub struct GatewayRuleRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<RuleAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,4 +152,49 @@ pub struct RulePriority {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReorderRulesRequest {
     pub rules: Vec<RulePriority>,
+}
+
+/// One decision of the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayEventResponse {
+    pub id: i64,
+    pub sandbox_id: String,
+    pub at: String,
+    /// `http`, `https` or `tcp` (a flow that was neither, reset).
+    pub scheme: String,
+    pub host: String,
+    pub method: String,
+    /// Without the query.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    pub action: EventAction,
+    /// Status returned to the sandbox (0: the flow was reset).
+    pub status: u16,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub latency_ms: f64,
+    pub reason: String,
+}
+
+/// `GET /sandboxes/{sandbox_name}/gateway-events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayEventsResponse {
+    pub events: Vec<GatewayEventResponse>,
+}
+
+/// Query of the decision log: events after `after_id`, or since a time, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct GatewayEventsQuery {
+    /// RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_id: Option<i64>,
+    /// The last N (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }

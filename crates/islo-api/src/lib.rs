@@ -29,21 +29,19 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use files::{FilePathQuery, FileUploadStatusResponse};
 pub use gateway::{
-    AuthStrategy, GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
-    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest, RulePriority,
+    AuthStrategy, EventAction, GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse,
+    GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
+    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest, RuleAction, RulePriority,
 };
 pub use sandbox::{
     CreateSandboxRequest, HostIds, ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
     SetupStepResult, SetupStepStatus, SourceSpec, TokenRequest, TokenResponse, limits,
 };
-pub use secrets::{
-    GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse, SecretRequest, SecretResponse,
-    SecretsResponse,
-};
+pub use secrets::{SecretRequest, SecretResponse, SecretsResponse};
 pub use session::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
-    PtyExit, PtyFrame, PtyOpen, PtySize, SessionInfo,
+    PtyExit, PtyFrame, PtyOpen, PtySize, SessionInfo, SessionStatus,
 };
 pub use snapshot::{
     CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,

@@ -18,13 +18,21 @@ use serde::{Deserialize, Serialize};
 /// Version of the terminal WebSocket protocol.
 pub const PTY_PROTOCOL_VERSION: u32 = 1;
 
+crate::closed::closed_set! {
+    /// A session's state: a client is attached, none is, or its process has ended.
+    SessionStatus {
+        Connected = "connected",
+        Disconnected = "disconnected",
+        Dead = "dead",
+    }
+}
+
 /// A session as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub name: String,
-    /// `connected`, `disconnected` or `dead`.
-    pub status: String,
+    pub status: SessionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_unix_ms: Option<u64>,
     /// Extension: clients attached now.
@@ -67,7 +75,7 @@ pub struct CreateSessionRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateSessionResponse {
     pub name: String,
-    pub status: String,
+    pub status: SessionStatus,
 }
 
 /// A terminal size.
@@ -179,7 +187,7 @@ mod tests {
             PtyFrame::Error("x".into()),
             PtyFrame::Info(SessionInfo {
                 name: "main".into(),
-                status: "connected".into(),
+                status: SessionStatus::Connected,
                 started_at_unix_ms: Some(1),
                 clients: 1,
             }),

@@ -7,7 +7,7 @@
 use clap::{Args, Parser};
 use islo_api::{
     AuthStrategy, GatewayProfileRequest, GatewayRuleRequest, GatewayRuleResponse,
-    ReorderRulesRequest, RulePriority,
+    ReorderRulesRequest, RuleAction, RulePriority,
 };
 use islo_client::Client;
 
@@ -98,7 +98,8 @@ impl ProfileFields {
         GatewayProfileRequest {
             name,
             description: self.description,
-            default_action: self.default_action,
+            // clap allowed only the set's words.
+            default_action: self.default_action.as_deref().and_then(RuleAction::parse),
             internet_enabled: self.internet_access,
             is_default: self.is_default,
         }
@@ -137,7 +138,7 @@ impl Rule {
             host_pattern: self.host,
             path_pattern: self.path,
             methods: (!self.methods.is_empty()).then_some(self.methods),
-            action: self.action,
+            action: self.action.as_deref().and_then(RuleAction::parse),
             priority: self.priority,
             rate_limit_rpm: self.rate_limit_rpm,
             provider_key: self.provider_key,
@@ -271,7 +272,7 @@ async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
         .map(|p| {
             vec![
                 p.name.clone(),
-                p.default_action.clone(),
+                p.default_action.to_string(),
                 if p.internet_enabled { "on" } else { "off" }.into(),
                 p.rule_count.unwrap_or(0).to_string(),
                 if p.is_default { "yes" } else { "" }.into(),
@@ -331,7 +332,7 @@ fn print_rules(rules: &[GatewayRuleResponse], output: Output) -> anyhow::Result<
                 r.host_pattern.clone(),
                 r.path_pattern.clone().unwrap_or_default(),
                 r.methods.as_ref().map(|m| m.join(",")).unwrap_or_default(),
-                r.action.clone(),
+                r.action.to_string(),
                 r.rate_limit_rpm.map(|n| n.to_string()).unwrap_or_default(),
                 r.provider_key.clone().unwrap_or_default(),
             ]

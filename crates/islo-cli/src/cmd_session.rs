@@ -87,7 +87,7 @@ pub async fn list(client: &Client, sandbox: &str, output: Output) -> anyhow::Res
                         .unwrap_or_default();
                     vec![
                         s.name.clone(),
-                        s.status.clone(),
+                        s.status.to_string(),
                         started,
                         s.clients.to_string(),
                     ]

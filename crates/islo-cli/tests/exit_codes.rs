@@ -83,7 +83,11 @@ fn signals_and_refused_starts_end_the_same_on_every_transport() {
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     let o = env.islo(&ghost);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("unknown user \"ghost\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown user \"ghost\""),
+        "{}",
+        stderr(&o)
+    );
 
     // The CLI on a terminal.
     let o = on_terminal(&env, &[&["use", "codes", "--"][..], &term].concat());
@@ -94,7 +98,12 @@ fn signals_and_refused_starts_end_the_same_on_every_transport() {
 
     // The streamed exec API: an `exit` event, or an `error` event naming why.
     let path = "/sandboxes/codes/exec/stream";
-    let body = api(&env, "POST", path, Some(serde_json::json!({ "command": term })));
+    let body = api(
+        &env,
+        "POST",
+        path,
+        Some(serde_json::json!({ "command": term })),
+    );
     assert_eq!(sse_data(&body, "exit"), ["143"], "{body}");
     let req = serde_json::json!({ "command": ["true"], "user": "ghost" });
     let body = api(&env, "POST", path, Some(req));
@@ -107,19 +116,28 @@ fn signals_and_refused_starts_end_the_same_on_every_transport() {
 
     // The background exec API.
     let r = background(&env, "codes", serde_json::json!({ "command": term }));
-    assert_eq!((r["status"].as_str(), r["exit_code"].as_i64()), (Some("completed"), Some(143)));
+    assert_eq!(
+        (r["status"].as_str(), r["exit_code"].as_i64()),
+        (Some("completed"), Some(143))
+    );
     let r = background(
         &env,
         "codes",
         serde_json::json!({ "command": ["true"], "user": "ghost" }),
     );
     assert_eq!(r["status"], "failed", "{r}");
-    assert!(r["stderr"].as_str().unwrap().contains("unknown user"), "{r}");
+    assert!(
+        r["stderr"].as_str().unwrap().contains("unknown user"),
+        "{r}"
+    );
 
     // A session that cannot start is a refused request, not a missing thing.
     let req = serde_json::json!({ "name": "s1", "user": "ghost" });
     let answer: serde_json::Value =
         serde_json::from_str(&api(&env, "POST", "/sandboxes/codes/sessions", Some(req))).unwrap();
     assert_eq!(answer["code"], "EXEC_FAILED", "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("unknown user"), "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("unknown user"),
+        "{answer}"
+    );
 }

@@ -14,6 +14,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use islo_api::EventAction;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::io::Counted;
@@ -172,7 +173,7 @@ impl Conn {
             method: req.method().to_string(),
             path: path.to_string(),
             rule_id: None,
-            action: "allow",
+            action: EventAction::Allow,
             status: 0,
             bytes_up: 0,
             bytes_down: 0,
@@ -206,7 +207,7 @@ impl Conn {
             Ok(p) => p,
             Err(e) => {
                 ev.reason = e.to_string();
-                return self.refuse(ev, StatusCode::BAD_REQUEST, "deny", None);
+                return self.refuse(ev, StatusCode::BAD_REQUEST, EventAction::Deny, None);
             }
         };
         let (decision, rule) = client
@@ -215,7 +216,7 @@ impl Conn {
         ev.rule_id.clone_from(&decision.rule_id);
         ev.reason.clone_from(&decision.reason);
         if !decision.allowed {
-            return self.refuse(ev, StatusCode::FORBIDDEN, "deny", None);
+            return self.refuse(ev, StatusCode::FORBIDDEN, EventAction::Deny, None);
         }
         if let Some(r) = rule
             && let Some(rpm) = r.rate_limit_rpm
@@ -228,7 +229,7 @@ impl Conn {
             return self.refuse(
                 ev,
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                EventAction::RateLimited,
                 Some(wait),
             );
         }
@@ -258,7 +259,7 @@ impl Conn {
             Ok(resp) => self.relay(resp, ev, up_count, scrub),
             Err(e) => {
                 ev.reason = format!("upstream failed: {e}");
-                self.refuse(ev, StatusCode::BAD_GATEWAY, "error", None)
+                self.refuse(ev, StatusCode::BAD_GATEWAY, EventAction::Error, None)
             }
         }
     }
@@ -314,15 +315,15 @@ impl Conn {
         &self,
         mut ev: Event,
         status: StatusCode,
-        action: &'static str,
+        action: EventAction,
         retry: Option<Duration>,
     ) -> Response<ProxyBody> {
         ev.action = action;
         ev.status = status.as_u16();
         let body = serde_json::json!({
             "error": match action {
-                "deny" => "denied by the islo gateway",
-                "rate_limited" => "rate limited by the islo gateway",
+                EventAction::Deny => "denied by the islo gateway",
+                EventAction::RateLimited => "rate limited by the islo gateway",
                 _ => "the islo gateway could not reach the upstream",
             },
             "host": ev.host, "method": ev.method, "path": ev.path,

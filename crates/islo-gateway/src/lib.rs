@@ -70,7 +70,7 @@ pub struct Event {
     pub path: String,
     pub rule_id: Option<String>,
     /// `allow`, `deny`, `rate_limited` or `error`.
-    pub action: &'static str,
+    pub action: islo_api::EventAction,
     /// HTTP status returned to the sandbox (0 for a reset flow).
     pub status: u16,
     pub bytes_up: u64,

@@ -288,7 +288,7 @@ fn record_refusal(sh: &Shared, peer: SocketAddr, host: &str, port: u16, why: &st
             method: String::new(),
             path: String::new(),
             rule_id: None,
-            action: "deny",
+            action: islo_api::EventAction::Deny,
             status: 0,
             bytes_up: 0,
             bytes_down: 0,

@@ -6,7 +6,7 @@
 //! deny must hold for `/Admin` too); allow rules match exactly, so they never widen.
 
 use globset::{GlobBuilder, GlobMatcher};
-use islo_api::{AuthStrategy, GatewayProfileResponse, GatewayRuleResponse};
+use islo_api::{AuthStrategy, GatewayProfileResponse, GatewayRuleResponse, RuleAction};
 
 /// Methods a rule may name.
 const METHODS: &[&str] = &[
@@ -63,9 +63,6 @@ pub fn validate(r: &GatewayRuleResponse) -> Result<(), String> {
         if !METHODS.contains(&m.as_str()) {
             return Err(format!("unknown method {m:?}: use {}", METHODS.join(", ")));
         }
-    }
-    if !matches!(r.action.as_str(), "allow" | "deny") {
-        return Err(format!("action must be allow or deny, got {:?}", r.action));
     }
     if r.rate_limit_rpm == Some(0) {
         return Err("rate_limit_rpm must be at least 1".into());
@@ -145,7 +142,7 @@ struct Compiled {
 pub struct Policy {
     profile_name: String,
     internet_enabled: bool,
-    default_action: String,
+    default_action: RuleAction,
     rules: Vec<Compiled>,
 }
 
@@ -158,7 +155,7 @@ impl Policy {
         Self {
             profile_name: profile.name.clone(),
             internet_enabled: profile.internet_enabled,
-            default_action: profile.default_action.clone(),
+            default_action: profile.default_action,
             rules: ordered
                 .into_iter()
                 .map(|r| Compiled {
@@ -167,7 +164,7 @@ impl Policy {
                     path: r
                         .path_pattern
                         .as_deref()
-                        .and_then(|p| path_glob(p, r.action == "deny").ok()),
+                        .and_then(|p| path_glob(p, r.action == RuleAction::Deny).ok()),
                 })
                 .collect(),
         }
@@ -205,7 +202,7 @@ impl Policy {
             let method_ok = r.methods.as_ref().is_none_or(|ms| ms.contains(&method));
             if host_ok && path_ok && method_ok {
                 let d = Decision {
-                    allowed: r.action == "allow",
+                    allowed: r.action == RuleAction::Allow,
                     rule_id: Some(r.id.clone()),
                     reason: format!(
                         "rule {} ({} {}) of gateway profile {}",
@@ -216,7 +213,7 @@ impl Policy {
             }
         }
         let d = Decision {
-            allowed: self.default_action == "allow",
+            allowed: self.default_action == RuleAction::Allow,
             rule_id: None,
             reason: format!(
                 "default action {} of gateway profile {}",
@@ -247,7 +244,7 @@ mod tests {
             id: "p".into(),
             name: "strict".into(),
             description: None,
-            default_action: default.into(),
+            default_action: RuleAction::parse(default).unwrap(),
             internet_enabled: true,
             is_default: false,
             rule_count: None,
@@ -263,7 +260,7 @@ mod tests {
             host_pattern: host.into(),
             path_pattern: None,
             methods: None,
-            action: action.into(),
+            action: RuleAction::parse(action).unwrap(),
             rate_limit_rpm: None,
             provider_key: None,
             auth_strategy: None,
@@ -359,7 +356,6 @@ mod tests {
         assert!(bad(&|r| r.host_pattern = "https://x.com/".into()).contains("host glob"));
         assert!(bad(&|r| r.path_pattern = Some("v1".into())).contains("start with /"));
         assert!(bad(&|r| r.methods = Some(vec!["FETCH".into()])).contains("unknown method"));
-        assert!(bad(&|r| r.action = "maybe".into()).contains("allow or deny"));
         assert!(bad(&|r| r.rate_limit_rpm = Some(0)).contains("at least 1"));
         let header = AuthStrategy {
             mode: "header".into(),

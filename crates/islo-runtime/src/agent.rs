@@ -135,7 +135,9 @@ fn call<T: for<'de> serde::Deserialize<'de>>(
 fn reply<T: for<'de> serde::Deserialize<'de>>(stream: &mut UnixStream) -> Result<T, ProtoError> {
     match proto::read_frame(stream)? {
         Some(f) if f.kind == FrameKind::Reply => proto::decode(&f.payload, "reply"),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
+        Some(f) if f.kind == FrameKind::Error => {
+            Err(ProtoError::Agent(AgentError::decode(&f.payload)))
+        }
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -208,7 +210,9 @@ pub fn read_file(socket: &Path, path: &str, offset: u64, len: u32) -> Result<Vec
     )?;
     match proto::read_frame(&mut stream)? {
         Some(f) if f.kind == FrameKind::Stdout => Ok(f.payload),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
+        Some(f) if f.kind == FrameKind::Error => {
+            Err(ProtoError::Agent(AgentError::decode(&f.payload)))
+        }
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -229,7 +233,9 @@ pub fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, ProtoError> 
             stream.set_read_timeout(None)?;
             Ok(stream)
         }
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
+        Some(f) if f.kind == FrameKind::Error => {
+            Err(ProtoError::Agent(AgentError::decode(&f.payload)))
+        }
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }
@@ -247,7 +253,9 @@ pub fn ping(socket: &Path) -> Result<(), ProtoError> {
     )?;
     match proto::read_frame(&mut stream)? {
         Some(f) if f.kind == FrameKind::Pong => Ok(()),
-        Some(f) if f.kind == FrameKind::Error => Err(ProtoError::Agent(AgentError::decode(&f.payload))),
+        Some(f) if f.kind == FrameKind::Error => {
+            Err(ProtoError::Agent(AgentError::decode(&f.payload)))
+        }
         _ => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
     }
 }

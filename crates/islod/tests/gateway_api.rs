@@ -11,7 +11,7 @@ use islo_api::{GatewayProfileRequest, GatewayRuleRequest, ReorderRulesRequest, R
 fn profile(name: &str, default_action: &str) -> GatewayProfileRequest {
     GatewayProfileRequest {
         name: Some(name.into()),
-        default_action: Some(default_action.into()),
+        default_action: Some(islo_api::RuleAction::parse(default_action).unwrap()),
         ..Default::default()
     }
 }
@@ -19,7 +19,7 @@ fn profile(name: &str, default_action: &str) -> GatewayProfileRequest {
 fn rule(host: &str, action: &str) -> GatewayRuleRequest {
     GatewayRuleRequest {
         host_pattern: Some(host.into()),
-        action: Some(action.into()),
+        action: Some(islo_api::RuleAction::parse(action).unwrap()),
         ..Default::default()
     }
 }

@@ -8,9 +8,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use super::ExecEvent;
 
 /// Split a connection that carries an exec (or an attached session) for async use.
-pub fn split(
-    conn: std::os::unix::net::UnixStream,
-) -> std::io::Result<(EventReader, InputWriter)> {
+pub fn split(conn: std::os::unix::net::UnixStream) -> std::io::Result<(EventReader, InputWriter)> {
     conn.set_read_timeout(None)?;
     conn.set_nonblocking(true)?;
     let (r, w) = tokio::net::UnixStream::from_std(conn)?.into_split();
@@ -54,7 +52,9 @@ pub struct InputWriter {
 
 impl InputWriter {
     async fn frame(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), ProtoError> {
-        self.w.write_all(&proto::encode_frame(kind, payload)?).await?;
+        self.w
+            .write_all(&proto::encode_frame(kind, payload)?)
+            .await?;
         Ok(())
     }
 

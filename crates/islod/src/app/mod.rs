@@ -43,12 +43,12 @@ use crate::store::Store;
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::TailBuf;
+pub use sessions::validate_session_name;
+pub use snapshots::to_response as snapshot_view;
 pub use stream::{
     EXIT_CANNOT_START, EXIT_LOST, ExecEvent, ExecInput, ExecInputs, ExecOutput, ExecStream,
     StreamError, StreamErrorKind,
 };
-pub use sessions::validate_session_name;
-pub use snapshots::to_response as snapshot_view;
 
 /// The caller, as authentication established it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use islo_agent::{AttachRequest, SessionSpec, TtySize};
 use islo_api::{
     CreateSessionRequest, CreateSessionResponse, ExecRequest, PtyOpen, PtySize, SessionInfo,
+    SessionStatus,
 };
 use islo_runtime::{SandboxId, agent};
 
@@ -31,7 +32,8 @@ pub fn validate_session_name(name: &str) -> Result<(), AppError> {
 fn info(s: islo_agent::SessionInfo) -> SessionInfo {
     SessionInfo {
         name: s.name,
-        status: s.status,
+        // The agent's words are this set's; an unknown one is an agent newer than islod.
+        status: SessionStatus::parse(&s.status).unwrap_or(SessionStatus::Disconnected),
         started_at_unix_ms: Some(s.started_at_unix_ms),
         clients: s.clients,
     }
@@ -103,7 +105,7 @@ impl App {
             if !list.iter().any(|s| s.name == n) {
                 list.push(SessionInfo {
                     name: n,
-                    status: "dead".into(),
+                    status: SessionStatus::Dead,
                     started_at_unix_ms: Some(started),
                     clients: 0,
                 });
@@ -127,11 +129,7 @@ impl App {
     }
 
     /// What to create for `exec` (its command empty: the login shell).
-    fn session_spec(
-        &self,
-        row: &SandboxRow,
-        exec: &ExecRequest,
-    ) -> Result<SessionSpec, AppError> {
+    fn session_spec(&self, row: &SandboxRow, exec: &ExecRequest) -> Result<SessionSpec, AppError> {
         let r = self.agent_request(row, exec, true)?;
         Ok(SessionSpec {
             argv: r.argv,
@@ -212,7 +210,7 @@ impl App {
         drop(stream);
         Ok(CreateSessionResponse {
             name: i.name,
-            status: "disconnected".into(),
+            status: SessionStatus::Disconnected,
         })
     }
 

@@ -91,7 +91,10 @@ pub enum ExecInput {
     Data(Vec<u8>),
     /// End of input (pipes; on a terminal the client types ^D instead).
     Eof,
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     Signal(u8),
 }
 
@@ -102,7 +105,11 @@ pub struct ExecStream {
 }
 
 impl ExecStream {
-    pub(super) fn new(events: EventReader, input: InputWriter, rec: Option<Arc<Recording>>) -> Self {
+    pub(super) fn new(
+        events: EventReader,
+        input: InputWriter,
+        rec: Option<Arc<Recording>>,
+    ) -> Self {
         Self {
             output: ExecOutput {
                 events,
@@ -257,7 +264,10 @@ mod tests {
         let (mut s, mut agent) = stream();
         proto::write_frame(&mut agent, FrameKind::Stdout, b"x").unwrap();
         proto::write_frame(&mut agent, FrameKind::Exit, br#"{"code":143,"signal":15}"#).unwrap();
-        assert_eq!(s.output.next().await, Some(ExecEvent::Stdout(b"x".to_vec())));
+        assert_eq!(
+            s.output.next().await,
+            Some(ExecEvent::Stdout(b"x".to_vec()))
+        );
         assert_eq!(s.output.next().await, Some(ExecEvent::Exit(143)));
         assert_eq!(s.output.next().await, None, "nothing after the last event");
 
@@ -266,7 +276,10 @@ mod tests {
         let Some(ExecEvent::Error(e)) = s.output.next().await else {
             panic!("error expected")
         };
-        assert_eq!((e.exit_code(), e.message.as_str()), (125, "unknown user \"x\""));
+        assert_eq!(
+            (e.exit_code(), e.message.as_str()),
+            (125, "unknown user \"x\"")
+        );
 
         let (mut s, agent) = stream();
         drop(agent);
@@ -290,7 +303,12 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [FrameKind::Stdin, FrameKind::Resize, FrameKind::Signal, FrameKind::StdinEof]
+            [
+                FrameKind::Stdin,
+                FrameKind::Resize,
+                FrameKind::Signal,
+                FrameKind::StdinEof
+            ]
         );
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use islo_api::GatewayEventResponse;
+use islo_api::{EventAction, GatewayEventResponse};
 use islo_gateway::Event;
 
 use crate::store::Store;
@@ -128,7 +128,7 @@ fn dropped_event(like: &Event, n: u64) -> Event {
         method: String::new(),
         path: String::new(),
         rule_id: None,
-        action: "dropped",
+        action: EventAction::Dropped,
         status: 0,
         bytes_up: 0,
         bytes_down: 0,
@@ -153,7 +153,7 @@ fn stored(e: Event) -> (String, GatewayEventResponse) {
         method: clip(e.method, MAX_METHOD),
         path: clip(e.path, MAX_PATH),
         rule_id: e.rule_id,
-        action: e.action.to_string(),
+        action: e.action,
         status: e.status,
         bytes_up: e.bytes_up,
         bytes_down: e.bytes_down,

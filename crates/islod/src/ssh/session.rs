@@ -131,7 +131,9 @@ async fn finish(tx: &Tx, message: &[u8], code: i32) {
 }
 
 async fn close(tx: &Tx, code: i32) {
-    let _ = tx.exit_status(u32::try_from(code).unwrap_or(EXIT_LOST as u32)).await;
+    let _ = tx
+        .exit_status(u32::try_from(code).unwrap_or(EXIT_LOST as u32))
+        .await;
     let _ = tx.eof().await;
     let _ = tx.close().await;
 }

@@ -1,6 +1,6 @@
 //! Gateway profiles and rules.
 
-use islo_api::{GatewayProfileResponse, GatewayRuleResponse};
+use islo_api::{GatewayProfileResponse, GatewayRuleResponse, RuleAction};
 use rusqlite::{Row, params};
 
 use super::{Store, StoreError, now_rfc3339};
@@ -15,7 +15,7 @@ fn profile(r: &Row<'_>) -> rusqlite::Result<GatewayProfileResponse> {
         id: r.get(0)?,
         name: r.get(1)?,
         description: r.get(2)?,
-        default_action: r.get(3)?,
+        default_action: super::closed(r, 3, RuleAction::parse, "default action")?,
         internet_enabled: r.get(4)?,
         is_default: r.get(5)?,
         rule_count: Some(r.get::<_, i64>(6)? as u32),
@@ -32,7 +32,7 @@ fn rule(r: &Row<'_>) -> rusqlite::Result<GatewayRuleResponse> {
         host_pattern: r.get(2)?,
         path_pattern: r.get(3)?,
         methods: json(4)?.and_then(|s| serde_json::from_str(&s).ok()),
-        action: r.get(5)?,
+        action: super::closed(r, 5, RuleAction::parse, "rule action")?,
         rate_limit_rpm: r.get(6)?,
         provider_key: r.get(7)?,
         auth_strategy: json(8)?.and_then(|s| serde_json::from_str(&s).ok()),
@@ -98,7 +98,7 @@ impl Store {
              ON CONFLICT (id) DO UPDATE SET name = ?3, description = ?4, default_action = ?5, \
              internet_enabled = ?6, is_default = ?7, updated_at = ?9",
             params![
-                p.id, tenant, p.name, p.description, p.default_action, p.internet_enabled,
+                p.id, tenant, p.name, p.description, p.default_action.as_str(), p.internet_enabled,
                 p.is_default, p.created_at, p.updated_at
             ],
         );
@@ -144,7 +144,7 @@ impl Store {
              ON CONFLICT (id) DO UPDATE SET priority = ?3, host_pattern = ?4, path_pattern = ?5, methods = ?6, \
              action = ?7, rate_limit_rpm = ?8, provider_key = ?9, auth_strategy = ?10, updated_at = ?12",
             params![
-                r.id, profile_id, r.priority, r.host_pattern, r.path_pattern, to_json(&r.methods), r.action,
+                r.id, profile_id, r.priority, r.host_pattern, r.path_pattern, to_json(&r.methods), r.action.as_str(),
                 r.rate_limit_rpm, r.provider_key, to_json(&r.auth_strategy), r.created_at, r.updated_at
             ],
         )?;

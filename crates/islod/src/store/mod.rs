@@ -384,6 +384,24 @@ impl Store {
 }
 
 /// Now, RFC 3339 in UTC.
+/// Column `i` of `r` as a member of a closed set; a word outside the set is reported as a
+/// corrupt `what`.
+pub(crate) fn closed<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("{what} {text:?}").into(),
+        )
+    })
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

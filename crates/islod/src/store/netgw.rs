@@ -1,6 +1,6 @@
 //! What the gateway keeps: sandbox link slots, secrets, and its decisions.
 
-use islo_api::{GatewayEventResponse, SecretResponse};
+use islo_api::{EventAction, GatewayEventResponse, SecretResponse};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, now_rfc3339};
@@ -23,7 +23,7 @@ fn event(r: &Row<'_>) -> rusqlite::Result<GatewayEventResponse> {
         method: r.get(5)?,
         path: r.get(6)?,
         rule_id: r.get(7)?,
-        action: r.get(8)?,
+        action: super::closed(r, 8, EventAction::parse, "gateway event action")?,
         status: r.get(9)?,
         bytes_up: r.get::<_, i64>(10)? as u64,
         bytes_down: r.get::<_, i64>(11)? as u64,
@@ -194,7 +194,7 @@ impl Store {
                     e.method,
                     e.path,
                     e.rule_id,
-                    e.action,
+                    e.action.as_str(),
                     e.status,
                     e.bytes_up as i64,
                     e.bytes_down as i64,

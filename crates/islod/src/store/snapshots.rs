@@ -31,16 +31,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRow> {
         tenant_id: r.get(1)?,
         name: r.get(2)?,
         sandbox_id: r.get(3)?,
-        status: {
-            let text: String = r.get(4)?;
-            SnapshotStatus::parse(&text).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    4,
-                    rusqlite::types::Type::Text,
-                    format!("snapshot status {text:?}").into(),
-                )
-            })?
-        },
+        status: super::closed(r, 4, SnapshotStatus::parse, "snapshot status")?,
         status_reason: r.get(5)?,
         size_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
         checksum: r.get(7)?,
