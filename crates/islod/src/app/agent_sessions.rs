@@ -128,7 +128,7 @@ impl App {
 
 /// One pass over a sandbox's transcripts.
 fn sync(store: &Store, sock: &Path, sandbox_id: &str, user: &str) -> Result<(), AppError> {
-    let proto = |e: islo_agent::ProtoError| AppError::Internal(format!("sandbox agent: {e}"));
+    let proto = AppError::Agent;
     let found = agent::scan_files(
         sock,
         ScanRequest {

@@ -55,6 +55,26 @@ pub enum AppError {
     AgentUnavailable(String),
     #[error("sandbox provisioning failed: {0}")]
     Provisioning(String),
+    /// A step of the back end failed.
+    #[error("sandbox provisioning failed: {0}")]
+    Driver(#[source] DriverError),
+    #[error("internal error: {0}")]
+    Store(#[source] StoreError),
+    #[error("internal error: {0}")]
+    Ids(#[source] crate::ids::IdError),
+    /// A sandbox's agent answered something unexpected.
+    #[error("internal error: sandbox agent: {0}")]
+    Agent(#[source] islo_agent::ProtoError),
+    /// A file of islod's own (a scratch file, a key) could not be used.
+    #[error("internal error: {what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: a worker task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -87,9 +107,21 @@ impl AppError {
                 ImageError::HostFull => ErrorCode::ResourceUnavailable,
                 ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
             },
-            Self::Provisioning(_) => ErrorCode::SandboxProvisioningFailed,
-            Self::Internal(_) => ErrorCode::InternalError,
+            Self::Provisioning(_) | Self::Driver(_) => ErrorCode::SandboxProvisioningFailed,
+            Self::Store(_)
+            | Self::Ids(_)
+            | Self::Agent(_)
+            | Self::Io { .. }
+            | Self::Join(_)
+            | Self::Internal(_) => ErrorCode::InternalError,
         }
+    }
+}
+
+impl AppError {
+    /// A failure of islod's own file `what`, for `map_err`.
+    pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { what, source }
     }
 }
 
@@ -97,7 +129,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Exhausted(m) => Self::Provisioning(m),
-            e => Self::Internal(e.to_string()),
+            e => Self::Store(e),
         }
     }
 }
@@ -106,7 +138,7 @@ impl From<crate::ids::IdError> for AppError {
     fn from(e: crate::ids::IdError) -> Self {
         match e {
             crate::ids::IdError::Exhausted { .. } => Self::HostFull(e.to_string()),
-            e => Self::Internal(e.to_string()),
+            e => Self::Ids(e),
         }
     }
 }
@@ -115,7 +147,7 @@ impl From<DriverError> for AppError {
     fn from(e: DriverError) -> Self {
         match e {
             DriverError::NotFound(id) => Self::SandboxNotFound(id.0),
-            other => Self::Provisioning(other.to_string()),
+            other => Self::Driver(other),
         }
     }
 }

@@ -73,8 +73,7 @@ impl App {
         let row = self.running(t, name)?;
         let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let conn = tokio::task::spawn_blocking(move || agent::connect_port(&sock, port))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .await?
             .map_err(|e| match e {
                 islo_agent::ProtoError::Agent(a) => AppError::Conflict(a.message),
                 other => AppError::Conflict(

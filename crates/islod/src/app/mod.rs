@@ -122,8 +122,7 @@ impl App {
     ) -> Result<T, AppError> {
         let d = self.driver.clone();
         tokio::task::spawn_blocking(move || f(d.as_ref()))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .await?
             .map_err(AppError::from)
     }
 }

@@ -46,10 +46,9 @@ fn agent_err(e: islo_agent::ProtoError) -> AppError {
             K::NotFound => AppError::NotFound(a.message),
             K::CannotStart => AppError::CannotStart(a.message),
             K::Refused => AppError::Conflict(a.message),
-            K::BadRequest | K::Failed => AppError::Internal(format!("sandbox agent: {a}")),
+            K::BadRequest | K::Failed => AppError::Agent(islo_agent::ProtoError::Agent(a)),
         },
-        other => unreachable_agent(&other)
-            .unwrap_or_else(|| AppError::Internal(format!("sandbox agent: {other}"))),
+        other => unreachable_agent(&other).unwrap_or(AppError::Agent(other)),
     }
 }
 
@@ -92,8 +91,7 @@ impl App {
         let mut list: Vec<SessionInfo> = if row.status == islo_api::SandboxStatus::Running {
             let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
             tokio::task::spawn_blocking(move || agent::list_sessions(&sock))
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))?
+                .await?
                 .map_err(agent_err)?
                 .into_iter()
                 .map(info)
@@ -170,8 +168,7 @@ impl App {
             create,
         };
         let (conn, i) = tokio::task::spawn_blocking(move || agent::attach(&sock, req))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .await?
             .map_err(agent_err)?;
         let command = format!("[session {session}] {}", super::shell_line(&argv));
         let rec = record.then(|| self.audit.start(&row.id, true, &user, command));
@@ -179,7 +176,7 @@ impl App {
             r.skip_stdout(i.replay_bytes);
         }
         let (events, input) =
-            agent::stream::split(conn).map_err(|e| AppError::Internal(e.to_string()))?;
+            agent::stream::split(conn).map_err(AppError::io("the agent connection"))?;
         let stream = ExecStream::new(events, input, rec);
         stream.input.record_size(open.size.cols, open.size.rows);
         Ok((stream, info(i)))
@@ -234,8 +231,7 @@ impl App {
         let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let s = session.to_string();
         let killed = tokio::task::spawn_blocking(move || agent::kill_session(&sock, &s))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+            .await?
             .map_err(agent_err);
         match killed {
             Err(AppError::NotFound(_)) if forgotten => Ok(()),

@@ -213,8 +213,7 @@ impl App {
             f.rewind().map_err(io("scratch file"))?;
             Ok(f)
         })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+        .await?
     }
 
     /// Import an OCI archive (a file already received) as snapshot `name`.
@@ -232,9 +231,7 @@ impl App {
         }
         let app = self.clone();
         let (tenant, name) = (t.id.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || app.import_blocking(&tenant, &name, archive))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || app.import_blocking(&tenant, &name, archive)).await?
     }
 
     fn import_blocking(

@@ -237,8 +237,7 @@ impl App {
                 .add_layer(tmp.reopen().map_err(io)?, &digest, &label, limits)?;
             Ok::<_, AppError>((w.bytes, digest, dir))
         })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+        .await??;
         layers.push(dir);
         let base = Base {
             layers,

@@ -91,9 +91,7 @@ pub async fn upload(
     // Written beside its name and put in place whole: an upload cut short keeps the old file.
     let n = receive(mp, &mut tokio::fs::File::from_std(writer)).await?;
     crate::fault::point("upload.received");
-    tokio::task::spawn_blocking(move || file.commit().map_err(AppError::from))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || file.commit().map_err(AppError::from)).await??;
     Ok(Json(FileUploadStatusResponse {
         status: "success".into(),
         written: Some(n),
@@ -111,14 +109,12 @@ pub async fn download_archive(
     let root = s.app.files_root(&t, &name)?;
     let scratch = s.app.scratch_dir();
     let file = tokio::task::spawn_blocking(move || {
-        let mut f =
-            tempfile::tempfile_in(scratch).map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut f = tempfile::tempfile_in(scratch).map_err(AppError::io("scratch file"))?;
         root.tar_dir(&q.path, &mut f)?;
-        std::io::Seek::rewind(&mut f).map_err(|e| AppError::Internal(e.to_string()))?;
+        std::io::Seek::rewind(&mut f).map_err(AppError::io("scratch file"))?;
         Ok::<_, AppError>(f)
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     Ok((
         [(header::CONTENT_TYPE, "application/gzip")],
         super::file_body(file),
@@ -143,21 +139,16 @@ pub async fn upload_archive(
             return Err(e.into());
         }
     };
-    let tmp = tempfile::tempfile_in(s.app.scratch_dir())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut out = tokio::fs::File::from_std(
-        tmp.try_clone()
-            .map_err(|e| AppError::Internal(e.to_string()))?,
-    );
+    let tmp = tempfile::tempfile_in(s.app.scratch_dir()).map_err(AppError::io("scratch file"))?;
+    let mut out = tokio::fs::File::from_std(tmp.try_clone().map_err(AppError::io("scratch file"))?);
     receive(mp, &mut out).await?;
     let (written, _) = tokio::task::spawn_blocking(move || {
         let mut tmp = tmp;
-        std::io::Seek::rewind(&mut tmp).map_err(|e| AppError::Internal(e.to_string()))?;
+        std::io::Seek::rewind(&mut tmp).map_err(AppError::io("scratch file"))?;
         root.untar_into(&q.path, std::io::BufReader::new(tmp))
             .map_err(AppError::from)
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     Ok(Json(FileUploadStatusResponse {
         status: "success".into(),
         written: Some(written),

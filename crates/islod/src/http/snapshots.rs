@@ -102,12 +102,8 @@ pub async fn import(
     Query(q): Query<ImportSnapshotQuery>,
     body: Body,
 ) -> Result<Json<SnapshotResponse>, ApiError> {
-    let tmp = tempfile::tempfile_in(s.app.scratch_dir())
-        .map_err(|e| AppError::Internal(format!("scratch file: {e}")))?;
-    let mut out = tokio::fs::File::from_std(
-        tmp.try_clone()
-            .map_err(|e| AppError::Internal(e.to_string()))?,
-    );
+    let tmp = tempfile::tempfile_in(s.app.scratch_dir()).map_err(AppError::io("scratch file"))?;
+    let mut out = tokio::fs::File::from_std(tmp.try_clone().map_err(AppError::io("scratch file"))?);
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -125,13 +121,13 @@ pub async fn import(
         }
         out.write_all(&chunk)
             .await
-            .map_err(|e| AppError::Internal(format!("storing the archive: {e}")))?;
+            .map_err(AppError::io("storing the archive"))?;
     }
     out.flush()
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::io("storing the archive"))?;
     let mut tmp = tmp;
-    std::io::Seek::rewind(&mut tmp).map_err(|e| AppError::Internal(e.to_string()))?;
+    std::io::Seek::rewind(&mut tmp).map_err(AppError::io("scratch file"))?;
     let row = s.app.import_snapshot(&t, &q.name, tmp).await?;
     Ok(Json(snapshot_view(&row)))
 }
