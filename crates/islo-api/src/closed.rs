@@ -43,7 +43,8 @@ pub(crate) use closed_set;
 #[cfg(test)]
 mod tests {
     use crate::{
-        EventAction, RuleAction, SandboxStatus, SessionStatus, SetupStepStatus, SnapshotStatus,
+        AuthMode, EventAction, RuleAction, SandboxStatus, SessionStatus, SetupStepStatus,
+        SnapshotStatus,
     };
 
     fn same<T: serde::Serialize + Copy>(all: &[T], word: impl Fn(T) -> &'static str) {
@@ -76,6 +77,8 @@ mod tests {
         same(&[N::Saving, N::Ready, N::Failed], N::as_str);
         assert_eq!(N::parse("ready"), Some(N::Ready));
         same(&[RuleAction::Allow, RuleAction::Deny], RuleAction::as_str);
+        use AuthMode as A;
+        same(&[A::Bearer, A::Basic, A::Header], A::as_str);
         use EventAction as E;
         same(
             &[E::Allow, E::Deny, E::RateLimited, E::Error, E::Dropped],

@@ -4,12 +4,28 @@
 
 use serde::{Deserialize, Serialize};
 
+crate::closed::closed_set! {
+    /// Where a rule's credential goes: `Authorization: Bearer`, `Authorization: Basic` (with
+    /// `username`), or a header of its own (`name`, `format`).
+    AuthMode {
+        Bearer = "bearer",
+        Basic = "basic",
+        Header = "header",
+    }
+}
+
+#[allow(clippy::derivable_impls)] // closed_set! writes the derives, the same for every set
+impl Default for AuthMode {
+    fn default() -> Self {
+        Self::Bearer
+    }
+}
+
 /// How a rule's credential is added to a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthStrategy {
-    /// `bearer`, `basic` or `header`.
-    pub mode: String,
+    pub mode: AuthMode,
     /// `basic`: the user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,

@@ -29,9 +29,10 @@ pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
 pub use files::{FilePathQuery, FileUploadStatusResponse};
 pub use gateway::{
-    AuthStrategy, EventAction, GatewayEventResponse, GatewayEventsQuery, GatewayEventsResponse,
-    GatewayProfileDetailResponse, GatewayProfileRequest, GatewayProfileResponse,
-    GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest, RuleAction, RulePriority,
+    AuthMode, AuthStrategy, EventAction, GatewayEventResponse, GatewayEventsQuery,
+    GatewayEventsResponse, GatewayProfileDetailResponse, GatewayProfileRequest,
+    GatewayProfileResponse, GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
+    RuleAction, RulePriority,
 };
 pub use sandbox::{
     CreateSandboxRequest, HostIds, ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery,

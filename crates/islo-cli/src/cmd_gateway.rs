@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser};
 use islo_api::{
-    AuthStrategy, GatewayProfileRequest, GatewayRuleRequest, GatewayRuleResponse,
+    AuthMode, AuthStrategy, GatewayProfileRequest, GatewayRuleRequest, GatewayRuleResponse,
     ReorderRulesRequest, RuleAction, RulePriority,
 };
 use islo_client::Client;
@@ -122,7 +122,9 @@ pub struct AuthArgs {
 
 impl AuthArgs {
     pub fn strategy(self) -> Option<AuthStrategy> {
-        self.auth_mode.map(|mode| AuthStrategy {
+        // clap allowed only the set's words.
+        let mode = self.auth_mode.as_deref().and_then(AuthMode::parse)?;
+        Some(AuthStrategy {
             mode,
             username: self.auth_username,
             name: self.auth_header,

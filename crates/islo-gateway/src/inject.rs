@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hyper::HeaderMap;
 use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use islo_api::AuthStrategy;
+use islo_api::{AuthMode, AuthStrategy};
 
 /// The characters a secret's name is made of (and that end a token).
 fn name_char(c: char) -> bool {
@@ -49,7 +49,7 @@ pub fn swap_in(text: &str, prefix: &str, secret_name: &str, secret: &str) -> Opt
 pub fn carriers(auth: Option<&AuthStrategy>) -> Vec<HeaderName> {
     let mut out = vec![AUTHORIZATION];
     if let Some(a) = auth
-        && a.mode == "header"
+        && a.mode == AuthMode::Header
         && let Some(n) = a
             .name
             .as_deref()
@@ -112,14 +112,14 @@ fn swap_basic(value: &str, prefix: &str, secret_name: &str, secret: &str) -> Opt
 
 /// Set the rule's credential on `headers`; returns the value set.
 pub fn apply_auth(headers: &mut HeaderMap, auth: &AuthStrategy, secret: &str) -> Option<String> {
-    let (name, value) = match auth.mode.as_str() {
-        "bearer" => (AUTHORIZATION, format!("Bearer {secret}")),
-        "basic" => {
+    let (name, value) = match auth.mode {
+        AuthMode::Bearer => (AUTHORIZATION, format!("Bearer {secret}")),
+        AuthMode::Basic => {
             let user = auth.username.as_deref().unwrap_or("");
             let encoded = B64.encode(format!("{user}:{secret}"));
             (AUTHORIZATION, format!("Basic {encoded}"))
         }
-        "header" => {
+        AuthMode::Header => {
             let name = auth
                 .name
                 .as_deref()
@@ -127,7 +127,6 @@ pub fn apply_auth(headers: &mut HeaderMap, auth: &AuthStrategy, secret: &str) ->
             let template = auth.format.as_deref().unwrap_or("{token}");
             (name, template.replace("{token}", secret))
         }
-        _ => return None,
     };
     let mut v = HeaderValue::from_str(&value).ok()?;
     v.set_sensitive(true);
@@ -187,7 +186,7 @@ mod tests {
         assert_eq!(values, std::slice::from_ref(&want));
         assert!(echo_forms(&want).contains(&"x-access-token:ghp_real".to_string()));
         let header = AuthStrategy {
-            mode: "header".into(),
+            mode: AuthMode::Header,
             name: Some("x-token".into()),
             ..Default::default()
         };
@@ -199,7 +198,7 @@ mod tests {
     fn strategies() {
         let mut h = HeaderMap::new();
         let a = |mode: &str| AuthStrategy {
-            mode: mode.into(),
+            mode: AuthMode::parse(mode).unwrap(),
             username: Some("u".into()),
             name: Some("x-api-key".into()),
             format: Some("Key {token}".into()),

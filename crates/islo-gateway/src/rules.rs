@@ -6,7 +6,7 @@
 //! deny must hold for `/Admin` too); allow rules match exactly, so they never widen.
 
 use globset::{GlobBuilder, GlobMatcher};
-use islo_api::{AuthStrategy, GatewayProfileResponse, GatewayRuleResponse, RuleAction};
+use islo_api::{AuthMode, AuthStrategy, GatewayProfileResponse, GatewayRuleResponse, RuleAction};
 
 /// Methods a rule may name.
 const METHODS: &[&str] = &[
@@ -86,21 +86,18 @@ pub fn valid_host_pattern(p: &str) -> Result<(), String> {
 
 /// Check an auth strategy's fields.
 pub fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
-    match a.mode.as_str() {
-        "bearer" => Ok(()),
-        "basic" if a.username.is_some() => Ok(()),
-        "basic" => Err("auth_strategy basic needs a username".into()),
-        "header"
+    match a.mode {
+        AuthMode::Bearer => Ok(()),
+        AuthMode::Basic if a.username.is_some() => Ok(()),
+        AuthMode::Basic => Err("auth_strategy basic needs a username".into()),
+        AuthMode::Header
             if a.name.as_deref().is_some_and(|n| {
                 !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             }) =>
         {
             Ok(())
         }
-        "header" => Err("auth_strategy header needs a header name".into()),
-        m => Err(format!(
-            "auth_strategy mode must be bearer, basic or header, got {m:?}"
-        )),
+        AuthMode::Header => Err("auth_strategy header needs a header name".into()),
     }
 }
 
@@ -358,7 +355,7 @@ mod tests {
         assert!(bad(&|r| r.methods = Some(vec!["FETCH".into()])).contains("unknown method"));
         assert!(bad(&|r| r.rate_limit_rpm = Some(0)).contains("at least 1"));
         let header = AuthStrategy {
-            mode: "header".into(),
+            mode: AuthMode::Header,
             ..Default::default()
         };
         assert!(bad(&|r| r.auth_strategy = Some(header.clone())).contains("provider_key"));

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use islo_api::{AgentProfile, AuthStrategy};
+use islo_api::{AgentProfile, AuthMode, AuthStrategy};
 
 fn argv(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_string()).collect()
 }
 
-fn auth(mode: &str, header: Option<&str>) -> Option<AuthStrategy> {
+fn auth(mode: AuthMode, header: Option<&str>) -> Option<AuthStrategy> {
     Some(AuthStrategy {
-        mode: mode.into(),
+        mode,
         name: header.map(str::to_string),
         ..Default::default()
     })
@@ -47,7 +47,7 @@ pub fn builtin() -> Vec<AgentProfile> {
             provider_key: "anthropic".into(),
             local_env: Some("ANTHROPIC_API_KEY".into()),
             hosts: argv(&["api.anthropic.com"]),
-            auth_strategy: auth("header", Some("x-api-key")),
+            auth_strategy: auth(AuthMode::Header, Some("x-api-key")),
         },
         AgentProfile {
             name: "codex".into(),
@@ -60,7 +60,7 @@ pub fn builtin() -> Vec<AgentProfile> {
             provider_key: "openai".into(),
             local_env: Some("OPENAI_API_KEY".into()),
             hosts: argv(&["api.openai.com"]),
-            auth_strategy: auth("bearer", None),
+            auth_strategy: auth(AuthMode::Bearer, None),
         },
         AgentProfile {
             name: "opencode".into(),
@@ -73,7 +73,7 @@ pub fn builtin() -> Vec<AgentProfile> {
             provider_key: "anthropic".into(),
             local_env: Some("ANTHROPIC_API_KEY".into()),
             hosts: argv(&["api.anthropic.com"]),
-            auth_strategy: auth("header", Some("x-api-key")),
+            auth_strategy: auth(AuthMode::Header, Some("x-api-key")),
         },
         AgentProfile {
             name: "cursor".into(),
@@ -88,7 +88,7 @@ pub fn builtin() -> Vec<AgentProfile> {
             provider_key: "cursor".into(),
             local_env: Some("CURSOR_API_KEY".into()),
             hosts: argv(&["*.cursor.sh"]),
-            auth_strategy: auth("bearer", None),
+            auth_strategy: auth(AuthMode::Bearer, None),
         },
     ]
 }

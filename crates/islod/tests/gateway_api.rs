@@ -55,14 +55,18 @@ async fn profiles_rules_and_bindings() {
         ),
         409
     );
-    assert_eq!(
-        status(
-            a.create_gateway_profile(&profile("x", "maybe"))
-                .await
-                .unwrap_err()
-        ),
-        422
-    );
+    // A word outside the set is refused with 422 naming it (the typed client cannot send one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/gateway/profiles", s.tcp))
+        .bearer_auth(s.key("alpha"))
+        .json(&serde_json::json!({ "name": "x", "default_action": "maybe" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("maybe"), "{v}");
 
     let gh = a
         .add_gateway_rule("strict", &rule("*.github.com", "allow"))
@@ -76,7 +80,11 @@ async fn profiles_rules_and_bindings() {
     let mut inject = rule("api.openai.com", "allow");
     inject.provider_key = Some("openai".into());
     let r = a.add_gateway_rule(&strict.id, &inject).await.unwrap();
-    assert_eq!(r.auth_strategy.unwrap().mode, "bearer", "bearer by default");
+    assert_eq!(
+        r.auth_strategy.unwrap().mode,
+        islo_api::AuthMode::Bearer,
+        "bearer by default"
+    );
     let mut bad = rule("*.x.com", "allow");
     bad.methods = Some(vec!["FETCH".into()]);
     let e = a.add_gateway_rule("strict", &bad).await.unwrap_err();

@@ -60,7 +60,7 @@ async fn secrets_are_stored_never_shown_and_checked() {
     bad_host.hosts = Some(vec!["https://x.com/".into()]);
     let mut bad_auth = req("x");
     bad_auth.auth_strategy = Some(AuthStrategy {
-        mode: "header".into(),
+        mode: islo_api::AuthMode::Header,
         ..Default::default()
     });
     for (name, r, says) in [

@@ -181,7 +181,7 @@ impl App {
         r.auth_strategy = req.auth_strategy.clone().or(r.auth_strategy);
         if r.provider_key.is_some() && r.auth_strategy.is_none() {
             r.auth_strategy = Some(islo_api::AuthStrategy {
-                mode: "bearer".into(),
+                mode: islo_api::AuthMode::Bearer,
                 ..Default::default()
             });
         }

@@ -47,7 +47,7 @@ pub fn preset(secret: &str) -> SecretMeta {
             env_vars: own(&["GITHUB_TOKEN", "GH_TOKEN"]),
             hosts: own(&["github.com", "api.github.com"]),
             auth_strategy: Some(islo_api::AuthStrategy {
-                mode: "basic".into(),
+                mode: islo_api::AuthMode::Basic,
                 username: Some("x-access-token".into()),
                 ..Default::default()
             }),
