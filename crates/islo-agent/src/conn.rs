@@ -9,6 +9,30 @@ use std::time::Duration;
 
 use islo_agent::proto::{self, FrameKind};
 
+/// Why nothing could start when the sandbox's pids cgroup is full (threads count too).
+pub const PROCESS_LIMIT: &str = "the sandbox has reached its process limit (its pids cgroup \
+    is full): end some of its processes, or stop and start it again";
+
+/// Whether `e` is the pids cgroup (or `RLIMIT_NPROC`) refusing a new process or thread.
+pub fn at_process_limit(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error())
+}
+
+/// Run `f` on a thread of its own; an error (the process limit, most likely) instead of the
+/// panic `std::thread::spawn` would give.
+pub fn thread(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().spawn(f).map(drop)
+}
+
+/// Why a thread or command could not start, as the client is told.
+pub fn not_started(what: &str, e: &std::io::Error) -> String {
+    if at_process_limit(e) {
+        PROCESS_LIMIT.to_string()
+    } else {
+        format!("{what}: {e}")
+    }
+}
+
 /// After a process exits, output still arriving is forwarded until its sources close or stay
 /// quiet this long (a background process may hold them open for ever).
 pub const DRAIN_QUIET: Duration = Duration::from_millis(250);

@@ -21,8 +21,7 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     let user = match check(&req) {
         Ok(u) => u,
         Err(msg) => {
-            let e = proto::AgentError::new(proto::ErrorKind::CannotStart, msg);
-            out.finish(FrameKind::Error, &e.encode());
+            refused(&out, &msg);
             return Ok(());
         }
     };
@@ -36,6 +35,10 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
     };
     let (mut child, exited) = match reaper::spawn_registered(spawn) {
         Ok(c) => c,
+        Err(e) if crate::conn::at_process_limit(&e) => {
+            refused(&out, crate::conn::PROCESS_LIMIT);
+            return Ok(());
+        }
         Err(e) => {
             refuse_spawn(&out, &req.argv[0], &e);
             return Ok(());
@@ -56,14 +59,32 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         ),
     ];
     let mut pumps = 0;
+    let mut threads = Ok(());
     for (src, kind) in outputs {
         if let Some(src) = src {
-            pump(src, kind, out.clone(), progress.clone(), done_tx.clone());
+            threads = threads.and(pump(
+                src,
+                kind,
+                out.clone(),
+                progress.clone(),
+                done_tx.clone(),
+            ));
             pumps += 1;
         }
     }
     let (stdin, input, fin) = (child.stdin.take(), stream.try_clone()?, finished.clone());
-    std::thread::spawn(move || forward_input(input, stdin, pgid, fin));
+    let threads = threads.and(crate::conn::thread(move || {
+        forward_input(input, stdin, pgid, fin);
+    }));
+    if let Err(e) = threads {
+        // Half wired: the command goes (the reaper collects it) and the client learns why.
+        let _ = kill_process_group(pgid, Signal::KILL);
+        refused(
+            &out,
+            &crate::conn::not_started("a thread for the command", &e),
+        );
+        return Ok(());
+    }
 
     let status = exited.recv().unwrap_or(ExitStatus {
         code: 255,
@@ -76,6 +97,12 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         &serde_json::to_vec(&status).unwrap_or_default(),
     );
     Ok(())
+}
+
+/// End the exec with an error frame: it could not start.
+fn refused(out: &Out, why: &str) {
+    let e = proto::AgentError::new(proto::ErrorKind::CannotStart, why);
+    out.finish(FrameKind::Error, &e.encode());
 }
 
 /// The user to run as, once the request is known to be runnable; else why not.
@@ -210,8 +237,8 @@ fn pump(
     out: Arc<Out>,
     progress: Arc<AtomicU64>,
     done: Sender<()>,
-) {
-    std::thread::spawn(move || {
+) -> std::io::Result<()> {
+    crate::conn::thread(move || {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match src.read(&mut buf) {
@@ -227,7 +254,7 @@ fn pump(
             }
         }
         let _ = done.send(());
-    });
+    })
 }
 
 /// Client frames: stdin data, end of stdin, signals. A client that goes away before the

@@ -78,11 +78,17 @@ fn serve(socket: &std::path::Path) -> std::io::Result<()> {
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
-                std::thread::spawn(move || {
+                let reply = stream.try_clone();
+                let served = conn::thread(move || {
                     if let Err(e) = handle(stream) {
                         eprintln!("islo-agent: connection: {e}");
                     }
                 });
+                // No thread (the sandbox's process limit): say so instead of hanging up.
+                if let (Err(e), Ok(mut r)) = (served, reply) {
+                    let why = conn::not_started("a thread for the connection", &e);
+                    let _ = proto::write_error(&mut r, proto::ErrorKind::CannotStart, &why);
+                }
             }
             Err(e) => eprintln!("islo-agent: accept: {e}"),
         }

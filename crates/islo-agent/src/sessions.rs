@@ -118,8 +118,13 @@ fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, 
     let _ = rustix::fs::fchown(&sub, Some(rustix::fs::Uid::from_raw(user.uid)), None);
     let mut cmd = exec::command(&argv, &spec.env, &user, &spec.workdir);
     pty::attach_command(&mut cmd, &sub).map_err(|e| refused("the terminal", e))?;
-    let (child, exited) = reaper::spawn_registered(|| cmd.spawn())
-        .map_err(|e| SpawnError::Command(argv[0].clone(), e))?;
+    let (child, exited) = reaper::spawn_registered(|| cmd.spawn()).map_err(|e| {
+        if crate::conn::at_process_limit(&e) {
+            SpawnError::Refused(crate::conn::PROCESS_LIMIT.into())
+        } else {
+            SpawnError::Command(argv[0].clone(), e)
+        }
+    })?;
     drop(sub);
     let reader = controller
         .try_clone()
@@ -138,22 +143,41 @@ fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, 
     let progress = Arc::new(AtomicU64::new(0));
     let (eof_tx, eof_rx) = channel();
     let (s, p) = (session.clone(), progress.clone());
-    std::thread::spawn(move || read_output(&s, reader, &p, &eof_tx));
+    let reading = crate::conn::thread(move || read_output(&s, reader, &p, &eof_tx));
     let s = session.clone();
-    std::thread::spawn(move || {
+    let watching = reading
+        .and_then(|()| crate::conn::thread(move || watch_exit(&s, &exited, &eof_rx, &progress)));
+    if let Err(e) = watching {
+        // Half wired: the process goes (the reaper collects it).
+        let _ = kill_process_group(session.pgid, Signal::KILL);
+        return Err(SpawnError::Refused(crate::conn::not_started(
+            "a thread for the terminal",
+            &e,
+        )));
+    }
+    Ok(session)
+}
+
+/// Wait for the session's process to exit, then tell every client once its output drained.
+fn watch_exit(
+    s: &Session,
+    exited: &std::sync::mpsc::Receiver<ExitStatus>,
+    eof_rx: &std::sync::mpsc::Receiver<()>,
+    progress: &AtomicU64,
+) {
+    {
         let status = exited.recv().unwrap_or(ExitStatus {
             code: 255,
             signal: None,
         });
-        drain(1, &eof_rx, &progress);
+        drain(1, eof_rx, progress);
         let payload = serde_json::to_vec(&status).unwrap_or_default();
         let mut inner = lock(&s.inner);
         inner.exit = Some(status);
         for (_, out) in inner.clients.drain(..) {
             out.finish(FrameKind::Exit, &payload);
         }
-    });
-    Ok(session)
+    }
 }
 
 /// Copy terminal output into the ring and to every client, until the terminal closes.

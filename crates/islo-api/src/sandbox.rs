@@ -85,12 +85,18 @@ pub struct CreateSandboxRequest {
 }
 
 /// A repository to clone: `github://owner/repo[:branch]` or an HTTPS URL (`[:branch]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The SDKs' `GitSource` spells the URL `repo_url`; both are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceSpec {
+    #[serde(alias = "repo_url")]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Where to clone it, relative to `/workspace` (or absolute under it); default
+    /// `/workspace/<repository name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
 }
 
 /// A sandbox as the API shows it.

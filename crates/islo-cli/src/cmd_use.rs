@@ -37,7 +37,7 @@ fn sources(
     } else {
         let v = a.source.iter().map(|s| islo_api::SourceSpec {
             url: s.clone(),
-            branch: None,
+            ..Default::default()
         });
         v.collect()
     };

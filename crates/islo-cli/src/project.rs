@@ -50,11 +50,12 @@ impl Source {
         match self {
             Self::Short(url) => islo_api::SourceSpec {
                 url: url.clone(),
-                branch: None,
+                ..Default::default()
             },
             Self::Full(f) => islo_api::SourceSpec {
                 url: f.url.clone(),
                 branch: f.branch.clone(),
+                ..Default::default()
             },
         }
     }

@@ -157,6 +157,20 @@ fn fork_bomb_stops_at_the_pids_limit() {
         }
     }
     assert!(alive, "sandbox did not recover after the fork bomb");
+
+    // A bomb that keeps the limit full: an exec is refused, saying why, and a stop ends it.
+    // (Once the first bomb's sleeps are all gone; it starts a second later, so the exec that
+    // launches it ends first.)
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let keep_full = "(sleep 1; while :; do sleep 60 & done) >/dev/null 2>&1 &";
+    let o = env.sh("bomb", keep_full);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let o = env.islo(&["use", "bomb", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("process limit"), "{}", stderr(&o));
+    assert!(env.islo(&["stop", "bomb", "-f"]).status.success());
+    assert_eq!(stdout(&env.sh("bomb", "echo alive")), "alive\n");
 }
 
 #[test]

@@ -90,6 +90,25 @@ fn setup_steps_run_once_in_order_and_stream() {
 }
 
 #[test]
+fn images_without_bash_run_setup_with_sh_and_say_so() {
+    let env = Env::new();
+    let yaml = format!(
+        "sandbox: tiny\nimage: {}\nsetup_scripts:\n  - name: hello\n    script: echo made-by-sh > /workspace/made\n",
+        env.busybox()
+    );
+    let cfg = project(&env, "tiny.yaml", &yaml);
+    let o = env.islo(&["--config", &cfg, "use", "--", "cat", "/workspace/made"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "made-by-sh\n");
+    assert!(
+        stderr(&o).contains("this image has no bash; running the setup script with sh"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(steps(&env, "tiny"), [("hello".into(), "succeeded".into())]);
+}
+
+#[test]
 fn a_failing_step_stops_the_rest_and_says_so() {
     let env = Env::new();
     let yaml = "sandbox: bad\nimage: python:3.12-slim\nsetup_scripts:\n  - name: ok\n    script: echo fine\n  - name: breaks\n    script: echo about to fail >&2; exit 3\n  - name: never\n    script: touch /workspace/never\n";

@@ -69,7 +69,6 @@ pub struct Event {
     /// Without its query (which may carry tokens).
     pub path: String,
     pub rule_id: Option<String>,
-    /// `allow`, `deny`, `rate_limited` or `error`.
     pub action: islo_api::EventAction,
     /// HTTP status returned to the sandbox (0 for a reset flow).
     pub status: u16,

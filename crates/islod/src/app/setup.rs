@@ -1,5 +1,6 @@
 //! Setup scripts: run once after a sandbox is created, in order, as the sandbox user in
-//! `/workspace` with bash, each recorded in the audit log like any exec. The first failure
+//! `/workspace` with bash (`sh`, said so, in images without bash: busybox, alpine), each
+//! recorded in the audit log like any exec. The first failure
 //! skips the rest. Results are kept per step; the CLI follows them while `islo use` waits.
 
 use std::sync::Arc;
@@ -10,6 +11,10 @@ use super::exec::TailBuf;
 use super::stream::ExecEvent;
 use super::{App, AppError, Tenant};
 use crate::store::SandboxRow;
+
+/// Run the script (`$1`) with bash, or with sh where the image has no bash.
+const BASH_OR_SH: &str = "if command -v bash >/dev/null 2>&1; then exec bash -c \"$1\"; fi; \
+    echo 'islo: this image has no bash; running the setup script with sh' >&2; exec sh -c \"$1\"";
 
 /// Output kept per step and stream.
 const STEP_TAIL: usize = 64 * 1024;
@@ -75,7 +80,9 @@ impl App {
         script: String,
     ) -> bool {
         let req = ExecRequest {
-            command: vec!["bash".into(), "-c".into(), script],
+            command: ["sh", "-c", BASH_OR_SH, "islo-setup", &script]
+                .map(String::from)
+                .to_vec(),
             workdir: Some("/workspace".into()),
             ..Default::default()
         };

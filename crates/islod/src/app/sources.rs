@@ -37,6 +37,28 @@ fn bad(what: &str, why: &str) -> AppError {
     ))
 }
 
+/// One component of a clone's directory.
+fn dir_part_ok(p: &str) -> bool {
+    !p.is_empty()
+        && p != "."
+        && p != ".."
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A `target_path` as a directory relative to `/workspace`, if it stays inside it.
+fn target_dir(t: &str) -> Option<String> {
+    let rel = match t.strip_prefix('/') {
+        Some(abs) => abs.strip_prefix("workspace/")?,
+        None => t,
+    };
+    let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
+    parts
+        .iter()
+        .all(|p| dir_part_ok(p))
+        .then(|| parts.join("/"))
+}
+
 /// Resolve and check `sources`.
 pub fn parse(sources: &[SourceSpec], github_base: &str) -> Result<Vec<Clone>, AppError> {
     let mut out: Vec<Clone> = Vec::new();
@@ -62,22 +84,26 @@ pub fn parse(sources: &[SourceSpec], github_base: &str) -> Result<Vec<Clone>, Ap
                 "is not a supported URL (only HTTPS reaches out through the gateway)",
             ));
         };
-        let dir = url
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".git")
-            .to_string();
-        let dir_ok = !dir.is_empty()
-            && dir != "."
-            && dir != ".."
-            && dir
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !dir_ok {
-            return Err(bad(&s.url, "does not end in a usable repository name"));
-        }
+        let dir = match &s.target_path {
+            Some(t) => target_dir(t).ok_or_else(|| {
+                AppError::Validation(format!(
+                    "sources: target_path {t:?} must be a path inside /workspace (relative to \
+                     it, or absolute under it) of letters, digits, '.', '_' and '-'"
+                ))
+            })?,
+            None => {
+                let name = url
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".git");
+                if !dir_part_ok(name) {
+                    return Err(bad(&s.url, "does not end in a usable repository name"));
+                }
+                name.to_string()
+            }
+        };
         if let Some(b) = &branch
             && (b.starts_with('-')
                 || b.bytes()
@@ -167,7 +193,7 @@ mod tests {
     fn src(url: &str) -> SourceSpec {
         SourceSpec {
             url: url.into(),
-            branch: None,
+            ..Default::default()
         }
     }
 
@@ -199,6 +225,7 @@ mod tests {
             &[SourceSpec {
                 url: "https://h/o/r".into(),
                 branch: Some("b".into()),
+                ..Default::default()
             }],
             "",
         )
@@ -224,5 +251,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn sdk_sources_name_repo_url_and_target_path() {
+        let s: SourceSpec =
+            serde_json::from_str(r#"{"repo_url": "https://h/o/r.git", "target_path": "code/r"}"#)
+                .unwrap();
+        let c = parse(&[s], "").unwrap();
+        assert_eq!(
+            (c[0].url.as_str(), c[0].dir.as_str()),
+            ("https://h/o/r.git", "code/r")
+        );
+        let at = |t: &str| SourceSpec {
+            target_path: Some(t.into()),
+            ..src("https://h/o/r.git")
+        };
+        assert_eq!(parse(&[at("/workspace/x/")], "").unwrap()[0].dir, "x");
+        for t in [
+            "../etc",
+            "/etc",
+            "/workspace",
+            "a//b",
+            "a/./b",
+            "",
+            "sp ace",
+        ] {
+            assert!(parse(&[at(t)], "").is_err(), "{t}");
+        }
     }
 }
