@@ -208,6 +208,9 @@ pub struct PaginatedSandboxResponse {
     pub total: u64,
     pub limit: u32,
     pub offset: u32,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /sandboxes` query (status repeatable).
@@ -219,6 +222,13 @@ pub struct ListSandboxesQuery {
     pub name_prefix: Option<String>,
     #[serde(default)]
     pub status: Vec<SandboxStatus>,
+    /// Words found in a sandbox's name, image or id (case-insensitive); wins over `search`.
+    pub q: Option<String>,
+    pub search: Option<String>,
+    /// `me` (or the caller's tenant): every sandbox a caller sees is its tenant's.
+    pub created_by: Option<String>,
+    /// A page's `next_cursor` (instead of `offset`).
+    pub cursor: Option<String>,
 }
 
 /// `POST /auth/token`.

@@ -337,6 +337,58 @@ async fn list_pages_and_filters() {
         vec!["db-1"]
     );
     assert_eq!(c.all_sandboxes(&[]).await.unwrap().len(), 4);
+    assert_eq!(page.next_cursor.as_deref(), Some("o2"));
+
+    // What the SDKs send: q (wins over search), created_by, cursor.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (http, key) = (reqwest::Client::new(), s.key("alpha"));
+    let get = |query: &'static str| {
+        let req = http
+            .get(format!("{}/sandboxes?{query}", s.tcp))
+            .bearer_auth(&key);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, v) = get("q=WEB-&search=db").await;
+    assert_eq!(names(&v), ["web-1", "web-2", "web-3"]);
+    let (_, v) = get("search=db").await;
+    assert_eq!(names(&v), ["db-1"]);
+    let (_, first) = get("limit=3&created_by=me").await;
+    assert_eq!(
+        (
+            first["total"].as_u64(),
+            first["items"].as_array().unwrap().len()
+        ),
+        (Some(4), 3)
+    );
+    let (_, rest) = get("limit=3&cursor=o3").await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(
+        rest.get("next_cursor").is_none(),
+        "the last page has none: {rest}"
+    );
+    let (_, none) = get("created_by=someone-else").await;
+    assert_eq!(none["total"], 0);
+    let (status, bad) = get("cursor=nonsense").await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (422, Some("VALIDATION_ERROR"))
+    );
 }
 
 #[tokio::test]

@@ -21,12 +21,26 @@ pub use islo_testkit::agent_path;
 pub mod gateway;
 pub mod upstream;
 
-/// A /16 no other live installation of this test process uses (and not the default one).
+/// A /16 no other live installation of this test process uses (and not the default one),
+/// nor one the host already routes (an installation a killed test left behind).
 fn unique_subnet() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!("10.{}.0.0/16", 64 + (std::process::id() * 7 + n) % 128)
+    let routes = std::process::Command::new("ip")
+        .args(["-4", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let second = 64 + (std::process::id() * 7 + n) % 128;
+        let taken = routes
+            .lines()
+            .any(|l| l.starts_with(&format!("10.{second}.")));
+        if !taken || n > 1000 {
+            return format!("10.{second}.0.0/16");
+        }
+    }
 }
 
 impl Env {

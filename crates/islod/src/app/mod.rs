@@ -43,6 +43,7 @@ use crate::store::Store;
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::TailBuf;
+pub use sandboxes::list_cursor;
 pub use sessions::validate_session_name;
 pub use snapshots::to_response as snapshot_view;
 pub use stream::{

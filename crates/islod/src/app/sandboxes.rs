@@ -42,6 +42,21 @@ fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Resul
 }
 
 /// `/workspace`-relative or absolute, normalised, no `..`.
+/// The `next_cursor` of a list page that ends at `end` (opaque to clients).
+pub fn list_cursor(end: u64) -> String {
+    format!("o{end}")
+}
+
+fn from_cursor(c: &str) -> Result<u32, AppError> {
+    c.strip_prefix('o')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            AppError::Validation(format!(
+                "cursor {c:?} is not one this server gave: list again without it"
+            ))
+        })
+}
+
 pub fn resolve_workdir(w: &str) -> Result<String, AppError> {
     if w.len() > WORKDIR_LEN || w.contains('\0') {
         return Err(AppError::Validation(format!(
@@ -397,6 +412,7 @@ impl App {
             .ok_or_else(|| AppError::SandboxNotFound(id.to_string()))
     }
 
+    /// A page of the tenant's sandboxes (and their count), as `GET /sandboxes` asks.
     pub fn list(
         &self,
         t: &Tenant,
@@ -409,10 +425,23 @@ impl App {
                 LIST_LIMIT.0, LIST_LIMIT.1
             )));
         }
-        let offset = q.offset.unwrap_or(0);
+        let offset = match &q.cursor {
+            Some(c) => from_cursor(c)?,
+            None => q.offset.unwrap_or(0),
+        };
+        let mine = |c: &str| c == "me" || c == t.name || c == t.id;
+        if q.created_by.as_deref().is_some_and(|c| !mine(c)) {
+            // Every sandbox this caller sees was made by its own tenant.
+            return Ok((Vec::new(), 0, limit, offset));
+        }
         let f = SandboxFilter {
             name_prefix: q.name_prefix.clone(),
             statuses: q.status.clone(),
+            search: q
+                .q
+                .clone()
+                .or_else(|| q.search.clone())
+                .filter(|s| !s.is_empty()),
             limit,
             offset,
         };

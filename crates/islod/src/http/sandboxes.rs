@@ -24,6 +24,10 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListSandboxesQuery, AppError> {
             "limit" => q.limit = Some(num("limit", &v)?),
             "offset" => q.offset = Some(num("offset", &v)?),
             "name_prefix" => q.name_prefix = Some(v.into_owned()),
+            "q" => q.q = Some(v.into_owned()),
+            "search" => q.search = Some(v.into_owned()),
+            "created_by" => q.created_by = Some(v.into_owned()),
+            "cursor" => q.cursor = Some(v.into_owned()),
             "status" => q.status.push(
                 SandboxStatus::parse(&v)
                     .ok_or_else(|| AppError::Validation(format!("unknown status {v:?}")))?,
@@ -43,6 +47,7 @@ pub async fn list(
 ) -> Result<Json<PaginatedSandboxResponse>, ApiError> {
     let q = parse_list_query(raw.as_deref())?;
     let (items, total, limit, offset) = s.app.list(&t, &q)?;
+    let end = u64::from(offset) + items.len() as u64;
     Ok(Json(PaginatedSandboxResponse {
         items: items
             .iter()
@@ -51,6 +56,7 @@ pub async fn list(
         total,
         limit,
         offset,
+        next_cursor: (end < total).then(|| crate::app::list_cursor(end)),
     }))
 }
 

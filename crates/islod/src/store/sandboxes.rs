@@ -121,8 +121,17 @@ impl Op {
 pub struct SandboxFilter {
     pub name_prefix: Option<String>,
     pub statuses: Vec<SandboxStatus>,
+    /// Found in the name, the image or the id (ASCII case-insensitive).
+    pub search: Option<String>,
     pub limit: u32,
     pub offset: u32,
+}
+
+/// `s` as literal text inside a `LIKE … ESCAPE '\'` pattern.
+fn like_escaped(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 const COLUMNS: &str = "id, tenant_id, name, image, status, status_reason, vcpus, memory_mb, disk_gb, env, workdir, \
@@ -248,13 +257,16 @@ impl Store {
         let mut cond = String::from("tenant_id = ?1");
         let mut args: Vec<String> = vec![tenant.to_string()];
         if let Some(p) = &f.name_prefix {
-            args.push(format!(
-                "{}%",
-                p.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            ));
+            args.push(format!("{}%", like_escaped(p)));
             cond.push_str(&format!(" AND name LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        if let Some(s) = &f.search {
+            args.push(format!("%{}%", like_escaped(s)));
+            let n = args.len();
+            cond.push_str(&format!(
+                " AND (name LIKE ?{n} ESCAPE '\\' OR image LIKE ?{n} ESCAPE '\\' \
+                 OR id LIKE ?{n} ESCAPE '\\')"
+            ));
         }
         if f.statuses.is_empty() {
             cond.push_str(" AND deleted_at IS NULL");
@@ -632,9 +644,9 @@ pub(crate) mod tests {
         let page = |prefix: Option<&str>, limit, offset| {
             let f = SandboxFilter {
                 name_prefix: prefix.map(Into::into),
-                statuses: vec![],
                 limit,
                 offset,
+                ..Default::default()
             };
             s.list_sandboxes(&a, &f).unwrap()
         };
@@ -653,5 +665,16 @@ pub(crate) mod tests {
             ..Default::default()
         };
         assert_eq!(s.list_sandboxes(&a, &f).unwrap().1, 0);
+        let found = |q: &str| {
+            let f = SandboxFilter {
+                search: Some(q.into()),
+                limit: 50,
+                ..Default::default()
+            };
+            s.list_sandboxes(&a, &f).unwrap().1
+        };
+        assert_eq!(found("WEB"), 3, "case-insensitive, anywhere in the name");
+        assert_eq!(found("b_"), 1, "wildcards are literal");
+        assert_eq!(found("nothing-like-it"), 0);
     }
 }
