@@ -51,7 +51,7 @@ impl ExecConn {
     }
 }
 
-/// Write side of an exec: stdin and signals.
+/// Write side of an exec: stdin and its end (async callers use [`stream::InputWriter`]).
 pub struct ExecControl {
     stream: UnixStream,
 }
@@ -65,14 +65,6 @@ impl ExecControl {
     }
     pub fn close_stdin(&mut self) -> Result<(), ProtoError> {
         proto::write_frame(&mut self.stream, FrameKind::StdinEof, b"")
-    }
-    pub fn signal(&mut self, sig: u8) -> Result<(), ProtoError> {
-        proto::write_frame(&mut self.stream, FrameKind::Signal, &[sig])
-    }
-    /// Close the connection both ways: the agent kills a command still running, and a
-    /// reader blocked on events returns.
-    pub fn hang_up(&self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }
 

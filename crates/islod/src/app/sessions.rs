@@ -54,9 +54,11 @@ fn agent_err(e: islo_agent::ProtoError) -> AppError {
 
 /// Why an exec could not reach the agent, as a user is told it.
 pub(super) fn agent_failure(e: &islo_agent::ProtoError) -> String {
-    match unreachable_agent(e) {
-        Some(why) => why.to_string(),
-        None => format!("sandbox agent unreachable: {e}"),
+    match (e, unreachable_agent(e)) {
+        // The agent answered, refusing (its process limit, …): its reason, not "unreachable".
+        (islo_agent::ProtoError::Agent(a), _) => a.message.clone(),
+        (_, Some(why)) => why.to_string(),
+        (_, None) => format!("sandbox agent unreachable: {e}"),
     }
 }
 
@@ -292,5 +294,16 @@ mod tests {
         for bad in ["", "..", "a/b", "sp ace", &"x".repeat(65)] {
             assert!(super::validate_session_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_agent_that_refuses_is_not_called_unreachable() {
+        use islo_agent::{AgentError, ErrorKind, ProtoError};
+        let refused = ProtoError::Agent(AgentError::new(ErrorKind::CannotStart, "limit"));
+        assert_eq!(super::agent_failure(&refused), "limit");
+        let gone = ProtoError::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(super::agent_failure(&gone).contains("has ended"));
+        let other = ProtoError::Io(std::io::ErrorKind::BrokenPipe.into());
+        assert!(super::agent_failure(&other).starts_with("sandbox agent unreachable"));
     }
 }
