@@ -14,6 +14,7 @@ mod gateway;
 mod sandbox;
 mod secrets;
 mod session;
+mod share;
 mod snapshot;
 mod ssh;
 
@@ -43,6 +44,10 @@ pub use secrets::{SecretRequest, SecretResponse, SecretsResponse};
 pub use session::{
     CreateSessionRequest, CreateSessionResponse, ListSessionsResponse, PTY_PROTOCOL_VERSION,
     PtyExit, PtyFrame, PtyOpen, PtySize, SessionInfo, SessionStatus,
+};
+pub use share::{
+    CreateShareRequest, SHARE_TTL_DEFAULT, SHARE_TTL_MAX, SHARE_TTL_MIN, ShareRequestRecord,
+    ShareResponse,
 };
 pub use snapshot::{
     CreateSnapshotRequest, ImportSnapshotQuery, ListSnapshotsQuery, PaginatedSnapshotResponse,

@@ -97,6 +97,12 @@ pub enum Cmd {
     /// Save, list, remove, export and import snapshots of sandboxes' filesystems.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Share a sandbox's port at a public URL (anyone with the URL can reach it until it expires).
+    Share(crate::cmd_share::ShareArgs),
+    /// List a sandbox's shares, or the requests one served (`--requests ID`).
+    Shares(crate::cmd_share::SharesArgs),
+    /// Revoke a share (by id or URL), closing its open connections.
+    Unshare(crate::cmd_share::UnshareArgs),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -301,6 +307,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Share(a) => crate::cmd_share::share(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Shares(a) => crate::cmd_share::shares(&connect::client().await?, &a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Unshare(a) => crate::cmd_share::unshare(&connect::client().await?, &a)
             .await
             .map(|_| 0),
         Cmd::Secret(a) => crate::cmd_secret::run(&connect::client().await?, a, cli.output)

@@ -28,6 +28,7 @@ mod cmd_port_forward;
 mod cmd_secret;
 mod cmd_session;
 mod cmd_setup;
+mod cmd_share;
 mod cmd_snapshot;
 mod cmd_ssh;
 mod cmd_use;

@@ -5,6 +5,7 @@ mod files;
 mod gateway;
 mod pty;
 mod secrets;
+mod shares;
 mod snapshots;
 mod sse;
 mod tunnel;

@@ -53,6 +53,10 @@ pub struct FileConfig {
     /// User namespaces and the host ids they map to.
     #[serde(default)]
     pub isolation: IsolationConfig,
+    /// What share URLs start with, as others reach islod's TCP listener: `https://islo.example.com`
+    /// (path-based, `…/s/TOKEN/`) or `https://{token}.share.example.com` (host-based; needs a
+    /// wildcard DNS name). Default: `http://` plus `listen`.
+    pub share_base_url: Option<String>,
 }
 
 /// The `isolation:` section: every sandbox in a user namespace of its own.
@@ -160,6 +164,8 @@ pub struct Config {
     pub github_base_url: String,
     pub agents: Vec<islo_api::AgentProfile>,
     pub isolation: IsolationConfig,
+    /// What share URLs start with; `None` when islod has no TCP listener.
+    pub share_base_url: Option<String>,
 }
 
 /// Errors loading settings.
@@ -209,6 +215,18 @@ fn default_agent() -> PathBuf {
     }
 }
 
+/// `http://` plus a listen address, with a wildcard address replaced by this host's name.
+fn listen_url(listen: &str) -> String {
+    let (host, port) = listen.rsplit_once(':').unwrap_or((listen, "80"));
+    let host = match host {
+        "0.0.0.0" | "[::]" | "" => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into()),
+        h => h.to_string(),
+    };
+    format!("http://{host}:{port}")
+}
+
 /// Parse a config file's text.
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
@@ -250,13 +268,18 @@ impl Config {
             .and_then(|v| v.parse().ok())
             .or(file.pids_limit)
             .unwrap_or(1024);
+        let listen = o
+            .listen
+            .clone()
+            .or_else(|| env("ISLOD_LISTEN"))
+            .or(file.listen);
+        let share_base_url = env("ISLOD_SHARE_BASE_URL")
+            .or(file.share_base_url)
+            .or_else(|| listen.as_deref().map(listen_url));
         Ok(Self {
             socket,
-            listen: o
-                .listen
-                .clone()
-                .or_else(|| env("ISLOD_LISTEN"))
-                .or(file.listen),
+            listen,
+            share_base_url,
             agent_path,
             runtime: o
                 .runtime

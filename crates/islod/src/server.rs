@@ -174,6 +174,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             github_base_url: cfg.github_base_url.clone(),
             agents: crate::agents::profiles(&cfg.agents).map_err(anyhow::Error::msg)?,
             ids: id_pool(cfg)?,
+            share_base_url: cfg.share_base_url.clone(),
         },
     );
     Ok((Arc::new(app), local))
@@ -259,7 +260,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         let router = http::router(state(Transport::Tcp));
         let rx = stop_rx.clone();
         tasks.spawn(async move {
-            axum::serve(tcp, router)
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(tcp, service)
                 .with_graceful_shutdown(wait(rx))
                 .await
         });

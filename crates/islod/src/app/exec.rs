@@ -71,6 +71,15 @@ impl App {
         port: u16,
     ) -> Result<tokio::net::UnixStream, AppError> {
         let row = self.running(t, name)?;
+        self.connect_port_of(&row, port).await
+    }
+
+    /// [`Self::connect_port`] for a sandbox already looked up (a share's).
+    pub async fn connect_port_of(
+        &self,
+        row: &SandboxRow,
+        port: u16,
+    ) -> Result<tokio::net::UnixStream, AppError> {
         let sock = self.driver.agent_socket(&SandboxId(row.id.clone()));
         let conn = tokio::task::spawn_blocking(move || agent::connect_port(&sock, port))
             .await?

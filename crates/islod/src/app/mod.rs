@@ -20,6 +20,7 @@ mod sandboxes;
 mod secrets;
 mod sessions;
 mod setup;
+mod shares;
 mod snapshot_archive;
 mod snapshots;
 mod sources;
@@ -45,6 +46,7 @@ pub use error::AppError;
 pub use exec::TailBuf;
 pub use sandboxes::list_cursor;
 pub use sessions::validate_session_name;
+pub use shares::{ShareHub, ShareRefusal, ShareTarget};
 pub use snapshots::to_response as snapshot_view;
 pub use stream::{
     EXIT_CANNOT_START, EXIT_LOST, ExecEvent, ExecInput, ExecInputs, ExecOutput, ExecStream,
@@ -78,6 +80,8 @@ pub struct AppSettings {
     /// Host id ranges for sandboxes' user namespaces; `None`: sandboxes run without one
     /// (`isolation.userns: false`, reduced isolation).
     pub ids: Option<crate::ids::IdPool>,
+    /// What share URLs start with (see [`ShareHub`]); `None`: no TCP listener, no shares.
+    pub share_base_url: Option<String>,
 }
 
 /// Everything the handlers need.
@@ -89,6 +93,7 @@ pub struct App {
     pub audit: Arc<Audit>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     net: std::sync::OnceLock<Arc<crate::gateway::NetState>>,
+    shares: ShareHub,
 }
 
 impl App {
@@ -99,6 +104,7 @@ impl App {
         settings: AppSettings,
     ) -> Self {
         let audit = Arc::new(Audit::new(store.clone(), settings.log_cap_bytes));
+        let shares = ShareHub::new(settings.share_base_url.clone());
         Self {
             store,
             images,
@@ -107,6 +113,7 @@ impl App {
             audit,
             locks: Mutex::new(HashMap::new()),
             net: std::sync::OnceLock::new(),
+            shares,
         }
     }
 

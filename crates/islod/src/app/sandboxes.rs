@@ -547,6 +547,7 @@ impl App {
             return Err(e);
         }
         self.release_ids(&row.id);
+        self.revoke_all_shares(&row.id);
         self.store.mark_deleted(&row.id, &now_rfc3339())?;
         self.network_changed(Some(&SandboxId(row.id.clone())));
         tracing::info!(sandbox = %row.name, id = %row.id, "sandbox deleted");

@@ -11,10 +11,12 @@ mod gateway;
 mod logs;
 pub mod openapi;
 mod port_forward;
+mod proxy;
 mod pty;
 mod routes;
 mod sandboxes;
 mod secrets;
+mod shares;
 mod snapshots;
 mod sse;
 mod ssh;
@@ -51,7 +53,13 @@ pub struct HttpState {
 /// The whole API.
 pub fn router(state: HttpState) -> Router {
     let (routes, _) = routes::api(Some(state.clone())).split_for_parts();
-    routes.fallback(error::not_found).with_state(state)
+    routes
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shares::share_host,
+        ))
+        .with_state(state)
 }
 
 /// A file as a response body, read in chunks.

@@ -7,8 +7,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::{
-    HttpState, auth, exec, files, gateway, logs, port_forward, pty, sandboxes, secrets, snapshots,
-    ssh, system,
+    HttpState, auth, exec, files, gateway, logs, port_forward, pty, sandboxes, secrets, shares,
+    snapshots, ssh, system,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -27,6 +27,20 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(pty::kill))
         .routes(routes!(pty::attach))
         .routes(routes!(port_forward::forward))
+        .routes(routes!(shares::list, shares::create))
+        .routes(routes!(shares::revoke))
+        .routes(routes!(shares::requests))
+        .routes(routes!(shares::proxy))
+        .routes(routes!(shares::ws_proxy))
+        // Any path below a proxied port, any method: the same handlers.
+        .route(
+            "/sandboxes/{sandbox_name}/proxy/{port}/{*path}",
+            axum::routing::any(shares::proxy),
+        )
+        .route(
+            "/sandboxes/{sandbox_name}/ws-proxy/{port}/{*path}",
+            axum::routing::any(shares::ws_proxy),
+        )
         .routes(routes!(logs::list))
         .routes(routes!(logs::one))
         .routes(routes!(logs::logs))
@@ -70,6 +84,10 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(super::openapi::base())
         .routes(routes!(auth::token))
         .route("/openapi.json", axum::routing::get(system::openapi))
+        // Public share URLs: the token is the credential.
+        .route("/s/{token}", axum::routing::any(shares::share_root))
+        .route("/s/{token}/", axum::routing::any(shares::share_path))
+        .route("/s/{token}/{*rest}", axum::routing::any(shares::share_path))
         .merge(protected)
 }
 

@@ -14,6 +14,7 @@ mod netgw;
 mod sandboxes;
 mod sessions;
 mod setup;
+mod shares;
 mod snapshots;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, SecretMeta};
 pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow, StoredSpec};
+pub use shares::ShareRow;
 pub use snapshots::SnapshotRow;
 
 /// Errors of the store.
@@ -312,6 +314,34 @@ INSERT INTO layer_refs (layer, snapshot_id)
     WHERE json_valid(n.base);
 "#;
 
+/// Shares of sandbox ports (`sh_…`, reached by an unguessable token) and every request
+/// served through them. A revoked share keeps its row, so its requests stay readable.
+const SCHEMA_V13: &str = r#"
+CREATE TABLE shares (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
+    token TEXT NOT NULL UNIQUE,
+    port INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX shares_by_sandbox ON shares(sandbox_id);
+CREATE TABLE share_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    share_id TEXT NOT NULL REFERENCES shares(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    client TEXT NOT NULL,
+    user_agent TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL
+);
+CREATE INDEX share_requests_by_share ON share_requests(share_id);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -326,6 +356,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V10),
         M::up(SCHEMA_V11),
         M::up(SCHEMA_V12),
+        M::up(SCHEMA_V13),
     ])
 }
 

@@ -236,6 +236,11 @@ impl Store {
         self.one("tenant_id = ?1 AND id = ?2", params![tenant, id])
     }
 
+    /// A live sandbox by id, whoever owns it (what a share points at).
+    pub fn live_sandbox(&self, id: &str) -> Result<Option<SandboxRow>, StoreError> {
+        self.one("id = ?1 AND deleted_at IS NULL", params![id])
+    }
+
     /// The sandbox a tenant created with `request_id`.
     pub fn sandbox_by_request(
         &self,
@@ -461,6 +466,10 @@ impl Store {
         )?;
         self.db()
             .execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
+        self.db().execute(
+            "UPDATE shares SET revoked_at = ?2 WHERE sandbox_id = ?1 AND revoked_at IS NULL",
+            params![id, at],
+        )?;
         Ok(())
     }
 
@@ -476,6 +485,7 @@ impl Store {
         )?;
         db.execute("DELETE FROM exec_sessions WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM gateway_events WHERE sandbox_id = ?1", [id])?;
+        db.execute("DELETE FROM shares WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
         Ok(())
     }

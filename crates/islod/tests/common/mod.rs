@@ -46,6 +46,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
             )
             .unwrap(),
         ),
+        share_base_url: Some("http://shares.test".into()),
     };
     Arc::new(App::new(
         store,
