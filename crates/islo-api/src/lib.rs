@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod files;
 mod gateway;
+mod keys;
 mod sandbox;
 mod secrets;
 mod session;
@@ -35,6 +36,7 @@ pub use gateway::{
     GatewayProfileResponse, GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
     RuleAction, RulePriority,
 };
+pub use keys::{ApiKeyResponse, ApiKeyStatus, CreateApiKeyRequest, CreatedApiKeyResponse};
 pub use sandbox::{
     CreateSandboxRequest, HostIds, ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery,
     PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,

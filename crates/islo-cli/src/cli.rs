@@ -45,19 +45,27 @@ pub enum Cmd {
         /// Sandbox name (omit for general status).
         name: Option<String>,
     },
-    /// Stop a running sandbox without removing it.
+    /// Stop running sandboxes without removing them.
     Stop {
-        /// Sandbox name.
-        name: String,
+        /// Sandbox names or ids.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
         /// Do not ask for confirmation.
         #[arg(short, long)]
         force: bool,
     },
-    /// Remove a sandbox completely (stops and deletes).
+    /// Start stopped sandboxes again.
+    Resume {
+        /// Sandbox names or ids.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Remove sandboxes completely (stops and deletes).
     #[command(visible_alias = "delete")]
     Rm {
-        /// Sandbox name.
-        name: String,
+        /// Sandbox names or ids.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
         /// Do not ask for confirmation.
         #[arg(short, long)]
         force: bool,
@@ -103,6 +111,11 @@ pub enum Cmd {
     Shares(crate::cmd_share::SharesArgs),
     /// Revoke a share (by id or URL), closing its open connections.
     Unshare(crate::cmd_share::UnshareArgs),
+    /// API keys of your tenant: create (secret shown once), ls, deactivate, activate, rm.
+    #[command(name = "api-key", visible_alias = "key")]
+    ApiKey(crate::cmd_key::KeyArgs),
+    /// A raw authenticated API call, e.g. `islo api /sandboxes` or `islo api /api-keys -d '{"name":"ci"}'`.
+    Api(crate::cmd_key::ApiArgs),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -278,6 +291,9 @@ pub struct LsArgs {
     /// Only sandboxes in this status (repeatable): starting, running, stopping, stopped, failed, deleted.
     #[arg(long)]
     pub status: Vec<String>,
+    /// Deleted sandboxes too (their records stay readable by id).
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// Run a parsed command line; returns the exit code.
@@ -303,7 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Status { name: None } => cmd_ls::status_all(project.as_ref(), cli.output)
             .await
             .map(|_| 0),
-        Cmd::Stop { name, force } => cmd_lifecycle::stop(&connect::client().await?, &name, force)
+        Cmd::Stop { names, force } => cmd_lifecycle::stop(&connect::client().await?, &names, force)
             .await
             .map(|_| 0),
         Cmd::Logs(a) => crate::cmd_logs::run(&connect::client().await?, &a, cli.output)
@@ -318,6 +334,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Unshare(a) => crate::cmd_share::unshare(&connect::client().await?, &a)
             .await
             .map(|_| 0),
+        Cmd::ApiKey(a) => crate::cmd_key::run(&connect::client().await?, a, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Api(a) => crate::cmd_key::api(&connect::client().await?, &a).await,
         Cmd::Secret(a) => crate::cmd_secret::run(&connect::client().await?, a, cli.output)
             .await
             .map(|_| 0),
@@ -338,7 +358,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Snapshot(c) => crate::cmd_snapshot::run(&connect::client().await?, c, cli.output)
             .await
             .map(|_| 0),
-        Cmd::Rm { name, force } => cmd_lifecycle::rm(&connect::client().await?, &name, force)
+        Cmd::Resume { names } => cmd_lifecycle::resume(&connect::client().await?, &names)
+            .await
+            .map(|_| 0),
+        Cmd::Rm { names, force } => cmd_lifecycle::rm(&connect::client().await?, &names, force)
             .await
             .map(|_| 0),
     }

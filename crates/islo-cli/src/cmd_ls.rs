@@ -29,7 +29,10 @@ pub async fn ls(client: &Client, a: &LsArgs, output: Output) -> anyhow::Result<(
         .iter()
         .map(|s| SandboxStatus::parse(s).ok_or_else(|| usage(format!("unknown status {s:?}"))))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let items = client.all_sandboxes(&statuses).await?;
+    let mut items = client.all_sandboxes(&statuses).await?;
+    if a.all && !statuses.contains(&SandboxStatus::Deleted) {
+        items.extend(client.all_sandboxes(&[SandboxStatus::Deleted]).await?);
+    }
     match output {
         Output::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
         Output::Plain => items

@@ -20,6 +20,7 @@ mod cmd_agent;
 mod cmd_cp;
 mod cmd_gateway;
 mod cmd_gateway_log;
+mod cmd_key;
 mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;

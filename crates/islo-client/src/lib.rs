@@ -3,6 +3,7 @@
 
 mod files;
 mod gateway;
+mod keys;
 mod pty;
 mod secrets;
 mod shares;

@@ -40,6 +40,9 @@ pub enum AppError {
     /// A clash with existing state (a snapshot name taken, a snapshot in use).
     #[error("{0}")]
     Conflict(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// A tenant's quota would be passed.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
@@ -90,6 +93,7 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::ResourceNotFound,
             Self::AlreadyExists(_) | Self::RequestIdReused(_) => ErrorCode::SandboxAlreadyExists,
             Self::InvalidState { .. } | Self::Conflict(_) => ErrorCode::SandboxInvalidState,
+            Self::Forbidden(_) => ErrorCode::AccessDenied,
             Self::FileNotFound(_) => ErrorCode::FileNotFound,
             Self::QuotaExceeded(_) => ErrorCode::RateLimited,
             Self::HostFull(_) | Self::AgentUnavailable(_) => ErrorCode::ResourceUnavailable,

@@ -11,6 +11,7 @@ mod exec;
 mod files;
 mod gateway;
 mod isolation;
+mod keys;
 mod logs;
 mod names;
 mod network;

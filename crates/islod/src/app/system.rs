@@ -14,8 +14,11 @@ impl App {
     pub fn tenant_for_secret(&self, hash: &str, now: i64) -> Result<Option<Tenant>, AppError> {
         let id = match self.store.tenant_for_token(hash, now)? {
             Some(id) => id,
-            None => match self.store.tenant_for_key(hash)? {
-                Some(id) => id,
+            None => match self
+                .store
+                .tenant_for_key(hash, &crate::store::now_rfc3339())?
+            {
+                Some((id, _key)) => id,
                 None => return Ok(None),
             },
         };
@@ -26,10 +29,14 @@ impl App {
     /// Record a session token (its hash) valid until `expires` for the owner of the API key
     /// hashed as `key`; `false` for an unknown key.
     pub fn issue_token(&self, key: &str, token: &str, expires: i64) -> Result<bool, AppError> {
-        let Some(tenant) = self.store.tenant_for_key(key)? else {
+        let Some((tenant, key_id)) = self
+            .store
+            .tenant_for_key(key, &crate::store::now_rfc3339())?
+        else {
             return Ok(false);
         };
-        self.store.insert_token(token, &tenant, expires)?;
+        self.store
+            .insert_token(token, &tenant, Some(&key_id), expires)?;
         Ok(true)
     }
 

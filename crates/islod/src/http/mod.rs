@@ -8,6 +8,7 @@ mod error;
 mod exec;
 mod files;
 mod gateway;
+mod keys;
 mod logs;
 pub mod openapi;
 mod port_forward;

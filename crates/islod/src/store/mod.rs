@@ -25,6 +25,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, AuditWrite, LogLine};
+pub use auth::KeyRow;
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, SecretMeta};
@@ -342,6 +343,14 @@ CREATE TABLE share_requests (
 CREATE INDEX share_requests_by_share ON share_requests(share_id);
 "#;
 
+/// API keys that expire and can be switched off; session tokens remember the key they were
+/// exchanged for, so switching a key off ends them too.
+const SCHEMA_V14: &str = r#"
+ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
+ALTER TABLE api_keys ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE session_tokens ADD COLUMN key_id TEXT;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -357,6 +366,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V11),
         M::up(SCHEMA_V12),
         M::up(SCHEMA_V13),
+        M::up(SCHEMA_V14),
     ])
 }
 

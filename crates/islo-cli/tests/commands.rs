@@ -1,0 +1,113 @@
+//! The CLI's bookkeeping commands end to end: stop, resume and rm on several sandboxes (by
+//! name or id, nothing done when one is unknown), `ls --all`, `islo api-key` and `islo api`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use common::{Env, stderr, stdout};
+
+fn names_with(env: &Env, args: &[&str], status: &str) -> Vec<String> {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&all)).unwrap();
+    let mut n: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == status)
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn lifecycle_commands_take_several_sandboxes_by_name_or_id() {
+    let env = Env::new();
+    let bb = env.busybox();
+    for n in ["m1", "m2", "m3"] {
+        env.ok(&["use", n, "-i", &bb, "--", "true"]);
+    }
+    let id2 = env.id_of("m2");
+
+    // One unknown: nothing is done, exit 3.
+    let o = env.islo(&["stop", "m1", "nope", "-f"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(names_with(&env, &["ls"], "running"), ["m1", "m2", "m3"]);
+
+    env.ok(&["stop", "m1", &id2, "-f"]);
+    assert_eq!(names_with(&env, &["ls"], "stopped"), ["m1", "m2"]);
+    env.ok(&["resume", "m1", "m2"]);
+    assert_eq!(names_with(&env, &["ls"], "running"), ["m1", "m2", "m3"]);
+
+    let o = env.islo(&["rm", "m1", "m2"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "no terminal, no -f: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("sandboxes m1, m2"), "{}", stderr(&o));
+    env.ok(&["rm", "-f", "m1", &id2]);
+    assert_eq!(names_with(&env, &["ls"], "running"), ["m3"]);
+    assert!(names_with(&env, &["ls"], "deleted").is_empty());
+    assert_eq!(names_with(&env, &["ls", "--all"], "deleted"), ["m1", "m2"]);
+}
+
+#[test]
+fn api_keys_and_raw_calls() {
+    let env = Env::new();
+    let o = env.islo(&["api-key", "create", "ci", "--expires", "30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let secret = stdout(&o).trim().to_string();
+    assert!(secret.starts_with("islo_key_"), "{secret}");
+    let keys: serde_json::Value =
+        serde_json::from_str(&env.ok(&["key", "ls", "-o", "json"])).unwrap();
+    let k = &keys.as_array().unwrap()[0];
+    assert_eq!(
+        (k["name"].as_str(), k["status"].as_str()),
+        (Some("ci"), Some("active"))
+    );
+    assert!(
+        !keys.to_string().contains(&secret),
+        "the secret is never listed"
+    );
+    let id = k["id"].as_str().unwrap();
+
+    // Written to a file instead: 0600, nothing on stdout.
+    let file = env.dir.path().join("key.txt");
+    let o = env.islo(&[
+        "api-key",
+        "create",
+        "f",
+        "--output-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success() && stdout(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    env.ok(&["api-key", "deactivate", id]);
+    let keys = env.ok(&["api", "/api-keys"]);
+    assert!(keys.contains("\"inactive\""), "{keys}");
+    env.ok(&["api-key", "rm", id]);
+    let o = env.islo(&["api-key", "rm", id]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    // Raw calls: the body printed, the exit code from the status.
+    let o = env.islo(&["api", "/api-keys", "-d", "{\"name\":\"\"}"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stdout(&o).contains("VALIDATION_ERROR"), "{}", stdout(&o));
+    let o = env.islo(&["api", "/nope"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = env.islo(&["api", "/api-keys", "-d", "not json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
