@@ -7,6 +7,7 @@ mod agent;
 mod agent_session;
 mod audit;
 mod closed;
+mod environment;
 mod error;
 mod exec;
 mod files;
@@ -26,6 +27,11 @@ pub use agent_session::{
 };
 pub use audit::{
     ExecLogLineResponse, ExecLogsQuery, ExecLogsResponse, ExecSessionResponse, ExecSessionsQuery,
+};
+pub use environment::{
+    CreateEnvironmentRequest, EntryKind, EntryPlacement, EnvironmentEntryInput,
+    EnvironmentEntryResponse, EnvironmentGatewayRule, EnvironmentListItem, EnvironmentResponse,
+    EnvironmentRuleResponse, UpdateEnvironmentRequest,
 };
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};

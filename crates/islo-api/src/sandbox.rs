@@ -76,6 +76,10 @@ pub struct CreateSandboxRequest {
     /// Gateway profile (name or id) the sandbox is bound to; default: the tenant's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_profile: Option<String>,
+    /// A named environment's variables and secrets (default: the tenant's default one, if
+    /// any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,

@@ -72,6 +72,9 @@ pub enum Cmd {
     },
     /// The audit log: exec, interactive and agent sessions, and what they printed.
     Logs(LogsArgs),
+    /// Environments: named sets of variables and secrets for new sandboxes (`ls`, `get`, `create`, `update`, `rm`, `default`).
+    #[command(visible_alias = "env")]
+    Environment(crate::cmd_environment::EnvironmentArgs),
     /// Secrets the gateway injects into sandbox requests (never visible inside sandboxes).
     Secret(crate::cmd_secret::SecretArgs),
     /// Gateway profiles and rules: `ls`, `create`, `NAME`, `NAME update|rm|add-rule|update-rule|rm-rule|rule ls|reorder`; `log SANDBOX` shows its decisions.
@@ -172,6 +175,10 @@ pub struct UseArgs {
     /// Gateway profile a new sandbox is bound to (default: the tenant's default profile).
     #[arg(long, value_name = "NAME")]
     pub gateway_profile: Option<String>,
+    /// Environment a new sandbox gets variables and secrets from (default: the tenant's
+    /// default environment, if any).
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
     /// Session to attach to (default `main`); created with the login shell when missing.
     #[arg(short, long)]
     pub session: Option<String>,
@@ -338,6 +345,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
             .map(|_| 0),
         Cmd::Api(a) => crate::cmd_key::api(&connect::client().await?, &a).await,
+        Cmd::Environment(a) => {
+            crate::cmd_environment::run(&connect::client().await?, a, cli.output)
+                .await
+                .map(|_| 0)
+        }
         Cmd::Secret(a) => crate::cmd_secret::run(&connect::client().await?, a, cli.output)
             .await
             .map(|_| 0),

@@ -263,6 +263,10 @@ async fn create(
             .gateway_profile
             .clone()
             .or_else(|| project.and_then(|p| p.gateway_profile.clone())),
+        environment: a
+            .environment
+            .clone()
+            .or_else(|| project.and_then(|p| p.environment.clone())),
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

@@ -1,6 +1,7 @@
 //! Typed client of the islod API, over a unix socket (the embedded local server) or HTTP(S).
 //! Used by the CLI and the tests; it speaks only `islo-api` types.
 
+mod environments;
 mod files;
 mod gateway;
 mod keys;

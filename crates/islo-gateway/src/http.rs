@@ -234,7 +234,8 @@ impl Conn {
             );
         }
         let (mut parts, body) = req.into_parts();
-        let injected = self.inject(&client, rule, &host, &mut parts.headers, &mut ev);
+        let target = (parts.method.as_str(), host.as_str(), path.matched.as_str());
+        let injected = self.inject(&client, rule, target, &mut parts.headers, &mut ev);
         let scrub = Scrubber::new(injected.iter().flat_map(|v| inject::echo_forms(v)));
         if scrub.is_some() {
             // An encoded response could not be scrubbed.
@@ -272,7 +273,7 @@ impl Conn {
         &self,
         client: &Client,
         rule: Option<&islo_api::GatewayRuleResponse>,
-        host: &str,
+        (method, host, path): (&str, &str, &str),
         headers: &mut hyper::HeaderMap,
         ev: &mut Event,
     ) -> Vec<String> {
@@ -282,7 +283,8 @@ impl Conn {
         {
             uses.push((key, r.auth_strategy.as_ref()));
         }
-        for route in client.secret_routes.iter().filter(|s| s.matches(host)) {
+        let routes = client.secret_routes.iter();
+        for route in routes.filter(|s| s.applies(method, host, path)) {
             if !uses.iter().any(|(n, _)| *n == route.name) {
                 uses.push((&route.name, route.auth.as_ref()));
             }

@@ -106,6 +106,9 @@ pub fn validate_auth(a: &AuthStrategy) -> Result<(), String> {
 pub struct SecretRoute {
     pub name: String,
     hosts: Vec<GlobMatcher>,
+    /// Only these paths (normal form) and methods, when set (an environment secret's rule).
+    path: Option<GlobMatcher>,
+    methods: Vec<String>,
     pub auth: Option<AuthStrategy>,
 }
 
@@ -114,14 +117,37 @@ impl SecretRoute {
         Self {
             name: name.to_string(),
             hosts: hosts.iter().filter_map(|h| host_glob(h).ok()).collect(),
+            path: None,
+            methods: Vec::new(),
             auth,
         }
+    }
+
+    /// Narrow to requests whose path matches `path` and whose method is one of `methods`
+    /// (empty: any). A pattern that does not compile matches nothing.
+    pub fn scoped(mut self, path: Option<&str>, methods: &[String]) -> Self {
+        if let Some(p) = path {
+            match path_glob(p, false) {
+                Ok(g) => self.path = Some(g),
+                Err(_) => self.hosts.clear(),
+            }
+        }
+        self.methods = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+        self
     }
 
     /// Whether requests to `host` get this secret.
     pub fn matches(&self, host: &str) -> bool {
         let host = normalize_host(host);
         self.hosts.iter().any(|g| g.is_match(&host))
+    }
+
+    /// Whether a request (`path` in its normal form) gets this secret.
+    pub fn applies(&self, method: &str, host: &str, path: &str) -> bool {
+        self.matches(host)
+            && self.path.as_ref().is_none_or(|p| p.is_match(path))
+            && (self.methods.is_empty()
+                || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
     }
 }
 
@@ -264,6 +290,20 @@ mod tests {
             created_at: None,
             updated_at: None,
         }
+    }
+
+    #[test]
+    fn scoped_secret_routes_match_path_and_method_too() {
+        let r = SecretRoute::new("s", &["api.example.com".into()], None)
+            .scoped(Some("/v1/**"), &["post".into()]);
+        assert!(r.applies("POST", "API.example.com:443", "/v1/chat"));
+        assert!(!r.applies("GET", "api.example.com", "/v1/chat"));
+        assert!(!r.applies("POST", "api.example.com", "/v2/chat"));
+        assert!(!r.applies("POST", "other.com", "/v1/chat"));
+        let any = SecretRoute::new("s", &["*.example.com".into()], None).scoped(None, &[]);
+        assert!(any.applies("DELETE", "x.example.com", "/"));
+        let broken = SecretRoute::new("s", &["a.com".into()], None).scoped(Some("[x"), &[]);
+        assert!(!broken.applies("GET", "a.com", "/"));
     }
 
     #[test]

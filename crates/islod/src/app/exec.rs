@@ -121,6 +121,9 @@ impl App {
         for (k, v) in self.gateway_env(row) {
             set(&k, &v);
         }
+        for (k, v) in self.environment_env(row) {
+            set(&k, &v);
+        }
         set("HOSTNAME", &row.name);
         for (k, v) in row.env.iter().chain(req.env.iter().flatten()) {
             set(k, v);

@@ -6,6 +6,7 @@
 
 mod agent_sessions;
 mod audit;
+mod environments;
 mod error;
 mod exec;
 mod files;

@@ -28,6 +28,8 @@ struct Checked {
     snapshot: Option<(String, super::snapshots::Base)>,
     /// The gateway profile it is bound to.
     gateway_profile_id: String,
+    /// The environment it gets variables and secrets from.
+    environment_id: Option<String>,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -118,6 +120,7 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         workdir: resolve_workdir(req.workdir.as_deref().unwrap_or(DEFAULT_WORKDIR))?,
         snapshot: None,
         gateway_profile_id: String::new(),
+        environment_id: None,
     })
 }
 
@@ -225,6 +228,7 @@ impl App {
                 .map(|p| p.id)
                 .unwrap_or_default(),
         };
+        c.environment_id = self.environment_for_create(t, req.environment.as_deref())?;
         let hash = request_hash(&req);
         if let Some(rid) = &req.request_id
             && let Some(prev) = self.store.sandbox_by_request(&t.id, rid)?
@@ -367,6 +371,7 @@ impl App {
             snapshot_id,
             gateway_profile_id: c.gateway_profile_id.clone(),
             gateway_nonce: link.map(|(_, nonce)| nonce),
+            environment_id: c.environment_id.clone(),
         };
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();

@@ -53,7 +53,7 @@ impl GatewayControl {
             id => self.store.gateway_profile(&tenant_id, id).ok()??,
         };
         let rules = self.store.gateway_rules(&profile.id).ok()?;
-        let secret_routes = self
+        let mut secret_routes: Vec<SecretRoute> = self
             .store
             .secrets(&tenant_id)
             .ok()?
@@ -61,6 +61,9 @@ impl GatewayControl {
             .filter(|s| !s.hosts.is_empty())
             .map(|s| SecretRoute::new(&s.name, &s.hosts, s.auth_strategy))
             .collect();
+        if let Some(env_id) = &stored.environment_id {
+            secret_routes.extend(self.environment_routes(&tenant_id, env_id));
+        }
         Some(Client {
             secret_routes,
             sandbox_id,
@@ -69,6 +72,29 @@ impl GatewayControl {
             policy: Arc::new(Policy::compile(&profile, &rules)),
             placeholder_prefix: super::placeholder_prefix(&nonce),
         })
+    }
+}
+
+impl GatewayControl {
+    /// An environment's `gateway_injected` secrets, each toward its own rule.
+    fn environment_routes(&self, tenant_id: &str, env_id: &str) -> Vec<SecretRoute> {
+        let entries = self
+            .store
+            .tenant_environment_entries(tenant_id, env_id)
+            .unwrap_or_default();
+        entries
+            .into_iter()
+            .filter(|e| e.placement == islo_api::EntryPlacement::GatewayInjected)
+            .filter_map(|e| {
+                let rule = e.rule?;
+                let name = super::environment_secret_name(env_id, &e.key);
+                let methods = rule.methods.unwrap_or_default();
+                Some(
+                    SecretRoute::new(&name, &[rule.host_pattern], rule.auth_strategy)
+                        .scoped(rule.path_pattern.as_deref(), &methods),
+                )
+            })
+            .collect()
     }
 }
 
@@ -87,6 +113,16 @@ impl Control for GatewayControl {
     }
 
     fn secret(&self, tenant_id: &str, name: &str) -> Option<String> {
+        if let Some((env_id, key)) = super::parse_environment_secret_name(name) {
+            let entries = self
+                .store
+                .tenant_environment_entries(tenant_id, &env_id)
+                .ok()?;
+            return entries
+                .into_iter()
+                .find(|e| e.key == key && e.placement == islo_api::EntryPlacement::GatewayInjected)
+                .and_then(|e| e.value);
+        }
         self.store.secret_value(tenant_id, name).ok().flatten()
     }
 

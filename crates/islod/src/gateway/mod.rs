@@ -66,6 +66,20 @@ pub fn placeholder_prefix(nonce: &str) -> String {
     format!("islo_p_{nonce}_")
 }
 
+/// The name the gateway knows an environment's `gateway_injected` secret by:
+/// `E<environment hex>-<KEY>`. Tenant secret names are lower case, so none looks like this.
+pub fn environment_secret_name(env_id: &str, key: &str) -> String {
+    format!("E{}-{key}", env_id.trim_start_matches("env_"))
+}
+
+/// The environment id and key an [`environment_secret_name`] stands for.
+pub fn parse_environment_secret_name(name: &str) -> Option<(String, String)> {
+    let rest = name.strip_prefix('E')?;
+    let (hex, key) = rest.split_once('-')?;
+    (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) && !key.is_empty())
+        .then(|| (format!("env_{hex}"), key.to_string()))
+}
+
 /// How sandbox links are addressed: slot N is the /30 at `base + 4N` (host end `+1`, sandbox
 /// `+2`), its host interface `is<tag>s<N>`; `tag` (from the state dir) keeps installations on
 /// one host apart.

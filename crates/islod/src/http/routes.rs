@@ -7,8 +7,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::{
-    HttpState, auth, exec, files, gateway, keys, logs, port_forward, pty, sandboxes, secrets,
-    shares, snapshots, ssh, system,
+    HttpState, auth, environments, exec, files, gateway, keys, logs, port_forward, pty, sandboxes,
+    secrets, shares, snapshots, ssh, system,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -62,6 +62,13 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(gateway::reorder))
         .routes(routes!(gateway::update_rule, gateway::delete_rule))
         .routes(routes!(gateway::events))
+        .routes(routes!(environments::list, environments::create))
+        .routes(routes!(
+            environments::get,
+            environments::update,
+            environments::delete
+        ))
+        .routes(routes!(environments::set_default))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::delete))
         .routes(routes!(keys::deactivate))

@@ -7,6 +7,7 @@
 mod agent;
 mod audit;
 mod auth;
+mod environments;
 mod execs;
 mod gateway;
 mod images;
@@ -26,6 +27,7 @@ use rusqlite_migration::{M, Migrations};
 pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, AuditWrite, LogLine};
 pub use auth::KeyRow;
+pub use environments::{EntryRow, EnvRow};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, SecretMeta};
@@ -351,6 +353,32 @@ ALTER TABLE api_keys ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE session_tokens ADD COLUMN key_id TEXT;
 "#;
 
+/// Environments: named sets of variables and secrets, one default per tenant.
+const SCHEMA_V15: &str = r#"
+CREATE TABLE environments (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE UNIQUE INDEX environments_one_default ON environments(tenant_id) WHERE is_default = 1;
+CREATE TABLE environment_entries (
+    id TEXT PRIMARY KEY,
+    environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    placement TEXT NOT NULL,
+    value TEXT,
+    rule TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (environment_id, key)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -367,6 +395,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V12),
         M::up(SCHEMA_V13),
         M::up(SCHEMA_V14),
+        M::up(SCHEMA_V15),
     ])
 }
 

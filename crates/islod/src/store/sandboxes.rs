@@ -51,6 +51,10 @@ pub struct StoredSpec {
     /// What its secret placeholders are made of.
     #[serde(default)]
     pub gateway_nonce: Option<String>,
+    /// The environment whose variables and secrets it gets (read at each command, so an
+    /// update reaches it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
 }
 
 impl StoredSpec {
