@@ -557,3 +557,19 @@ async fn execs_are_recorded_and_log_queries_are_checked() {
     a.delete_sandbox("rec").await.unwrap();
     assert_eq!(a.exec_sessions(&id, None).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_trailing_slash_reaches_the_same_route() {
+    let s = server().await;
+    let c = s.client("alpha");
+    let body = serde_json::to_vec(&create("slashed")).unwrap();
+    let (status, out) = c.raw("POST", "/sandboxes/", Some(body)).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+    let (status, out) = c.raw("GET", "/sandboxes/?limit=5", None).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&out).contains("slashed"));
+    let (status, _) = c.raw("GET", "/sandboxes/slashed/", None).await.unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = c.raw("GET", "/nothing/here/", None).await.unwrap();
+    assert_eq!(status, 404);
+}

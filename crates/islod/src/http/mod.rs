@@ -55,13 +55,42 @@ pub struct HttpState {
 /// The whole API.
 pub fn router(state: HttpState) -> Router {
     let (routes, _) = routes::api(Some(state.clone())).split_for_parts();
-    routes
+    let exact: Router = routes
+        .clone()
         .fallback(error::not_found)
+        .with_state(state.clone());
+    routes
+        .fallback(move |req: axum::extract::Request| without_trailing_slash(exact, req))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             shares::share_host,
         ))
         .with_state(state)
+}
+
+/// A path no route has, ending in `/` (`/sandboxes/`, as the TypeScript SDK calls it): the
+/// same path without the slash, else 404.
+async fn without_trailing_slash(
+    exact: Router,
+    mut req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+            return match tower::ServiceExt::oneshot(exact, req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+        }
+    }
+    error::not_found(req.uri().clone()).await.into_response()
 }
 
 /// A file as a response body, read in chunks.
