@@ -77,6 +77,7 @@ pub struct AgentSessionEventResponse {
 /// Query of the agent-sessions list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AgentSessionsQuery {
     /// Sessions with activity at or after this time (RFC 3339).
     pub since: Option<String>,
@@ -87,6 +88,7 @@ pub struct AgentSessionsQuery {
 /// Query of a session's events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AgentEventsQuery {
     /// Picks the session when several share `session_name`.
     pub session_path: Option<String>,

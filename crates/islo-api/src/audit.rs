@@ -52,6 +52,7 @@ pub struct ExecLogsResponse {
 /// Query of the logs endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ExecLogsQuery {
     /// At most this many entries, from the start.
     pub limit: Option<u32>,
@@ -66,6 +67,7 @@ pub struct ExecLogsQuery {
 /// Query of the sessions list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ExecSessionsQuery {
     /// Sessions with activity at or after this time (RFC 3339).
     pub since: Option<String>,

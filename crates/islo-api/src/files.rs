@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The path a file call works on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct FilePathQuery {
     /// Absolute path inside the sandbox.
     pub path: String,

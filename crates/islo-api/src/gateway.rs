@@ -204,6 +204,7 @@ pub struct GatewayEventsResponse {
 /// Query of the decision log: events after `after_id`, or since a time, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct GatewayEventsQuery {
     /// RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]

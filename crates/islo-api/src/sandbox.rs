@@ -220,6 +220,7 @@ pub struct PaginatedSandboxResponse {
 /// `GET /sandboxes` query (status repeatable).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListSandboxesQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,

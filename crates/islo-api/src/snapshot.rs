@@ -66,6 +66,7 @@ pub struct CreateSnapshotRequest {
 /// Paging of the snapshot list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListSnapshotsQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
@@ -74,6 +75,7 @@ pub struct ListSnapshotsQuery {
 /// `POST /snapshots/import` (extension): the body is an OCI image archive.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ImportSnapshotQuery {
     /// Name of the new snapshot.
     pub name: String,

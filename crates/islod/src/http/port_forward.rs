@@ -21,6 +21,7 @@ pub const SUBPROTOCOL: &str = "islo.tcp.v1";
 
 /// The port to reach.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PortQuery {
     /// TCP port on the sandbox's loopback (1–65535).
     pub port: u32,

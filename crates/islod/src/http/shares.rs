@@ -58,6 +58,7 @@ pub async fn revoke(
 
 /// How many request records to return.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     /// At most this many, the newest (default 100, at most 1000).
     pub limit: Option<u32>,

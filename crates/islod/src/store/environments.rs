@@ -286,7 +286,8 @@ mod tests {
         let sec = entry("T", EntryKind::Secret, EntryPlacement::GatewayInjected);
         let mut e1 = env(&a, "env_1", "dev2", true);
         e1.created_at.clear();
-        s.update_environment(&e1, Some(std::slice::from_ref(&sec))).unwrap();
+        s.update_environment(&e1, Some(std::slice::from_ref(&sec)))
+            .unwrap();
         assert_eq!(s.environment_entries("env_1").unwrap(), [sec]);
         assert_eq!(s.default_environment(&a).unwrap().unwrap().name, "dev2");
         assert!(
