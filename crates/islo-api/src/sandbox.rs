@@ -80,6 +80,24 @@ pub struct CreateSandboxRequest {
     /// any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// `false` cuts this sandbox off the internet whatever its gateway profile allows (`true`
+    /// cannot grant what the profile denies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_enabled: Option<bool>,
+    /// What to start inside besides islo's own agent: `{"type": "minimal" | "full"}`, or
+    /// `{"type": "custom", "capabilities": ["ssh"]}`. SSH is served by islod for every
+    /// sandbox, so all of these are met; `docker` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<serde_json::Value>,
+    /// Legacy form of `init`: capabilities (`ssh`, `core-gateway-proxy`, `terminal`, `devtools`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_capabilities: Option<Vec<String>>,
+    /// The tool cache key the CLI computes; recorded and shown (islod keeps no shared cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
+    /// Pause and delete policies: not offered by this islod yet (refused rather than ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<serde_json::Value>,
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
@@ -117,6 +135,13 @@ pub struct SandboxResponse {
     pub created_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// Where its creation is: `image_pull`, `disk`, `network`, `sources`, `setup`, `ready`,
+    /// `failed` (live progress: `GET /sandboxes/{sandbox_name}/events`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_phase: Option<String>,
+    /// The tool cache key it was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<SandboxSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +305,36 @@ pub enum ImagePullEvent {
     },
 }
 
+crate::closed::closed_set! {
+    /// A step of a sandbox's creation.
+    CreationPhase {
+        ImagePull = "image_pull",
+        Disk = "disk",
+        Network = "network",
+        Sources = "sources",
+        Setup = "setup",
+        Ready = "ready",
+        Failed = "failed",
+    }
+}
+
+/// One event of `GET /sandboxes/{sandbox_name}/events` (SSE `event: phase`, this as data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreationEvent {
+    pub phase: CreationPhase,
+    /// The layer being fetched, the repository being cloned, the setup step, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Image pulls: bytes of the layer so far, and its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// RFC 3339.
+    pub at: String,
+}
+
 /// Extension `GET /system`: what `islo status` shows of the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -306,6 +361,8 @@ mod tests {
             created_at: "2026-11-28T10:00:00Z".into(),
             created_by: None,
             deleted_at: None,
+            creation_phase: None,
+            cache_key: None,
             spec: Some(SandboxSpec {
                 vcpus: 2,
                 memory_mb: 2048,

@@ -267,6 +267,11 @@ async fn create(
             .environment
             .clone()
             .or_else(|| project.and_then(|p| p.environment.clone())),
+        init: project.and_then(|p| p.init.clone()),
+        internet_enabled: None,
+        init_capabilities: None,
+        cache_key: None,
+        lifecycle: None,
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

@@ -96,10 +96,7 @@ impl Project {
     /// Fields present that this version does not apply yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let checks: [(&'static str, bool); 2] = [
-            ("init", self.init.is_some()),
-            ("lifecycle", self.lifecycle.is_some()),
-        ];
+        let checks: [(&'static str, bool); 1] = [("lifecycle", self.lifecycle.is_some())];
         for (name, present) in checks {
             if present {
                 v.push(name);

@@ -408,6 +408,18 @@ impl Client {
         }))
     }
 
+    /// A sandbox's creation, as it goes (ends after `ready` or `failed`).
+    pub async fn creation_events(
+        &self,
+        name: &str,
+    ) -> Result<impl Stream<Item = Result<islo_api::CreationEvent, ClientError>>, ClientError> {
+        let path = format!("/sandboxes/{}/events", seg(name));
+        let events = self.sse(self.req(reqwest::Method::GET, &path)).await?;
+        Ok(events.map(|ev| {
+            serde_json::from_str(&ev?.data).map_err(|e| ClientError::Decode(e.to_string()))
+        }))
+    }
+
     /// Pull an image ahead of a create, with progress events.
     pub async fn pull_image(
         &self,

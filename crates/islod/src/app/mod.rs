@@ -6,6 +6,7 @@
 
 mod agent_sessions;
 mod audit;
+mod create_opts;
 mod environments;
 mod error;
 mod exec;
@@ -16,6 +17,7 @@ mod keys;
 mod logs;
 mod names;
 mod network;
+mod progress;
 mod quota;
 mod reconcile;
 mod sandboxes;
@@ -46,6 +48,7 @@ use crate::store::Store;
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::TailBuf;
+pub use progress::ended as creation_ended;
 pub use sandboxes::list_cursor;
 pub use sessions::validate_session_name;
 pub use shares::{ShareHub, ShareRefusal, ShareTarget};
@@ -96,6 +99,7 @@ pub struct App {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     net: std::sync::OnceLock<Arc<crate::gateway::NetState>>,
     shares: ShareHub,
+    creations: progress::Creations,
 }
 
 impl App {
@@ -116,6 +120,7 @@ impl App {
             locks: Mutex::new(HashMap::new()),
             net: std::sync::OnceLock::new(),
             shares,
+            creations: progress::Creations::default(),
         }
     }
 

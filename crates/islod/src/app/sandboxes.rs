@@ -7,7 +7,8 @@ use islo_api::limits::{
     DEFAULT_IMAGE, DEFAULT_WORKDIR, DISK_GB, LIST_LIMIT, MEMORY_MB, VCPUS, WORKDIR_LEN,
 };
 use islo_api::{
-    CreateSandboxRequest, ListSandboxesQuery, SandboxResponse, SandboxSpec, SandboxStatus,
+    CreateSandboxRequest, CreationPhase, ListSandboxesQuery, SandboxResponse, SandboxSpec,
+    SandboxStatus,
 };
 use islo_runtime::{Limits, SandboxId};
 use sha2::{Digest, Sha256};
@@ -30,6 +31,8 @@ struct Checked {
     gateway_profile_id: String,
     /// The environment it gets variables and secrets from.
     environment_id: Option<String>,
+    internet_enabled: Option<bool>,
+    cache_key: Option<String>,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -87,6 +90,7 @@ pub fn resolve_workdir(w: &str) -> Result<String, AppError> {
 }
 
 fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
+    super::create_opts::check(req)?;
     let name = match &req.name {
         Some(n) => {
             names::validate(n)?;
@@ -121,6 +125,8 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         snapshot: None,
         gateway_profile_id: String::new(),
         environment_id: None,
+        internet_enabled: req.internet_enabled,
+        cache_key: req.cache_key.clone(),
     })
 }
 
@@ -170,6 +176,8 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         created_at: r.created_at.clone(),
         created_by: None,
         deleted_at: r.deleted_at.clone(),
+        creation_phase: None,
+        cache_key: r.stored.cache_key.clone(),
         spec: Some(SandboxSpec {
             vcpus: r.vcpus,
             memory_mb: r.memory_mb,
@@ -268,6 +276,7 @@ impl App {
             Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
             other => other?,
         }
+        self.phase(&row.id, CreationPhase::ImagePull, Some(c.image.clone()));
         drop(admitted);
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
@@ -292,6 +301,7 @@ impl App {
                 self.bootstrap(t, row, &clones, scripts, keep).await
             }
             Err(e) => {
+                self.phase(&row.id, CreationPhase::Failed, Some(e.to_string()));
                 self.store.remove_sandbox(&row.id)?;
                 tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
                 Err(e)
@@ -309,6 +319,7 @@ impl App {
         keep_failed: bool,
     ) -> Result<SandboxRow, AppError> {
         if let Err(e) = self.clone_sources(t, &row, clones).await {
+            self.phase(&row.id, CreationPhase::Failed, Some(e.to_string()));
             let id = SandboxId(row.id.clone());
             if keep_failed {
                 // Kept for inspection: its files stay, its processes stop.
@@ -327,7 +338,9 @@ impl App {
             tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
             return Err(e);
         }
-        if !scripts.is_empty() {
+        if scripts.is_empty() {
+            self.phase(&row.id, CreationPhase::Ready, None);
+        } else {
             self.start_setup(t, &row, scripts)?;
         }
         Ok(row)
@@ -343,7 +356,7 @@ impl App {
                 Some(id.clone()),
             ),
             None => {
-                let (image, _) = self.images.ensure(&c.image, None).await?;
+                let (image, _) = self.pull_for(&row.id, &c.image).await?;
                 (image.layers, image.run.env, Some(image.digest), None)
             }
         };
@@ -372,10 +385,16 @@ impl App {
             gateway_profile_id: c.gateway_profile_id.clone(),
             gateway_nonce: link.map(|(_, nonce)| nonce),
             environment_id: c.environment_id.clone(),
+            internet_enabled: c.internet_enabled,
+            cache_key: c.cache_key.clone(),
         };
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();
+        self.phase(&row.id, CreationPhase::Disk, None);
         let mut made = self.blocking(move |d| d.create(&created)).await;
+        if made.is_ok() && spec.network.is_some() {
+            self.phase(&row.id, CreationPhase::Network, None);
+        }
         if made.is_ok()
             && let Err(e) = self.prepare_link(&spec).await
         {
@@ -529,6 +548,27 @@ impl App {
             .set_status(&row.id, SandboxStatus::Running, None, Some(&now_rfc3339()))?;
         tracing::info!(sandbox = %row.name, "sandbox started");
         self.get(t, name)
+    }
+
+    /// Pull `image` for sandbox `id`'s creation, its progress going to the creation's events.
+    async fn pull_for(
+        &self,
+        id: &str,
+        image: &str,
+    ) -> Result<(crate::images::Image, bool), AppError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(32);
+        let pull = self.images.ensure(image, Some(tx));
+        tokio::pin!(pull);
+        loop {
+            tokio::select! {
+                r = &mut pull => return r.map_err(AppError::from),
+                Some(ev) = rx.recv() => {
+                    if let islo_api::ImagePullEvent::Progress { layer, current, total } = ev {
+                        self.pull_progress(id, layer, current, total);
+                    }
+                }
+            }
+        }
     }
 
     /// Remove every trace of a sandbox; its record stays readable by id as `deleted`.

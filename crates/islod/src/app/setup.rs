@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use islo_api::{ExecRequest, SandboxResponse, SetupScript, SetupStepResult, SetupStepStatus};
+use islo_api::{
+    CreationPhase, ExecRequest, SandboxResponse, SetupScript, SetupStepResult, SetupStepStatus,
+};
 
 use super::exec::TailBuf;
 use super::stream::ExecEvent;
@@ -45,6 +47,7 @@ impl App {
         }
         let steps = self.store.setup_steps(&row.id)?;
         v.setup_steps = (!steps.is_empty()).then_some(steps);
+        v.creation_phase = Some(self.creation_phase(row).as_str().to_string());
         Ok(v)
     }
 
@@ -59,11 +62,21 @@ impl App {
         self.store.insert_setup_steps(&row.id, &names)?;
         let (app, t, row) = (self.clone(), t.clone(), row.clone());
         tokio::spawn(async move {
+            let mut failed = None;
             for (i, (script, name)) in scripts.into_iter().zip(names).enumerate() {
-                let ok = app.run_step(&t, &row, i, name, script.script).await;
+                app.phase(&row.id, CreationPhase::Setup, Some(name.clone()));
+                let ok = app.run_step(&t, &row, i, name.clone(), script.script).await;
                 if !ok {
                     app.skip_rest(&row, i + 1);
+                    failed = Some(name);
                     break;
+                }
+            }
+            match failed {
+                None => app.phase(&row.id, CreationPhase::Ready, None),
+                Some(n) => {
+                    let why = format!("setup step {n} failed (see setup_steps)");
+                    app.phase(&row.id, CreationPhase::Failed, Some(why));
                 }
             }
         });

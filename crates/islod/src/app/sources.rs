@@ -131,6 +131,11 @@ impl App {
         clones: &[Clone],
     ) -> Result<(), AppError> {
         for c in clones {
+            self.phase(
+                &row.id,
+                islo_api::CreationPhase::Sources,
+                Some(c.url.clone()),
+            );
             let mut command = vec!["git".to_string(), "clone".into(), "--quiet".into()];
             if let Some(b) = &c.branch {
                 command.extend(["--branch".into(), b.clone()]);

@@ -52,6 +52,11 @@ impl GatewayControl {
                 .find(|p| p.is_default)?,
             id => self.store.gateway_profile(&tenant_id, id).ok()??,
         };
+        let mut profile = profile;
+        if stored.internet_enabled == Some(false) {
+            // Made with `internet_enabled: false`: off whatever the profile says.
+            profile.internet_enabled = false;
+        }
         let rules = self.store.gateway_rules(&profile.id).ok()?;
         let mut secret_routes: Vec<SecretRoute> = self
             .store

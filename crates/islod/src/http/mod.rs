@@ -4,6 +4,7 @@
 //! encode. Every error leaves through [`error::ApiError`], the one mapping to an HTTP answer.
 
 mod auth;
+mod creation;
 mod environments;
 mod error;
 mod exec;

@@ -7,8 +7,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::{
-    HttpState, auth, environments, exec, files, gateway, keys, logs, port_forward, pty, sandboxes,
-    secrets, shares, snapshots, ssh, system,
+    HttpState, auth, creation, environments, exec, files, gateway, keys, logs, port_forward, pty,
+    sandboxes, secrets, shares, snapshots, ssh, system,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -20,6 +20,7 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(sandboxes::get, sandboxes::delete))
         .routes(routes!(sandboxes::stop))
         .routes(routes!(sandboxes::resume))
+        .routes(routes!(creation::events))
         .routes(routes!(exec::start, pty::exec))
         .routes(routes!(exec::stream))
         .routes(routes!(exec::result))

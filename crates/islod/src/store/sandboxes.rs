@@ -55,6 +55,12 @@ pub struct StoredSpec {
     /// update reaches it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<String>,
+    /// `false`: no internet for it, whatever its profile allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_enabled: Option<bool>,
+    /// The create request's tool cache key, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
 }
 
 impl StoredSpec {
