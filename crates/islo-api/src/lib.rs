@@ -19,6 +19,7 @@ mod session;
 mod share;
 mod snapshot;
 mod ssh;
+mod webhook;
 
 pub use agent::{AgentProfile, AgentProfilesResponse};
 pub use agent_session::{
@@ -63,6 +64,13 @@ pub use snapshot::{
     SnapshotResponse, SnapshotStatus,
 };
 pub use ssh::{SshCertificateRequest, SshCertificateResponse};
+pub use webhook::{
+    CreateWebhookRequest, DeliveriesQuery, HmacVerifier, IdempotencyConfig, IncomingWebhook,
+    IngressActionStatus, IngressEventStatus, SignedPart, SignedPayload, TimestampCheck,
+    UpdateWebhookRequest, ValueSource, Verifier, WebhookAction, WebhookActionAttempt, WebhookAuth,
+    WebhookDeliveryDetail, WebhookDeliverySummary, WebhookReceipt, WebhookRule,
+    WebhookSandboxTemplate, WebhookSecret, WebhookStatus, WebhookTarget,
+};
 
 /// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.
 pub(crate) fn env_map<'de, D: serde::Deserializer<'de>>(

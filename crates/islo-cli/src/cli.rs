@@ -75,6 +75,8 @@ pub enum Cmd {
     /// Environments: named sets of variables and secrets for new sandboxes (`ls`, `get`, `create`, `update`, `rm`, `default`).
     #[command(visible_alias = "env")]
     Environment(crate::cmd_environment::EnvironmentArgs),
+    /// Incoming webhooks: URLs that create, start, remove sandboxes or forward to a port inside.
+    Webhook(crate::cmd_webhook::WebhookArgs),
     /// Secrets the gateway injects into sandbox requests (never visible inside sandboxes).
     Secret(crate::cmd_secret::SecretArgs),
     /// Gateway profiles and rules: `ls`, `create`, `NAME`, `NAME update|rm|add-rule|update-rule|rm-rule|rule ls|reorder`; `log SANDBOX` shows its decisions.
@@ -350,6 +352,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .await
                 .map(|_| 0)
         }
+        Cmd::Webhook(a) => crate::cmd_webhook::run(&connect::client().await?, a, cli.output)
+            .await
+            .map(|_| 0),
         Cmd::Secret(a) => crate::cmd_secret::run(&connect::client().await?, a, cli.output)
             .await
             .map(|_| 0),

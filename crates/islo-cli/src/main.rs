@@ -34,6 +34,7 @@ mod cmd_share;
 mod cmd_snapshot;
 mod cmd_ssh;
 mod cmd_use;
+mod cmd_webhook;
 mod connect;
 mod dotenv;
 mod project;

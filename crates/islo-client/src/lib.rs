@@ -11,6 +11,7 @@ mod shares;
 mod snapshots;
 mod sse;
 mod tunnel;
+mod webhooks;
 
 use std::path::PathBuf;
 

@@ -57,6 +57,8 @@ pub struct FileConfig {
     /// (path-based, `…/s/TOKEN/`) or `https://{token}.share.example.com` (host-based; needs a
     /// wildcard DNS name). Default: `http://` plus `listen`.
     pub share_base_url: Option<String>,
+    /// Largest body a webhook receiver takes (default 1 MiB).
+    pub webhook_max_body_bytes: Option<usize>,
 }
 
 /// The `isolation:` section: every sandbox in a user namespace of its own.
@@ -166,6 +168,7 @@ pub struct Config {
     pub isolation: IsolationConfig,
     /// What share URLs start with; `None` when islod has no TCP listener.
     pub share_base_url: Option<String>,
+    pub webhook_max_body_bytes: usize,
 }
 
 /// Errors loading settings.
@@ -280,6 +283,7 @@ impl Config {
             socket,
             listen,
             share_base_url,
+            webhook_max_body_bytes: file.webhook_max_body_bytes.unwrap_or(1 << 20),
             agent_path,
             runtime: o
                 .runtime

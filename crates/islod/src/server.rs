@@ -175,6 +175,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             agents: crate::agents::profiles(&cfg.agents).map_err(anyhow::Error::msg)?,
             ids: id_pool(cfg)?,
             share_base_url: cfg.share_base_url.clone(),
+            webhook_max_body: cfg.webhook_max_body_bytes,
         },
     );
     Ok((Arc::new(app), local))
@@ -231,6 +232,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("recovering at start-up")?;
     let _watchdog = app.watch_agents();
+    app.start_webhook_worker();
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).context("writing islod.pid")?;

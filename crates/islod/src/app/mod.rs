@@ -31,6 +31,7 @@ mod sources;
 mod stream;
 mod system;
 mod watch;
+pub mod webhooks;
 
 /// Conversions from records to API views.
 pub mod sandboxes_view {
@@ -87,6 +88,8 @@ pub struct AppSettings {
     pub ids: Option<crate::ids::IdPool>,
     /// What share URLs start with (see [`ShareHub`]); `None`: no TCP listener, no shares.
     pub share_base_url: Option<String>,
+    /// Largest body a webhook receiver takes (default 1 MiB); larger gets 413.
+    pub webhook_max_body: usize,
 }
 
 /// Everything the handlers need.
@@ -100,6 +103,7 @@ pub struct App {
     net: std::sync::OnceLock<Arc<crate::gateway::NetState>>,
     shares: ShareHub,
     creations: progress::Creations,
+    webhooks: webhooks::Worker,
 }
 
 impl App {
@@ -121,6 +125,7 @@ impl App {
             net: std::sync::OnceLock::new(),
             shares,
             creations: progress::Creations::default(),
+            webhooks: webhooks::Worker::default(),
         }
     }
 

@@ -62,6 +62,12 @@ impl ShareHub {
         })
     }
 
+    /// Where islod's TCP listener is reached from outside (`http://HOST:PORT`), when shares are
+    /// path-based (webhook receivers hang off it too).
+    pub fn public_base(&self) -> Option<&str> {
+        self.base.as_deref().filter(|b| !b.contains("{token}"))
+    }
+
     /// For host-based URLs: the token a request's `Host` names, if it is a share's host.
     pub fn token_from_host(&self, host: &str) -> Option<String> {
         let base = self.base.as_deref()?;

@@ -24,6 +24,7 @@ mod snapshots;
 mod sse;
 mod ssh;
 mod system;
+mod webhooks;
 
 use std::sync::Arc;
 

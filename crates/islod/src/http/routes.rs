@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::{
     HttpState, auth, creation, environments, exec, files, gateway, keys, logs, port_forward, pty,
-    sandboxes, secrets, shares, snapshots, ssh, system,
+    sandboxes, secrets, shares, snapshots, ssh, system, webhooks,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -70,6 +70,10 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
             environments::delete
         ))
         .routes(routes!(environments::set_default))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::delete))
         .routes(routes!(keys::deactivate))
@@ -96,6 +100,11 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(super::openapi::base())
         .routes(routes!(auth::token))
         .route("/openapi.json", axum::routing::get(system::openapi))
+        // Webhook receivers: the webhook's own auth is the check; the body limit is its own.
+        .route(
+            "/hooks/{webhook_id}",
+            axum::routing::any(webhooks::receive).layer(DefaultBodyLimit::disable()),
+        )
         // Public share URLs: the token is the credential.
         .route("/s/{token}", axum::routing::any(shares::share_root))
         .route("/s/{token}/", axum::routing::any(shares::share_path))

@@ -17,6 +17,7 @@ mod sessions;
 mod setup;
 mod shares;
 mod snapshots;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -34,6 +35,7 @@ pub use netgw::{EventFilter, SecretMeta};
 pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow, StoredSpec};
 pub use shares::ShareRow;
 pub use snapshots::SnapshotRow;
+pub use webhooks::{DeliveryFilter, DeliveryRow, WebhookRow};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -379,6 +381,52 @@ CREATE TABLE environment_entries (
 );
 "#;
 
+/// Incoming webhooks (soft-deleted), their deliveries (one per idempotency key) and each
+/// action's attempts.
+const SCHEMA_V16: &str = r#"
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE TABLE webhook_deliveries (
+    event_id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    client TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    completed_at TEXT,
+    last_error TEXT,
+    resolved_sandbox_name TEXT NOT NULL,
+    resolved_sandbox_id TEXT,
+    external_event_id TEXT,
+    UNIQUE (webhook_id, idempotency_key)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE TABLE webhook_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL REFERENCES webhook_deliveries(event_id),
+    action_index INTEGER NOT NULL,
+    action_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    completed_at TEXT,
+    error TEXT
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(SCHEMA_V1),
@@ -396,6 +444,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V13),
         M::up(SCHEMA_V14),
         M::up(SCHEMA_V15),
+        M::up(SCHEMA_V16),
     ])
 }
 

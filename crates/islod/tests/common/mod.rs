@@ -47,6 +47,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
             .unwrap(),
         ),
         share_base_url: Some("http://shares.test".into()),
+        webhook_max_body: 1 << 20,
     };
     Arc::new(App::new(
         store,
