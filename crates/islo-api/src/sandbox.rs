@@ -335,6 +335,28 @@ pub struct CreationEvent {
     pub at: String,
 }
 
+/// One check of `GET /system/doctor` (an islo extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DoctorCheck {
+    /// `runtime`, `user_namespaces`, `cgroups`, `nftables`, `gateway`, `registry_mirror`,
+    /// `disk`, …
+    pub name: String,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it, when not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// `GET /system/doctor`: what islod's host has and lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DoctorReport {
+    pub checks: Vec<DoctorCheck>,
+}
+
 /// Extension `GET /system`: what `islo status` shows of the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -121,6 +121,8 @@ pub enum Cmd {
     ApiKey(crate::cmd_key::KeyArgs),
     /// A raw authenticated API call, e.g. `islo api /sandboxes` or `islo api /api-keys -d '{"name":"ci"}'`.
     Api(crate::cmd_key::ApiArgs),
+    /// Check this machine, islod and its host, and say what to fix.
+    Doctor,
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -307,7 +309,7 @@ pub struct LsArgs {
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let project = crate::project::load(cli.config.as_deref(), cli.no_config)?;
+    let project = || crate::project::load(cli.config.as_deref(), cli.no_config);
     match cli.cmd {
         Cmd::Login {
             tool: Some(tool), ..
@@ -316,7 +318,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .map(|_| 0),
         Cmd::Login { api_key, .. } => connect::login(api_key.as_deref().unwrap_or("-")).map(|_| 0),
         Cmd::Logout => connect::logout().map(|_| 0),
-        Cmd::Use(a) => cmd_use::run(*a, project.as_ref(), cli.output).await,
+        Cmd::Doctor => {
+            crate::cmd_doctor::run(cli.config.as_deref(), cli.no_config, cli.output).await
+        }
+        Cmd::Use(a) => cmd_use::run(*a, project()?.as_ref(), cli.output).await,
         Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)
             .await
             .map(|_| 0),
@@ -325,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .await
                 .map(|_| 0)
         }
-        Cmd::Status { name: None } => cmd_ls::status_all(project.as_ref(), cli.output)
+        Cmd::Status { name: None } => cmd_ls::status_all(project()?.as_ref(), cli.output)
             .await
             .map(|_| 0),
         Cmd::Stop { names, force } => cmd_lifecycle::stop(&connect::client().await?, &names, force)

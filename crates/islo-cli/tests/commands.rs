@@ -111,3 +111,56 @@ fn api_keys_and_raw_calls() {
     let o = env.islo(&["api", "/api-keys", "-d", "not json"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn doctor_says_what_is_wrong_and_what_to_do() {
+    let env = Env::new();
+    // A mirror nothing answers, besides the test registry.
+    let cfg = env.dir.path().join("islod.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen(
+        "registry_mirrors:\n",
+        "registry_mirrors:\n  quay.io: http://127.0.0.1:1\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let o = env.islo(&["doctor", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let check = |name: &str, detail: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name && c["detail"].as_str().unwrap().contains(detail))
+            .unwrap_or_else(|| panic!("{name} {detail}: {report}"))
+            .clone()
+    };
+    for name in [
+        "server",
+        "auth",
+        "runtime",
+        "user_namespaces",
+        "cgroups",
+        "nftables",
+        "gateway",
+        "disk",
+    ] {
+        assert_eq!(check(name, "")["ok"], true, "{name}: {report}");
+    }
+    assert_eq!(check("registry_mirror", "docker.io")["ok"], true);
+    let dead = check("registry_mirror", "quay.io");
+    assert_eq!(dead["ok"], false);
+    assert!(dead["fix"].as_str().unwrap().contains("registry_mirrors"));
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "a failed check fails the command"
+    );
+
+    // A broken project file is named, with the fix, in the human form too.
+    std::fs::write(env.dir.path().join("islo.yaml"), "image: [unclosed\n").unwrap();
+    let o = env.islo(&["doctor"]);
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l.starts_with("FAIL project")), "{out}");
+    assert!(out.contains("fix: fix islo.yaml"), "{out}");
+}

@@ -178,6 +178,12 @@ impl Client {
             .await
     }
 
+    /// What islod's host has and lacks.
+    pub async fn doctor(&self) -> Result<islo_api::DoctorReport, ClientError> {
+        self.json(self.req(reqwest::Method::GET, "/system/doctor"))
+            .await
+    }
+
     pub async fn system(&self) -> Result<ServerInfo, ClientError> {
         self.json(self.req(reqwest::Method::GET, "/system")).await
     }

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod app;
 pub mod config;
+pub mod doctor;
 pub mod fault;
 pub mod files;
 pub mod gateway;

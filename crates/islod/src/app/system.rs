@@ -9,6 +9,68 @@ use tokio::sync::mpsc;
 use super::{App, AppError, Tenant};
 
 impl App {
+    /// What islod's host has and lacks, and what to do about it.
+    pub async fn doctor(&self) -> islo_api::DoctorReport {
+        use crate::doctor;
+        let name = self.driver.name();
+        let mut checks = vec![match name.as_str() {
+            "fake" => islo_api::DoctorCheck {
+                name: "runtime".into(),
+                ok: false,
+                detail: "the fake runtime: sandboxes are not isolated".into(),
+                fix: Some("run islod with --runtime crun (or runc)".into()),
+            },
+            rt => match doctor::version(rt) {
+                Ok(v) => islo_api::DoctorCheck {
+                    name: "runtime".into(),
+                    ok: true,
+                    detail: v,
+                    fix: None,
+                },
+                Err(e) => islo_api::DoctorCheck {
+                    name: "runtime".into(),
+                    ok: false,
+                    detail: e,
+                    fix: Some("install crun (apt-get install crun)".into()),
+                },
+            },
+        }];
+        let userns = self.driver.user_namespaces();
+        checks.push(islo_api::DoctorCheck {
+            name: "user_namespaces".into(),
+            ok: userns.is_ok() && self.settings.ids.is_some(),
+            detail: match (&userns, &self.settings.ids) {
+                (Ok(()), Some(_)) => "each sandbox in a user namespace of its own".into(),
+                (Ok(()), None) => "off (isolation.userns: false): a sandbox's root is the host's".into(),
+                (Err(e), _) => e.clone(),
+            },
+            fix: (userns.is_err() || self.settings.ids.is_none()).then(|| {
+                "use Linux 5.12+ with the state directory on ext4, xfs, btrfs or tmpfs, and                  isolation.userns: true"
+                    .into()
+            }),
+        });
+        checks.push(doctor::cgroups(std::path::Path::new("/sys/fs/cgroup")));
+        checks.push(doctor::nftables());
+        checks.push(islo_api::DoctorCheck {
+            name: "gateway".into(),
+            ok: self.net().is_some() || name == "fake",
+            detail: if self.net().is_some() {
+                "sandboxes reach the network only through the gateway".into()
+            } else {
+                "off: sandboxes have loopback only".into()
+            },
+            fix: self
+                .net()
+                .is_none()
+                .then(|| "set gateway.enabled: true".into()),
+        });
+        for (registry, url) in self.images.mirrors() {
+            checks.push(doctor::mirror(&registry, &url).await);
+        }
+        checks.push(doctor::disk(std::path::Path::new(&self.settings.state_dir)));
+        islo_api::DoctorReport { checks }
+    }
+
     /// The tenant a credential (its hash) names: a session token still valid at `now`
     /// (unix seconds), or else an API key.
     pub fn tenant_for_secret(&self, hash: &str, now: i64) -> Result<Option<Tenant>, AppError> {

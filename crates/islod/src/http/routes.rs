@@ -84,6 +84,7 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(ssh::connect))
         .routes(routes!(system::pull))
         .routes(routes!(system::info))
+        .routes(routes!(system::doctor))
         .routes(routes!(system::agents))
         // The reference lists snapshots at `/snapshots/`; clients also call it without the
         // slash. The same handlers, not a second description.

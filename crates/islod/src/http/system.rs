@@ -57,6 +57,12 @@ pub async fn pull(State(s): State<HttpState>, ApiJson(req): ApiJson<ImagePullReq
         .into_response()
 }
 
+/// What islod's host has and lacks (`islo doctor`).
+#[utoipa::path(get, path = "/system/doctor", responses((status = 200, body = islo_api::DoctorReport)))]
+pub async fn doctor(State(s): State<HttpState>) -> Json<islo_api::DoctorReport> {
+    Json(s.app.doctor().await)
+}
+
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

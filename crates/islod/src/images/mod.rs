@@ -206,6 +206,15 @@ pub struct ImageStore {
 type Progress = Option<mpsc::Sender<ImagePullEvent>>;
 
 impl ImageStore {
+    /// Registry → mirror URL, as configured.
+    pub fn mirrors(&self) -> Vec<(String, String)> {
+        self.settings
+            .mirrors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn new(root: &Path, store: Arc<Store>, settings: ImageSettings) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("layers"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
