@@ -345,3 +345,109 @@ fn setup_then_openssh_tools_work_and_foreign_certificates_are_refused() {
         "another tenant's certificate must be refused"
     );
 }
+
+/// `sftp -b -` with `script` on stdin: (success, stdout).
+fn sftp_batch(me: &User, target: &str, script: &str) -> (bool, String) {
+    let mut c = me
+        .tool("sftp", &["-b", "-", target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut c.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
+#[test]
+fn sftp_and_scp_work_in_any_image_and_stay_inside_the_sandbox() {
+    let env = Env::new();
+    // An image with nothing but one static program: no sftp-server, no shell.
+    let scratch = format!("{}/islo-test/scratch:latest", env.registry);
+    let o = env.islo(&["use", "bare", "-i", &scratch, "--", "/busybox", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let me = User::new(&env, "me", None);
+    assert!(me.islo(&["ssh", "--setup"]).status.success());
+
+    let local = env.dir.path().join("up.bin");
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let st = me
+        .tool("scp", &[local.to_str().unwrap(), "bare.islo:/tmp/"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "scp up to a scratch image");
+    let back = env.dir.path().join("down.bin");
+    let st = me
+        .tool("scp", &["bare.islo:/tmp/up.bin", back.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "scp down");
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    // New files belong to the SSH user, as seen inside.
+    let o = env.islo(&[
+        "use",
+        "bare",
+        "--",
+        "/busybox",
+        "stat",
+        "-c",
+        "%u:%g %s",
+        "/tmp/up.bin",
+    ]);
+    assert_eq!(stdout(&o), "1000:1000 1500000\n", "{}", stderr(&o));
+
+    let (ok, out) = sftp_batch(
+        &me,
+        "bare.islo",
+        "mkdir /tmp/d\nrename /tmp/up.bin /tmp/d/moved\nls -l /tmp/d\nchmod 600 /tmp/d/moved\nrm /tmp/d/moved\nrmdir /tmp/d\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("moved"), "{out}");
+    let (ok, out) = sftp_batch(
+        &me,
+        "root@bare.islo",
+        &format!("put {} /root-owned\n", local.display()),
+    );
+    assert!(ok, "{out}");
+    let o = env.islo(&[
+        "use",
+        "bare",
+        "--",
+        "/busybox",
+        "stat",
+        "-c",
+        "%u",
+        "/root-owned",
+    ]);
+    assert_eq!(stdout(&o), "0\n", "as root, root's");
+
+    // Paths and symlinks resolve inside the sandbox, never on the host.
+    let secret = env.dir.path().join("host-secret");
+    std::fs::write(&secret, "host only").unwrap();
+    let link = format!("/busybox ln -s {} /tmp/escape", secret.display());
+    assert!(
+        env.islo(&["use", "bare", "--", "/busybox", "sh", "-c", &link])
+            .status
+            .success()
+    );
+    let got = env.dir.path().join("got");
+    for path in [
+        "/tmp/escape".to_string(),
+        format!("/../../../..{}", secret.display()),
+    ] {
+        let (ok, out) = sftp_batch(&me, "bare.islo", &format!("get {path} {}\n", got.display()));
+        assert!(!ok && !got.exists(), "{path}: {out}");
+    }
+    let (ok, out) = sftp_batch(
+        &me,
+        "bare.islo",
+        &format!("put {} /tmp/escape\n", local.display()),
+    );
+    assert!(
+        !ok,
+        "a write through a link leading nowhere inside is refused: {out}"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host only");
+}

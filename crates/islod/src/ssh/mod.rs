@@ -5,6 +5,7 @@
 pub mod ca;
 mod server;
 mod session;
+mod sftp;
 
 use std::sync::Arc;
 use std::time::Duration;

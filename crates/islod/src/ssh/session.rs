@@ -13,11 +13,6 @@ use crate::app::{
     Tenant,
 };
 
-/// Where sftp-server lives in common images.
-const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server \
-    /usr/lib/ssh/sftp-server /usr/lib/sftp-server; do [ -x \"$p\" ] && exec \"$p\"; done; \
-    echo 'islo: this image has no sftp-server (install openssh-sftp-server for scp and sftp)' >&2; exit 127";
-
 /// Who the session belongs to.
 pub struct Ctx {
     pub app: Arc<App>,
@@ -33,6 +28,8 @@ struct Asked {
     command: Vec<String>,
     tty: Option<PtySize>,
     env: BTreeMap<String, String>,
+    /// The sftp subsystem, which islod serves itself.
+    sftp: bool,
 }
 
 fn size(cols: u32, rows: u32) -> PtySize {
@@ -43,8 +40,9 @@ fn size(cols: u32, rows: u32) -> PtySize {
 }
 
 /// Collect requests until one starts something; `None` when the channel closes first.
-async fn asked(rx: &mut ChannelReadHalf) -> Option<Asked> {
+async fn asked(rx: &mut Channel<Msg>) -> Option<Asked> {
     let (mut tty, mut env) = (None, BTreeMap::new());
+    let mut sftp = false;
     let (command, tty) = loop {
         match rx.wait().await? {
             ChannelMsg::RequestPty {
@@ -67,7 +65,8 @@ async fn asked(rx: &mut ChannelReadHalf) -> Option<Asked> {
                 break (vec!["sh".into(), "-c".into(), line], tty);
             }
             ChannelMsg::RequestSubsystem { name, .. } if name == "sftp" => {
-                break (vec!["sh".into(), "-c".into(), SFTP_SERVER.into()], None);
+                sftp = true;
+                break (Vec::new(), None);
             }
             ChannelMsg::Close => return None,
             _ => {}
@@ -77,15 +76,74 @@ async fn asked(rx: &mut ChannelReadHalf) -> Option<Asked> {
         env.entry("TERM".into())
             .or_insert_with(|| "xterm-256color".into());
     }
-    Some(Asked { command, tty, env })
+    Some(Asked {
+        command,
+        tty,
+        env,
+        sftp,
+    })
+}
+
+/// Serve SFTP from islod over the channel, as the session's user.
+async fn sftp(ctx: &Ctx, channel: Channel<Msg>) {
+    match ctx.app.sftp_root(&ctx.tenant, &ctx.sandbox, &ctx.user) {
+        Ok((root, home)) => {
+            tracing::info!(sandbox = %ctx.sandbox, user = %ctx.user, "sftp session");
+            // The server runs on one end of a pipe; this carries the channel to the other, so
+            // the session's end is known and reported (scp wants an exit status).
+            let (ours, theirs) = tokio::io::duplex(256 * 1024);
+            russh_sftp::server::run(theirs, super::sftp::Sftp::new(root, home)).await;
+            let (rx, tx) = channel.split();
+            let (from_server, to_server) = tokio::io::split(ours);
+            tokio::join!(
+                client_to_sftp(rx, to_server),
+                sftp_to_client(from_server, &tx)
+            );
+            close(&tx, 0).await;
+        }
+        Err(e) => {
+            let (_, tx) = channel.split();
+            finish(&tx, format!("islo: {e}\r\n").as_bytes(), EXIT_CANNOT_START).await;
+        }
+    }
+}
+
+async fn client_to_sftp(mut rx: ChannelReadHalf, mut to: impl tokio::io::AsyncWrite + Unpin) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(msg) = rx.wait().await {
+        match msg {
+            ChannelMsg::Data { data } if to.write_all(&data).await.is_err() => break,
+            ChannelMsg::Eof | ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+async fn sftp_to_client(mut from: impl tokio::io::AsyncRead + Unpin, tx: &Tx) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.data_bytes(buf[..n].to_vec()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Serve one session channel to its end.
-pub async fn run(ctx: Ctx, channel: Channel<Msg>) {
-    let (mut rx, tx) = channel.split();
-    let Some(a) = asked(&mut rx).await else {
+pub async fn run(ctx: Ctx, mut channel: Channel<Msg>) {
+    let Some(a) = asked(&mut channel).await else {
         return;
     };
+    if a.sftp {
+        return sftp(&ctx, channel).await;
+    }
+    let (rx, tx) = channel.split();
     let login_shell = a.command.is_empty();
     let exec = ExecRequest {
         command: a.command,

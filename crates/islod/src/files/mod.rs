@@ -15,6 +15,10 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
+mod inplace;
+
+pub use inplace::Entry;
+
 /// Why a file operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -514,5 +518,4 @@ fn add_entry(
 }
 
 #[cfg(test)]
-#[path = "files_tests.rs"]
 mod tests;
