@@ -8,6 +8,8 @@ import uuid
 import httpx
 from islo import Islo
 from islo.core.api_error import ApiError
+from islo.custom.exec import exec_and_wait_sync
+from islo.custom.files import download_file_to_path, upload_file_from_path
 
 IMAGE = os.environ["ISLO_TEST_IMAGE"]
 client = Islo()  # ISLO_BASE_URL, ISLO_COMPUTE_URL, ISLO_API_KEY
@@ -134,6 +136,116 @@ def test_errors_use_the_reference_body():
         raise AssertionError("a bad key was accepted")
     except Exception as e:  # the SDK fails the token exchange
         assert "401" in str(e) or status_of(e) == 401, e
+
+
+def token():
+    base = os.environ["ISLO_COMPUTE_URL"]
+    return httpx.post(f"{base}/auth/token", json={"access_key": os.environ["ISLO_API_KEY"]}).json()["session_token"]
+
+
+def wait_until(check, what, tries=200):
+    for _ in range(tries):
+        v = check()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_exec_and_wait_and_files():
+    n = name("files")
+    sb.create_sandbox(name=n, image=IMAGE, memory_mb=256)
+    try:
+        r = exec_and_wait_sync(client, n, ["sh", "-c", "echo hi; echo err >&2; exit 3"], poll_interval=0.05)
+        assert (r.stdout, r.stderr, r.exit_code) == ("hi\n", "err\n", 3), r
+        base = os.environ["ISLO_COMPUTE_URL"]
+        src = f"/tmp/{n}.src"
+        with open(src, "wb") as f:
+            f.write(os.urandom(200_000))
+        with httpx.Client() as http:
+            upload_file_from_path(http, base, n, src, "/workspace/blob", token=token())
+            back = download_file_to_path(http, base, n, "/workspace/blob", f"/tmp/{n}.back", token=token())
+        assert open(src, "rb").read() == open(back, "rb").read()
+    finally:
+        sb.delete_sandbox(n)
+
+
+def test_shares():
+    n = name("share")
+    sb.create_sandbox(name=n, image=IMAGE, memory_mb=256)
+    try:
+        sb.exec_in_sandbox(n, command=["sh", "-c", "mkdir -p /tmp/www && echo shared > /tmp/www/index.html && busybox httpd -p 8080 -h /tmp/www"])
+        share = client.shares.create_share(n, port=8080, ttl_seconds=3600)
+        assert share.share_id.startswith("sh_") and share.port == 8080 and share.expires_at, share
+        assert [s.share_id for s in client.shares.list_shares(n)] == [share.share_id]
+        body = wait_until(lambda: (lambda r: r.text if r.status_code == 200 else None)(httpx.get(share.url)), "the share")
+        assert body == "shared\n", body
+        client.shares.revoke_share(n, share.share_id)
+        assert client.shares.list_shares(n) == []
+        assert httpx.get(share.url).status_code == 404
+        try:
+            client.shares.create_share(n, port=0)
+            raise AssertionError("port 0 accepted")
+        except ApiError as e:
+            assert status_of(e) == 422, e
+    finally:
+        sb.delete_sandbox(n)
+
+
+def test_environments():
+    env_name = name("env")
+    made = client.environments.create_environment(name=env_name, entries=[
+        {"kind": "variable", "key": "STAGE", "value": "sdk"},
+        {"kind": "secret", "key": "DB_PASSWORD", "value": "hunter2", "placement": "sandbox_env"},
+    ])
+    try:
+        assert made.name == env_name and not made.is_default
+        secret = [e for e in made.entries if e.key == "DB_PASSWORD"][0]
+        assert secret.value is None and secret.has_value, secret
+        assert env_name in [e.name for e in client.environments.list_environments()]
+        assert client.environments.get_environment(made.id).name == env_name
+        n = name("withenv")
+        sb.create_sandbox(name=n, image=IMAGE, memory_mb=256, environment=env_name)
+        try:
+            r = exec_and_wait_sync(client, n, ["sh", "-c", "echo $STAGE $DB_PASSWORD"], poll_interval=0.05)
+            assert r.stdout == "sdk hunter2\n", r
+        finally:
+            sb.delete_sandbox(n)
+        renamed = client.environments.update_environment(made.id, name=env_name + "-2")
+        assert renamed.name == env_name + "-2"
+        assert client.environments.set_default_environment(made.id).is_default
+    finally:
+        client.environments.delete_environment(made.id)
+
+
+def test_incoming_webhooks():
+    n = name("hooked")
+    sb.create_sandbox(name=n, image=IMAGE, memory_mb=256)
+    wh = client.webhooks.create_incoming_webhook(
+        name="sdk-cleanup",
+        auth={"auth_type": "bearer_static", "token": {"name": "t", "value": "sdk-token"}},
+        idempotency={"source": "header", "name": "X-Event-Id"},
+        target={"target_type": "fixed_sandbox_name", "sandbox_name": n},
+        rules=[{"actions": [{"action_type": "delete_sandbox"}]}],
+    )
+    try:
+        assert wh.id.startswith("wh_") and wh.status == "active", wh
+        assert wh.id in [w.id for w in client.webhooks.list_incoming_webhooks()]
+        assert client.webhooks.get_incoming_webhook(wh.id).name == "sdk-cleanup"
+        headers = {"Authorization": "Bearer sdk-token", "X-Event-Id": "e-1"}
+        assert httpx.post(wh.receiver_url, json={"hello": 1}, headers={"X-Event-Id": "e-0"}).status_code == 401
+        assert httpx.post(wh.receiver_url, json={"hello": 1}, headers=headers).status_code == 202
+        assert httpx.post(wh.receiver_url, json={"hello": 1}, headers=headers).status_code == 200
+        done = wait_until(lambda: [d for d in client.webhooks.list_webhook_deliveries(wh.id) if d.status == "delivered"], "the delivery")
+        detail = client.webhooks.get_webhook_delivery(wh.id, done[0].event_id)
+        assert detail.resolved_sandbox_name == n and detail.action_attempts[0].status == "completed", detail
+        assert sb.get_sandbox_by_id(detail.resolved_sandbox_id).status == "deleted"
+        failed = client.webhooks.list_webhook_deliveries(wh.id, status="failed")
+        assert len(failed) == 1 and "verification" in failed[0].last_error, failed
+        updated = client.webhooks.update_incoming_webhook(wh.id, status="disabled")
+        assert updated.status == "disabled"
+    finally:
+        client.webhooks.delete_incoming_webhook(wh.id)
 
 
 def main():

@@ -190,10 +190,15 @@ impl App {
                 d.resolved_sandbox_id = Some(row.id.clone());
                 self.running_or_start(t, &name, row.status).await
             }
-            WebhookAction::DeleteSandbox => match self.delete(t, &name).await {
-                Ok(()) | Err(AppError::SandboxNotFound(_)) => Ok(()),
-                Err(e) => Err(err(e)),
-            },
+            WebhookAction::DeleteSandbox => {
+                if let Ok(row) = self.get(t, &name) {
+                    d.resolved_sandbox_id = Some(row.id);
+                }
+                match self.delete(t, &name).await {
+                    Ok(()) | Err(AppError::SandboxNotFound(_)) => Ok(()),
+                    Err(e) => Err(err(e)),
+                }
+            }
             WebhookAction::DeliverToPort {
                 port,
                 path,
