@@ -63,6 +63,7 @@ mod tests {
                 S::Running,
                 S::Stopping,
                 S::Stopped,
+                S::Paused,
                 S::Failed,
                 S::Deleted,
             ],

@@ -23,6 +23,9 @@ crate::closed::closed_set! {
         Running = "running",
         Stopping = "stopping",
         Stopped = "stopped",
+        /// Its processes checkpointed to disk (the reference's vocabulary; this islod does not
+        /// pause yet, so none is, but lists may ask for them).
+        Paused = "paused",
         Failed = "failed",
         Deleted = "deleted",
     }
@@ -402,7 +405,7 @@ mod tests {
             r#"{"id":"0190-x","name":"demo","status":"running","image":"python:3.12-slim","created_at":"2026-11-28T10:00:00Z","spec":{"vcpus":2,"memory_mb":2048,"disk_gb":10},"workdir":"/workspace"}"#
         );
         for st in [
-            "starting", "running", "stopping", "stopped", "failed", "deleted",
+            "starting", "running", "stopping", "stopped", "paused", "failed", "deleted",
         ] {
             assert_eq!(SandboxStatus::parse(st).unwrap().as_str(), st);
         }

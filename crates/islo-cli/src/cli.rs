@@ -299,7 +299,7 @@ pub struct LogsArgs {
 
 #[derive(Args)]
 pub struct LsArgs {
-    /// Only sandboxes in this status (repeatable): starting, running, stopping, stopped, failed, deleted.
+    /// Only sandboxes in this status (repeatable): starting, running, stopping, stopped, paused, failed, deleted.
     #[arg(long)]
     pub status: Vec<String>,
     /// Deleted sandboxes too (their records stay readable by id).

@@ -573,3 +573,16 @@ async fn a_trailing_slash_reaches_the_same_route() {
     let (status, _) = c.raw("GET", "/nothing/here/", None).await.unwrap();
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn status_paused_is_a_word_lists_accept() {
+    let s = server().await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("awake")).await.unwrap();
+    let (status, out) = c.raw("GET", "/sandboxes?status=paused", None).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+    let page: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(page["total"], 0, "nothing pauses here yet: {page}");
+    let (status, _) = c.raw("GET", "/sandboxes?status=dozing", None).await.unwrap();
+    assert_eq!(status, 422);
+}
