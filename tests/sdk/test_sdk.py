@@ -248,6 +248,44 @@ def test_incoming_webhooks():
         client.webhooks.delete_incoming_webhook(wh.id)
 
 
+def test_lifecycle_sessions_files_and_snapshots():
+    n = name("rest")
+    sb.create_sandbox(name=n, image=IMAGE, memory_mb=256)
+    snap = None
+    try:
+        # The creation's events: the SDK's call returns nothing; the stream answers.
+        sb.sandbox_creation_events(n)
+        with httpx.stream("GET", f"{os.environ['ISLO_COMPUTE_URL']}/sandboxes/{n}/events",
+                          headers={"Authorization": f"Bearer {token()}"}) as resp:
+            text = "".join(resp.iter_text())
+        assert '"phase":"ready"' in text, text
+        assert sb.get_sandbox(n).creation_phase == "ready"
+        # Files one by one and as archives.
+        up = sb.upload_file(n, path="/workspace/hello.txt", file=("hello.txt", b"hello sdk\n"))
+        assert up is not None
+        assert b"".join(sb.download_file(n, path="/workspace/hello.txt")) == b"hello sdk\n"
+        sb.download_archive(n, path="/workspace")
+        # Sessions.
+        sb.create_session(n, name="bg", command=["sh", "-c", "sleep 60"])
+        names = [x.name for x in sb.list_sessions(n).sessions]
+        assert "bg" in names, names
+        sb.kill_session(n, "bg")
+        # Stop and resume keep the files.
+        sb.stop_sandbox(n)
+        assert sb.resume_sandbox(n).status == "running"
+        r = exec_and_wait_sync(client, n, ["cat", "/workspace/hello.txt"], poll_interval=0.05)
+        assert r.stdout == "hello sdk\n", r
+        # Snapshots.
+        snap = client.snapshots.create_snapshot(sandbox_name=n, name=name("snap"))
+        assert snap.status == "ready", snap
+        assert snap.name in [x.name for x in client.snapshots.list_snapshots(limit=50).items]
+        assert client.snapshots.get_snapshot(snap.name).id == snap.id
+    finally:
+        sb.delete_sandbox(n)
+        if snap is not None:
+            client.snapshots.delete_snapshot(snap.name)
+
+
 def main():
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
     failed = 0
