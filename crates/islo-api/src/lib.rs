@@ -65,11 +65,13 @@ pub use snapshot::{
 };
 pub use ssh::{SshCertificateRequest, SshCertificateResponse};
 pub use webhook::{
-    CreateWebhookRequest, DeliveriesQuery, HmacVerifier, IdempotencyConfig, IncomingWebhook,
-    IngressActionStatus, IngressEventStatus, SignedPart, SignedPayload, TimestampCheck,
-    UpdateWebhookRequest, ValueSource, Verifier, WebhookAction, WebhookActionAttempt, WebhookAuth,
-    WebhookDeliveryDetail, WebhookDeliverySummary, WebhookReceipt, WebhookRule,
-    WebhookSandboxTemplate, WebhookSecret, WebhookStatus, WebhookTarget,
+    BasicVerifier, BearerStaticVerifier, CreateWebhookRequest, DeliveriesQuery,
+    HeaderEqualsVerifier, HmacVerifier, IdempotencyConfig, IncomingWebhook, IngressActionStatus,
+    IngressEventStatus, IpAllowlistVerifier, JwtVerifier, QueryEqualsVerifier, SignedPart,
+    SignedPayload, TimestampCheck, UpdateWebhookRequest, ValueSource, Verifier, WebhookAction,
+    WebhookActionAttempt, WebhookAuth, WebhookDeliveryDetail, WebhookDeliverySummary,
+    WebhookReceipt, WebhookRule, WebhookSandboxTemplate, WebhookSecret, WebhookStatus,
+    WebhookTarget,
 };
 
 /// Deserialize an env map whose values may be `null` (the SDKs allow it): nulls are dropped.

@@ -86,77 +86,85 @@ pub struct HmacVerifier {
     pub timestamp: Option<TimestampCheck>,
 }
 
+/// A header that must carry a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeaderEqualsVerifier {
+    pub header: String,
+    pub value: WebhookSecret,
+}
+
+/// A query parameter that must carry a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueryEqualsVerifier {
+    pub query: String,
+    pub value: WebhookSecret,
+}
+
+/// `Authorization: Basic` with these credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BasicVerifier {
+    pub username: WebhookSecret,
+    pub password: WebhookSecret,
+}
+
+/// `Authorization: Bearer` with this token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BearerStaticVerifier {
+    pub token: WebhookSecret,
+}
+
+/// A JWT checked against a key set (refused by islod: it fetches no key sets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JwtVerifier {
+    pub jwks_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+/// The sender's address is in one of these (`a.b.c.d/n`, IPv6 too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IpAllowlistVerifier {
+    pub cidrs: Vec<String>,
+}
+
 /// One way of checking the sender (inside `all` / `any`, tagged by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Verifier {
     Hmac(HmacVerifier),
-    HeaderEquals {
-        header: String,
-        value: WebhookSecret,
-    },
-    QueryEquals {
-        query: String,
-        value: WebhookSecret,
-    },
-    Basic {
-        username: WebhookSecret,
-        password: WebhookSecret,
-    },
-    BearerStatic {
-        token: WebhookSecret,
-    },
-    Jwt {
-        jwks_url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        issuer: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        audience: Option<String>,
-    },
-    IpAllowlist {
-        cidrs: Vec<String>,
-    },
+    HeaderEquals(HeaderEqualsVerifier),
+    QueryEquals(QueryEqualsVerifier),
+    Basic(BasicVerifier),
+    BearerStatic(BearerStaticVerifier),
+    Jwt(JwtVerifier),
+    IpAllowlist(IpAllowlistVerifier),
 }
 
-/// How the sender is checked (tagged by `auth_type`).
+/// How the sender is checked (tagged by `auth_type`): one verifier, all or any of several, or
+/// none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "auth_type", rename_all = "snake_case")]
 pub enum WebhookAuth {
     None,
     Hmac(HmacVerifier),
-    HeaderEquals {
-        header: String,
-        value: WebhookSecret,
-    },
-    QueryEquals {
-        query: String,
-        value: WebhookSecret,
-    },
-    Basic {
-        username: WebhookSecret,
-        password: WebhookSecret,
-    },
-    BearerStatic {
-        token: WebhookSecret,
-    },
-    Jwt {
-        jwks_url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        issuer: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        audience: Option<String>,
-    },
-    IpAllowlist {
-        cidrs: Vec<String>,
-    },
-    All {
-        verifiers: Vec<Verifier>,
-    },
-    Any {
-        verifiers: Vec<Verifier>,
-    },
+    HeaderEquals(HeaderEqualsVerifier),
+    QueryEquals(QueryEqualsVerifier),
+    Basic(BasicVerifier),
+    BearerStatic(BearerStaticVerifier),
+    Jwt(JwtVerifier),
+    IpAllowlist(IpAllowlistVerifier),
+    All { verifiers: Vec<Verifier> },
+    Any { verifiers: Vec<Verifier> },
 }
 
 /// What makes two deliveries the same event (a replay is acknowledged, not acted on again).

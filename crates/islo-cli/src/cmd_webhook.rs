@@ -199,12 +199,12 @@ fn request(name: &str, b: &Build) -> anyhow::Result<CreateWebhookRequest> {
             signed_payload: SignedPayload::RawBody,
             timestamp: None,
         }),
-        (None, Some(t)) => WebhookAuth::BearerStatic {
+        (None, Some(t)) => WebhookAuth::BearerStatic(islo_api::BearerStaticVerifier {
             token: WebhookSecret {
                 name: "bearer".into(),
                 value: t.clone(),
             },
-        },
+        }),
         (None, None) => WebhookAuth::None,
     };
     let mut actions = b

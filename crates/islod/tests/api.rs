@@ -272,7 +272,7 @@ async fn validation_errors_say_what_is_wrong() {
     for (method, path, body) in [
         ("POST", "/sandboxes", "{not json"),
         ("GET", "/sandboxes?limit=0", ""),
-        ("GET", "/sandboxes?status=paused", ""),
+        ("GET", "/sandboxes?status=dozing", ""),
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let resp = http
@@ -579,10 +579,16 @@ async fn status_paused_is_a_word_lists_accept() {
     let s = server().await;
     let c = s.client("alpha");
     c.create_sandbox(&create("awake")).await.unwrap();
-    let (status, out) = c.raw("GET", "/sandboxes?status=paused", None).await.unwrap();
+    let (status, out) = c
+        .raw("GET", "/sandboxes?status=paused", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
     let page: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(page["total"], 0, "nothing pauses here yet: {page}");
-    let (status, _) = c.raw("GET", "/sandboxes?status=dozing", None).await.unwrap();
+    let (status, _) = c
+        .raw("GET", "/sandboxes?status=dozing", None)
+        .await
+        .unwrap();
     assert_eq!(status, 422);
 }

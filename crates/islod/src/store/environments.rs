@@ -87,6 +87,18 @@ fn insert_entries(
     Ok(())
 }
 
+/// A unique name already in use, as [`StoreError::NameTaken`].
+fn taken(e: rusqlite::Error, name: &str) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::NameTaken(name.to_string())
+        }
+        e => e.into(),
+    }
+}
+
 impl Store {
     /// Record a new environment with its entries (the tenant's default if it says so).
     pub fn insert_environment(&self, env: &EnvRow, entries: &[EntryRow]) -> Result<(), StoreError> {
@@ -109,14 +121,7 @@ impl Store {
                 env.updated_at
             ],
         )
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::NameTaken(env.name.clone())
-            }
-            e => e.into(),
-        })?;
+        .map_err(|e| taken(e, &env.name))?;
         insert_entries(&tx, &env.id, entries)?;
         tx.commit()?;
         Ok(())
@@ -147,14 +152,7 @@ impl Store {
                 now_rfc3339()
             ],
         )
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::NameTaken(env.name.clone())
-            }
-            e => e.into(),
-        })?;
+        .map_err(|e| taken(e, &env.name))?;
         if let Some(entries) = entries {
             insert_entries(&tx, &env.id, entries)?;
         }

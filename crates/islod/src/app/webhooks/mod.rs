@@ -55,8 +55,8 @@ fn check_verifier(v: &Verifier) -> Result<(), AppError> {
         Verifier::Hmac(h) if h.algorithm != "sha256" || h.encoding != "hex" => Err(bad(
             "auth: hmac supports algorithm sha256 with encoding hex",
         )),
-        Verifier::Jwt { .. } => Err(bad("auth: jwt is not supported by islod")),
-        Verifier::IpAllowlist { cidrs } => cidrs.iter().try_for_each(|c| {
+        Verifier::Jwt(_) => Err(bad("auth: jwt is not supported by islod")),
+        Verifier::IpAllowlist(v) => v.cidrs.iter().try_for_each(|c| {
             let net = c.split('/').next().unwrap_or_default();
             net.parse::<std::net::IpAddr>()
                 .map(drop)
@@ -127,26 +127,20 @@ fn redact_verifier(v: &Verifier, tag: &str) -> serde_json::Value {
             "prefix": h.prefix, "secret_redacted": true, "secret_ref": secret_ref(&h.secret),
             "signature": h.signature, "signed_payload": h.signed_payload, "timestamp": h.timestamp})
         }
-        Verifier::HeaderEquals { header, .. } => {
-            json!({"type": "header_equals", "header": header, "value_redacted": true})
+        Verifier::HeaderEquals(h) => {
+            json!({"type": "header_equals", "header": h.header, "value_redacted": true})
         }
-        Verifier::QueryEquals { query, .. } => {
-            json!({"type": "query_equals", "query": query, "value_redacted": true})
+        Verifier::QueryEquals(q) => {
+            json!({"type": "query_equals", "query": q.query, "value_redacted": true})
         }
-        Verifier::Basic { username, .. } => json!({"type": "basic", "secret_redacted": true,
-            "secret_ref": secret_ref(username)}),
-        Verifier::BearerStatic { token } => {
-            json!({"type": "bearer_static", "secret_redacted": true,
-            "secret_ref": secret_ref(token)})
+        Verifier::Basic(b) => json!({"type": "basic", "secret_redacted": true,
+            "secret_ref": secret_ref(&b.username)}),
+        Verifier::BearerStatic(b) => json!({"type": "bearer_static", "secret_redacted": true,
+            "secret_ref": secret_ref(&b.token)}),
+        Verifier::Jwt(j) => {
+            json!({"type": "jwt", "jwks_url": j.jwks_url, "issuer": j.issuer, "audience": j.audience})
         }
-        Verifier::Jwt {
-            jwks_url,
-            issuer,
-            audience,
-        } => {
-            json!({"type": "jwt", "jwks_url": jwks_url, "issuer": issuer, "audience": audience})
-        }
-        Verifier::IpAllowlist { cidrs } => json!({"type": "ip_allowlist", "cidrs": cidrs}),
+        Verifier::IpAllowlist(i) => json!({"type": "ip_allowlist", "cidrs": i.cidrs}),
     };
     if let Some(o) = out.as_object_mut() {
         o.retain(|_, v| !v.is_null());

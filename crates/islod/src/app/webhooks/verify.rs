@@ -6,7 +6,10 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use islo_api::{HmacVerifier, SignedPart, SignedPayload, ValueSource, Verifier, WebhookAuth};
+use islo_api::{
+    HeaderEqualsVerifier, HmacVerifier, IpAllowlistVerifier, QueryEqualsVerifier, SignedPart,
+    SignedPayload, ValueSource, Verifier, WebhookAuth,
+};
 use sha2::{Digest, Sha256};
 
 /// A request as the receiver got it.
@@ -220,30 +223,30 @@ fn basic(r: &Received, user: &str, pass: &str) -> Result<(), String> {
 fn one(v: &Verifier, r: &Received, now: i64) -> Result<(), String> {
     match v {
         Verifier::Hmac(h) => hmac(h, r, now),
-        Verifier::HeaderEquals { header, value } => match r.header(header) {
+        Verifier::HeaderEquals(HeaderEqualsVerifier { header, value }) => match r.header(header) {
             Some(got) if same(got.as_bytes(), value.value.as_bytes()) => Ok(()),
             Some(_) => Err(format!("header {header} has the wrong value")),
             None => Err(format!("header {header} is missing")),
         },
-        Verifier::QueryEquals { query, value } => match r.query_param(query) {
+        Verifier::QueryEquals(QueryEqualsVerifier { query, value }) => match r.query_param(query) {
             Some(got) if same(got.as_bytes(), value.value.as_bytes()) => Ok(()),
             Some(_) => Err(format!("query parameter {query} has the wrong value")),
             None => Err(format!("query parameter {query} is missing")),
         },
-        Verifier::Basic { username, password } => basic(r, &username.value, &password.value),
-        Verifier::BearerStatic { token } => {
+        Verifier::Basic(b) => basic(r, &b.username.value, &b.password.value),
+        Verifier::BearerStatic(b) => {
             let h = r.header("authorization").ok_or("no Authorization header")?;
             let got = h
                 .strip_prefix("Bearer ")
                 .ok_or("Authorization is not Bearer")?;
-            if same(got.trim().as_bytes(), token.value.as_bytes()) {
+            if same(got.trim().as_bytes(), b.token.value.as_bytes()) {
                 Ok(())
             } else {
                 Err("wrong bearer token".into())
             }
         }
-        Verifier::Jwt { .. } => Err("jwt verification is not supported".into()),
-        Verifier::IpAllowlist { cidrs } => match r.client {
+        Verifier::Jwt(_) => Err("jwt verification is not supported".into()),
+        Verifier::IpAllowlist(IpAllowlistVerifier { cidrs }) => match r.client {
             Some(ip) if cidrs.iter().any(|c| in_cidr(ip, c)) => Ok(()),
             Some(ip) => Err(format!("{ip} is not in the allow list")),
             None => Err("the client address is unknown".into()),
@@ -254,21 +257,13 @@ fn one(v: &Verifier, r: &Received, now: i64) -> Result<(), String> {
 /// The verifier a top-level auth stands for (all but `none`, `all`, `any`).
 pub fn as_verifier(a: &WebhookAuth) -> Option<Verifier> {
     Some(match a.clone() {
-        WebhookAuth::Hmac(h) => Verifier::Hmac(h),
-        WebhookAuth::HeaderEquals { header, value } => Verifier::HeaderEquals { header, value },
-        WebhookAuth::QueryEquals { query, value } => Verifier::QueryEquals { query, value },
-        WebhookAuth::Basic { username, password } => Verifier::Basic { username, password },
-        WebhookAuth::BearerStatic { token } => Verifier::BearerStatic { token },
-        WebhookAuth::Jwt {
-            jwks_url,
-            issuer,
-            audience,
-        } => Verifier::Jwt {
-            jwks_url,
-            issuer,
-            audience,
-        },
-        WebhookAuth::IpAllowlist { cidrs } => Verifier::IpAllowlist { cidrs },
+        WebhookAuth::Hmac(v) => Verifier::Hmac(v),
+        WebhookAuth::HeaderEquals(v) => Verifier::HeaderEquals(v),
+        WebhookAuth::QueryEquals(v) => Verifier::QueryEquals(v),
+        WebhookAuth::Basic(v) => Verifier::Basic(v),
+        WebhookAuth::BearerStatic(v) => Verifier::BearerStatic(v),
+        WebhookAuth::Jwt(v) => Verifier::Jwt(v),
+        WebhookAuth::IpAllowlist(v) => Verifier::IpAllowlist(v),
         WebhookAuth::None | WebhookAuth::All { .. } | WebhookAuth::Any { .. } => return None,
     })
 }
@@ -420,27 +415,29 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode("u:p")
         );
         let r = req(&[("X-Token", "t0k"), ("Authorization", &basic)], "{}");
-        let header = WebhookAuth::HeaderEquals {
+        let header = WebhookAuth::HeaderEquals(HeaderEqualsVerifier {
             header: "x-token".into(),
             value: secret("t0k"),
-        };
+        });
         verify(&header, &r, 0).unwrap();
-        let query = WebhookAuth::QueryEquals {
+        let query = WebhookAuth::QueryEquals(QueryEqualsVerifier {
             query: "token".into(),
             value: secret("nope"),
-        };
+        });
         assert!(verify(&query, &r, 0).is_err());
         verify(
-            &WebhookAuth::Basic {
+            &WebhookAuth::Basic(islo_api::BasicVerifier {
                 username: secret("u"),
                 password: secret("p"),
-            },
+            }),
             &r,
             0,
         )
         .unwrap();
-        let ips = |c: &[&str]| Verifier::IpAllowlist {
-            cidrs: c.iter().map(|s| s.to_string()).collect(),
+        let ips = |c: &[&str]| {
+            Verifier::IpAllowlist(IpAllowlistVerifier {
+                cidrs: c.iter().map(|s| s.to_string()).collect(),
+            })
         };
         let any = WebhookAuth::Any {
             verifiers: vec![ips(&["192.168.0.0/16"]), ips(&["10.0.0.0/8"])],
@@ -449,7 +446,7 @@ mod tests {
         let all = WebhookAuth::All {
             verifiers: vec![
                 ips(&["10.1.2.0/24"]),
-                Verifier::BearerStatic { token: secret("x") },
+                Verifier::BearerStatic(islo_api::BearerStaticVerifier { token: secret("x") }),
             ],
         };
         assert!(verify(&all, &r, 0).unwrap_err().contains("Bearer"));
