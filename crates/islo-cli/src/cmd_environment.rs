@@ -232,36 +232,39 @@ fn show(env: &EnvironmentResponse, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `islo environment ls`.
+async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
+    let all = client.environments().await?;
+    if output == Output::Json {
+        outln!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let rows = all
+        .into_iter()
+        .map(|e| {
+            let d = if e.is_default { "yes" } else { "" };
+            vec![
+                e.name,
+                e.variable_count.to_string(),
+                e.secret_count.to_string(),
+                d.into(),
+                ui::ago(&e.updated_at),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        ui::table(
+            &["NAME", "VARIABLES", "SECRETS", "DEFAULT", "UPDATED"],
+            rows
+        )
+    );
+    Ok(())
+}
+
 pub async fn run(client: &Client, a: EnvironmentArgs, output: Output) -> anyhow::Result<()> {
     match a.cmd {
-        EnvCmd::Ls => {
-            let all = client.environments().await?;
-            if output == Output::Json {
-                outln!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            let rows = all
-                .into_iter()
-                .map(|e| {
-                    let d = if e.is_default { "yes" } else { "" };
-                    vec![
-                        e.name,
-                        e.variable_count.to_string(),
-                        e.secret_count.to_string(),
-                        d.into(),
-                        ui::ago(&e.updated_at),
-                    ]
-                })
-                .collect();
-            out!(
-                "{}",
-                ui::table(
-                    &["NAME", "VARIABLES", "SECRETS", "DEFAULT", "UPDATED"],
-                    rows
-                )
-            );
-            Ok(())
-        }
+        EnvCmd::Ls => ls(client, output).await,
         EnvCmd::Get { name } => show(&client.environment(&name).await?, output),
         EnvCmd::Create {
             name,

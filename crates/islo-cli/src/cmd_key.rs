@@ -60,6 +60,33 @@ fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `islo api-key ls`.
+async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
+    let all = client.api_keys().await?;
+    if output == Output::Json {
+        outln!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let rows = all
+        .into_iter()
+        .map(|k| {
+            let exp = k.expires_at.as_deref().map_or("never".into(), ui::datetime);
+            vec![
+                k.id,
+                k.name,
+                k.status.to_string(),
+                exp,
+                ui::ago(&k.created_at),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        ui::table(&["ID", "NAME", "STATUS", "EXPIRES", "CREATED"], rows)
+    );
+    Ok(())
+}
+
 pub async fn run(client: &Client, a: KeyArgs, output: Output) -> anyhow::Result<()> {
     match a.cmd {
         KeyCmd::Create {
@@ -99,31 +126,7 @@ pub async fn run(client: &Client, a: KeyArgs, output: Output) -> anyhow::Result<
             }
             Ok(())
         }
-        KeyCmd::Ls => {
-            let all = client.api_keys().await?;
-            if output == Output::Json {
-                outln!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            let rows = all
-                .into_iter()
-                .map(|k| {
-                    let exp = k.expires_at.as_deref().map_or("never".into(), ui::datetime);
-                    vec![
-                        k.id,
-                        k.name,
-                        k.status.to_string(),
-                        exp,
-                        ui::ago(&k.created_at),
-                    ]
-                })
-                .collect();
-            out!(
-                "{}",
-                ui::table(&["ID", "NAME", "STATUS", "EXPIRES", "CREATED"], rows)
-            );
-            Ok(())
-        }
+        KeyCmd::Ls => ls(client, output).await,
         KeyCmd::Deactivate { id } => {
             client.set_api_key_active(&id, false).await?;
             eprintln!("API key {id} deactivated");

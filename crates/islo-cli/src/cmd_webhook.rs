@@ -254,6 +254,58 @@ fn show(w: &IncomingWebhook, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `islo webhook incoming ls`.
+async fn ls(client: &Client, output: Output) -> anyhow::Result<()> {
+    let all = client.webhooks().await?;
+    if output == Output::Json {
+        outln!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let rows = all
+        .into_iter()
+        .map(|w| vec![w.id, w.name, w.status.to_string(), w.receiver_url])
+        .collect();
+    out!("{}", ui::table(&["ID", "NAME", "STATUS", "RECEIVER"], rows));
+    Ok(())
+}
+
+/// `islo webhook incoming deliveries`.
+async fn deliveries(
+    client: &Client,
+    id: &str,
+    status: Option<String>,
+    limit: u32,
+    output: Output,
+) -> anyhow::Result<()> {
+    let q = DeliveriesQuery {
+        limit: Some(limit),
+        status,
+        ..Default::default()
+    };
+    let all = client.webhook_deliveries(id, &q).await?;
+    if output == Output::Json {
+        outln!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let rows = all
+        .into_iter()
+        .map(|d| {
+            vec![
+                d.event_id,
+                ui::datetime(&d.verified_at),
+                d.status.to_string(),
+                d.attempts.to_string(),
+                d.last_error.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out!(
+        "{}",
+        ui::table(&["EVENT", "RECEIVED", "STATUS", "ATTEMPTS", "ERROR"], rows)
+    );
+    Ok(())
+}
+
 pub async fn run(client: &Client, a: WebhookArgs, output: Output) -> anyhow::Result<()> {
     let Kind::Incoming(cmd) = a.cmd;
     match cmd {
@@ -261,19 +313,7 @@ pub async fn run(client: &Client, a: WebhookArgs, output: Output) -> anyhow::Res
             let w = client.create_webhook(&request(&name, &build)?).await?;
             show(&w, output)
         }
-        Incoming::Ls => {
-            let all = client.webhooks().await?;
-            if output == Output::Json {
-                outln!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            let rows = all
-                .into_iter()
-                .map(|w| vec![w.id, w.name, w.status.to_string(), w.receiver_url])
-                .collect();
-            out!("{}", ui::table(&["ID", "NAME", "STATUS", "RECEIVER"], rows));
-            Ok(())
-        }
+        Incoming::Ls => ls(client, output).await,
         Incoming::Get { id } => show(&client.webhook(&id).await?, output),
         Incoming::Update {
             id,
@@ -309,33 +349,7 @@ pub async fn run(client: &Client, a: WebhookArgs, output: Output) -> anyhow::Res
             Ok(())
         }
         Incoming::Deliveries { id, status, limit } => {
-            let q = DeliveriesQuery {
-                limit: Some(limit),
-                status,
-                ..Default::default()
-            };
-            let all = client.webhook_deliveries(&id, &q).await?;
-            if output == Output::Json {
-                outln!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            let rows = all
-                .into_iter()
-                .map(|d| {
-                    vec![
-                        d.event_id,
-                        ui::datetime(&d.verified_at),
-                        d.status.to_string(),
-                        d.attempts.to_string(),
-                        d.last_error.unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            out!(
-                "{}",
-                ui::table(&["EVENT", "RECEIVED", "STATUS", "ATTEMPTS", "ERROR"], rows)
-            );
-            Ok(())
+            deliveries(client, &id, status, limit, output).await
         }
         Incoming::Delivery { id, event_id } => {
             let d = client.webhook_delivery(&id, &event_id).await?;

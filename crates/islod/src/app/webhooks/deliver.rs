@@ -158,33 +158,7 @@ impl App {
         let name = d.resolved_sandbox_name.clone();
         let err = |e: AppError| e.to_string();
         match a {
-            WebhookAction::EnsureSandbox { template } => {
-                let row = match self.get(t, &name) {
-                    Ok(row) => row,
-                    Err(AppError::SandboxNotFound(_)) => {
-                        let req = CreateSandboxRequest {
-                            name: Some(name.clone()),
-                            image: Some(template.image.clone()),
-                            vcpus: Some(template.vcpus),
-                            memory_mb: Some(template.memory_mb),
-                            disk_gb: Some(template.disk_gb),
-                            env: template.env.clone(),
-                            gateway_profile: template.gateway_profile.clone(),
-                            workdir: template.workdir.clone(),
-                            snapshot_name: template.snapshot_name.clone(),
-                            setup_scripts: template.setup_scripts.clone(),
-                            sources: template.sources.clone(),
-                            cache_key: template.cache_key.clone(),
-                            init: template.init.clone(),
-                            ..Default::default()
-                        };
-                        self.create(t, req).await.map_err(err)?
-                    }
-                    Err(e) => return Err(err(e)),
-                };
-                d.resolved_sandbox_id = Some(row.id.clone());
-                self.running_or_start(t, &row.name, row.status).await
-            }
+            WebhookAction::EnsureSandbox { template } => self.ensure(t, d, template).await,
             WebhookAction::ResumeSandbox => {
                 let row = self.get(t, &name).map_err(err)?;
                 d.resolved_sandbox_id = Some(row.id.clone());
@@ -216,6 +190,42 @@ impl App {
                 Err(format!("{} is not available in this islod", key(a)))
             }
         }
+    }
+
+    /// Create the event's sandbox from `template` if it is missing; start it if stopped.
+    async fn ensure(
+        self: &Arc<Self>,
+        t: &Tenant,
+        d: &mut DeliveryRow,
+        template: &islo_api::WebhookSandboxTemplate,
+    ) -> Result<(), String> {
+        let name = d.resolved_sandbox_name.clone();
+        let err = |e: AppError| e.to_string();
+        let row = match self.get(t, &name) {
+            Ok(row) => row,
+            Err(AppError::SandboxNotFound(_)) => {
+                let req = CreateSandboxRequest {
+                    name: Some(name.clone()),
+                    image: Some(template.image.clone()),
+                    vcpus: Some(template.vcpus),
+                    memory_mb: Some(template.memory_mb),
+                    disk_gb: Some(template.disk_gb),
+                    env: template.env.clone(),
+                    gateway_profile: template.gateway_profile.clone(),
+                    workdir: template.workdir.clone(),
+                    snapshot_name: template.snapshot_name.clone(),
+                    setup_scripts: template.setup_scripts.clone(),
+                    sources: template.sources.clone(),
+                    cache_key: template.cache_key.clone(),
+                    init: template.init.clone(),
+                    ..Default::default()
+                };
+                self.create(t, req).await.map_err(err)?
+            }
+            Err(e) => return Err(err(e)),
+        };
+        d.resolved_sandbox_id = Some(row.id.clone());
+        self.running_or_start(t, &row.name, row.status).await
     }
 
     async fn running_or_start(

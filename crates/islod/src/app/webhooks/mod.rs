@@ -359,64 +359,21 @@ impl App {
             _ => return Err(Refusal::Unknown),
         };
         let c: Config = serde_json::from_str(&w.config).map_err(|_| Refusal::Unknown)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-        let mut d = DeliveryRow {
-            event_id: event_id.clone(),
-            webhook_id: w.id.clone(),
-            idempotency_key: format!("unverified:{event_id}"),
-            status: IngressEventStatus::Failed,
-            attempts: 0,
-            method: r.method.clone(),
-            path: r.path.clone(),
-            query: r.query.clone(),
-            headers: serde_json::to_string(&r.headers).unwrap_or_default(),
-            body: r.body.clone(),
-            client: r
-                .client
-                .map_or_else(|| "unknown".into(), |ip| ip.to_string()),
-            received_at: now_rfc3339(),
-            next_attempt_at: now_rfc3339(),
-            completed_at: Some(now_rfc3339()),
-            last_error: None,
-            resolved_sandbox_name: String::new(),
-            resolved_sandbox_id: None,
-            external_event_id: r.header("x-github-delivery").map(str::to_string),
-        };
-        let fail = |d: &mut DeliveryRow, why: String| {
-            d.last_error = Some(why);
-            let _ = self.store.insert_delivery(d);
-        };
-        if let Err(why) = verify::verify(&c.auth, &r, now) {
-            tracing::info!(target: "audit", webhook = %w.id, reason = %why, "webhook delivery refused");
-            fail(&mut d, format!("verification failed: {why}"));
-            return Err(Refusal::Unverified(why));
-        }
-        let key = match idempotency_key(&c.idempotency, &r) {
-            Some(k) => k,
-            None => {
-                let why =
-                    "the event has no idempotency key where the webhook looks for it".to_string();
-                fail(&mut d, why.clone());
-                return Err(Refusal::Unusable(why));
+        let mut d = received(&w.id, &r);
+        if let Err(refusal) = admit(&c, &r, &mut d) {
+            // Recorded as failed with the reason, under a key of its own.
+            let _ = self.store.insert_delivery(&d);
+            if let Refusal::Unverified(why) = &refusal {
+                tracing::info!(target: "audit", webhook = %w.id, reason = %why, "webhook delivery refused");
             }
-        };
-        d.idempotency_key = key;
-        match resolve_target(&c.target, &r) {
-            Ok(n) => d.resolved_sandbox_name = n,
-            Err(why) => {
-                fail(&mut d, why.clone());
-                return Err(Refusal::Unusable(why));
-            }
+            return Err(refusal);
         }
-        d.status = IngressEventStatus::Pending;
-        d.completed_at = None;
         match self.store.insert_delivery(&d) {
             Ok(Ok(())) => {
                 self.start_webhook_worker();
                 self.webhooks.wake();
                 Ok(WebhookReceipt {
-                    event_id,
+                    event_id: d.event_id,
                     status: d.status,
                     duplicate: false,
                 })
@@ -427,6 +384,69 @@ impl App {
                 duplicate: true,
             }),
             Err(e) => Err(Refusal::Unusable(format!("recording the delivery: {e}"))),
+        }
+    }
+}
+
+/// A delivery of `r` as received: failed until [`admit`] says otherwise.
+fn received(webhook_id: &str, r: &Received) -> DeliveryRow {
+    let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    DeliveryRow {
+        idempotency_key: format!("unverified:{event_id}"),
+        event_id,
+        webhook_id: webhook_id.to_string(),
+        status: IngressEventStatus::Failed,
+        attempts: 0,
+        method: r.method.clone(),
+        path: r.path.clone(),
+        query: r.query.clone(),
+        headers: serde_json::to_string(&r.headers).unwrap_or_default(),
+        body: r.body.clone(),
+        client: r
+            .client
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string()),
+        received_at: now_rfc3339(),
+        next_attempt_at: now_rfc3339(),
+        completed_at: Some(now_rfc3339()),
+        last_error: None,
+        resolved_sandbox_name: String::new(),
+        resolved_sandbox_id: None,
+        external_event_id: r.header("x-github-delivery").map(str::to_string),
+    }
+}
+
+/// Check the sender, find the idempotency key and the sandbox: `d` becomes pending, or gets
+/// the reason it failed.
+fn admit(c: &Config, r: &Received, d: &mut DeliveryRow) -> Result<(), Refusal> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let outcome = verify::verify(&c.auth, r, now)
+        .map_err(Refusal::Unverified)
+        .and_then(|()| {
+            idempotency_key(&c.idempotency, r).ok_or_else(|| {
+                Refusal::Unusable(
+                    "the event has no idempotency key where the webhook looks for it".into(),
+                )
+            })
+        })
+        .and_then(|key| {
+            let name = resolve_target(&c.target, r).map_err(Refusal::Unusable)?;
+            Ok((key, name))
+        });
+    match outcome {
+        Ok((key, name)) => {
+            d.idempotency_key = key;
+            d.resolved_sandbox_name = name;
+            d.status = IngressEventStatus::Pending;
+            d.completed_at = None;
+            Ok(())
+        }
+        Err(refusal) => {
+            d.last_error = Some(match &refusal {
+                Refusal::Unverified(why) => format!("verification failed: {why}"),
+                Refusal::Unusable(why) => why.clone(),
+                Refusal::Unknown => "no such webhook".into(),
+            });
+            Err(refusal)
         }
     }
 }
