@@ -139,7 +139,10 @@ mod tests {
             vec![SandboxStatus::Running, SandboxStatus::Deleted]
         );
         assert_eq!((q.limit, q.name_prefix.as_deref()), (Some(5), Some("web-")));
-        assert!(parse_list_query(Some("status=paused")).is_ok(), "a word of the vocabulary");
+        assert!(
+            parse_list_query(Some("status=paused")).is_ok(),
+            "a word of the vocabulary"
+        );
         assert!(parse_list_query(Some("status=dozing")).is_err());
         assert!(parse_list_query(Some("limit=-1")).is_err());
     }
