@@ -103,18 +103,11 @@ fn forwards_http_many_connections_half_close_and_big_transfers() {
     let env = Env::new();
     let o = env.islo(&["use", "pf", "-i", PY, "--", "mkdir", "-p", "/workspace/www"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut put = env
-        .islo_cmd()
-        .args(["use", "pf", "--", "sh", "-c", "cat > /workspace/servers.py"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    put.stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(SERVERS).unwrap())
-        .unwrap();
-    assert!(put.wait().unwrap().success());
+    env.put_file(
+        "pf",
+        "/workspace/servers.py",
+        &std::fs::read(SERVERS).unwrap(),
+    );
     env.ok(&["use", "pf", "--", "sh", "-c",
         "echo hello-pf > /workspace/www/index.html; head -c 200000000 /dev/urandom > /workspace/www/big"]);
     background(

@@ -124,6 +124,18 @@ impl Env {
         c
     }
 
+    /// Write `data` to `path` inside `sandbox` (through `islo use … cat`).
+    pub fn put_file(&self, sandbox: &str, path: &str, data: &[u8]) {
+        let mut put = self
+            .islo_cmd()
+            .args(["use", sandbox, "--", "sh", "-c", &format!("cat > {path}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut put.stdin.take().unwrap(), data).unwrap();
+        assert!(put.wait().unwrap().success(), "writing {path} in {sandbox}");
+    }
+
     /// The environment every islo command of this installation gets.
     pub fn env_pairs(&self) -> Vec<(String, String)> {
         let mut v = vec![
