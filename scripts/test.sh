@@ -9,6 +9,6 @@ scripts/test-env.sh
 ISLO_AGENT_PATH="$(scripts/build-agent.sh)"
 export ISLO_AGENT_PATH
 cargo build --workspace --bins
-scripts/sdk-test.sh
+scripts/client-tests.sh
 # A hang must fail loudly, well inside CI's 90 minutes.
 timeout --signal=KILL 45m cargo test --workspace -- --test-threads="${ISLO_TEST_THREADS:-4}"

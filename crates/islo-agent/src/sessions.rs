@@ -217,17 +217,15 @@ fn join(
     {
         // Under the lock: no output can slip between the replay and the live stream.
         let mut inner = lock(&s.inner);
-        if let Some(st) = inner.exit {
-            out.finish(
-                FrameKind::Exit,
-                &serde_json::to_vec(&st).unwrap_or_default(),
-            );
-            return Ok(());
-        }
         if let Some(created) = created {
             let info = SessionInfo {
                 name: s.name.clone(),
-                status: "connected".into(),
+                status: if inner.exit.is_some() {
+                    "dead"
+                } else {
+                    "connected"
+                }
+                .into(),
                 started_at_unix_ms: s.started_ms,
                 clients: inner.clients.len() as u32 + 1,
                 created,
@@ -241,6 +239,15 @@ fn join(
         let (a, b) = inner.ring.as_slices();
         for chunk in a.chunks(64 * 1024).chain(b.chunks(64 * 1024)) {
             out.send(FrameKind::Stdout, chunk);
+        }
+        // Ended already (a dead session, or a terminal exec quicker than this join): what
+        // it printed was just replayed; its end follows.
+        if let Some(st) = inner.exit {
+            out.finish(
+                FrameKind::Exit,
+                &serde_json::to_vec(&st).unwrap_or_default(),
+            );
+            return Ok(());
         }
         inner.clients.push((id, out.clone()));
     }
@@ -292,6 +299,8 @@ pub fn attach(mut stream: UnixStream, req: AttachRequest) -> Result<(), ProtoErr
         let mut reg = lock(registry());
         match reg.get(&req.session) {
             Some(s) if s.alive() => Ok((s.clone(), false)),
+            // A dead session without `create`: its last output and how it ended.
+            Some(s) if req.create.is_none() => Ok((s.clone(), false)),
             _ => match &req.create {
                 None => Err(AgentError::new(
                     ErrorKind::NotFound,

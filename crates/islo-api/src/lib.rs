@@ -36,7 +36,7 @@ pub use environment::{
 };
 pub use error::{ErrorCode, ErrorResponse};
 pub use exec::{ExecRequest, ExecResponse, ExecResultResponse, ExecStatus, STREAM_CAP_BYTES};
-pub use files::{FilePathQuery, FileUploadStatusResponse};
+pub use files::{FileEntry, FileKind, FileListResponse, FilePathQuery, FileUploadStatusResponse};
 pub use gateway::{
     AuthMode, AuthStrategy, EventAction, GatewayEventResponse, GatewayEventsQuery,
     GatewayEventsResponse, GatewayProfileDetailResponse, GatewayProfileRequest,

@@ -38,6 +38,10 @@ pub struct SessionInfo {
     /// Extension: clients attached now.
     #[serde(default)]
     pub clients: u32,
+    /// Extension, on an attach only: how many bytes of scrollback are replayed before live
+    /// output (or, for a dead session, before its `exit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_bytes: Option<u64>,
 }
 
 /// `GET /sandboxes/{name}/sessions`.
@@ -190,6 +194,7 @@ mod tests {
                 status: SessionStatus::Connected,
                 started_at_unix_ms: Some(1),
                 clients: 1,
+                replay_bytes: Some(3),
             }),
         ] {
             assert_eq!(PtyFrame::decode(&f.encode()), Some(f));

@@ -123,6 +123,8 @@ pub enum Cmd {
     Api(crate::cmd_key::ApiArgs),
     /// Check this machine, islod and its host, and say what to fix.
     Doctor,
+    /// Serve sandboxes as tools to an AI agent over the Model Context Protocol (stdio, or `--http ADDR`).
+    Mcp(crate::cmd_mcp::McpArgs),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -321,6 +323,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Doctor => {
             crate::cmd_doctor::run(cli.config.as_deref(), cli.no_config, cli.output).await
         }
+        Cmd::Mcp(a) => crate::cmd_mcp::run(a).await,
         Cmd::Use(a) => cmd_use::run(*a, project()?.as_ref(), cli.output).await,
         Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)
             .await

@@ -27,6 +27,7 @@ mod cmd_lifecycle;
 mod cmd_logs;
 mod cmd_logs_agent;
 mod cmd_ls;
+mod cmd_mcp;
 mod cmd_port_forward;
 mod cmd_secret;
 mod cmd_session;

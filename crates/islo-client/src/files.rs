@@ -97,3 +97,77 @@ impl Client {
         Ok(n)
     }
 }
+
+/// A file read into memory, up to a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileBytes {
+    /// The first bytes of the file (at most the limit asked for).
+    pub data: Vec<u8>,
+    /// The file's whole size.
+    pub size: u64,
+}
+
+impl Client {
+    /// The entries of directory `path` in `sandbox`.
+    pub async fn list_files(
+        &self,
+        sandbox: &str,
+        path: &str,
+    ) -> Result<islo_api::FileListResponse, ClientError> {
+        let r = self
+            .req(
+                reqwest::Method::GET,
+                &format!("/sandboxes/{}/files-list", seg(sandbox)),
+            )
+            .query(&[("path", path)]);
+        self.json(r).await
+    }
+
+    /// The first `max` bytes of file `path` in `sandbox`, and its size; the rest is not read.
+    pub async fn read_file(
+        &self,
+        sandbox: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<FileBytes, ClientError> {
+        let r = self
+            .req(
+                reqwest::Method::GET,
+                &format!("/sandboxes/{}/files", seg(sandbox)),
+            )
+            .query(&[("path", path)]);
+        let resp = self.send(r).await?;
+        let size = resp.content_length().unwrap_or(0);
+        let (mut stream, mut data) = (resp.bytes_stream(), Vec::new());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ClientError::interrupted(&e))?;
+            let room = max - data.len();
+            data.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if data.len() >= max {
+                break;
+            }
+        }
+        let size = size.max(data.len() as u64);
+        Ok(FileBytes { data, size })
+    }
+
+    /// Write `data` to file `path` in `sandbox` (replacing it whole).
+    pub async fn write_file(
+        &self,
+        sandbox: &str,
+        path: &str,
+        data: Vec<u8>,
+    ) -> Result<islo_api::FileUploadStatusResponse, ClientError> {
+        let name = path.rsplit('/').next().unwrap_or("file").to_string();
+        let part = reqwest::multipart::Part::bytes(data).file_name(name);
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let r = self
+            .req(
+                reqwest::Method::POST,
+                &format!("/sandboxes/{}/files", seg(sandbox)),
+            )
+            .query(&[("path", path)])
+            .multipart(form);
+        self.json(r).await
+    }
+}

@@ -23,6 +23,7 @@ use islo_api::{
 };
 use serde::de::DeserializeOwned;
 
+pub use files::FileBytes;
 pub use pty::{PtyConn, PtyReceiver, PtySender};
 pub use sse::{SseEvent, SseParser};
 pub use tunnel::{TunnelEvent, TunnelReceiver, TunnelSender};

@@ -93,3 +93,59 @@ async fn files_round_trip_and_refusals_are_clear() {
 fn code_of(r: Result<u64, ClientError>) -> ErrorCode {
     code(r.unwrap_err())
 }
+
+#[tokio::test]
+async fn directories_are_listed_and_in_memory_files_travel() {
+    let s = server().await;
+    let a = s.client("alpha");
+    a.create_sandbox(&create("listing")).await.unwrap();
+    a.write_file("listing", "/workspace/d/one.txt", b"1\n".to_vec())
+        .await
+        .unwrap(); // its directory is made
+    a.write_file("listing", "/workspace/one.txt", b"one\n".to_vec())
+        .await
+        .unwrap();
+    a.write_file("listing", "/workspace/two.bin", vec![0u8; 300])
+        .await
+        .unwrap();
+
+    let got = a.list_files("listing", "/workspace").await.unwrap();
+    let names: Vec<_> = got.entries.iter().map(|e| e.name.as_str()).collect();
+    assert!(
+        names.contains(&"one.txt") && names.contains(&"two.bin"),
+        "{names:?}"
+    );
+    let two = got.entries.iter().find(|e| e.name == "two.bin").unwrap();
+    assert_eq!(
+        (two.kind, two.size, two.mode),
+        (islo_api::FileKind::File, 300, 0o644)
+    );
+    let root = a.list_files("listing", "/").await.unwrap();
+    assert!(
+        root.entries
+            .iter()
+            .any(|e| e.name == "workspace" && e.kind == islo_api::FileKind::Directory)
+    );
+
+    // Read back whole, and cut at a limit (with the whole size told).
+    let one = a
+        .read_file("listing", "/workspace/one.txt", 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!((one.data.as_slice(), one.size), (&b"one\n"[..], 4));
+    let part = a
+        .read_file("listing", "/workspace/two.bin", 100)
+        .await
+        .unwrap();
+    assert_eq!((part.data.len(), part.size), (100, 300));
+
+    // Refusals: missing, not a directory, outside the sandbox, another tenant.
+    let err = |r: Result<islo_api::FileListResponse, ClientError>| status(r.unwrap_err());
+    assert_eq!(err(a.list_files("listing", "/nope").await).0, 404);
+    let (code, msg) = err(a.list_files("listing", "/workspace/../..").await);
+    assert!(code == 422 && msg.contains(".."), "{msg}");
+    assert_eq!(err(a.list_files("listing", "relative").await).0, 422);
+    assert!(a.list_files("listing", "/workspace/one.txt").await.is_err());
+    let b = s.client("beta");
+    assert_eq!(err(b.list_files("listing", "/workspace").await).0, 404);
+}

@@ -59,3 +59,54 @@ impl App {
             .map_err(|e| AppError::Internal(format!("opening {name}'s files: {e}")))
     }
 }
+
+/// What a `stat` mode says an entry is.
+fn kind_of(mode: u32) -> islo_api::FileKind {
+    use islo_api::FileKind;
+    match mode & 0o170000 {
+        0o100000 => FileKind::File,
+        0o040000 => FileKind::Directory,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    }
+}
+
+impl App {
+    /// The entries of directory `path` in the running sandbox `name`, by name.
+    pub fn list_files(
+        &self,
+        t: &Tenant,
+        name: &str,
+        path: &str,
+    ) -> Result<islo_api::FileListResponse, AppError> {
+        let entries = self
+            .files_root(t, name)?
+            .list(path)?
+            .into_iter()
+            .map(|e| islo_api::FileEntry {
+                kind: kind_of(e.stat.st_mode),
+                size: e.stat.st_size as u64,
+                mode: e.stat.st_mode & 0o7777,
+                modified_unix: e.stat.st_mtime,
+                name: e.name,
+            })
+            .collect();
+        Ok(islo_api::FileListResponse {
+            path: path.to_string(),
+            entries,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use islo_api::FileKind;
+
+    #[test]
+    fn kinds_follow_the_mode_bits() {
+        assert_eq!(super::kind_of(0o100644), FileKind::File);
+        assert_eq!(super::kind_of(0o040755), FileKind::Directory);
+        assert_eq!(super::kind_of(0o120777), FileKind::Symlink);
+        assert_eq!(super::kind_of(0o020666), FileKind::Other);
+    }
+}

@@ -36,6 +36,7 @@ fn info(s: islo_agent::SessionInfo) -> SessionInfo {
         status: SessionStatus::parse(&s.status).unwrap_or(SessionStatus::Disconnected),
         started_at_unix_ms: Some(s.started_at_unix_ms),
         clients: s.clients,
+        replay_bytes: None,
     }
 }
 
@@ -108,6 +109,7 @@ impl App {
                     status: SessionStatus::Dead,
                     started_at_unix_ms: Some(started),
                     clients: 0,
+                    replay_bytes: None,
                 });
             }
         }
@@ -156,9 +158,10 @@ impl App {
             .as_ref()
             .map(|e| self.session_spec(row, e))
             .transpose()?;
-        let (user, argv) = match &create {
-            Some(c) => (c.user.clone(), c.argv.clone()),
-            None => (self.settings.user.clone(), Vec::new()),
+        // An attach that creates nothing runs nothing: it watches (and types into) what runs.
+        let (user, what) = match &create {
+            Some(c) => (c.user.clone(), super::shell_line(&c.argv)),
+            None => (self.settings.user.clone(), "(attach)".to_string()),
         };
         let req = AttachRequest {
             version: islo_agent::PROTOCOL_VERSION,
@@ -172,7 +175,7 @@ impl App {
         let (conn, i) = tokio::task::spawn_blocking(move || agent::attach(&sock, req))
             .await?
             .map_err(agent_err)?;
-        let command = format!("[session {session}] {}", super::shell_line(&argv));
+        let command = format!("[session {session}] {what}");
         let rec = record.then(|| self.audit.start(&row.id, true, &user, command));
         if let Some(r) = &rec {
             r.skip_stdout(i.replay_bytes);
@@ -181,7 +184,14 @@ impl App {
             agent::stream::split(conn).map_err(AppError::io("the agent connection"))?;
         let stream = ExecStream::new(events, input, rec);
         stream.input.record_size(open.size.cols, open.size.rows);
-        Ok((stream, info(i)))
+        let replay = i.replay_bytes;
+        Ok((
+            stream,
+            SessionInfo {
+                replay_bytes: Some(replay),
+                ..info(i)
+            },
+        ))
     }
 
     /// `POST …/sessions`: create a session (or find it running) without attaching.

@@ -98,6 +98,21 @@ pub async fn upload(
     }))
 }
 
+#[utoipa::path(get, path = "/sandboxes/{sandbox_name}/files-list", params(FilePathQuery),
+    responses((status = 200, body = islo_api::FileListResponse), (status = 404, body = islo_api::ErrorResponse)))]
+/// A directory's entries (extension).
+pub async fn list(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+    Query(q): Query<FilePathQuery>,
+) -> Result<Json<islo_api::FileListResponse>, ApiError> {
+    let app = s.app.clone();
+    Ok(Json(
+        tokio::task::spawn_blocking(move || app.list_files(&t, &name, &q.path)).await??,
+    ))
+}
+
 #[utoipa::path(get, path = "/sandboxes/{sandbox_name}/files-archive", params(FilePathQuery),
     responses((status = 200, description = "the directory as a tar.gz"), (status = 404, body = islo_api::ErrorResponse)))]
 pub async fn download_archive(

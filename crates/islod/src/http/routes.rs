@@ -49,6 +49,7 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(logs::agent_sessions))
         .routes(routes!(logs::agent_events))
         .routes(unlimited(routes!(files::download, files::upload)))
+        .routes(routes!(files::list))
         .routes(unlimited(routes!(
             files::download_archive,
             files::upload_archive
