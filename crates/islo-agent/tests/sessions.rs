@@ -287,3 +287,23 @@ fn tty_exec_is_a_terminal_and_dies_with_its_connection() {
     }
     assert!(!running(&marker), "the tty exec outlived its connection");
 }
+
+#[test]
+fn a_dead_session_attached_without_a_command_replays_its_end() {
+    let a = agent();
+    let size = TtySize { rows: 24, cols: 80 };
+    let (mut c, _) = attach(&a.sock, "job", true, size);
+    type_line(&mut c, "echo last-words-$((6*7)); exit 5");
+    assert_eq!(drain(&mut c).1, Some(5));
+    assert_eq!(list(&a.sock)[0].status, "dead");
+
+    // Without `create`: the scrollback, then the exit, and the session stays dead.
+    let (mut r, info) = attach(&a.sock, "job", false, size);
+    assert!(!info.created && info.status == "dead", "{info:?}");
+    assert!(info.replay_bytes > 0);
+    let (out, code) = drain(&mut r);
+    assert!(out.contains("last-words-42"), "{out:?}");
+    assert_eq!(out.len() as u64, info.replay_bytes);
+    assert_eq!(code, Some(5));
+    assert_eq!(list(&a.sock)[0].status, "dead");
+}
