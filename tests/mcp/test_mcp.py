@@ -1,12 +1,10 @@
 """`islo mcp` driven by the official MCP Python SDK (PyPI `mcp`), over stdio and over
 streamable HTTP, against a real islod (see scripts/client-tests.sh)."""
-import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
-import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -91,12 +89,12 @@ async def end_to_end(c):
     assert n not in names, names
 
 
-async def t_stdio_end_to_end():
+async def test_stdio_end_to_end():
     async with stdio() as c:
         await end_to_end(c)
 
 
-async def t_stdio_local_server():
+async def test_stdio_local_server():
     """Without ISLO_BASE_URL and a key, `islo mcp` uses the local islod on its unix socket,
     as the CLI does."""
     env = {k: v for k, v in os.environ.items() if k not in ("ISLO_BASE_URL", "ISLO_COMPUTE_URL", "ISLO_API_KEY")}
@@ -121,7 +119,7 @@ def start_http(*extra, env=None):
     return p, m.group(1)
 
 
-async def t_http_end_to_end():
+async def test_http_end_to_end():
     p, url = start_http()
     try:
         async with Client(url) as c:
@@ -140,7 +138,7 @@ async def t_http_end_to_end():
         p.wait()
 
 
-async def t_http_token():
+async def test_http_token():
     token = uuid.uuid4().hex
     p, url = start_http(env={"ISLO_MCP_TOKEN": token})
     try:
@@ -161,7 +159,7 @@ async def t_http_token():
     assert r.returncode != 0 and "ISLO_MCP_TOKEN" in r.stderr, r
 
 
-async def t_bad_input_and_limits():
+async def test_bad_input_and_limits():
     async with stdio("--max-sandboxes", "1") as c:
         e = await protocol_error(c, "exec", {"command": "true"})
         assert "sandbox" in e, e
@@ -196,7 +194,7 @@ async def t_bad_input_and_limits():
             await call(c, "delete_sandbox", sandbox=n)
 
 
-async def t_background_process_files_and_snapshots():
+async def test_background_process_files_and_snapshots():
     async with stdio() as c:
         n = name()
         await call(c, "create_sandbox", name=n, image=IMAGE)
@@ -249,20 +247,8 @@ async def t_background_process_files_and_snapshots():
                 islo("snapshot", "rm", "--force", snap)
 
 
-def main():
-    tests = [v for k, v in sorted(globals().items()) if k.startswith("t_")]
-    failed = 0
-    for t in tests:
-        try:
-            asyncio.run(t())
-            print(f"ok {t.__name__}")
-        except Exception:
-            failed += 1
-            print(f"FAILED {t.__name__}")
-            traceback.print_exc()
-    print(f"mcp: {len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from runner import run
+    run("mcp", globals(), "test_")

@@ -2,7 +2,6 @@
 import os
 import sys
 import time
-import traceback
 import uuid
 
 import httpx
@@ -286,20 +285,7 @@ def test_lifecycle_sessions_files_and_snapshots():
             client.snapshots.delete_snapshot(snap.name)
 
 
-def main():
-    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
-    failed = 0
-    for t in tests:
-        try:
-            t()
-            print(f"ok {t.__name__}")
-        except Exception:
-            failed += 1
-            print(f"FAILED {t.__name__}")
-            traceback.print_exc()
-    print(f"sdk: {len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from runner import run
+    run("sdk", globals(), "test_")

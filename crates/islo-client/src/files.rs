@@ -45,6 +45,18 @@ async fn part(
 }
 
 impl Client {
+    /// A call on `…/{kind}?path=PATH` of `sandbox` (`files`, `files-archive`, `files-list`).
+    fn file_req(
+        &self,
+        method: reqwest::Method,
+        sandbox: &str,
+        kind: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.req(method, &format!("/sandboxes/{}/{kind}", seg(sandbox)))
+            .query(&[("path", path)])
+    }
+
     /// Upload `local` to `remote` (`…/files`, or `…/files-archive` when `archive`: a tar.gz
     /// unpacked into the directory `remote`).
     pub async fn upload(
@@ -58,11 +70,7 @@ impl Client {
         let kind = if archive { "files-archive" } else { "files" };
         let form = reqwest::multipart::Form::new().part("file", part(local, progress).await?);
         let r = self
-            .req(
-                reqwest::Method::POST,
-                &format!("/sandboxes/{}/{kind}", seg(sandbox)),
-            )
-            .query(&[("path", remote)])
+            .file_req(reqwest::Method::POST, sandbox, kind, remote)
             .multipart(form);
         self.json(r).await
     }
@@ -78,12 +86,7 @@ impl Client {
         progress: &dyn Fn(u64),
     ) -> Result<u64, ClientError> {
         let kind = if archive { "files-archive" } else { "files" };
-        let r = self
-            .req(
-                reqwest::Method::GET,
-                &format!("/sandboxes/{}/{kind}", seg(sandbox)),
-            )
-            .query(&[("path", remote)]);
+        let r = self.file_req(reqwest::Method::GET, sandbox, kind, remote);
         let resp = self.send(r).await?;
         let mut out = tokio::fs::File::create(dest).await.map_err(io(dest))?;
         let (mut stream, mut n) = (resp.bytes_stream(), 0u64);
@@ -114,12 +117,7 @@ impl Client {
         sandbox: &str,
         path: &str,
     ) -> Result<islo_api::FileListResponse, ClientError> {
-        let r = self
-            .req(
-                reqwest::Method::GET,
-                &format!("/sandboxes/{}/files-list", seg(sandbox)),
-            )
-            .query(&[("path", path)]);
+        let r = self.file_req(reqwest::Method::GET, sandbox, "files-list", path);
         self.json(r).await
     }
 
@@ -130,12 +128,7 @@ impl Client {
         path: &str,
         max: usize,
     ) -> Result<FileBytes, ClientError> {
-        let r = self
-            .req(
-                reqwest::Method::GET,
-                &format!("/sandboxes/{}/files", seg(sandbox)),
-            )
-            .query(&[("path", path)]);
+        let r = self.file_req(reqwest::Method::GET, sandbox, "files", path);
         let resp = self.send(r).await?;
         let size = resp.content_length().unwrap_or(0);
         let (mut stream, mut data) = (resp.bytes_stream(), Vec::new());
@@ -162,11 +155,7 @@ impl Client {
         let part = reqwest::multipart::Part::bytes(data).file_name(name);
         let form = reqwest::multipart::Form::new().part("file", part);
         let r = self
-            .req(
-                reqwest::Method::POST,
-                &format!("/sandboxes/{}/files", seg(sandbox)),
-            )
-            .query(&[("path", path)])
+            .file_req(reqwest::Method::POST, sandbox, "files", path)
             .multipart(form);
         self.json(r).await
     }
