@@ -19,6 +19,7 @@ mod session;
 mod share;
 mod snapshot;
 mod ssh;
+pub mod ui;
 mod webhook;
 
 pub use agent::{AgentProfile, AgentProfilesResponse};

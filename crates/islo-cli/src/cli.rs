@@ -125,6 +125,8 @@ pub enum Cmd {
     Doctor,
     /// Serve sandboxes as tools to an AI agent over the Model Context Protocol (stdio, or `--http ADDR`).
     Mcp(crate::cmd_mcp::McpArgs),
+    /// Open the web dashboard (for the local islod: served on a loopback port until Ctrl-C).
+    Dashboard(crate::cmd_dashboard::DashboardArgs),
     /// Store an API key for a remote islod.
     Login {
         /// The key; read from standard input when omitted (keeps it out of the process table).
@@ -324,6 +326,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::cmd_doctor::run(cli.config.as_deref(), cli.no_config, cli.output).await
         }
         Cmd::Mcp(a) => crate::cmd_mcp::run(a).await,
+        Cmd::Dashboard(a) => crate::cmd_dashboard::run(a).await,
         Cmd::Use(a) => cmd_use::run(*a, project()?.as_ref(), cli.output).await,
         Cmd::Ls(a) => cmd_ls::ls(&connect::client().await?, &a, cli.output)
             .await

@@ -18,6 +18,7 @@ macro_rules! outln {
 mod cli;
 mod cmd_agent;
 mod cmd_cp;
+mod cmd_dashboard;
 mod cmd_doctor;
 mod cmd_environment;
 mod cmd_gateway;

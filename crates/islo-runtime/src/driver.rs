@@ -187,4 +187,17 @@ pub trait Driver: Send + Sync + 'static {
         spec: &SandboxSpec,
         out: &mut dyn std::io::Write,
     ) -> Result<crate::layer_tar::LayerStats, DriverError>;
+    /// What a running sandbox uses now, where the back end can tell (`None` otherwise).
+    fn usage(&self, _id: &SandboxId) -> Option<Usage> {
+        None
+    }
+}
+
+/// A sandbox's resource use, as its cgroup counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Memory charged to it now (page cache included).
+    pub memory_bytes: u64,
+    /// CPU time used since it started, in microseconds.
+    pub cpu_usec: u64,
 }

@@ -17,4 +17,5 @@ pub mod oci;
 
 pub use driver::{
     Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, SandboxId, SandboxSpec,
+    Usage,
 };

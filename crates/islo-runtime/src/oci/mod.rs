@@ -13,6 +13,7 @@ mod hostprep;
 pub mod net;
 mod seccomp;
 mod spec;
+mod usage;
 mod userns;
 
 #[cfg(test)]
@@ -496,6 +497,10 @@ impl Driver for OciDriver {
 
     fn user_namespaces(&self) -> Result<(), String> {
         self.userns.clone()
+    }
+
+    fn usage(&self, id: &SandboxId) -> Option<crate::Usage> {
+        usage::read(std::path::Path::new("/sys/fs/cgroup"), id)
     }
 
     fn export_changes(

@@ -9,7 +9,7 @@ use islo_api::{
 };
 
 use super::{App, AppError, Tenant};
-use crate::store::{Binding, EventFilter, StoreError, now_rfc3339};
+use crate::store::{Binding, EventFilter, EventScope, StoreError, now_rfc3339};
 use islo_gateway::rules;
 
 fn valid_name(n: &str) -> Result<(), AppError> {
@@ -242,11 +242,29 @@ impl App {
         q: &GatewayEventsQuery,
     ) -> Result<Vec<GatewayEventResponse>, AppError> {
         let row = self.sandbox_for_logs(t, sandbox)?;
-        let filter = EventFilter {
-            after_id: q.after_id,
-            since: super::logs::since(&q.since)?,
-            limit: q.limit.unwrap_or(100).clamp(1, 1000),
-        };
-        Ok(self.store.gateway_events(&row.id, &filter)?)
+        let filter = event_filter(q)?;
+        Ok(self
+            .store
+            .gateway_events(EventScope::Sandbox(&row.id), &filter)?)
     }
+
+    /// The decisions of every sandbox of `t` (the dashboard's live stream).
+    pub fn tenant_gateway_events(
+        &self,
+        t: &Tenant,
+        q: &GatewayEventsQuery,
+    ) -> Result<Vec<GatewayEventResponse>, AppError> {
+        let filter = event_filter(q)?;
+        Ok(self
+            .store
+            .gateway_events(EventScope::Tenant(&t.id), &filter)?)
+    }
+}
+
+fn event_filter(q: &GatewayEventsQuery) -> Result<EventFilter, AppError> {
+    Ok(EventFilter {
+        after_id: q.after_id,
+        since: super::logs::since(&q.since)?,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    })
 }

@@ -7,6 +7,7 @@ use islo_api::{ImagePullEvent, ServerInfo};
 use tokio::sync::mpsc;
 
 use super::{App, AppError, Tenant};
+use crate::store::SandboxRow;
 
 impl App {
     /// What islod's host has and lacks, and what to do about it.
@@ -100,6 +101,19 @@ impl App {
         self.store
             .insert_token(token, &tenant, Some(&key_id), expires)?;
         Ok(true)
+    }
+
+    /// What a running sandbox uses now, where the back end can tell.
+    pub fn usage(&self, row: &SandboxRow) -> Option<islo_api::ui::SandboxUsage> {
+        if row.status != islo_api::SandboxStatus::Running {
+            return None;
+        }
+        self.driver
+            .usage(&islo_runtime::SandboxId(row.id.clone()))
+            .map(|u| islo_api::ui::SandboxUsage {
+                memory_bytes: u.memory_bytes,
+                cpu_usec: u.cpu_usec,
+            })
     }
 
     /// What `GET /system` says to `t`.

@@ -36,7 +36,7 @@ fn now() -> i64 {
 }
 
 /// Resolve a bearer credential: a session token, or (accepted too) an API key.
-fn authenticate(state: &HttpState, bearer: &str) -> Result<Tenant, ApiError> {
+pub(super) fn authenticate(state: &HttpState, bearer: &str) -> Result<Tenant, ApiError> {
     state
         .app
         .tenant_for_secret(&hash_secret(bearer), now())?
@@ -53,8 +53,14 @@ pub async fn require(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let cookie = super::ui::session_cookie(req.headers());
     let who = match header.and_then(|h| h.strip_prefix("Bearer ")) {
         Some(token) => authenticate(&state, token.trim())?,
+        // The dashboard's session: only from its own pages (never a cross-site request).
+        None if header.is_none() && cookie.is_some() => {
+            super::ui::same_site(&req).map_err(|m| ApiError(AppError::Forbidden(m.into())))?;
+            authenticate(&state, cookie.as_deref().unwrap_or_default())?
+        }
         None if state.transport == Transport::Unix && header.is_none() => {
             state.local_tenant.clone()
         }
@@ -67,6 +73,21 @@ pub async fn require(
     Ok(next.run(req).await)
 }
 
+/// A new session token for API key `key` valid `ttl` seconds, if the key is known and active.
+pub fn session_for_key(state: &HttpState, key: &str, ttl: u64) -> Result<Option<String>, ApiError> {
+    let token = format!("islo_st_{}", random_hex(32));
+    let expires = now() + ttl as i64;
+    if state
+        .app
+        .issue_token(&hash_secret(key), &hash_secret(&token), expires)?
+    {
+        Ok(Some(token))
+    } else {
+        tracing::info!(target: "audit", "token exchange refused: unknown key");
+        Ok(None)
+    }
+}
+
 /// `POST /auth/token`: exchange an API key for a session token.
 #[utoipa::path(post, path = "/auth/token", request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = islo_api::ErrorResponse)))]
@@ -74,13 +95,8 @@ pub async fn token(
     State(state): State<HttpState>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let token = format!("islo_st_{}", random_hex(32));
-    let expires = now() + TOKEN_TTL_SECS as i64;
-    let key = hash_secret(&req.access_key);
-    if !state.app.issue_token(&key, &hash_secret(&token), expires)? {
-        tracing::info!(target: "audit", "token exchange refused: unknown key");
-        return Err(ApiError(AppError::Unauthorized));
-    }
+    let token = session_for_key(&state, &req.access_key, TOKEN_TTL_SECS)?
+        .ok_or(ApiError(AppError::Unauthorized))?;
     Ok(Json(TokenResponse {
         session_token: token,
         cookie_max_age: TOKEN_TTL_SECS,

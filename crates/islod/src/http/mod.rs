@@ -24,6 +24,8 @@ mod snapshots;
 mod sse;
 mod ssh;
 mod system;
+mod ui;
+mod watch;
 mod webhooks;
 
 use std::sync::Arc;

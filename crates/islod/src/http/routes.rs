@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::{
     HttpState, auth, creation, environments, exec, files, gateway, keys, logs, port_forward, pty,
-    sandboxes, secrets, shares, snapshots, ssh, system, webhooks,
+    sandboxes, secrets, shares, snapshots, ssh, system, ui, watch, webhooks,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -17,6 +17,9 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(sandboxes::get_by_id))
+        .routes(routes!(watch::sandboxes))
+        .routes(routes!(watch::decisions))
+        .routes(routes!(watch::decisions_watch))
         .routes(routes!(sandboxes::get, sandboxes::delete))
         .routes(routes!(sandboxes::stop))
         .routes(routes!(sandboxes::resume))
@@ -107,6 +110,13 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
             "/hooks/{webhook_id}",
             axum::routing::any(webhooks::receive).layer(DefaultBodyLimit::disable()),
         )
+        // The dashboard's pages and its login (its API calls are the protected routes).
+        .route("/ui", axum::routing::get(ui::root))
+        .route("/ui/", axum::routing::get(ui::index))
+        .route("/ui/assets/{*file}", axum::routing::get(ui::asset))
+        .route("/ui/login", axum::routing::post(ui::login))
+        .route("/ui/logout", axum::routing::post(ui::logout))
+        .route("/ui/session", axum::routing::get(ui::session))
         // Public share URLs: the token is the credential.
         .route("/s/{token}", axum::routing::any(shares::share_root))
         .route("/s/{token}/", axum::routing::any(shares::share_path))

@@ -31,7 +31,7 @@ pub use auth::KeyRow;
 pub use environments::{EntryRow, EnvRow};
 pub use execs::ExecRow;
 pub use images::ImageRow;
-pub use netgw::{EventFilter, SecretMeta};
+pub use netgw::{EventFilter, EventScope, SecretMeta};
 pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow, StoredSpec};
 pub use shares::ShareRow;
 pub use snapshots::SnapshotRow;

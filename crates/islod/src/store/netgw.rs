@@ -5,6 +5,15 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, now_rfc3339};
 
+/// Whose decisions.
+#[derive(Debug, Clone, Copy)]
+pub enum EventScope<'a> {
+    /// One sandbox (by id).
+    Sandbox(&'a str),
+    /// Every sandbox of a tenant (by id).
+    Tenant(&'a str),
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -223,24 +232,29 @@ impl Store {
             .execute("DELETE FROM gateway_events WHERE at < ?1", [before])?)
     }
 
-    /// A sandbox's decisions, oldest first: after an id, or since a time, or the last `limit`.
+    /// Decisions of a sandbox or of a whole tenant, oldest first: after an id, or since a
+    /// time, or the last `limit`.
     pub fn gateway_events(
         &self,
-        sandbox_id: &str,
+        scope: EventScope<'_>,
         f: &EventFilter,
     ) -> Result<Vec<GatewayEventResponse>, StoreError> {
         let db = self.db();
         // After an id: the next ones (following); otherwise the last ones.
         let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
+        let (column, key) = match scope {
+            EventScope::Sandbox(id) => ("sandbox_id", id),
+            EventScope::Tenant(id) => ("tenant_id", id),
+        };
         let mut stmt = db.prepare(&format!(
             "SELECT * FROM (SELECT id, sandbox_id, at, scheme, host, method, path, rule_id, action, \
              status, bytes_up, bytes_down, latency_ms, reason FROM gateway_events \
-             WHERE sandbox_id = ?1 AND id > ?2 AND at >= ?3 ORDER BY id {order} LIMIT ?4) ORDER BY id"
+             WHERE {column} = ?1 AND id > ?2 AND at >= ?3 ORDER BY id {order} LIMIT ?4) ORDER BY id"
         ))?;
         let rows = stmt
             .query_map(
                 params![
-                    sandbox_id,
+                    key,
                     f.after_id.unwrap_or(0),
                     f.since.as_deref().unwrap_or(""),
                     f.limit
