@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
-#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot port_forward gateway)
+#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot port_forward gateway dashboard)
 #                           sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
 #                           the same with and without user namespaces (bench/userns.py),
 #                           keystroke echo through an attached session vs a local PTY, and
 #                           snapshot save / create-from-snapshot (bench/snapshot.py), and
 #                           port-forward latency and throughput vs direct loopback, and
-#                           the egress gateway's added latency and HTTPS throughput vs direct
+#                           the egress gateway's added latency and HTTPS throughput vs direct,
+#                           and what an open dashboard costs islod (bench/dashboard.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-env.sh >/dev/null
@@ -38,6 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 # `bench/run.sh gateway snapshot`: only those; no arguments: all of them.
-for b in "${@:-sandbox_start userns echo_rtt snapshot port_forward gateway}"; do
+for b in "${@:-sandbox_start userns echo_rtt snapshot port_forward gateway dashboard}"; do
   for name in $b; do python3 "bench/$name.py"; echo; done
 done
