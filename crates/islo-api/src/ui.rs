@@ -53,6 +53,11 @@ pub fn check_same_site(r: &RequestOrigin<'_>) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Two secrets equal, compared in a time that does not depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The session token in a `Cookie` header.
 pub fn session_from_cookies(cookie_header: &str) -> Option<&str> {
     cookie_header
@@ -109,6 +114,13 @@ mod tests {
         let mut r = req("DELETE", Some("http://127.0.0.1:8080"), Some("same-origin"));
         r.csrf_header = true;
         assert!(check_same_site(&r).is_ok());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"secret", b"secret"));
+        assert!(!same_secret(b"secret", b"secreT"));
+        assert!(!same_secret(b"secret", b"secret2"));
     }
 
     #[test]

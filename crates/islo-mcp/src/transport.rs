@@ -97,11 +97,6 @@ pub async fn serve_http(
     axum::serve(listener, app).await.map_err(ServeError::Http)
 }
 
-/// Equal in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn bearer(token: &str, req: Request, next: Next) -> Response {
     let given = req
         .headers()
@@ -109,24 +104,12 @@ async fn bearer(token: &str, req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if same(t.as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(t) if islo_api::ui::same_secret(t.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             "this MCP server needs `Authorization: Bearer <ISLO_MCP_TOKEN>`\n",
         )
             .into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
     }
 }

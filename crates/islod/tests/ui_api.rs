@@ -15,6 +15,11 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The JSON answer of a request.
+async fn json<T: serde::de::DeserializeOwned>(r: reqwest::RequestBuilder) -> T {
+    r.send().await.unwrap().json().await.unwrap()
+}
+
 /// `POST /ui/login` with `key`; the answer.
 async fn login(s: &Server, key: &str, csrf: bool) -> reqwest::Response {
     let mut r = http()
@@ -99,13 +104,7 @@ async fn the_session_cookie_works_only_from_the_dashboards_pages() {
             .header("cookie", &cookie)
     };
     assert_eq!(get("/sandboxes").send().await.unwrap().status(), 200);
-    let me: serde_json::Value = get("/ui/session")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = json(get("/ui/session")).await;
     assert_eq!(me["authenticated"], true);
     assert_eq!(me["tenant"], "alpha");
     let cross = get("/sandboxes")
@@ -134,14 +133,7 @@ async fn the_session_cookie_works_only_from_the_dashboards_pages() {
     assert_eq!(post(false).send().await.unwrap().status(), 403);
     assert_eq!(post(true).send().await.unwrap().status(), 200);
     // Without a cookie, TCP callers are strangers.
-    let anon: serde_json::Value = http()
-        .get(format!("{}/ui/session", s.tcp))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anon: serde_json::Value = json(http().get(format!("{}/ui/session", s.tcp))).await;
     assert_eq!(anon["authenticated"], false);
     let out = http()
         .post(format!("{}/ui/logout", s.tcp))
@@ -219,15 +211,12 @@ async fn live_streams_and_decisions_are_per_tenant() {
     s.store
         .insert_gateway_events(&[(ta, ev(&a.id, "a.example")), (tb, ev(&b.id, "b.example"))])
         .unwrap();
-    let got: islo_api::GatewayEventsResponse = http()
-        .get(format!("{}/gateway/events", s.tcp))
-        .bearer_auth(&ka)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: islo_api::GatewayEventsResponse = json(
+        http()
+            .get(format!("{}/gateway/events", s.tcp))
+            .bearer_auth(&ka),
+    )
+    .await;
     let hosts: Vec<_> = got.events.iter().map(|e| e.host.as_str()).collect();
     assert_eq!(hosts, ["a.example"]);
     // Following from before them: the next event is the tenant's own.
