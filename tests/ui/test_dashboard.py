@@ -132,7 +132,23 @@ def test_1_walk(p):
     api("POST", f"/sandboxes/{name}/exec", {"command": ["sh", "-c", "mkdir -p /workspace && echo data > /workspace/seen.txt"]})
     p.go(f"#/sandbox/{name}/files?path=/workspace")
     p.wait("a file in the file browser", lambda d: "seen.txt" in p.text("#files"))
+    # Upload through the form, download through the file's link.
+    local = os.path.join(SHOTS, "upload-me.txt")
+    with open(local, "w") as f:
+        f.write("uploaded from the browser\n")
+    p.css("#upload-file").send_keys(os.path.abspath(local))
+    p.css("#upload-file").find_element(By.XPATH, "ancestor::form//button").click()
+    p.wait("the uploaded file listed", lambda d: "upload-me.txt" in p.text("#files"))
+    href = p.d.find_element(By.LINK_TEXT, "upload-me.txt").get_attribute("href")
+    got = p.d.execute_async_script("fetch(arguments[0]).then(r => r.text()).then(arguments[1])", href)
+    assert got == "uploaded from the browser\n", got
     p.shot("04-files")
+    # A share of a port, listed with its URL.
+    p.go(f"#/sandbox/{name}/shares")
+    p.wait("the shares tab", lambda d: d.find_elements(By.ID, "share-port"))
+    p.css("#share-port").send_keys("8080")
+    p.css("#share-port").find_element(By.XPATH, "ancestor::form//button").click()
+    p.wait("the share's URL", lambda d: "/s/" in p.text("#tab-shares table"))
     # An exec shows in the logs page.
     api("POST", f"/sandboxes/{name}/exec", {"command": ["echo", "logged-by-api"]})
     p.go(f"#/logs/{name}")
