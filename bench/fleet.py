@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Create cost against the size of the fleet (issue 20's measure), in one run:
+
+  for a fleet of 10, 100, 500 and 1,000 idle sandboxes (FLEET_SIZES), grown in place:
+    NEW     `islo use NEW -- true` p50/p90 over FLEET_SAMPLES new sandboxes (each removed after)
+    RM      `islo rm -f` of those, p50
+    LS      `islo ls -o json`, p50
+    and what the host holds per sandbox: mounts (host mount table), network links, islod's RSS
+  then islod's restart with the whole fleet running: SIGKILL, and `islo ls` until it answers
+  (autostart, reconcile, serving).
+
+Ratios are against the first (smallest) fleet in the same run. The fleet is its own
+installation (bench/run.sh's state directory) and is removed at the end, on Ctrl-C too. It
+refuses to run while sandbox links of another installation are on the host.
+
+Run it through bench/run.sh fleet (it builds release binaries and sets up the environment).
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from benchlib import BUSYBOX, ISLO, pct, timed
+
+SIZES = [int(x) for x in os.environ.get("FLEET_SIZES", "10 100 500 1000").split()]
+SAMPLES = int(os.environ.get("FLEET_SAMPLES", "10"))
+STATE = os.environ["ISLO_STATE_DIR"]
+LINK = re.compile(r"^\d+: (is[0-9a-f]{4}[sh]\d+)[@:]")
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+    return [m.group(1) for m in (LINK.match(l) for l in out) if m]
+
+
+def islod_pid():
+    return int(open(os.path.join(STATE, "islod.pid")).read().strip())
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def host_mounts():
+    return sum(1 for _ in open("/proc/1/mountinfo"))
+
+
+def use(name):
+    subprocess.run([ISLO, "use", name, "-i", BUSYBOX, "--", "true"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rm(name):
+    subprocess.run([ISLO, "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def names():
+    out = subprocess.run([ISLO, "ls", "-o", "plain"], capture_output=True, text=True).stdout
+    return [l.split("\t")[0] for l in out.splitlines() if l.strip()]
+
+
+def grow(have, target):
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(use, [f"fleet-{i}" for i in range(have, target)]))
+
+
+def measure(size):
+    new, gone = [], []
+    for i in range(SAMPLES):
+        n = f"probe-{size}-{i}"
+        new.append(timed([ISLO, "use", n, "-i", BUSYBOX, "--", "true"]))
+        gone.append(timed([ISLO, "rm", "-f", n]))
+    ls = [timed([ISLO, "ls", "-o", "json"]) for _ in range(5)]
+    return {"new": new, "rm": gone, "ls": ls, "mounts": host_mounts(), "links": len(links()),
+            "rss": rss_mib(islod_pid())}
+
+
+def restart(size):
+    os.kill(islod_pid(), signal.SIGKILL)
+    time.sleep(0.2)
+    t = time.perf_counter()
+    subprocess.run([ISLO, "ls", "-o", "json"], check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000, size
+
+
+def report(rows, restarted):
+    base = rows[0][1]
+    print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'RM p50':>7} {'LS p50':>7} "
+          f"{'mounts':>7} {'links':>6} {'islod RSS':>10}")
+    for size, r in rows:
+        print(f"{size:>6} {pct(r['new'], 50):8.1f} {pct(r['new'], 90):7.1f} "
+              f"{pct(r['new'], 50) / pct(base['new'], 50):7.2f}x {pct(r['rm'], 50):7.1f} {pct(r['ls'], 50):7.1f} "
+              f"{r['mounts']:>7} {r['links']:>6} {r['rss']:>8.1f} MiB")
+    (first, a), (last, b) = rows[0], rows[-1]
+    if last > first:
+        per = lambda k: (b[k] - a[k]) / (last - first)
+        print(f"per sandbox: {per('mounts'):.1f} host mounts, {per('links'):.1f} links, "
+              f"{per('rss') * 1024:.0f} KiB of islod RSS")
+    ms, size = restarted
+    print(f"islod restart with {size} sandboxes running, kill to `islo ls` answered: {ms:.0f} ms")
+    print("targets (issue 20): NEW at 1,000 within 1.2x of 10 and <= 50 ms; restart < 3 s; ls < 100 ms")
+
+
+def main():
+    theirs = links()
+    if theirs:
+        sys.exit(f"refusing: sandbox links of another installation are on this host ({', '.join(theirs[:5])}…); "
+                 "remove that installation's sandboxes first")
+    rows, have = [], 0
+    try:
+        use("fleet-warm")
+        for size in SIZES:
+            grow(have, size)
+            have = size
+            rows.append((size, measure(size)))
+            print(f"measured at {size}", file=sys.stderr)
+        restarted = restart(have)
+        report(rows, restarted)
+    finally:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(rm, names()))
+
+
+if __name__ == "__main__":
+    main()
