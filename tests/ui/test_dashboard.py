@@ -198,7 +198,46 @@ def test_1_walk(p):
     assert not errors, errors
 
 
-def test_2_expired_session_and_csrf(p):
+HOSTILE_PAGE = """<!doctype html><title>waiting</title><script>
+fetch("/sandboxes", {headers: {"X-Islo-CSRF": "1"}, credentials: "include"})
+  .then(r => { document.title = "reached " + r.status; })
+  .catch(() => { document.title = "blocked"; });
+</script>"""
+COOKIE_CGI = '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "cookie=[$HTTP_COOKIE]"\n'
+
+
+def test_2_a_shared_page_cannot_use_the_dashboard_session(p):
+    """A sandbox's web page shared on islod's own origin (path-based share URLs), opened by a
+    logged-in dashboard user: its script cannot call the API with the session, and the
+    session cookie never reaches the sandbox."""
+    name = f"ui-{uuid.uuid4().hex[:6]}"
+    api("POST", "/sandboxes", {"name": name, "image": IMAGE})
+    try:
+        serve = ('mkdir -p /tmp/www/cgi-bin && printf %s "$PAGE" > /tmp/www/index.html && '
+                 'printf "$CGI" > /tmp/www/cgi-bin/env.cgi && chmod +x /tmp/www/cgi-bin/env.cgi && '
+                 'httpd -p 8080 -h /tmp/www')
+        api("POST", f"/sandboxes/{name}/exec",
+            {"command": ["sh", "-c", serve], "env": {"PAGE": HOSTILE_PAGE, "CGI": COOKIE_CGI}})
+        share = api("POST", f"/sandboxes/{name}/shares", {"port": 8080})
+        assert "/s/" in share["url"], share
+        p.go("#/sandboxes")  # logged in: the session cookie is set
+        assert p.d.get_cookie("islo_session")
+        deadline = time.time() + 30
+        while True:
+            p.d.get(share["url"])
+            if p.d.title != "Nothing answers on that port" or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        p.wait("the page's script to finish", lambda d: d.title in ("blocked",) or d.title.startswith("reached"))
+        assert p.d.title == "blocked", f"a shared page reached the API with the session: {p.d.title}"
+        p.d.get(share["url"] + "cgi-bin/env.cgi")
+        body = p.d.find_element(By.TAG_NAME, "body").text
+        assert body.startswith("cookie=[") and "islo_session" not in body, body
+    finally:
+        api("DELETE", f"/sandboxes/{name}")
+
+
+def test_3_expired_session_and_csrf(p):
     p.go("#/gateway")
     cookie = p.d.get_cookie("islo_session")
     assert cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict", cookie
@@ -216,7 +255,7 @@ def test_2_expired_session_and_csrf(p):
     login(p, "#/snapshots")
 
 
-def test_3_phone_width_dark_theme_keyboard(p):
+def test_4_phone_width_dark_theme_keyboard(p):
     p.d.set_window_size(390, 844)
     p.go("#/sandboxes")
     p.wait("the list", lambda d: d.find_elements(By.ID, "sandbox-rows"))
@@ -239,7 +278,7 @@ def test_3_phone_width_dark_theme_keyboard(p):
     assert p.d.switch_to.active_element.text == "Sandboxes"
 
 
-def test_4_islo_dashboard_for_the_local_islod(p):
+def test_5_islo_dashboard_for_the_local_islod(p):
     """`islo dashboard` against the local islod (unix socket, no key): its forwarder serves the
     browser that opened the printed URL, and nothing else."""
     env = {k: v for k, v in os.environ.items() if k not in ("ISLO_BASE_URL", "ISLO_COMPUTE_URL", "ISLO_API_KEY")}

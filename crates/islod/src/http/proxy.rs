@@ -102,8 +102,63 @@ pub struct Forward {
     pub path: String,
     /// Drop `Authorization` (it carried islo's own credential).
     pub strip_auth: bool,
+    /// Served on islod's own origin (path-based shares, `…/proxy/…`), where the dashboard's
+    /// session cookie lives: the page runs in an opaque origin of its own (CSP `sandbox`), so
+    /// what a sandbox serves can never act with that session.
+    pub own_origin: bool,
     pub deadline: Deadline,
     pub meter: Option<Arc<Meter>>,
+}
+
+/// islo's own cookies: the dashboard's session and `islo dashboard`'s secret.
+const ISLO_COOKIES: [&str; 2] = [islo_api::ui::SESSION_COOKIE, "islo_local"];
+
+fn is_islo_cookie(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or_default().trim();
+    ISLO_COOKIES.contains(&name)
+}
+
+/// A request to a sandbox carries none of islo's cookies (a browser sends them with every
+/// request to islod's origin, shares included).
+fn strip_islo_cookies(h: &mut HeaderMap) {
+    let kept: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !is_islo_cookie(c))
+        .map(str::to_string)
+        .collect();
+    h.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        h.insert(header::COOKIE, v);
+    }
+}
+
+/// What a sandbox answers may not set islo's cookies, and on islod's own origin it runs
+/// sandboxed (scripts, forms and pop-ups work; the origin is its own).
+fn guard_response(h: &mut HeaderMap, own_origin: bool) {
+    let kept: Vec<HeaderValue> = h
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !v.to_str().is_ok_and(is_islo_cookie))
+        .cloned()
+        .collect();
+    h.remove(header::SET_COOKIE);
+    for v in kept {
+        h.append(header::SET_COOKIE, v);
+    }
+    if own_origin {
+        h.append(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
+            ),
+        );
+    }
 }
 
 /// Headers that belong to one hop (RFC 9110 §7.6.1), never forwarded.
@@ -192,6 +247,7 @@ pub async fn forward(f: Forward, mut req: Request) -> Response {
     let mut out = Response::new(Body::empty());
     *out.status_mut() = parts.status;
     copy_headers(&parts.headers, out.headers_mut(), switched);
+    guard_response(out.headers_mut(), f.own_origin);
     let meter = f.meter.clone();
     let data = http_body_util::BodyDataStream::new(body).inspect(move |chunk| {
         if let (Some(m), Ok(b)) = (&meter, chunk) {
@@ -268,6 +324,7 @@ async fn exchange(
     if f.strip_auth {
         h.remove(header::AUTHORIZATION);
     }
+    strip_islo_cookies(h);
     if let Some(host) = parts.headers.get(header::HOST) {
         h.insert("x-forwarded-host", host.clone());
     }
@@ -366,5 +423,52 @@ mod tests {
             r.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
         );
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    #[test]
+    fn islo_cookies_never_reach_a_sandbox() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; islo_session=tok; b=2"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("islo_local=sec"));
+        strip_islo_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
+        let mut only = HeaderMap::new();
+        only.insert(header::COOKIE, HeaderValue::from_static("islo_session=tok"));
+        strip_islo_cookies(&mut only);
+        assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn a_sandbox_cannot_set_islo_cookies_and_runs_sandboxed_on_our_origin() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("islo_session=evil; Path=/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("app=1; Path=/"),
+        );
+        guard_response(&mut h, true);
+        let set: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(set, ["app=1; Path=/"]);
+        assert!(
+            h[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox ")
+        );
+        let mut other = HeaderMap::new();
+        guard_response(&mut other, false);
+        assert!(other.get(header::CONTENT_SECURITY_POLICY).is_none());
     }
 }

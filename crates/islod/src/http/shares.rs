@@ -115,7 +115,7 @@ pub async fn share_path(State(s): State<HttpState>, req: Request) -> Response {
         .unwrap_or("")
         .to_string();
     let path = rest_of(&req, &format!("/s/{token}"));
-    serve_share(s.app.clone(), &token, path, req).await
+    serve_share(s.app.clone(), &token, path, req, true).await
 }
 
 /// Before routing: a request whose `Host` is a share's (host-based share URLs) goes to it.
@@ -128,17 +128,19 @@ pub async fn share_host(State(s): State<HttpState>, req: Request, next: Next) ->
     match token {
         Some(token) => {
             let path = rest_of(&req, "");
-            serve_share(s.app.clone(), &token, path, req).await
+            serve_share(s.app.clone(), &token, path, req, false).await
         }
         None => next.run(req).await,
     }
 }
 
+/// `own_origin`: served on islod's own origin (a path-based URL), where the dashboard lives.
 async fn serve_share(
     app: Arc<crate::app::App>,
     token: &str,
     path: String,
     req: Request,
+    own_origin: bool,
 ) -> Response {
     let target = match app.share_target(token) {
         Ok(t) => t,
@@ -189,6 +191,7 @@ async fn serve_share(
         port: target.port,
         path,
         strip_auth: false,
+        own_origin,
         deadline: Deadline {
             revoked: Some(target.revoked),
             expires: Some(tokio::time::Instant::now() + left),
@@ -236,6 +239,7 @@ pub async fn proxy(
         port,
         path,
         strip_auth: true,
+        own_origin: true,
         deadline: Deadline::default(),
         meter: None,
     };
