@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from urllib.parse import unquote
 
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -88,11 +89,19 @@ class Page:
         WebDriverWait(self.d, 5).until(lambda d: d.switch_to.alert).accept()
 
     def console_errors(self):
-        return [e for e in self.d.get_log("browser") if e["level"] == "SEVERE"]
+        """Errors in the console, but for the 401 of the wrong key the test itself typed."""
+        return [e for e in self.d.get_log("browser") if e["level"] == "SEVERE"
+                and not ("/ui/login" in e["message"] and "401" in e["message"])]
 
 
 def login(p, next_hash):
     p.wait("the login page", lambda d: "#/login" in d.current_url and d.find_elements(By.ID, "api-key"))
+    # A wrong key is said so, and the page stays where it was going.
+    p.css("#api-key").send_keys("islo_key_not_a_real_one")
+    p.css("#login").click()
+    p.wait("the wrong key refused", lambda d: "not valid" in p.text("#toast"))
+    assert next_hash in unquote(p.d.current_url), p.d.current_url
+    p.css("#api-key").clear()
     p.css("#api-key").send_keys(KEY)
     p.css("#login").click()
     p.wait(f"back at {next_hash}", lambda d: d.current_url.endswith(next_hash))

@@ -60,6 +60,9 @@ async function api(method, path, body, raw) {
     payload = JSON.stringify(body);
   }
   const r = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  if (r.status === 401 && path === "/ui/login") {
+    throw new ApiError(400, "that API key is not valid or not active");
+  }
   if (r.status === 401) {
     login(location.hash);
     throw new ApiError(401, "your session ended; log in again");
