@@ -161,25 +161,7 @@ impl Host for RealHost {
                 )
                 .map_err(std::io::Error::from)
             }
-            Mount::Loop { image, target } => {
-                let out = self.run(
-                    Path::new("mount"),
-                    &[
-                        "-o".into(),
-                        "loop,noatime".into(),
-                        image.into(),
-                        target.into(),
-                    ],
-                )?;
-                if out.success {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::other(format!(
-                        "mount -o loop: {}",
-                        out.stderr.trim()
-                    )))
-                }
-            }
+            Mount::Loop { image, target } => crate::loopdev::mount_ext4(image, target),
         }
     }
 

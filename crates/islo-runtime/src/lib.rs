@@ -13,6 +13,7 @@ pub mod fake;
 pub mod host;
 mod idmap;
 pub mod layer_tar;
+mod loopdev;
 pub mod oci;
 
 pub use driver::{
