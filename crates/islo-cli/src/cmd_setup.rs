@@ -69,7 +69,13 @@ async fn print_new(client: &Client, name: &str, id: &str, seq: i64) -> anyhow::R
         after_seq: Some(seq),
         ..Default::default()
     };
-    let logs = client.exec_logs(name, id, &q).await?;
+    let logs = match client.exec_logs(name, id, &q).await {
+        Ok(l) => l,
+        // A step's recording is committed a moment after it starts (the audit log writes
+        // in batches): nothing to print yet.
+        Err(e) if e.code() == Some(islo_api::ErrorCode::ResourceNotFound) => return Ok(seq),
+        Err(e) => return Err(e.into()),
+    };
     let mut err = std::io::stderr();
     let mut last = seq;
     for l in &logs.logs {
