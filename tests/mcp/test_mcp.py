@@ -190,6 +190,11 @@ async def test_bad_input_and_limits():
             assert "/no/such/file" in text or "not found" in text.lower(), text
             text = await refused(c, "read_file", sandbox=n, path="../etc/passwd")
             assert "absolute" in text, text
+            # A background process that was never started: said so, by name.
+            text = await refused(c, "read_process_output", sandbox=n, name="never-started")
+            assert "never-started" in text and "does not exist" in text, text
+            text = await refused(c, "stop_process", sandbox=n, name="never-started")
+            assert "never-started" in text, text
         finally:
             await call(c, "delete_sandbox", sandbox=n)
 

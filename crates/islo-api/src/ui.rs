@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// The cookie that holds a dashboard session token (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "islo_session";
+/// The cookie that holds `islo dashboard`'s one-time secret (its local forwarder).
+pub const LOCAL_COOKIE: &str = "islo_local";
 /// The header every state-changing dashboard request carries. A page of another site cannot
 /// send it without a CORS preflight, which islod never grants.
 pub const CSRF_HEADER: &str = "x-islo-csrf";
@@ -58,14 +60,19 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The session token in a `Cookie` header.
-pub fn session_from_cookies(cookie_header: &str) -> Option<&str> {
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie_value<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
     cookie_header
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty())
+}
+
+/// The session token in a `Cookie` header.
+pub fn session_from_cookies(cookie_header: &str) -> Option<&str> {
+    cookie_value(cookie_header, SESSION_COOKIE)
 }
 
 #[cfg(test)]
@@ -131,6 +138,10 @@ mod tests {
         );
         assert_eq!(session_from_cookies("islo_session="), None);
         assert_eq!(session_from_cookies("other=1"), None);
+        assert_eq!(
+            cookie_value("islo_session=a; islo_local=b", LOCAL_COOKIE),
+            Some("b")
+        );
     }
 }
 

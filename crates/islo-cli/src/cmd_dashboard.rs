@@ -26,7 +26,7 @@ use islo_client::Endpoint;
 
 use crate::connect;
 
-const COOKIE: &str = "islo_local";
+const COOKIE: &str = islo_api::ui::LOCAL_COOKIE;
 
 #[derive(Args)]
 pub struct DashboardArgs {
@@ -122,11 +122,8 @@ impl Forwarder {
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|c| c.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .any(|(k, v)| {
-                k == COOKIE && islo_api::ui::same_secret(v.as_bytes(), self.secret.as_bytes())
-            })
+            .filter_map(|c| islo_api::ui::cookie_value(c, COOKIE))
+            .any(|v| islo_api::ui::same_secret(v.as_bytes(), self.secret.as_bytes()))
     }
 
     async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {

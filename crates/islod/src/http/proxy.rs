@@ -111,7 +111,7 @@ pub struct Forward {
 }
 
 /// islo's own cookies: the dashboard's session and `islo dashboard`'s secret.
-const ISLO_COOKIES: [&str; 2] = [islo_api::ui::SESSION_COOKIE, "islo_local"];
+const ISLO_COOKIES: [&str; 2] = [islo_api::ui::SESSION_COOKIE, islo_api::ui::LOCAL_COOKIE];
 
 fn is_islo_cookie(pair: &str) -> bool {
     let name = pair.split('=').next().unwrap_or_default().trim();
