@@ -102,9 +102,12 @@ fn files(d: &dyn Driver, spec: &SandboxSpec) {
         .rootfs(&spec.id)
         .expect("a running sandbox's files are reachable");
     assert!(
-        root.join("home/islo/.claude/projects/-workspace/s1.jsonl")
+        root.path()
+            .join("home/islo/.claude/projects/-workspace/s1.jsonl")
             .is_file()
     );
+    // What reaches the files may hold them open: let go before the sandbox stops.
+    drop(root);
 
     // The changes export as a layer, running (and it runs on after) or stopped.
     let want = "home/islo/.claude/projects/-workspace/s1.jsonl";

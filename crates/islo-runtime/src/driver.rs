@@ -172,11 +172,16 @@ pub trait Driver: Send + Sync + 'static {
     fn user_namespaces(&self) -> Result<(), String>;
     /// Report what is there.
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError>;
+    /// [`Driver::observe`] of many sandboxes at once (islod's start-up), in the order given;
+    /// a back end that can ask once for all overrides it.
+    fn observe_all(&self, ids: &[SandboxId]) -> Result<Vec<Observed>, DriverError> {
+        ids.iter().map(|id| self.observe(id)).collect()
+    }
     /// Host path of the sandbox's agent socket.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf;
-    /// The host directory holding a running sandbox's root filesystem (file transfer reaches
+    /// A running sandbox's root filesystem as the host reaches it (file transfer reaches
     /// into it with `openat2(RESOLVE_IN_ROOT)`); `None` when it is not mounted.
-    fn rootfs(&self, id: &SandboxId) -> Option<PathBuf>;
+    fn rootfs(&self, id: &SandboxId) -> Option<Rootfs>;
     /// Write the sandbox's changes to its image (its writable layer) as an OCI layer tar (see
     /// [`crate::layer_tar`]). A running sandbox's processes are frozen while it is written,
     /// so the layer is one instant's state; a stopped one's storage is mounted meanwhile.
@@ -200,4 +205,36 @@ pub struct Usage {
     pub memory_bytes: u64,
     /// CPU time used since it started, in microseconds.
     pub cpu_usec: u64,
+}
+
+/// A path to a sandbox's root filesystem, valid while this value lives: a back end whose
+/// mounts are not in islod's own mount namespace hands a descriptor of the directory, reached
+/// through `/proc/self/fd/N`.
+#[derive(Debug)]
+pub struct Rootfs {
+    path: PathBuf,
+    _held: Option<std::os::fd::OwnedFd>,
+}
+
+impl Rootfs {
+    /// A directory islod reaches by its path.
+    pub fn at(path: PathBuf) -> Self {
+        Self { path, _held: None }
+    }
+
+    /// A directory reached through the open descriptor `dir`.
+    pub fn held(dir: std::os::fd::OwnedFd) -> Self {
+        let path = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&dir)
+        ));
+        Self {
+            path,
+            _held: Some(dir),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }

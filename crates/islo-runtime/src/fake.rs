@@ -136,8 +136,9 @@ impl Driver for FakeDriver {
         self.dir.join(format!("{id}.sock"))
     }
 
-    fn rootfs(&self, id: &SandboxId) -> Option<PathBuf> {
-        (self.lock().get(id) == Some(&true)).then(|| self.dir.join(format!("{id}.root")))
+    fn rootfs(&self, id: &SandboxId) -> Option<crate::Rootfs> {
+        (self.lock().get(id) == Some(&true))
+            .then(|| crate::Rootfs::at(self.dir.join(format!("{id}.root"))))
     }
 
     fn user_namespaces(&self) -> Result<(), String> {

@@ -14,9 +14,10 @@ pub mod host;
 mod idmap;
 pub mod layer_tar;
 mod loopdev;
+mod mntns;
 pub mod oci;
 
 pub use driver::{
-    Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, SandboxId, SandboxSpec,
-    Usage,
+    Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, Rootfs, SandboxId,
+    SandboxSpec, Usage,
 };

@@ -109,13 +109,78 @@ fn in_user_namespaces_too_and_its_processes_are_its_ids_on_the_host() {
         "PID 1 runs as the range's first id on the host: {uids}"
     );
     let root = driver.rootfs(&spec.id).unwrap();
-    let owner =
-        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(root.join("bin/busybox")).unwrap());
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(root.path().join("bin/busybox")).unwrap(),
+    );
     assert_eq!(owner, ids(0).base, "layers are seen through the map");
     let layer_owner =
         std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(layer.join("bin/busybox")).unwrap());
     assert_eq!(layer_owner, 0, "the layer itself is not touched");
     driver.destroy(&spec.id).unwrap();
+    assert_nothing_left(tmp.path());
+}
+
+/// The mount table as a process in the mount namespace pinned at `pin` sees it.
+fn mounts_seen_in(pin: &Path) -> String {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--mount={}", pin.display()))
+        .args(["cat", "/proc/self/mountinfo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn each_sandbox_mounts_in_its_own_namespace_and_sees_no_other() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = busybox_layer(tmp.path());
+    let driver = driver(tmp.path());
+    let (a, b) = (
+        conformance::spec("own-a", vec![layer.clone()]),
+        conformance::spec("own-b", vec![layer.clone()]),
+    );
+    driver.create(&a).unwrap();
+    driver.create(&b).unwrap();
+    let dir = |s: &islo_runtime::SandboxSpec| tmp.path().join("state/sandboxes").join(&s.id.0);
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for s in [&a, &b] {
+        let d = dir(s).display().to_string();
+        let mine: Vec<&str> = host.lines().filter(|l| l.contains(&d)).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "the host holds one mount per sandbox: {mine:?}"
+        );
+        assert!(mine[0].contains(&format!("{d}/mntns ")), "{mine:?}");
+    }
+    let seen = mounts_seen_in(&dir(&a).join("mntns"));
+    let (da, db) = (dir(&a).display().to_string(), dir(&b).display().to_string());
+    for own in ["disk", "rootfs"] {
+        assert!(
+            seen.contains(&format!("{da}/{own} ")),
+            "a's {own} in its namespace: {seen}"
+        );
+    }
+    assert!(
+        !seen.contains(&db),
+        "b's mounts are not in a's namespace: {seen}"
+    );
+    assert!(
+        seen.lines().count() < host.lines().count(),
+        "a's namespace holds fewer mounts than the host"
+    );
+    // The files of a running sandbox are reached through its namespace.
+    let root = driver.rootfs(&a.id).expect("a runs");
+    assert!(root.path().join("bin/busybox").is_file());
+    drop(root);
+    driver.destroy(&a.id).unwrap();
+    driver.destroy(&b.id).unwrap();
     assert_nothing_left(tmp.path());
 }
 

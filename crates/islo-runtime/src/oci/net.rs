@@ -2,7 +2,9 @@
 //! veth pair whose sandbox end is `eth0` with the default route through the host end, and
 //! nothing else. Where packets may go from the host end is the gateway's business (islod
 //! installs the nftables rules); this module only builds and removes the plumbing, with two
-//! `ip -batch` runs so a start costs two helper processes.
+//! `ip -batch` runs so a start costs two helper processes. The one inside the namespace
+//! enters it with `nsenter --net`, not `ip -n`, which also copies the host's mount table
+//! into a new mount namespace (a cost that grows with the number of sandboxes).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use crate::host::Host;
 use crate::{DriverError, NetworkSpec, SandboxId};
 
 const IP: &str = "ip";
+const NSENTER: &str = "nsenter";
 
 /// Name of the sandbox's network namespace.
 pub fn netns_name(id: &SandboxId) -> String {
@@ -41,7 +44,7 @@ fn host_batch(id: &SandboxId, n: &NetworkSpec, add_ns: bool) -> String {
     )
 }
 
-/// The commands run inside the namespace (for `ip -n NS -batch`).
+/// The commands run inside the namespace.
 fn sandbox_batch(n: &NetworkSpec) -> String {
     format!(
         "link set lo up\n\
@@ -54,15 +57,32 @@ fn sandbox_batch(n: &NetworkSpec) -> String {
     )
 }
 
-fn batch(host: &dyn Host, dir: &Path, file: &str, pre: &[&str], text: &str) -> Result<(), String> {
+/// Run `ip [pre…] -batch FILE`, inside the network namespace `netns` if given.
+fn batch(
+    host: &dyn Host,
+    dir: &Path,
+    file: &str,
+    (netns, pre): (Option<&Path>, &[&str]),
+    text: &str,
+) -> Result<(), String> {
     let path = dir.join(file);
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut args: Vec<OsString> = pre.iter().map(OsString::from).collect();
+    let mut args: Vec<OsString> = Vec::new();
+    if let Some(ns) = netns {
+        let mut net = OsString::from("--net=");
+        net.push(ns);
+        args.extend([net, IP.into()]);
+    }
+    args.extend(pre.iter().map(OsString::from));
     args.push("-batch".into());
     args.push(path.clone().into());
-    let out = host
-        .run(Path::new(IP), &args)
-        .map_err(|e| format!("running ip: {e} (install iproute2)"))?;
+    let program = Path::new(if netns.is_some() { NSENTER } else { IP });
+    let out = host.run(program, &args).map_err(|e| {
+        format!(
+            "running {}: {e} (install iproute2 and util-linux)",
+            program.display()
+        )
+    })?;
     let _ = std::fs::remove_file(&path);
     if out.success {
         Ok(())
@@ -84,13 +104,13 @@ pub fn attach(
         detach(host, dir, id, n);
     }
     let text = host_batch(id, n, !made);
-    let made = batch(host, dir, "net-host.batch", &[], &text).and_then(|()| {
-        let ns = netns_name(id);
+    let made = batch(host, dir, "net-host.batch", (None, &[]), &text).and_then(|()| {
+        let ns = netns_path(id);
         batch(
             host,
             dir,
             "net-sandbox.batch",
-            &["-n", &ns],
+            (Some(&ns), &[]),
             &sandbox_batch(n),
         )
     });
@@ -118,7 +138,7 @@ pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
         return;
     }
     let text = format!("link del {}\nnetns del {}\n", n.host_if, netns_name(id));
-    let _ = batch(host, dir, "net-del.batch", &["-force"], &text);
+    let _ = batch(host, dir, "net-del.batch", (None, &["-force"]), &text);
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub enum Call {
         net: Option<PathBuf>,
     },
     Chown(PathBuf, u32, u32),
+    /// A mount namespace made and pinned at this path.
+    MountNs(PathBuf),
     /// A helper: its program's file name and arguments.
     Run(String, Vec<String>),
     Detached(String, Vec<String>),
@@ -110,6 +112,29 @@ impl Host for RecordingHost {
         Ok(())
     }
 
+    fn base_mount_ns(&self, _leave_out: &[PathBuf]) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn in_mount_ns(
+        &self,
+        pin: &Path,
+        create: bool,
+        f: &mut (dyn FnMut() + Send),
+    ) -> std::io::Result<()> {
+        self.with(|s| {
+            if create && s.mounted.insert(pin.into()) {
+                s.calls.push(Call::MountNs(pin.into()));
+            }
+        });
+        f();
+        Ok(())
+    }
+
+    fn drop_mount_ns(&self, pin: &Path) -> std::io::Result<()> {
+        self.unmount(pin)
+    }
+
     fn idmap_support(&self, _dir: &Path) -> Result<(), String> {
         Ok(())
     }
@@ -139,6 +164,14 @@ impl Host for RecordingHost {
             s.calls.push(Call::Run(name(program), args.clone()));
             if args.iter().any(|a| a == "delete") {
                 s.running.remove(&id);
+            }
+            if args.iter().any(|a| a == "list") {
+                let listed: Vec<_> = s
+                    .running
+                    .iter()
+                    .map(|id| serde_json::json!({"id": id, "status": "running", "pid": 1}))
+                    .collect();
+                return Ok(ok(&serde_json::Value::from(listed).to_string()));
             }
             if args.iter().any(|a| a == "state") {
                 return Ok(match s.running.contains(&id) {

@@ -62,6 +62,9 @@ fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
     d.create(&s).unwrap();
     let dir = d.dir(&s.id);
     let calls = host.calls();
+    let own_ns = position(&calls, "the sandbox's mount namespace", |c| {
+        *c == Call::MountNs(dir.join("mntns"))
+    });
     let disk = position(
         &calls,
         "disk mount",
@@ -99,7 +102,7 @@ fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
         |c| matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string())),
     );
     assert!(
-        disk < owned && owned < ns && ns < overlay && overlay < link && link < run,
+        own_ns < disk && disk < owned && owned < ns && ns < overlay && overlay < link && link < run,
         "{calls:#?}"
     );
 
@@ -118,6 +121,39 @@ fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
     let owned_for: IdMap =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ids.json")).unwrap()).unwrap();
     assert_eq!(owned_for, ids, "the disk is recorded as owned for its map");
+}
+
+#[test]
+fn runtime_lists_are_read_as_crun_and_runc_print_them() {
+    let crun = r#"[{"id":"a","pid":7,"status":"running","bundle":"/b","created":"x","owner":"root"},
+        {"id":"b","pid":0,"status":"stopped","bundle":"/b","created":"x","owner":"root"}]"#;
+    let listed = super::parse_list(crun).unwrap();
+    assert_eq!(listed["a"], "running");
+    assert_eq!(super::observed_as(&listed["b"]), Observed::Stopped);
+    assert_eq!(super::observed_as("paused"), Observed::Frozen);
+    assert!(
+        super::parse_list("null").unwrap().is_empty(),
+        "runc's empty list"
+    );
+    assert!(super::parse_list("oops").is_err());
+}
+
+#[test]
+fn observing_all_at_once_agrees_with_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _host) = driver(tmp.path());
+    let (a, mut b) = (spec(None), spec(None));
+    b.id = SandboxId("other".into());
+    d.create(&a).unwrap();
+    d.create(&b).unwrap();
+    d.stop(&b.id).unwrap();
+    let ids = [a.id.clone(), b.id.clone(), SandboxId("never".into())];
+    let one_by_one: Vec<_> = ids.iter().map(|i| d.observe(i).unwrap()).collect();
+    assert_eq!(
+        one_by_one,
+        [Observed::Running, Observed::Stopped, Observed::Missing]
+    );
+    assert_eq!(d.observe_all(&ids).unwrap(), one_by_one);
 }
 
 #[test]
@@ -153,7 +189,11 @@ fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
         "the overlay before what it stands on"
     );
     assert!(killed < position(&calls, "unmount", |c| matches!(c, Call::Unmount(_))));
-    assert!(host.mounted().is_empty());
+    assert_eq!(
+        host.mounted(),
+        [dir.join("mntns")].into(),
+        "a stopped sandbox keeps its (empty) mount namespace, nothing else"
+    );
     assert_eq!(d.observe(&s.id).unwrap(), Observed::Stopped);
 
     host.clear();

@@ -55,7 +55,7 @@ impl App {
             .rootfs(&SandboxId(row.id.clone()))
             .ok_or_else(|| AppError::Internal(format!("sandbox {name}'s files are not mounted")))?;
         let ids = islo_runtime::IdMap::of(super::sandboxes::runtime_spec(&row)?.ids);
-        SandboxRoot::open(&root, uid, ids)
+        SandboxRoot::open(root.path(), uid, ids)
             .map_err(|e| AppError::Internal(format!("opening {name}'s files: {e}")))
     }
 }

@@ -64,7 +64,7 @@ impl App {
             let root = d
                 .rootfs(&id)
                 .ok_or_else(|| islo_runtime::DriverError::NotFound(id.clone()))?;
-            net.prepare_root(&root, &link, ids).map_err(|e| {
+            net.prepare_root(root.path(), &link, ids).map_err(|e| {
                 islo_runtime::DriverError::Host(format!("preparing the network of {id}: {e}"))
             })
         })
