@@ -46,6 +46,25 @@ crate::closed::closed_set! {
 }
 
 crate::closed::closed_set! {
+    /// When the gateway decrypts a sandbox's TLS. `always`: every flow is terminated with the
+    /// installation's CA and decided request by request. `when_needed`: a flow whose host's
+    /// decision needs neither its path, its method, a rate limit nor a credential is allowed
+    /// or denied on its SNI alone and, if allowed, passed through undecrypted (the sandbox
+    /// then checks the upstream's certificate itself).
+    TlsInspection {
+        Always = "always",
+        WhenNeeded = "when_needed",
+    }
+}
+
+#[allow(clippy::derivable_impls)] // closed_set! writes the derives, the same for every set
+impl Default for TlsInspection {
+    fn default() -> Self {
+        Self::Always
+    }
+}
+
+crate::closed::closed_set! {
     /// What the gateway did with one request or flow.
     EventAction {
         Allow = "allow",
@@ -69,6 +88,9 @@ pub struct GatewayProfileResponse {
     pub default_action: RuleAction,
     pub internet_enabled: bool,
     pub is_default: bool,
+    /// When TLS is decrypted (default `always`).
+    #[serde(default)]
+    pub tls_inspection: TlsInspection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +123,8 @@ pub struct GatewayProfileRequest {
     pub internet_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_default: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_inspection: Option<TlsInspection>,
 }
 
 /// A rule.

@@ -42,7 +42,7 @@ pub use gateway::{
     AuthMode, AuthStrategy, EventAction, GatewayEventResponse, GatewayEventsQuery,
     GatewayEventsResponse, GatewayProfileDetailResponse, GatewayProfileRequest,
     GatewayProfileResponse, GatewayRuleRequest, GatewayRuleResponse, ReorderRulesRequest,
-    RuleAction, RulePriority,
+    RuleAction, RulePriority, TlsInspection,
 };
 pub use keys::{ApiKeyResponse, ApiKeyStatus, CreateApiKeyRequest, CreatedApiKeyResponse};
 pub use sandbox::{

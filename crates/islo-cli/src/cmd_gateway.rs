@@ -46,6 +46,10 @@ struct ProfileFields {
     /// Make it the tenant's default profile.
     #[arg(long)]
     is_default: Option<bool>,
+    /// When TLS is decrypted: `always`, or `when_needed` (a host decided without path,
+    /// method, rate limit or credential is passed through undecrypted, near direct speed).
+    #[arg(long, value_parser = ["always", "when_needed"])]
+    tls_inspection: Option<String>,
 }
 
 #[derive(Parser)]
@@ -102,6 +106,10 @@ impl ProfileFields {
             default_action: self.default_action.as_deref().and_then(RuleAction::parse),
             internet_enabled: self.internet_access,
             is_default: self.is_default,
+            tls_inspection: self
+                .tls_inspection
+                .as_deref()
+                .and_then(islo_api::TlsInspection::parse),
         }
     }
 }
@@ -312,6 +320,7 @@ async fn show(client: &Client, name: &str, output: Output) -> anyhow::Result<()>
         "Internet:        {}",
         if p.internet_enabled { "on" } else { "off" }
     );
+    outln!("TLS inspection:  {}", p.tls_inspection);
     outln!();
     print_rules(&d.rules, output)
 }

@@ -375,3 +375,98 @@ fn base64_encode(b: &[u8]) -> String {
     }
     out
 }
+
+/// The issuer of the certificate a sandbox's TLS client is shown for `url` (not verified).
+fn issuer_seen(env: &common::Env, sandbox: &str, url: &str) -> String {
+    let o = env.islo(&[
+        "use",
+        sandbox,
+        "--",
+        "curl",
+        "-sSk",
+        "-v",
+        "-o",
+        "/dev/null",
+        url,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    err.lines()
+        .find_map(|l| l.trim_start_matches("* ").trim().strip_prefix("issuer: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no certificate for {url}: {err}"))
+}
+
+#[test]
+fn tls_when_needed_passes_host_decided_flows_through_undecrypted() {
+    let (env, up, _certs) = with_upstream();
+    env.ok(&[
+        "gateway",
+        "create",
+        "--name",
+        "quick",
+        "--default-action",
+        "deny",
+        "--tls-inspection",
+        "when_needed",
+    ]);
+    assert!(
+        env.ok(&["gateway", "quick"])
+            .contains("TLS inspection:  when_needed")
+    );
+    rule(&env, "quick", &["--host", "up.test"]);
+    start_bound(&env, "fast", "quick");
+    let url = format!("https://up.test:{}/echo/spliced", up.https);
+    // Passed through: the sandbox sees the upstream's own certificate, not one the
+    // installation's CA made.
+    let islo_ca = "islo gateway CA";
+    assert!(!issuer_seen(&env, "fast", &url).contains(islo_ca));
+    // Denied on its SNI: the flow is closed, no HTTP answer.
+    let other = format!("https://other.test:{}/echo/x", up.https);
+    assert_eq!(curl(&env, "fast", &["-k", &other]).0, 0);
+    let log = log_json(&env, "fast");
+    let spliced = log.iter().find(|e| e["host"] == "up.test").unwrap();
+    assert_eq!(spliced["action"], "allow");
+    assert!(
+        spliced["reason"]
+            .as_str()
+            .unwrap()
+            .contains("TLS not inspected")
+    );
+    assert!(spliced["bytes_down"].as_u64().unwrap() > 0, "{spliced}");
+    let denied = log.iter().find(|e| e["host"] == "other.test").unwrap();
+    assert_eq!(denied["action"], "deny");
+    assert!(
+        denied["reason"]
+            .as_str()
+            .unwrap()
+            .contains("TLS not inspected")
+    );
+
+    // `always`: decrypted again (the installation's CA signs what the sandbox sees).
+    env.ok(&["gateway", "quick", "update", "--tls-inspection", "always"]);
+    assert!(issuer_seen(&env, "fast", &url).contains(islo_ca));
+    assert_eq!(curl(&env, "fast", &[&url]).0, 200);
+    // A rate limit needs the requests: under `when_needed` that host is decrypted too.
+    env.ok(&[
+        "gateway",
+        "quick",
+        "update",
+        "--tls-inspection",
+        "when_needed",
+    ]);
+    assert!(!issuer_seen(&env, "fast", &url).contains(islo_ca));
+    rule(
+        &env,
+        "quick",
+        &[
+            "--host",
+            "up.test",
+            "--rate-limit-rpm",
+            "100",
+            "--priority",
+            "1",
+        ],
+    );
+    assert!(issuer_seen(&env, "fast", &url).contains(islo_ca));
+    assert_eq!(curl(&env, "fast", &[&url]).0, 200);
+}

@@ -22,6 +22,7 @@ mod proxy;
 pub mod rules;
 mod scrub;
 mod sockopt;
+mod splice;
 pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};

@@ -19,7 +19,7 @@ use crate::upstream::{UpstreamConfig, Upstreams};
 use crate::{Control, Event, http};
 
 /// How long a connection may stay silent before its first bytes.
-const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections one sandbox may hold open through the gateway at once.
 pub const MAX_CONNS_PER_SANDBOX: usize = 256;
@@ -323,8 +323,32 @@ pub(crate) async fn serve_tunnel<S>(
     }
 }
 
+/// A TLS flow: passed through undecrypted when its profile and host allow that (see
+/// [`crate::splice`]), else terminated.
+async fn serve_tls<S>(mut io: S, peer: SocketAddr, port: u16, hint: Option<String>, sh: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut read = Vec::new();
+    if let Some(c) = sh.control.client(peer.ip())
+        && c.policy.may_skip_inspection()
+    {
+        let hello = crate::splice::read_client_hello(&mut io).await;
+        let host = hello.sni.clone().or_else(|| hint.clone());
+        if hello.whole
+            && let Some(host) = host
+            && let Some(d) = crate::splice::decide(&c, &host)
+        {
+            let target = (host, port);
+            return crate::splice::pass(io, hello.bytes, target, peer, c, d, sh).await;
+        }
+        read = hello.bytes;
+    }
+    terminate_tls(Rewind::new(Bytes::from(read), io), peer, port, hint, sh).await;
+}
+
 /// Terminate TLS with a leaf for the client's SNI (else `hint`), then serve HTTP inside.
-async fn serve_tls<S>(io: S, peer: SocketAddr, port: u16, hint: Option<String>, sh: Arc<Shared>)
+async fn terminate_tls<S>(io: S, peer: SocketAddr, port: u16, hint: Option<String>, sh: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -166,6 +166,7 @@ pub struct Policy {
     profile_name: String,
     internet_enabled: bool,
     default_action: RuleAction,
+    tls_inspection: islo_api::TlsInspection,
     rules: Vec<Compiled>,
 }
 
@@ -179,6 +180,7 @@ impl Policy {
             profile_name: profile.name.clone(),
             internet_enabled: profile.internet_enabled,
             default_action: profile.default_action,
+            tls_inspection: profile.tls_inspection,
             rules: ordered
                 .into_iter()
                 .map(|r| Compiled {
@@ -191,6 +193,41 @@ impl Policy {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether some TLS flows may go undecrypted (`tls_inspection: when_needed`).
+    pub fn may_skip_inspection(&self) -> bool {
+        self.tls_inspection == islo_api::TlsInspection::WhenNeeded
+    }
+
+    /// The decision on a TLS flow to `host` taken without decrypting it, when the profile
+    /// allows that (`tls_inspection: when_needed`) and the decision needs nothing but the
+    /// host: the first rule for the host names no path or method, and an allowing one has
+    /// neither rate limit nor credential. `None`: the flow must be inspected. (Secrets that go
+    /// to hosts of their own are the caller's to check.)
+    pub fn decide_uninspected(&self, host: &str) -> Option<Decision> {
+        if self.tls_inspection != islo_api::TlsInspection::WhenNeeded {
+            return None;
+        }
+        if !self.internet_enabled {
+            return Some(self.decide("GET", host, "/").0);
+        }
+        let host_only = normalize_host(host);
+        let first = self
+            .rules
+            .iter()
+            .find(|c| c.host.as_ref().is_some_and(|g| g.is_match(&host_only)));
+        if let Some(c) = first {
+            let r = &c.rule;
+            let by_request = r.path_pattern.is_some() || r.methods.is_some();
+            let needs_request =
+                r.rate_limit_rpm.is_some() || r.provider_key.is_some() || r.auth_strategy.is_some();
+            if by_request || (r.action == RuleAction::Allow && needs_request) {
+                return None;
+            }
+        }
+        // No rule for the host: the default decides, whatever the request.
+        Some(self.decide("GET", host, "/").0)
     }
 
     /// Decide `method host path`; the rule that matched, if any, comes along.
@@ -270,6 +307,7 @@ mod tests {
             default_action: RuleAction::parse(default).unwrap(),
             internet_enabled: true,
             is_default: false,
+            tls_inspection: Default::default(),
             rule_count: None,
             created_at: None,
             updated_at: None,
@@ -290,6 +328,54 @@ mod tests {
             created_at: None,
             updated_at: None,
         }
+    }
+
+    #[test]
+    fn only_host_decisions_skip_inspection_and_only_when_the_profile_says_so() {
+        let mut p = profile("deny");
+        let mut scoped = rule("scoped", 1, "api.example.com", "allow");
+        scoped.path_pattern = Some("/v1/*".into());
+        let mut limited = rule("limited", 2, "slow.example.com", "allow");
+        limited.rate_limit_rpm = Some(10);
+        let mut keyed = rule("keyed", 3, "llm.example.com", "allow");
+        keyed.provider_key = Some("KEY".into());
+        let mut get_only = rule("get", 4, "ro.example.com", "deny");
+        get_only.methods = Some(vec!["POST".into()]);
+        let rules = [
+            scoped,
+            limited,
+            keyed,
+            get_only,
+            rule("plain", 5, "*.github.com", "allow"),
+            rule("blocked", 6, "evil.example.com", "deny"),
+        ];
+        assert_eq!(
+            Policy::compile(&p, &rules).decide_uninspected("api.github.com"),
+            None,
+            "`always` (the default) inspects everything"
+        );
+        p.tls_inspection = islo_api::TlsInspection::WhenNeeded;
+        let pol = Policy::compile(&p, &rules);
+        let d = pol.decide_uninspected("API.GitHub.com:443").unwrap();
+        assert!(d.allowed && d.rule_id.as_deref() == Some("plain"));
+        let d = pol.decide_uninspected("evil.example.com").unwrap();
+        assert!(!d.allowed && d.rule_id.as_deref() == Some("blocked"));
+        let d = pol.decide_uninspected("elsewhere.org").unwrap();
+        assert!(!d.allowed && d.rule_id.is_none(), "the default, deny");
+        for needs in [
+            "api.example.com",
+            "slow.example.com",
+            "llm.example.com",
+            "ro.example.com",
+        ] {
+            assert_eq!(pol.decide_uninspected(needs), None, "{needs}");
+        }
+        p.internet_enabled = false;
+        let off = Policy::compile(&p, &rules).decide_uninspected("api.example.com");
+        assert!(
+            off.is_some_and(|d| !d.allowed),
+            "internet off denies on the host"
+        );
     }
 
     #[test]

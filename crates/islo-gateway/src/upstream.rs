@@ -183,6 +183,22 @@ impl Upstreams {
             })
     }
 
+    /// A TCP connection to `host:port` at the address [`Upstreams::resolve`] gives.
+    pub async fn connect_tcp(&self, host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
+        let addr = self.resolve(host, port).await?;
+        let connect_err = |source| UpstreamError::Connect {
+            host: host.into(),
+            addr,
+            source,
+        };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(connect_err)?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
     /// An HTTP/1.1 connection to `host:port`, over TLS when `tls`.
     pub async fn connect<B>(
         &self,
@@ -195,17 +211,7 @@ impl Upstreams {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let addr = self.resolve(host, port).await?;
-        let connect_err = |source| UpstreamError::Connect {
-            host: host.into(),
-            addr,
-            source,
-        };
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(connect_err)?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = self.connect_tcp(host, port).await?;
         let http_err = |source| UpstreamError::Http {
             host: host.into(),
             source,

@@ -74,6 +74,7 @@ impl App {
                     default_action: RuleAction::Allow,
                     internet_enabled: true,
                     is_default: false,
+                    tls_inspection: Default::default(),
                     rule_count: Some(0),
                     created_at: Some(now.clone()),
                     updated_at: None,
@@ -94,6 +95,7 @@ impl App {
         p.default_action = req.default_action.unwrap_or(p.default_action);
         p.internet_enabled = req.internet_enabled.unwrap_or(p.internet_enabled);
         p.is_default = req.is_default.unwrap_or(p.is_default);
+        p.tls_inspection = req.tls_inspection.unwrap_or(p.tls_inspection);
         p.updated_at = Some(now);
         match self.store.put_gateway_profile(&t.id, &p) {
             Err(StoreError::NameTaken(n)) => Err(AppError::Conflict(format!(

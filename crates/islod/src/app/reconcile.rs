@@ -30,6 +30,20 @@ pub struct Reconciled {
     pub thawed: usize,
 }
 
+/// How many sandboxes are reconciled at once (most only have their agent pinged).
+const RECONCILE_PARALLEL: usize = 16;
+
+/// What reconciliation did to one sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Adopted,
+    Stopped,
+    Undone,
+    Deleted,
+    /// Nothing to count (left as it was, or marked failed).
+    Left,
+}
+
 /// What the agent of a running sandbox says.
 enum Agent {
     Answers,
@@ -99,15 +113,32 @@ impl App {
         Ok(())
     }
 
+    /// The runtime is asked once about every sandbox; then each is reconciled, a few at a
+    /// time (with a thousand on the host, one by one took seconds).
     pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
+        use futures_util::StreamExt;
         let mut out = Reconciled::default();
         let rows = self.store.live_sandboxes()?;
         if let Err(e) = self.reassert_ids(&rows) {
             tracing::error!(error = %e, "claiming the id ranges of sandboxes again");
         }
-        for row in rows {
-            self.reconcile_one(&row, &mut out).await?;
+        let ids: Vec<SandboxId> = rows.iter().map(|r| SandboxId(r.id.clone())).collect();
+        let observed = self.blocking(move |d| d.observe_all(&ids)).await?;
+        let mut each = futures_util::stream::iter(rows.iter().zip(observed))
+            .map(|(row, seen)| self.reconcile_one(row, seen))
+            .buffer_unordered(RECONCILE_PARALLEL);
+        while let Some(outcome) = each.next().await {
+            let (outcome, thawed) = outcome?;
+            out.thawed += usize::from(thawed);
+            match outcome {
+                Outcome::Adopted => out.adopted += 1,
+                Outcome::Stopped => out.marked_stopped += 1,
+                Outcome::Undone => out.undone_creates += 1,
+                Outcome::Deleted => out.finished_deletes += 1,
+                Outcome::Left => {}
+            }
         }
+        drop(each);
         let execs = self.store.fail_running_execs()?;
         tracing::info!(
             adopted = out.adopted,
@@ -121,7 +152,13 @@ impl App {
         Ok(out)
     }
 
-    async fn reconcile_one(&self, row: &SandboxRow, out: &mut Reconciled) -> Result<(), AppError> {
+    /// `observed`: what the runtime said at the start of reconciliation. What was done, and
+    /// whether the sandbox was thawed first.
+    async fn reconcile_one(
+        &self,
+        row: &SandboxRow,
+        mut observed: Observed,
+    ) -> Result<(Outcome, bool), AppError> {
         let id = SandboxId(row.id.clone());
         let op = self.store.pending_op(&row.id)?;
         match op {
@@ -129,35 +166,33 @@ impl App {
                 self.driven(&id, |d, id| d.destroy(id)).await?;
                 self.release_ids(&row.id);
                 self.store.remove_sandbox(&row.id)?;
-                out.undone_creates += 1;
                 tracing::warn!(sandbox = %row.name, "undid a create islod did not finish");
-                return Ok(());
+                return Ok((Outcome::Undone, false));
             }
             Some(Op::Delete) => {
                 self.driven(&id, |d, id| d.destroy(id)).await?;
                 self.release_ids(&row.id);
                 self.store
                     .mark_deleted(&row.id, &crate::store::now_rfc3339())?;
-                out.finished_deletes += 1;
                 tracing::warn!(sandbox = %row.name, "finished a delete islod did not finish");
-                return Ok(());
+                return Ok((Outcome::Deleted, false));
             }
             Some(Op::Start | Op::Stop) | None => {}
         }
-        let mut observed = self.driven(&id, |d, id| d.observe(id)).await?;
+        let mut thawed = false;
         if observed == Observed::Frozen {
             // Cut while a snapshot was being written: its processes go on.
             self.driven(&id, |d, id| d.thaw(id)).await?;
-            out.thawed += 1;
             tracing::warn!(sandbox = %row.name, "thawed a sandbox frozen by an interrupted save");
             observed = Observed::Running;
+            thawed = true;
         }
         let reason = match (op, row.status, observed) {
             (_, _, Observed::Missing) => {
                 let gone = Some("its storage is gone");
                 self.store
                     .set_status(&row.id, SandboxStatus::Failed, gone, None)?;
-                return Ok(());
+                return Ok((Outcome::Left, thawed));
             }
             (Some(Op::Stop), ..) | (None, SandboxStatus::Stopping, _) => None,
             (Some(Op::Start), ..) | (None, SandboxStatus::Starting, _) => {
@@ -165,10 +200,7 @@ impl App {
             }
             (None, SandboxStatus::Running, Observed::Running) => {
                 match self.probe_agent(&id).await {
-                    Agent::Answers | Agent::Silent => {
-                        out.adopted += 1;
-                        return Ok(());
-                    }
+                    Agent::Answers | Agent::Silent => return Ok((Outcome::Adopted, thawed)),
                     Agent::Gone => Some(super::watch::AGENT_ENDED.replace("NAME", &row.name)),
                 }
             }
@@ -177,15 +209,14 @@ impl App {
             }
             (None, SandboxStatus::Stopped, Observed::Running) => {
                 self.driven(&id, |d, id| d.stop(id)).await?;
-                return Ok(());
+                return Ok((Outcome::Left, thawed));
             }
-            _ => return Ok(()),
+            _ => return Ok((Outcome::Left, thawed)),
         };
         self.driven(&id, |d, id| d.stop(id)).await?;
-        out.marked_stopped += 1;
         self.store
             .set_status(&row.id, SandboxStatus::Stopped, reason.as_deref(), None)?;
-        Ok(())
+        Ok((Outcome::Stopped, thawed))
     }
 
     async fn probe_agent(&self, id: &SandboxId) -> Agent {

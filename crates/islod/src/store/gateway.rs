@@ -1,12 +1,13 @@
 //! Gateway profiles and rules.
 
-use islo_api::{GatewayProfileResponse, GatewayRuleResponse, RuleAction};
+use islo_api::{GatewayProfileResponse, GatewayRuleResponse, RuleAction, TlsInspection};
 use rusqlite::{Row, params};
 
 use super::{Store, StoreError, now_rfc3339};
 
 const PROFILE: &str = "p.id, p.name, p.description, p.default_action, p.internet_enabled, p.is_default, \
-     (SELECT COUNT(*) FROM gateway_rules r WHERE r.profile_id = p.id), p.created_at, p.updated_at";
+     (SELECT COUNT(*) FROM gateway_rules r WHERE r.profile_id = p.id), p.created_at, p.updated_at, \
+     p.tls_inspection";
 const RULE: &str = "id, priority, host_pattern, path_pattern, methods, action, rate_limit_rpm, provider_key, \
      auth_strategy, created_at, updated_at";
 
@@ -21,6 +22,7 @@ fn profile(r: &Row<'_>) -> rusqlite::Result<GatewayProfileResponse> {
         rule_count: Some(r.get::<_, i64>(6)? as u32),
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        tls_inspection: super::closed(r, 9, TlsInspection::parse, "TLS inspection")?,
     })
 }
 
@@ -93,13 +95,13 @@ impl Store {
             )?;
         }
         let res = tx.execute(
-            "INSERT INTO gateway_profiles (id, tenant_id, name, description, default_action, internet_enabled, is_default, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+            "INSERT INTO gateway_profiles (id, tenant_id, name, description, default_action, internet_enabled, is_default, created_at, updated_at, tls_inspection) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT (id) DO UPDATE SET name = ?3, description = ?4, default_action = ?5, \
-             internet_enabled = ?6, is_default = ?7, updated_at = ?9",
+             internet_enabled = ?6, is_default = ?7, updated_at = ?9, tls_inspection = ?10",
             params![
                 p.id, tenant, p.name, p.description, p.default_action.as_str(), p.internet_enabled,
-                p.is_default, p.created_at, p.updated_at
+                p.is_default, p.created_at, p.updated_at, p.tls_inspection.as_str()
             ],
         );
         match res {
