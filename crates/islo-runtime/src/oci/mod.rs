@@ -5,9 +5,9 @@
 //! a template per size), `disk/` (its mount: `upper/`, `work/`, and `run/`, the agent's socket
 //! and log, mounted at `/.islo/run`: on the sandbox's own disk, so it counts against its quota),
 //! `rootfs/` (the overlay), `config.json`, `agent.log` (the agent's output until it moves its
-//! log into `run/`), `runtime.log`, and `mntns`, the pin of the sandbox's own mount namespace:
-//! the disk, the overlay and the namespace pins are mounted there, not on the host (see
-//! [`crate::mntns`]), and the runtime starts the sandbox from inside it.
+//! log into `run/`), `runtime.log`, and while it runs `mntns`, the pin of the sandbox's own
+//! mount namespace: the disk, the overlay and the namespace pins are mounted there, not on the
+//! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
 mod disk;
 mod elf;
@@ -156,6 +156,15 @@ impl OciDriver {
             .in_mount_ns(&pin, create, &mut || out = f.take().map(|f| f()))
             .map_err(DriverError::io(format!("the mount namespace of {id}")))?;
         out.ok_or_else(|| DriverError::Host(format!("the mount namespace of {id} ran nothing")))
+    }
+
+    /// Unpin the sandbox's mount namespace (it holds nothing once its storage is unmounted):
+    /// a stopped sandbox holds no mount on the host.
+    fn drop_ns(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let pin = self.dir(id).join(MOUNT_NS);
+        self.host
+            .drop_mount_ns(&pin)
+            .map_err(DriverError::io(pin.display().to_string()))
     }
 
     fn runtime_name(&self) -> String {
@@ -472,7 +481,8 @@ impl Driver for OciDriver {
         self.in_ns(id, false, || {
             self.detach_network(id);
             self.unmount_storage(id)
-        })?
+        })??;
+        self.drop_ns(id)
     }
 
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError> {
@@ -486,10 +496,7 @@ impl Driver for OciDriver {
             self.detach_network(id);
             self.unmount_storage(id)
         })??;
-        let pin = dir.join(MOUNT_NS);
-        self.host
-            .drop_mount_ns(&pin)
-            .map_err(DriverError::io(pin.display().to_string()))?;
+        self.drop_ns(id)?;
         std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
     }
 
@@ -624,6 +631,7 @@ impl Driver for OciDriver {
         if mounted_here {
             self.in_ns(id, false, || self.host.unmount(&disk))?
                 .map_err(DriverError::io(format!("unmounting {}", disk.display())))?;
+            self.drop_ns(id)?;
         }
         written
     }

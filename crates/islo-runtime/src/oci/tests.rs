@@ -185,14 +185,14 @@ fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
             &Call::Unmount(dir.join("rootfs")),
             &Call::Unmount(dir.join("userns")),
             &Call::Unmount(dir.join("disk")),
+            &Call::Unmount(dir.join("mntns")),
         ],
-        "the overlay before what it stands on"
+        "the overlay before what it stands on, the namespace they were in last"
     );
     assert!(killed < position(&calls, "unmount", |c| matches!(c, Call::Unmount(_))));
-    assert_eq!(
-        host.mounted(),
-        [dir.join("mntns")].into(),
-        "a stopped sandbox keeps its (empty) mount namespace, nothing else"
+    assert!(
+        host.mounted().is_empty(),
+        "a stopped sandbox holds nothing mounted, its mount namespace neither"
     );
     assert_eq!(d.observe(&s.id).unwrap(), Observed::Stopped);
 
