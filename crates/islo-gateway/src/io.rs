@@ -10,15 +10,25 @@ use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// `inner` with `prefix` read again first.
+/// `inner` with `prefix` read again first; it counts the bytes read through it.
 pub struct Rewind<S> {
     prefix: Bytes,
     inner: S,
+    read: u64,
 }
 
 impl<S> Rewind<S> {
     pub fn new(prefix: Bytes, inner: S) -> Self {
-        Self { prefix, inner }
+        Self {
+            prefix,
+            inner,
+            read: 0,
+        }
+    }
+
+    /// Bytes read so far (the prefix's included).
+    pub fn read(&self) -> u64 {
+        self.read
     }
 }
 
@@ -33,9 +43,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
             this.prefix.advance(n);
+            this.read += n as u64;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.read += (buf.filled().len() - before) as u64;
+        r
     }
 }
 

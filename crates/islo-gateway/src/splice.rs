@@ -13,13 +13,13 @@
 //! that must rule that out keep `always`.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::io::Rewind;
 use crate::proxy::Shared;
 use crate::{Client, Decision, Event};
 use islo_api::EventAction;
@@ -136,56 +136,12 @@ pub(crate) async fn pass<S>(
     };
     ev.latency_ms = started.elapsed().as_secs_f64() * 1e3;
     // Counted as read, so a flow that ends in a reset still logs what passed.
-    let (mut io, mut up) = (Counting::new(io), Counting::new(up));
-    if up.inner.write_all(&hello).await.is_ok() {
+    let (mut io, mut up) = (Rewind::new(Bytes::new(), io), Rewind::new(Bytes::new(), up));
+    if up.write_all(&hello).await.is_ok() {
         let _ = tokio::io::copy_bidirectional_with_sizes(&mut io, &mut up, SPLICE_BUF, SPLICE_BUF)
             .await;
     }
-    ev.bytes_up = hello.len() as u64 + io.read;
-    ev.bytes_down = up.read;
+    ev.bytes_up = hello.len() as u64 + io.read();
+    ev.bytes_down = up.read();
     sh.control.record(ev);
-}
-
-/// A stream that counts the bytes read from it.
-struct Counting<S> {
-    inner: S,
-    read: u64,
-}
-
-impl<S> Counting<S> {
-    fn new(inner: S) -> Self {
-        Self { inner, read: 0 }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        this.read += (buf.filled().len() - before) as u64;
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }

@@ -138,7 +138,7 @@ impl Drop for Holder {
 }
 
 /// Bind the namespace file `from` at `to` (made as an empty file first).
-fn pin(from: &str, to: &Path) -> io::Result<()> {
+pub(crate) fn pin(from: &str, to: &Path) -> io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)

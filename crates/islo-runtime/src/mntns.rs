@@ -63,19 +63,8 @@ fn new_private_ns() -> io::Result<()> {
 fn pin_here(pin: &Path) -> io::Result<()> {
     let mine = open(Path::new("/proc/thread-self/ns/mnt"))?;
     enter(&open(Path::new(HOST_NS))?, "of islod")?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(pin)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", pin.display())))?;
     let from = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&mine));
-    rustix::mount::mount_bind(from.as_str(), pin).map_err(|e| {
-        io::Error::other(format!(
-            "pinning a mount namespace at {}: {e}",
-            pin.display()
-        ))
-    })?;
+    crate::idmap::pin(&from, pin)?;
     enter(&mine, "just made")
 }
 
