@@ -32,16 +32,26 @@ fn first_id(env: &Env, sandbox: &str) -> u32 {
     u32::try_from(v["isolation"]["host_ids"]["first"].as_u64().unwrap()).unwrap()
 }
 
+/// A command run in the mount namespace where a running sandbox's disk is mounted, and the
+/// path of its writable layer there.
+fn in_its_mounts(env: &Env, sandbox: &str) -> (Command, std::path::PathBuf) {
+    let dir = env.state().join("sandboxes").join(env.id_of(sandbox));
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--mount={}", dir.join("mntns").display()));
+    (c, dir.join("disk/upper"))
+}
+
 /// Host (uid, gid) of a path in the sandbox's writable layer.
 fn upper_owner(env: &Env, sandbox: &str, path: &str) -> (u32, u32) {
-    let p = env
-        .state()
-        .join("sandboxes")
-        .join(env.id_of(sandbox))
-        .join("disk/upper")
-        .join(path.trim_start_matches('/'));
-    let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    (m.uid(), m.gid())
+    let (mut c, upper) = in_its_mounts(env, sandbox);
+    let p = upper.join(path.trim_start_matches('/'));
+    let o = c.args(["stat", "-c", "%u %g"]).arg(&p).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let (u, g) = out
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{}: {}", p.display(), String::from_utf8_lossy(&o.stderr)));
+    (u.parse().unwrap(), g.parse().unwrap())
 }
 
 /// Uids (real, effective, saved, fs) of every live process of sandbox `id`, seen from the
@@ -397,15 +407,10 @@ fn a_setuid_binary_is_the_sandboxs_root_on_the_host(env: &Env) {
     )
     .unwrap();
     let copy = dir.path().join("suid-id");
-    let upper = env
-        .state()
-        .join("sandboxes")
-        .join(env.id_of("esc"))
-        .join("disk/upper/workspace/suid-id");
+    let (mut cp, upper) = in_its_mounts(env, "esc");
     assert!(
-        Command::new("cp")
-            .arg("-p")
-            .arg(&upper)
+        cp.args(["cp", "-p"])
+            .arg(upper.join("workspace/suid-id"))
             .arg(&copy)
             .status()
             .unwrap()
