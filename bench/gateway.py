@@ -38,7 +38,7 @@ up = subprocess.Popen(
     [sys.executable, UPSTREAM, "--https", str(PORT), "--cert", f"{CERTS}/cert.pem", "--key", f"{CERTS}/key.pem"],
     stdout=subprocess.PIPE, text=True)
 try:
-    assert up.stdout.readline().strip() == "ready"
+    assert up.stdout.readline().split()[0] == "ready"
     env = dict(os.environ, SSL_CERT_FILE=f"{CERTS}/ca.pem")
     direct = json.loads(subprocess.run([sys.executable, CLIENT, "up.test", str(PORT), "127.0.0.1"],
                                        check=True, capture_output=True, text=True, env=env).stdout)
