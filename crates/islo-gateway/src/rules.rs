@@ -210,24 +210,58 @@ impl Policy {
             return None;
         }
         if !self.internet_enabled {
-            return Some(self.decide("GET", host, "/").0);
+            return Some(self.internet_off());
         }
-        let host_only = normalize_host(host);
+        let host = normalize_host(host);
         let first = self
             .rules
             .iter()
-            .find(|c| c.host.as_ref().is_some_and(|g| g.is_match(&host_only)));
-        if let Some(c) = first {
-            let r = &c.rule;
-            let by_request = r.path_pattern.is_some() || r.methods.is_some();
-            let needs_request =
-                r.rate_limit_rpm.is_some() || r.provider_key.is_some() || r.auth_strategy.is_some();
-            if by_request || (r.action == RuleAction::Allow && needs_request) {
-                return None;
-            }
+            .find(|c| c.host.as_ref().is_some_and(|g| g.is_match(&host)));
+        let Some(c) = first else {
+            // No rule for the host: the default decides, whatever the request.
+            return Some(self.by_default());
+        };
+        let r = &c.rule;
+        let by_request = r.path_pattern.is_some() || r.methods.is_some();
+        let needs_request =
+            r.rate_limit_rpm.is_some() || r.provider_key.is_some() || r.auth_strategy.is_some();
+        if by_request || (r.action == RuleAction::Allow && needs_request) {
+            return None;
         }
-        // No rule for the host: the default decides, whatever the request.
-        Some(self.decide("GET", host, "/").0)
+        Some(self.by_rule(r))
+    }
+
+    fn internet_off(&self) -> Decision {
+        Decision {
+            allowed: false,
+            rule_id: None,
+            reason: format!(
+                "internet access is off in gateway profile {}",
+                self.profile_name
+            ),
+        }
+    }
+
+    fn by_rule(&self, r: &GatewayRuleResponse) -> Decision {
+        Decision {
+            allowed: r.action == RuleAction::Allow,
+            rule_id: Some(r.id.clone()),
+            reason: format!(
+                "rule {} ({} {}) of gateway profile {}",
+                r.id, r.action, r.host_pattern, self.profile_name
+            ),
+        }
+    }
+
+    fn by_default(&self) -> Decision {
+        Decision {
+            allowed: self.default_action == RuleAction::Allow,
+            rule_id: None,
+            reason: format!(
+                "default action {} of gateway profile {}",
+                self.default_action, self.profile_name
+            ),
+        }
     }
 
     /// Decide `method host path`; the rule that matched, if any, comes along.
@@ -238,15 +272,7 @@ impl Policy {
         path: &str,
     ) -> (Decision, Option<&GatewayRuleResponse>) {
         if !self.internet_enabled {
-            let d = Decision {
-                allowed: false,
-                rule_id: None,
-                reason: format!(
-                    "internet access is off in gateway profile {}",
-                    self.profile_name
-                ),
-            };
-            return (d, None);
+            return (self.internet_off(), None);
         }
         let host = normalize_host(host);
         let path = path.split('?').next().unwrap_or(path);
@@ -261,26 +287,10 @@ impl Policy {
             };
             let method_ok = r.methods.as_ref().is_none_or(|ms| ms.contains(&method));
             if host_ok && path_ok && method_ok {
-                let d = Decision {
-                    allowed: r.action == RuleAction::Allow,
-                    rule_id: Some(r.id.clone()),
-                    reason: format!(
-                        "rule {} ({} {}) of gateway profile {}",
-                        r.id, r.action, r.host_pattern, self.profile_name
-                    ),
-                };
-                return (d, Some(r));
+                return (self.by_rule(r), Some(r));
             }
         }
-        let d = Decision {
-            allowed: self.default_action == RuleAction::Allow,
-            rule_id: None,
-            reason: format!(
-                "default action {} of gateway profile {}",
-                self.default_action, self.profile_name
-            ),
-        };
-        (d, None)
+        (self.by_default(), None)
     }
 }
 

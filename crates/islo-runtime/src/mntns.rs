@@ -153,3 +153,68 @@ pub fn remove(pin: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::host::is_mount_point;
+
+    fn root() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "mount namespace tests need root (CI runs as root)"
+        );
+        ensure_base(&[]).unwrap();
+    }
+
+    #[test]
+    fn mounts_made_inside_stay_inside_and_go_with_the_pin() {
+        root();
+        let tmp = tempfile::tempdir().unwrap();
+        let (pin, inner) = (tmp.path().join("ns"), tmp.path().join("inner"));
+        std::fs::create_dir(&inner).unwrap();
+        let mounted_inside = run_in(&pin, true, || {
+            rustix::mount::mount(
+                "islo-test",
+                &inner,
+                "tmpfs",
+                rustix::mount::MountFlags::empty(),
+                None::<&std::ffi::CStr>,
+            )
+            .map(|()| is_mount_point(&inner))
+        })
+        .unwrap()
+        .unwrap();
+        assert!(mounted_inside);
+        assert!(is_mount_point(&pin), "the namespace is pinned on the host");
+        assert!(
+            !is_mount_point(&inner),
+            "the host does not see the mount made inside"
+        );
+        assert!(
+            run_in(&pin, false, || is_mount_point(&inner)).unwrap(),
+            "entered again"
+        );
+        remove(&pin).unwrap();
+        assert!(!pin.exists() && !is_mount_point(&inner));
+        assert!(
+            !run_in(&pin, false, || is_mount_point(&inner)).unwrap(),
+            "without a pin, work runs where islod is"
+        );
+    }
+
+    #[test]
+    fn a_namespace_that_cannot_be_pinned_is_an_error_and_leaves_nothing() {
+        root();
+        let tmp = tempfile::tempdir().unwrap();
+        let pin = tmp.path().join("missing-dir/ns");
+        let mut ran = false;
+        let err = run_in(&pin, true, || ran = true).unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+        assert!(!ran, "nothing runs in a namespace that was not pinned");
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!host.contains(&tmp.path().display().to_string()));
+        remove(&pin).unwrap();
+    }
+}

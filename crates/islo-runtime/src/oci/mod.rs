@@ -516,24 +516,29 @@ impl Driver for OciDriver {
         Ok(status.as_deref().map_or(Observed::Stopped, observed_as))
     }
 
-    /// One `RUNTIME list` instead of a `RUNTIME state` per sandbox (about 10 ms each).
+    /// One `RUNTIME list` instead of a `RUNTIME state` per sandbox (about 10 ms each). When
+    /// the list cannot be had (one container's broken record can fail it), each is asked on
+    /// its own, as before: a start-up is slower, never refused.
     fn observe_all(&self, ids: &[SandboxId]) -> Result<Vec<Observed>, DriverError> {
-        let out = self
+        let listed = self
             .host
             .run(
                 &self.runtime,
                 &self.runtime_cmd(&self.cfg.state_dir, &["list", "--format", "json"]),
             )
-            .map_err(DriverError::io(self.runtime.display().to_string()))?;
-        if !out.success {
-            return Err(DriverError::Host(format!(
-                "{} list: {}",
-                self.runtime_name(),
-                out.stderr.trim()
-            )));
-        }
-        let listed = parse_list(&out.stdout)
-            .map_err(|e| DriverError::Host(format!("{} list printed {e}", self.runtime_name())))?;
+            .map_err(|e| e.to_string())
+            .and_then(|out| match out.success {
+                true => parse_list(&out.stdout),
+                false => Err(out.stderr.trim().to_string()),
+            });
+        let listed = match listed {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(runtime = %self.runtime_name(), error = %e,
+                    "listing containers failed; asking for each sandbox on its own");
+                return ids.iter().map(|id| self.observe(id)).collect();
+            }
+        };
         Ok(ids
             .iter()
             .map(|id| match listed.get(&id.0) {
@@ -566,15 +571,23 @@ impl Driver for OciDriver {
 
     fn rootfs(&self, id: &SandboxId) -> Option<crate::Rootfs> {
         let root = self.dir(id).join("rootfs");
-        let dir = self
-            .in_ns(id, false, || {
-                self.host
-                    .is_mounted(&root)
-                    .then(|| open_dir(&root))
-                    .transpose()
-            })
-            .ok()?;
-        dir.ok().flatten().map(crate::Rootfs::held)
+        let dir = self.in_ns(id, false, || {
+            self.host
+                .is_mounted(&root)
+                .then(|| open_dir(&root))
+                .transpose()
+        });
+        match dir {
+            Ok(Ok(dir)) => dir.map(crate::Rootfs::held),
+            Ok(Err(e)) => {
+                tracing::warn!(sandbox = %id, error = %e, "opening the sandbox's root");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e, "reaching the sandbox's root");
+                None
+            }
+        }
     }
 
     fn user_namespaces(&self) -> Result<(), String> {
@@ -625,8 +638,11 @@ impl Driver for OciDriver {
             };
             self.host.mount(&disk_img).map(|()| true)
         })?;
-        let mounted_here =
-            mounted_here.map_err(DriverError::io(format!("mounting disk of {id}")))?;
+        let mounted_here = mounted_here.map_err(|e| {
+            // The namespace may have been made for this mount alone.
+            let _ = self.drop_ns(id);
+            DriverError::io(format!("mounting disk of {id}"))(e)
+        })?;
         let written = write(out);
         if mounted_here {
             self.in_ns(id, false, || self.host.unmount(&disk))?

@@ -36,6 +36,9 @@ struct State {
     calls: Vec<Call>,
     mounted: BTreeSet<PathBuf>,
     running: BTreeSet<String>,
+    /// Helpers run with this argument fail, and so do mounts when `fail_mounts`.
+    failing_arg: Option<String>,
+    fail_mounts: bool,
 }
 
 /// The recording host.
@@ -83,6 +86,16 @@ impl RecordingHost {
         self.with(|s| s.calls.clear());
     }
 
+    /// From now on, helpers run with the argument `arg` fail (as a runtime's `list` may).
+    pub fn fail_runs_with(&self, arg: &str) {
+        self.with(|s| s.failing_arg = Some(arg.into()));
+    }
+
+    /// From now on, mounts fail.
+    pub fn fail_mounts(&self) {
+        self.with(|s| s.fail_mounts = true);
+    }
+
     pub fn mounted(&self) -> BTreeSet<PathBuf> {
         self.with(|s| s.mounted.clone())
     }
@@ -94,10 +107,13 @@ impl Host for RecordingHost {
             Mount::Overlay { target, .. } | Mount::Loop { target, .. } => target.clone(),
         };
         self.with(|s| {
+            if s.fail_mounts {
+                return Err(std::io::Error::other("mount refused (test)"));
+            }
             s.calls.push(Call::Mount(m.clone()));
             s.mounted.insert(target);
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn make_namespaces(&self, ids: IdMap, user: &Path, net: Option<&Path>) -> std::io::Result<()> {
@@ -162,6 +178,15 @@ impl Host for RecordingHost {
         let id = args.last().cloned().unwrap_or_default();
         self.with(|s| {
             s.calls.push(Call::Run(name(program), args.clone()));
+            if let Some(bad) = &s.failing_arg
+                && args.contains(bad)
+            {
+                return Ok(RunOutput {
+                    success: false,
+                    stdout: String::new(),
+                    stderr: format!("{bad} failed (test)"),
+                });
+            }
             if args.iter().any(|a| a == "delete") {
                 s.running.remove(&id);
             }

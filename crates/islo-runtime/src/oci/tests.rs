@@ -141,7 +141,7 @@ fn runtime_lists_are_read_as_crun_and_runc_print_them() {
 #[test]
 fn observing_all_at_once_agrees_with_one_by_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let (d, _host) = driver(tmp.path());
+    let (d, host) = driver(tmp.path());
     let (a, mut b) = (spec(None), spec(None));
     b.id = SandboxId("other".into());
     d.create(&a).unwrap();
@@ -154,6 +154,26 @@ fn observing_all_at_once_agrees_with_one_by_one() {
         [Observed::Running, Observed::Stopped, Observed::Missing]
     );
     assert_eq!(d.observe_all(&ids).unwrap(), one_by_one);
+    host.fail_runs_with("list");
+    assert_eq!(
+        d.observe_all(&ids).unwrap(),
+        one_by_one,
+        "a failing list falls back to asking one by one"
+    );
+}
+
+#[test]
+fn a_stopped_export_whose_disk_will_not_mount_fails_and_leaves_nothing_mounted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let s = spec(None);
+    d.create(&s).unwrap();
+    d.stop(&s.id).unwrap();
+    host.fail_mounts();
+    let mut sink = Vec::new();
+    let err = d.export_changes(&s, &mut sink).unwrap_err();
+    assert!(err.to_string().contains("mounting disk"), "{err}");
+    assert!(host.mounted().is_empty(), "{:?}", host.mounted());
 }
 
 #[test]
