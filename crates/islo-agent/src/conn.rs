@@ -18,10 +18,18 @@ pub fn at_process_limit(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error())
 }
 
+/// The agent's threads copy bytes and parse small requests: a small stack each. (Hundreds run
+/// at once under load, and glibc keeps up to 40 MiB of stacks for reuse: at the 2 MiB default
+/// it kept 20 and unmapped the rest at every exit.)
+const THREAD_STACK: usize = 256 * 1024;
+
 /// Run `f` on a thread of its own; an error (the process limit, most likely) instead of the
 /// panic `std::thread::spawn` would give.
 pub fn thread(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new().spawn(f).map(drop)
+    std::thread::Builder::new()
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .map(drop)
 }
 
 /// Why a thread or command could not start, as the client is told.

@@ -1,19 +1,20 @@
 //! Running one command for islod and streaming it over the connection.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Sender, channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use islo_agent::proto::{self, ExecRequest, ExitStatus, FrameKind, ProtoError};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::conn::{Out, drain};
-use crate::{reaper, users};
+use crate::conn::{DRAIN_QUIET, Out};
+use crate::{reaper, spawn, users};
 
 /// Run `req` and stream it on `stream` until it exits.
 pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
@@ -25,14 +26,8 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
             return Ok(());
         }
     };
-    let spawn = || {
-        let mut cmd = command(&req.argv, &req.env, &user, &req.workdir);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        cmd.spawn()
-    };
+    let plan = plan(&req.argv, &req.env, &user, &req.workdir);
+    let spawn = |started: &mut dyn FnMut(Pid)| spawn::spawn(&plan, spawn::Stdio::Piped, started);
     let (mut child, exited) = match reaper::spawn_registered(spawn) {
         Ok(c) => c,
         Err(e) if crate::conn::at_process_limit(&e) => {
@@ -44,39 +39,11 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
             return Ok(());
         }
     };
-    let pgid = Pid::from_child(&child);
+    let pgid = child.pid;
     let finished = Arc::new(AtomicBool::new(false));
-    let progress = Arc::new(AtomicU64::new(0));
-    let (done_tx, done_rx) = channel();
-    let outputs: [(Option<Box<dyn Read + Send>>, FrameKind); 2] = [
-        (
-            child.stdout.take().map(|o| Box::new(o) as _),
-            FrameKind::Stdout,
-        ),
-        (
-            child.stderr.take().map(|e| Box::new(e) as _),
-            FrameKind::Stderr,
-        ),
-    ];
-    let mut pumps = 0;
-    let mut threads = Ok(());
-    for (src, kind) in outputs {
-        if let Some(src) = src {
-            threads = threads.and(pump(
-                src,
-                kind,
-                out.clone(),
-                progress.clone(),
-                done_tx.clone(),
-            ));
-            pumps += 1;
-        }
-    }
     let (stdin, input, fin) = (child.stdin.take(), stream.try_clone()?, finished.clone());
-    let threads = threads.and(crate::conn::thread(move || {
-        forward_input(input, stdin, pgid, fin);
-    }));
-    if let Err(e) = threads {
+    let forwarding = crate::conn::thread(move || forward_input(input, stdin, pgid, fin));
+    if let Err(e) = forwarding {
         // Half wired: the command goes (the reaper collects it) and the client learns why.
         let _ = kill_process_group(pgid, Signal::KILL);
         refused(
@@ -85,13 +52,12 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         );
         return Ok(());
     }
-
-    let status = exited.recv().unwrap_or(ExitStatus {
-        code: 255,
-        signal: None,
-    });
+    let outputs = [
+        (child.stdout.take(), FrameKind::Stdout),
+        (child.stderr.take(), FrameKind::Stderr),
+    ];
+    let status = relay(&out, outputs, &exited);
     finished.store(true, Ordering::SeqCst);
-    drain(pumps, &done_rx, &progress);
     out.finish(
         FrameKind::Exit,
         &serde_json::to_vec(&status).unwrap_or_default(),
@@ -137,55 +103,42 @@ pub fn refuse_spawn(out: &Out, argv0: &str, e: &std::io::Error) {
 }
 
 /// `argv` as `user` in `workdir` with exactly `env` plus the user's login variables (unless
-/// `env` sets them). Stdio and process group are the caller's.
-pub fn command(
-    argv: &[String],
+/// `env` sets them).
+pub fn plan<'a>(
+    argv: &'a [String],
     env: &[(String, String)],
-    user: &users::User,
-    workdir: &str,
-) -> Command {
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).env_clear();
-    // Login variables of the user, unless the caller set them.
-    for (k, v) in [
+    user: &'a users::User,
+    workdir: &'a str,
+) -> spawn::Plan<'a> {
+    let mut all: Vec<(String, String)> = [
         ("HOME", &user.home),
         ("USER", &user.name),
         ("LOGNAME", &user.name),
-    ] {
-        if !env.iter().any(|(n, _)| n == k) {
-            cmd.env(k, v);
-        }
+    ]
+    .into_iter()
+    .filter(|(k, _)| !env.iter().any(|(n, _)| n == k))
+    .map(|(k, v)| (k.to_string(), v.clone()))
+    .collect();
+    // A later value of a name wins, as with Command::env.
+    for (k, v) in env {
+        all.retain(|(n, _)| n != k);
+        all.push((k.clone(), v.clone()));
     }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(workdir);
-    let groups: Vec<libc::gid_t> = user.groups.clone();
-    let (uid, gid) = (user.uid, user.gid);
-    // SAFETY: the closure runs in the forked (single-threaded) child before exec and only
-    // makes the open/write/close/setgroups/setgid/setuid system calls, which are
-    // async-signal-safe; `groups` and the C strings were allocated before the fork and are
-    // only read. Order matters: the OOM score, groups and gid while still root, uid last.
-    unsafe {
-        cmd.pre_exec(move || {
-            write_oom_score()?;
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    spawn::Plan {
+        argv,
+        env: all,
+        user,
+        workdir,
     }
-    cmd
 }
 
 /// The OOM score every command starts with, far above the agent's own (islod's, normally
 /// 0), so that under memory pressure the kernel takes a workload process, never the agent.
 pub const WORKLOAD_OOM_SCORE_ADJ: &std::ffi::CStr = c"500";
 
-/// Set the calling process's OOM score to [`WORKLOAD_OOM_SCORE_ADJ`]. Only system calls, so it
-/// may run between fork and exec. A score already higher stays (lowering it is refused).
-fn write_oom_score() -> std::io::Result<()> {
+/// Set the calling process's OOM score to [`WORKLOAD_OOM_SCORE_ADJ`] (the spawn helper does,
+/// before it becomes the command). A score already higher stays (lowering it is refused).
+pub fn write_oom_score() -> std::io::Result<()> {
     let value = WORKLOAD_OOM_SCORE_ADJ.to_bytes();
     // SAFETY: a NUL-terminated static path and a static buffer of `value.len()` bytes; the
     // descriptor is closed on every path.
@@ -231,37 +184,76 @@ fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
     Ok(())
 }
 
-fn pump(
-    mut src: impl Read + Send + 'static,
-    kind: FrameKind,
-    out: Arc<Out>,
-    progress: Arc<AtomicU64>,
-    done: Sender<()>,
-) -> std::io::Result<()> {
-    crate::conn::thread(move || {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    progress.fetch_add(n as u64, Ordering::SeqCst);
-                    if !out.send(kind, &buf[..n]) {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+/// How often a command whose output stays open but silent is checked for having exited.
+const EXIT_CHECK: Duration = Duration::from_millis(50);
+
+/// Forward the command's stdout and stderr as frames until both close, or, once it has exited,
+/// until they stay quiet for [`DRAIN_QUIET`] (a background process may hold them open for
+/// ever); then its exit status. One thread polls both: a thread per stream cost more than the
+/// command under load (each thread maps and unmaps stacks under the agent's memory lock).
+fn relay(
+    out: &Out,
+    outputs: [(Option<File>, FrameKind); 2],
+    exited: &Receiver<ExitStatus>,
+) -> ExitStatus {
+    let mut open: Vec<(File, FrameKind)> = outputs
+        .into_iter()
+        .filter_map(|(f, kind)| f.map(|f| (f, kind)))
+        .collect();
+    let mut status = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    while !open.is_empty() {
+        if status.is_none() {
+            status = exited.try_recv().ok();
         }
-        let _ = done.send(());
+        let wait = timespec(if status.is_some() {
+            DRAIN_QUIET
+        } else {
+            EXIT_CHECK
+        });
+        let mut fds: Vec<PollFd<'_>> = open
+            .iter()
+            .map(|(f, _)| PollFd::new(f, PollFlags::IN))
+            .collect();
+        match rustix::event::poll(&mut fds, Some(&wait)) {
+            Ok(0) if status.is_some() => break,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
+        drop(fds);
+        let mut ready = ready.into_iter();
+        open.retain_mut(|(src, kind)| {
+            !ready.next().unwrap_or(false) || forward_output(src, *kind, out, &mut buf)
+        });
+    }
+    status.or_else(|| exited.recv().ok()).unwrap_or(ExitStatus {
+        code: 255,
+        signal: None,
     })
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// One read of a ready output, sent on; false once it closed (or the client went away).
+fn forward_output(src: &mut File, kind: FrameKind, out: &Out, buf: &mut [u8]) -> bool {
+    match src.read(buf) {
+        Ok(0) => false,
+        Ok(n) => out.send(kind, &buf[..n]),
+        Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
+    }
 }
 
 /// Client frames: stdin data, end of stdin, signals. A client that goes away before the
 /// command exits takes the command's process group with it.
 fn forward_input(
     mut conn: UnixStream,
-    mut stdin: Option<std::process::ChildStdin>,
+    mut stdin: Option<std::fs::File>,
     pgid: Pid,
     finished: Arc<AtomicBool>,
 ) {

@@ -13,6 +13,7 @@ mod prepare;
 mod pty;
 mod reaper;
 mod sessions;
+mod spawn;
 mod users;
 
 use std::os::unix::fs::PermissionsExt;

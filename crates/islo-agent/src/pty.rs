@@ -1,8 +1,7 @@
-//! Pseudo-terminals: open a pair, start a command on the subordinate side as the leader of a
-//! new session with it as controlling terminal, resize.
+//! Pseudo-terminals: open a pair, resize. (`spawn` starts a command on the subordinate side,
+//! as the leader of a new session with it as controlling terminal.)
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Command, Stdio};
 
 use islo_agent::TtySize;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
@@ -31,24 +30,5 @@ pub fn resize(controller: impl AsFd, size: TtySize) -> std::io::Result<()> {
         ws_ypixel: 0,
     };
     rustix::termios::tcsetwinsize(controller, ws)?;
-    Ok(())
-}
-
-/// Wire `cmd`'s stdio to `sub` and make it a session leader with `sub` as its terminal.
-pub fn attach_command(cmd: &mut Command, sub: &OwnedFd) -> std::io::Result<()> {
-    cmd.stdin(Stdio::from(sub.try_clone()?))
-        .stdout(Stdio::from(sub.try_clone()?))
-        .stderr(Stdio::from(sub.try_clone()?));
-    // SAFETY: runs in the forked child before exec; setsid(2) and ioctl(TIOCSCTTY) on fd 0
-    // are async-signal-safe system calls touching no memory shared with the parent.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     Ok(())
 }

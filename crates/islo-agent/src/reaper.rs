@@ -4,11 +4,11 @@
 //! that covers their spawn, so an exit is never reported before its registration.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 use islo_agent::ExitStatus;
-use rustix::process::{WaitId, WaitIdOptions, WaitOptions, wait, waitid};
+use rustix::process::{Pid, WaitId, WaitIdOptions, WaitOptions, wait, waitid};
 
 struct Table {
     waiting: HashMap<i32, Sender<ExitStatus>>,
@@ -37,30 +37,29 @@ pub fn start() {
     std::thread::spawn(reap_forever);
 }
 
-/// Spawn a child with `spawn` while holding the table lock, and register it.
-pub fn spawn_registered<F>(
-    spawn: F,
-) -> std::io::Result<(std::process::Child, std::sync::mpsc::Receiver<ExitStatus>)>
-where
-    F: FnOnce() -> std::io::Result<std::process::Child>,
-{
-    let mut t = lock();
-    let child = spawn()?;
+/// Start a child with `spawn`, which calls its argument with the child's pid as soon as it
+/// has one: that registers the child under the table lock, which `spawn` holds until then,
+/// so its exit is never reaped unseen. What follows (waiting for the command's exec) runs
+/// without the lock.
+pub fn spawn_registered<T>(
+    spawn: impl FnOnce(&mut dyn FnMut(Pid)) -> std::io::Result<T>,
+) -> std::io::Result<(T, Receiver<ExitStatus>)> {
     let (tx, rx) = channel();
-    t.waiting.insert(child.id() as i32, tx);
-    t.live += 1;
-    table().1.notify_all();
-    Ok((child, rx))
+    let mut held = Some((lock(), tx));
+    let started = spawn(&mut |pid: Pid| {
+        if let Some((mut t, tx)) = held.take() {
+            t.waiting.insert(pid.as_raw_nonzero().get(), tx);
+            t.live += 1;
+            table().1.notify_all();
+        }
+    })?;
+    Ok((started, rx))
 }
 
 /// Reap every child, delivering the exit status of those an exec waits for.
 ///
 /// The reaper first waits for an exit *without* reaping (`WNOWAIT`), then reaps under the
-/// table lock. `Command::spawn` reaps a child whose `exec` failed itself, and it runs under
-/// that lock ([`spawn_registered`]): reaping that child here first made spawn panic ("wait()
-/// should either return Ok or panic"), which dropped the connection, and islod reported "the
-/// sandbox's terminal went away" instead of "command not found" whenever an orphan (a
-/// `nohup … &`) kept this thread waiting.
+/// table lock, so a child is registered ([`spawn_registered`]) before its exit is taken.
 fn reap_forever() {
     loop {
         match waitid(WaitId::All, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {

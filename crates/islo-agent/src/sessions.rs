@@ -116,9 +116,11 @@ fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, 
     let refused = |what: &str, e: std::io::Error| SpawnError::Refused(format!("{what}: {e}"));
     let (controller, sub) = pty::open(size).map_err(|e| refused("opening a terminal", e))?;
     let _ = rustix::fs::fchown(&sub, Some(rustix::fs::Uid::from_raw(user.uid)), None);
-    let mut cmd = exec::command(&argv, &spec.env, &user, &spec.workdir);
-    pty::attach_command(&mut cmd, &sub).map_err(|e| refused("the terminal", e))?;
-    let (child, exited) = reaper::spawn_registered(|| cmd.spawn()).map_err(|e| {
+    let plan = exec::plan(&argv, &spec.env, &user, &spec.workdir);
+    let spawn = |started: &mut dyn FnMut(Pid)| {
+        crate::spawn::spawn(&plan, crate::spawn::Stdio::Terminal(&sub), started)
+    };
+    let (child, exited) = reaper::spawn_registered(spawn).map_err(|e| {
         if crate::conn::at_process_limit(&e) {
             SpawnError::Refused(crate::conn::PROCESS_LIMIT.into())
         } else {
@@ -132,7 +134,7 @@ fn spawn(name: &str, spec: &SessionSpec, size: TtySize) -> Result<Arc<Session>, 
     let session = Arc::new(Session {
         name: name.to_string(),
         started_ms: now_ms(),
-        pgid: Pid::from_child(&child),
+        pgid: child.pid,
         controller,
         inner: Mutex::new(Inner {
             ring: VecDeque::new(),
