@@ -2,7 +2,7 @@
 //! programs. [`RealHost`] does them; tests of the logic above can record them instead.
 
 use std::ffi::OsString;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -99,6 +99,11 @@ pub trait Host: Send + Sync {
     /// Unmount `target`; not mounted is not an error.
     fn unmount(&self, target: &Path) -> std::io::Result<()>;
     fn is_mounted(&self, target: &Path) -> bool;
+    /// A copy of `program` in memory, sealed against any change, to run instead of the file
+    /// (as `/proc/self/fd/N`); `None` where the host makes none. An OCI runtime that finds
+    /// itself sealed skips copying itself before every start (its defence against a sandbox
+    /// overwriting the runtime's binary, CVE-2019-5736), and a sealed copy is that defence.
+    fn sealed_copy(&self, program: &Path) -> std::io::Result<Option<OwnedFd>>;
     /// Run a helper program to completion; its stdin is empty.
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput>;
     /// Run a helper whose children may outlive it (an OCI runtime's `run -d`): their stdio
@@ -220,6 +225,22 @@ impl Host for RealHost {
         crate::mntns::ensure_base(leave_out)
     }
 
+    fn sealed_copy(&self, program: &Path) -> std::io::Result<Option<OwnedFd>> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let name = program.file_name().unwrap_or(program.as_os_str());
+        let fd = rustix::fs::memfd_create(
+            name.as_encoded_bytes(),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        let mut copy = std::fs::File::from(fd);
+        std::io::copy(&mut std::fs::File::open(program)?, &mut copy)?;
+        rustix::fs::fcntl_add_seals(
+            &copy,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        )?;
+        Ok(Some(copy.into()))
+    }
+
     fn in_mount_ns(
         &self,
         pin: &Path,
@@ -256,32 +277,7 @@ impl Host for RealHost {
             .create(true)
             .append(true)
             .open(log)?;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        if let Some(fd) = pass {
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            // SAFETY: runs in the forked child before exec and only makes the dup2 and fcntl
-            // system calls (async-signal-safe) on a descriptor the parent keeps open until the
-            // child has been waited for.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(move || {
-                    let rc = if raw == 3 {
-                        libc::fcntl(3, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(raw, 3)
-                    };
-                    if rc < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        Ok(cmd.status()?.success())
+        crate::spawn::run_with_fd3(program, args, &file, pass)
     }
 }
 
@@ -337,6 +333,31 @@ pub(crate) fn unescape_mountinfo(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Host;
+
+    #[test]
+    fn a_sealed_copy_runs_and_cannot_be_changed() {
+        let fd = super::RealHost
+            .sealed_copy(std::path::Path::new("/bin/true"))
+            .unwrap()
+            .unwrap();
+        let seals = rustix::fs::fcntl_get_seals(&fd).unwrap();
+        use rustix::fs::SealFlags;
+        let all = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
+        assert!(seals.contains(all), "{seals:?}");
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        // Close-on-exec and still runnable: exec opens it by name before closing descriptors.
+        let st = std::process::Command::new(&path).status().unwrap();
+        assert!(st.success());
+        let write = std::fs::OpenOptions::new().write(true).open(&path);
+        assert!(
+            write.is_err() || std::io::Write::write_all(&mut write.unwrap(), b"x").is_err(),
+            "a sealed copy took a write"
+        );
+        let shrink = rustix::fs::ftruncate(&fd, 0);
+        assert!(shrink.is_err());
+    }
+
     #[test]
     fn mountinfo_unescape() {
         assert_eq!(super::unescape_mountinfo(r"/a\040b"), "/a b");

@@ -16,6 +16,7 @@ pub mod layer_tar;
 mod loopdev;
 mod mntns;
 pub mod oci;
+mod spawn;
 
 pub use driver::{
     Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, Rootfs, SandboxId,

@@ -68,6 +68,10 @@ pub struct OciConfig {
 pub struct OciDriver {
     cfg: OciConfig,
     runtime: PathBuf,
+    /// What runs for `runtime`: its sealed copy (`/proc/self/fd/N`, see
+    /// [`Host::sealed_copy`]), else the file itself.
+    program: PathBuf,
+    _sealed: Option<std::os::fd::OwnedFd>,
     host: Arc<dyn Host>,
     nofile_hard: u64,
     disks: disk::Disks,
@@ -125,6 +129,7 @@ impl OciDriver {
             "making the base mount namespace of sandboxes",
         ))?;
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
+        let (program, sealed) = sealed_runtime(host.as_ref(), &runtime);
         let userns = host.idmap_support(&cfg.state_dir);
         if let Err(e) = &userns {
             tracing::warn!("sandboxes cannot run in user namespaces here: {e}");
@@ -132,6 +137,8 @@ impl OciDriver {
         Ok(Self {
             cfg,
             runtime,
+            program,
+            _sealed: sealed,
             host,
             nofile_hard,
             disks,
@@ -316,7 +323,7 @@ impl OciDriver {
             .map_err(DriverError::io(path.display().to_string()))?;
         if restart {
             let _ = self.host.run(
-                &self.runtime,
+                &self.program,
                 &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
             );
         }
@@ -344,7 +351,7 @@ impl OciDriver {
         let ok = self
             .host
             .run_detached(
-                &self.runtime,
+                &self.program,
                 &args,
                 &dir.join("agent.log"),
                 Some(std::os::fd::AsFd::as_fd(&listener)),
@@ -381,7 +388,7 @@ impl OciDriver {
         let dir = self.dir(id);
         let out = self
             .host
-            .run(&self.runtime, &self.runtime_cmd(&dir, &[action, &id.0]))
+            .run(&self.program, &self.runtime_cmd(&dir, &[action, &id.0]))
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
         if !out.success {
             return Err(self.runtime_err(action, id, out.stderr.trim().to_string()));
@@ -430,7 +437,7 @@ impl OciDriver {
         let out = self
             .host
             .run(
-                &self.runtime,
+                &self.program,
                 &self.runtime_cmd(&dir, &["delete", "-f", &id.0]),
             )
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
@@ -507,7 +514,7 @@ impl Driver for OciDriver {
         }
         let out = self
             .host
-            .run(&self.runtime, &self.runtime_cmd(&dir, &["state", &id.0]))
+            .run(&self.program, &self.runtime_cmd(&dir, &["state", &id.0]))
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
         let status = serde_json::from_str::<serde_json::Value>(&out.stdout)
             .ok()
@@ -523,7 +530,7 @@ impl Driver for OciDriver {
         let listed = self
             .host
             .run(
-                &self.runtime,
+                &self.program,
                 &self.runtime_cmd(&self.cfg.state_dir, &["list", "--format", "json"]),
             )
             .map_err(|e| e.to_string())
@@ -688,4 +695,21 @@ fn open_dir(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
         Mode::empty(),
     )
     .map_err(std::io::Error::from)
+}
+
+/// The program to run for `runtime`: its sealed copy where the host makes one (and that
+/// copy, to keep open), else the file.
+fn sealed_runtime(host: &dyn Host, runtime: &Path) -> (PathBuf, Option<std::os::fd::OwnedFd>) {
+    match host.sealed_copy(runtime) {
+        Ok(Some(fd)) => {
+            let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            (path.into(), Some(fd))
+        }
+        Ok(None) => (runtime.to_path_buf(), None),
+        Err(e) => {
+            tracing::warn!(runtime = %runtime.display(), error = %e,
+                "no sealed copy of the runtime; it copies itself at every start");
+            (runtime.to_path_buf(), None)
+        }
+    }
 }

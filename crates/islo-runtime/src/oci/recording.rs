@@ -132,6 +132,10 @@ impl Host for RecordingHost {
         Ok(())
     }
 
+    fn sealed_copy(&self, _program: &Path) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+        Ok(None)
+    }
+
     fn in_mount_ns(
         &self,
         pin: &Path,

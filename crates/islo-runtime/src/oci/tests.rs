@@ -23,6 +23,8 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
     let d = OciDriver {
         cfg,
         runtime: "/usr/bin/crun".into(),
+        program: "/usr/bin/crun".into(),
+        _sealed: None,
         host: host.clone(),
         nofile_hard: 1024,
         disks,
