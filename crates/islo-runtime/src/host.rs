@@ -2,7 +2,7 @@
 //! programs. [`RealHost`] does them; tests of the logic above can record them instead.
 
 use std::ffi::OsString;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -106,6 +106,14 @@ pub trait Host: Send + Sync {
     fn sealed_copy(&self, program: &Path) -> std::io::Result<Option<OwnedFd>>;
     /// Run a helper program to completion; its stdin is empty.
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput>;
+    /// [`Host::run`] in the network namespace pinned at `netns` (the helper only: islod's
+    /// threads stay where they are).
+    fn run_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+    ) -> std::io::Result<RunOutput>;
     /// Run a helper whose children may outlive it (an OCI runtime's `run -d`): their stdio
     /// goes to `log`, so nothing waits on a pipe they hold. `pass`, when given, is the
     /// helper's descriptor 3 (for `--preserve-fds 1`).
@@ -263,6 +271,28 @@ impl Host for RealHost {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn run_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+    ) -> std::io::Result<RunOutput> {
+        let ns = std::fs::File::open(netns)?;
+        // A thread of its own enters the namespace and starts the helper there (a child is
+        // born in its parent thread's namespaces): no `nsenter` to execute first.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                self.run(program, args)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the helper's thread panicked")))
         })
     }
 

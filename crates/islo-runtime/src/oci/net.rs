@@ -2,9 +2,9 @@
 //! veth pair whose sandbox end is `eth0` with the default route through the host end, and
 //! nothing else. Where packets may go from the host end is the gateway's business (islod
 //! installs the nftables rules); this module only builds and removes the plumbing, with two
-//! `ip -batch` runs so a start costs two helper processes. The one inside the namespace
-//! enters it with `nsenter --net`, not `ip -n`, which also copies the host's mount table
-//! into a new mount namespace (a cost that grows with the number of sandboxes).
+//! `ip -batch` runs so a start costs two helper processes. The one inside the namespace is
+//! started from a thread that entered it ([`Host::run_in_netns`]): not `ip -n`, which also
+//! copies the mount table into a new mount namespace, nor `nsenter`, one more process.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,6 @@ use crate::host::Host;
 use crate::{DriverError, NetworkSpec, SandboxId};
 
 const IP: &str = "ip";
-const NSENTER: &str = "nsenter";
 
 /// Name of the sandbox's network namespace.
 pub fn netns_name(id: &SandboxId) -> String {
@@ -67,22 +66,15 @@ fn batch(
 ) -> Result<(), String> {
     let path = dir.join(file);
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut args: Vec<OsString> = Vec::new();
-    if let Some(ns) = netns {
-        let mut net = OsString::from("--net=");
-        net.push(ns);
-        args.extend([net, IP.into()]);
-    }
-    args.extend(pre.iter().map(OsString::from));
+    let mut args: Vec<OsString> = pre.iter().map(OsString::from).collect();
     args.push("-batch".into());
     args.push(path.clone().into());
-    let program = Path::new(if netns.is_some() { NSENTER } else { IP });
-    let out = host.run(program, &args).map_err(|e| {
-        format!(
-            "running {}: {e} (install iproute2 and util-linux)",
-            program.display()
-        )
-    })?;
+    let program = Path::new(IP);
+    let out = match netns {
+        Some(ns) => host.run_in_netns(ns, program, &args),
+        None => host.run(program, &args),
+    }
+    .map_err(|e| format!("running {IP}: {e} (install iproute2)"))?;
     let _ = std::fs::remove_file(&path);
     if out.success {
         Ok(())

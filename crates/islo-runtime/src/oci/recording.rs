@@ -177,6 +177,18 @@ impl Host for RecordingHost {
         self.with(|s| s.mounted.contains(target))
     }
 
+    fn run_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+    ) -> std::io::Result<RunOutput> {
+        let mut net = OsString::from("--net=");
+        net.push(netns);
+        let all: Vec<OsString> = std::iter::once(net).chain(args.iter().cloned()).collect();
+        self.run(program, &all)
+    }
+
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput> {
         let args = strings(args);
         let id = args.last().cloned().unwrap_or_default();
