@@ -1,20 +1,14 @@
 //! Running one command for islod and streaming it over the connection.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
 
 use islo_agent::proto::{self, ExecRequest, ExitStatus, FrameKind, ProtoError};
-use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::process::Pid;
 
-use crate::conn::{DRAIN_QUIET, Out};
-use crate::{reaper, spawn, users};
+use crate::conn::Out;
+use crate::{reaper, relay, spawn, users};
 
 /// Run `req` and stream it on `stream` until it exits.
 pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
@@ -39,25 +33,19 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
             return Ok(());
         }
     };
-    let pgid = child.pid;
-    let finished = Arc::new(AtomicBool::new(false));
-    let (stdin, input, fin) = (child.stdin.take(), stream.try_clone()?, finished.clone());
-    let forwarding = crate::conn::thread(move || forward_input(input, stdin, pgid, fin));
-    if let Err(e) = forwarding {
-        // Half wired: the command goes (the reaper collects it) and the client learns why.
-        let _ = kill_process_group(pgid, Signal::KILL);
-        refused(
-            &out,
-            &crate::conn::not_started("a thread for the command", &e),
-        );
-        return Ok(());
-    }
     let outputs = [
         (child.stdout.take(), FrameKind::Stdout),
         (child.stderr.take(), FrameKind::Stderr),
     ];
-    let status = relay(&out, outputs, &exited);
-    finished.store(true, Ordering::SeqCst);
+    let input = relay::Input::new(stream.try_clone()?, child.stdin.take());
+    let status = relay::relay(
+        &out,
+        outputs,
+        &exited,
+        input,
+        child.pid,
+        child.pidfd.as_ref(),
+    );
     out.finish(
         FrameKind::Exit,
         &serde_json::to_vec(&status).unwrap_or_default(),
@@ -182,109 +170,4 @@ fn ensure_workdir(dir: &str, user: &users::User) -> std::io::Result<()> {
         std::os::unix::fs::chown(&m, Some(user.uid), Some(user.gid))?;
     }
     Ok(())
-}
-
-/// How often a command whose output stays open but silent is checked for having exited.
-const EXIT_CHECK: Duration = Duration::from_millis(50);
-
-/// Forward the command's stdout and stderr as frames until both close, or, once it has exited,
-/// until they stay quiet for [`DRAIN_QUIET`] (a background process may hold them open for
-/// ever); then its exit status. One thread polls both: a thread per stream cost more than the
-/// command under load (each thread maps and unmaps stacks under the agent's memory lock).
-fn relay(
-    out: &Out,
-    outputs: [(Option<File>, FrameKind); 2],
-    exited: &Receiver<ExitStatus>,
-) -> ExitStatus {
-    let mut open: Vec<(File, FrameKind)> = outputs
-        .into_iter()
-        .filter_map(|(f, kind)| f.map(|f| (f, kind)))
-        .collect();
-    let mut status = None;
-    let mut buf = vec![0u8; 32 * 1024];
-    while !open.is_empty() {
-        if status.is_none() {
-            status = exited.try_recv().ok();
-        }
-        let wait = timespec(if status.is_some() {
-            DRAIN_QUIET
-        } else {
-            EXIT_CHECK
-        });
-        let mut fds: Vec<PollFd<'_>> = open
-            .iter()
-            .map(|(f, _)| PollFd::new(f, PollFlags::IN))
-            .collect();
-        match rustix::event::poll(&mut fds, Some(&wait)) {
-            Ok(0) if status.is_some() => break,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => break,
-        }
-        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
-        drop(fds);
-        let mut ready = ready.into_iter();
-        open.retain_mut(|(src, kind)| {
-            !ready.next().unwrap_or(false) || forward_output(src, *kind, out, &mut buf)
-        });
-    }
-    status.or_else(|| exited.recv().ok()).unwrap_or(ExitStatus {
-        code: 255,
-        signal: None,
-    })
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(d.subsec_nanos()),
-    }
-}
-
-/// One read of a ready output, sent on; false once it closed (or the client went away).
-fn forward_output(src: &mut File, kind: FrameKind, out: &Out, buf: &mut [u8]) -> bool {
-    match src.read(buf) {
-        Ok(0) => false,
-        Ok(n) => out.send(kind, &buf[..n]),
-        Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
-    }
-}
-
-/// Client frames: stdin data, end of stdin, signals. A client that goes away before the
-/// command exits takes the command's process group with it.
-fn forward_input(
-    mut conn: UnixStream,
-    mut stdin: Option<std::fs::File>,
-    pgid: Pid,
-    finished: Arc<AtomicBool>,
-) {
-    loop {
-        match proto::read_frame(&mut conn) {
-            Ok(Some(f)) => match f.kind {
-                FrameKind::Stdin => {
-                    if let Some(s) = stdin.as_mut()
-                        && s.write_all(&f.payload).is_err()
-                    {
-                        stdin = None;
-                    }
-                }
-                FrameKind::StdinEof => stdin = None,
-                FrameKind::Signal => {
-                    let sig = f
-                        .payload
-                        .first()
-                        .and_then(|s| Signal::from_named_raw(i32::from(*s)));
-                    if let Some(sig) = sig {
-                        let _ = kill_process_group(pgid, sig);
-                    }
-                }
-                _ => {}
-            },
-            Ok(None) | Err(_) => {
-                if !finished.load(Ordering::SeqCst) {
-                    let _ = kill_process_group(pgid, Signal::KILL);
-                }
-                return;
-            }
-        }
-    }
 }

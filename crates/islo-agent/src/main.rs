@@ -12,6 +12,7 @@ mod forward;
 mod prepare;
 mod pty;
 mod reaper;
+mod relay;
 mod sessions;
 mod spawn;
 mod users;

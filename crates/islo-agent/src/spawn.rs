@@ -17,7 +17,7 @@
 
 use std::ffi::{CString, c_int, c_void};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::process::Pid;
@@ -40,6 +40,8 @@ pub enum Stdio<'a> {
 /// A started command.
 pub struct Child {
     pub pid: Pid,
+    /// Readable once the command has exited (poll it; the reaper collects the status).
+    pub pidfd: Option<OwnedFd>,
     pub stdin: Option<File>,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
@@ -65,10 +67,11 @@ pub fn spawn(
     let tty = matches!(stdio, Stdio::Terminal(_));
     let (theirs, mut child) = descriptors(stdio)?;
     let prepared = Prepared::new(plan, &theirs, tty)?;
-    let pid = prepared.clone_child()?;
+    let (pid, pidfd) = prepared.clone_child()?;
     started(pid);
     drop(theirs);
     child.pid = pid;
+    child.pidfd = pidfd;
     match prepared.error.load(Ordering::SeqCst) {
         0 => Ok(child),
         errno => Err(std::io::Error::from_raw_os_error(errno)),
@@ -79,6 +82,7 @@ pub fn spawn(
 fn descriptors(stdio: Stdio<'_>) -> std::io::Result<([OwnedFd; 3], Child)> {
     let mut child = Child {
         pid: Pid::INIT,
+        pidfd: None,
         stdin: None,
         stdout: None,
         stderr: None,
@@ -121,6 +125,7 @@ fn cstring(bytes: impl Into<Vec<u8>>) -> std::io::Result<CString> {
 /// Everything the child needs, made before the clone: it only reads it (and writes `error`
 /// and one slot of `sh_argv`, while the caller sleeps).
 struct Prepared {
+    signals: &'static [c_int],
     stdio: [RawFd; 3],
     tty: bool,
     workdir: CString,
@@ -166,6 +171,7 @@ impl Prepared {
         let sh = c"/bin/sh".as_ptr();
         let sh_argv = [sh, null].into_iter().chain(argv.iter().skip(1).copied());
         Ok(Self {
+            signals: signals_to_reset(),
             stdio: stdio.each_ref().map(AsRawFd::as_raw_fd),
             tty,
             workdir: cstring(plan.workdir)?,
@@ -183,7 +189,7 @@ impl Prepared {
 
     /// Clone the child with every signal blocked (it unblocks them once their handlers are
     /// reset); returns once it has exec'd or exited.
-    fn clone_child(&self) -> std::io::Result<Pid> {
+    fn clone_child(&self) -> std::io::Result<(Pid, Option<OwnedFd>)> {
         let mut stack = vec![0u8; CHILD_STACK];
         // The stack grows down from its end, 16-byte aligned.
         let top = stack.as_mut_ptr_range().end as usize & !15;
@@ -191,25 +197,30 @@ impl Prepared {
         // child_main on `stack`, which lives until clone returns, and CLONE_VFORK makes this
         // thread wait until the child has exec'd or exited, so `self` and the stack outlive
         // its every use; child_main only makes system calls (see its SAFETY).
-        let pid = unsafe {
+        let (pid, pidfd) = unsafe {
             let (mut all, mut old) = (std::mem::zeroed(), std::mem::zeroed());
             libc::sigfillset(&mut all);
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            let mut pidfd: c_int = -1;
             let pid = libc::clone(
                 child_main,
                 top as *mut c_void,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
                 std::ptr::from_ref(self).cast_mut().cast(),
+                &raw mut pidfd,
             );
             let err = std::io::Error::last_os_error();
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             if pid < 0 {
                 return Err(err);
             }
-            pid
+            // The kernel made `pidfd` for this call (CLONE_PIDFD) and nothing else owns it.
+            (pid, (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd)))
         };
         drop(stack);
-        Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("clone returned no pid"))
+        let pid =
+            Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("clone returned no pid"))?;
+        Ok((pid, pidfd))
     }
 }
 
@@ -252,7 +263,7 @@ fn errno() -> c_int {
 unsafe fn become_command(p: &Prepared) -> c_int {
     // SAFETY: the caller's contract; each call is a plain system call on live, prepared data.
     unsafe {
-        reset_signals();
+        reset_signals(p.signals);
         for (fd, target) in p.stdio.iter().zip(0..) {
             if libc::dup2(*fd, target) < 0 {
                 return errno();
@@ -281,26 +292,39 @@ unsafe fn become_command(p: &Prepared) -> c_int {
     }
 }
 
-/// Handled signals back to their defaults (a handler is the agent's code, and this memory is
-/// the agent's), SIGPIPE too (Rust ignores it, commands expect it); other ignored ones stay.
+/// The signals the child must set back to their defaults: those with a handler (the
+/// handler is the agent's code, and the child runs in the agent's memory) and SIGPIPE (Rust
+/// ignores it, commands expect it); other ignored ones stay ignored, as across any exec.
+/// The agent sets its dispositions at start-up only, so they are read once, in the parent.
+fn signals_to_reset() -> &'static [c_int] {
+    static SIGNALS: std::sync::OnceLock<Vec<c_int>> = std::sync::OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        (1..65)
+            .filter(|&sig| {
+                // SAFETY: sigaction only reads the disposition into a zeroed local; an error
+                // (SIGKILL, SIGSTOP, glibc's internal signals) leaves the signal out.
+                unsafe {
+                    let mut old = std::mem::zeroed::<libc::sigaction>();
+                    libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                        && old.sa_sigaction != libc::SIG_DFL
+                        && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
+                }
+            })
+            .collect()
+    })
+}
+
+/// Set [`signals_to_reset`] (read before the clone) back to their defaults.
 ///
 /// # Safety
 /// Only in the child, before its signals are unblocked.
-unsafe fn reset_signals() {
-    for sig in 1..65 {
-        // SAFETY: sigaction with a zeroed, then filled-in, local struct; errors (SIGKILL,
-        // SIGSTOP, glibc's internal signals) leave that signal as it was, which is harmless.
+unsafe fn reset_signals(signals: &[c_int]) {
+    for &sig in signals {
+        // SAFETY: sigaction from a zeroed local whose handler is SIG_DFL.
         unsafe {
-            let mut old = std::mem::zeroed::<libc::sigaction>();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
-                continue;
-            }
-            let ignored = old.sa_sigaction == libc::SIG_IGN;
-            if old.sa_sigaction != libc::SIG_DFL && (!ignored || sig == libc::SIGPIPE) {
-                let mut dfl = std::mem::zeroed::<libc::sigaction>();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
-            }
+            let mut dfl = std::mem::zeroed::<libc::sigaction>();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
         }
     }
 }
@@ -419,6 +443,24 @@ mod tests {
             .unwrap();
         let (code, out) = run(&[script.to_str().unwrap()], &[]).unwrap();
         assert_eq!((code, out.as_str()), (0, "from-sh\n"));
+    }
+
+    #[test]
+    fn the_command_starts_with_sigpipe_at_its_default_and_nothing_blocked() {
+        // This process ignores SIGPIPE (Rust does at start-up); its commands must not.
+        let (code, out) = run(
+            &["sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/$$/status"],
+            &[("PATH", "/usr/bin:/bin")],
+        )
+        .unwrap();
+        assert_eq!(code, 0);
+        for line in out.lines() {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
+            if line.starts_with("SigBlk") {
+                assert_eq!(mask, 0, "{line}");
+            }
+        }
     }
 
     #[test]
