@@ -186,6 +186,14 @@ pub async fn run(conn: PtyConn, detachable: bool) -> anyhow::Result<Ended> {
                     out.write_all(&d)?;
                     out.flush()?;
                 }
+                // The command could not start ("command not found"): the terminal is raw,
+                // so its lines need their carriage returns.
+                Some(Ok(PtyFrame::Stderr(d))) => {
+                    let text = String::from_utf8_lossy(&d).replace('\n', "\r\n");
+                    let mut err = std::io::stderr();
+                    err.write_all(text.as_bytes())?;
+                    err.flush()?;
+                }
                 Some(Ok(PtyFrame::Exit(e))) => break Ended::Exited(e.code),
                 Some(Ok(PtyFrame::Error(m))) => {
                     drop(raw);

@@ -109,6 +109,13 @@ fn commands_get_a_terminal_when_stdin_is_one() {
         screen.contains("/dev/pts/") && screen.contains("22 77"),
         "{screen}"
     );
+    // A command that cannot start says so on the terminal too, and ends 127.
+    let t = Tmux::start(&env, &["use", "sh4", "--", "no-such-cmd"], 77, 22);
+    let screen = t.wait_for("CLI-EXIT=127");
+    assert!(
+        screen.contains("islo: no-such-cmd: command not found"),
+        "{screen}"
+    );
     // Without a terminal the same command gets pipes.
     let o = env.islo(&["use", "sh4", "--", "sh", "-c", "tty; exit 3"]);
     assert_eq!(o.status.code(), Some(3));
