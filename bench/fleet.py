@@ -12,6 +12,9 @@
   then islod's restart with the whole fleet running: SIGKILL, and `islo ls` until it answers
   (autostart, reconcile, serving).
 
+Each step starts once the host is quiet (settle()): islod refilling its pool of disks after a
+burst of creates is that burst's cost, not the next step's.
+
 Ratios are against the first (smallest) fleet in the same run. The fleet is its own
 installation (bench/run.sh's state directory) and is removed at the end, on Ctrl-C too. It
 refuses to run while sandbox links of another installation are on the host.
@@ -96,15 +99,36 @@ def api_exec(sandbox):
     return ms
 
 
+def cpu_busy():
+    """The host's CPU time spent busy, and in all (jiffies)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
+def settle(quiet=0.10, most=15.0):
+    """Wait until the host is quiet (under `quiet` busy over half a second, at most `most`
+    seconds): what a step leaves behind (islod refilling its disk pool after a burst of
+    creates, removals finishing) is not the next step's cost."""
+    end = time.monotonic() + most
+    while time.monotonic() < end:
+        b0, t0 = cpu_busy()
+        time.sleep(0.5)
+        b1, t1 = cpu_busy()
+        if t1 > t0 and (b1 - b0) / (t1 - t0) < quiet:
+            return
+
+
 def concurrency(size):
     """20 creates at once (wall ms), and the p99 of 100 execs at once into one sandbox."""
     batch = [f"conc-{size}-{i}" for i in range(20)]
+    settle()
     t = time.perf_counter()
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(use, batch))
     creates = (time.perf_counter() - t) * 1000
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(rm, batch))
+    settle()
     with ThreadPoolExecutor(100) as pool:
         execs = list(pool.map(api_exec, ["fleet-warm"] * 100))
     return creates, pct(execs, 99)
@@ -116,6 +140,7 @@ def grow(have, target):
 
 
 def measure(size):
+    settle()
     new, gone = [], []
     for i in range(SAMPLES):
         n = f"probe-{size}-{i}"
