@@ -106,7 +106,8 @@ fn descriptors(stdio: Stdio<'_>) -> std::io::Result<([OwnedFd; 3], Child)> {
 /// copy (and so clears close-on-exec).
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    Ok((high(&r)?, high(&w)?))
+    let lift = |fd: OwnedFd| if fd.as_raw_fd() > 2 { Ok(fd) } else { high(&fd) };
+    Ok((lift(r)?, lift(w)?))
 }
 
 fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
