@@ -38,14 +38,7 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         (child.stderr.take(), FrameKind::Stderr),
     ];
     let input = relay::Input::new(stream.try_clone()?, child.stdin.take());
-    let status = relay::relay(
-        &out,
-        outputs,
-        &exited,
-        input,
-        child.pid,
-        child.pidfd.as_ref(),
-    );
+    let status = relay::relay(&out, outputs, &exited, input, child.pid, &child.pidfd);
     out.finish(
         FrameKind::Exit,
         &serde_json::to_vec(&status).unwrap_or_default(),
@@ -124,8 +117,8 @@ pub fn plan<'a>(
 /// 0), so that under memory pressure the kernel takes a workload process, never the agent.
 pub const WORKLOAD_OOM_SCORE_ADJ: &std::ffi::CStr = c"500";
 
-/// Set the calling process's OOM score to [`WORKLOAD_OOM_SCORE_ADJ`] (the spawn helper does,
-/// before it becomes the command). A score already higher stays (lowering it is refused).
+/// Set the calling process's OOM score to [`WORKLOAD_OOM_SCORE_ADJ`] (a new command's child
+/// does, before it execs; see `spawn`). A score already higher stays (lowering it is refused).
 pub fn write_oom_score() -> std::io::Result<()> {
     let value = WORKLOAD_OOM_SCORE_ADJ.to_bytes();
     // SAFETY: a NUL-terminated static path and a static buffer of `value.len()` bytes; the

@@ -22,10 +22,6 @@ use rustix::process::{Pid, Signal, kill_process_group};
 
 use crate::conn::{DRAIN_QUIET, Out};
 
-/// Without a pidfd (never, on kernels since 5.2), how often a command whose output stays
-/// open but silent is checked for having exited.
-const EXIT_CHECK: Duration = Duration::from_millis(50);
-
 /// The client's side of the connection, while the relay reads it.
 pub struct Input {
     conn: Option<UnixStream>,
@@ -55,7 +51,7 @@ pub fn relay(
     exited: &Receiver<ExitStatus>,
     mut input: Input,
     pgid: Pid,
-    pidfd: Option<&OwnedFd>,
+    pidfd: &OwnedFd,
 ) -> ExitStatus {
     let mut open: Vec<(File, FrameKind)> = outputs
         .into_iter()
@@ -71,13 +67,10 @@ pub fn relay(
         if open.is_empty() && (status.is_some() || input.conn.is_none()) {
             break;
         }
-        // Until it exits, its pidfd wakes the poll (the status follows from the reaper).
-        let watch = pidfd.filter(|_| status.is_none());
-        let wait = match (status.is_some(), watch.is_some()) {
-            (true, _) => Some(timespec(DRAIN_QUIET)),
-            (false, true) => None,
-            (false, false) => Some(timespec(EXIT_CHECK)),
-        };
+        // Until it exits, its pidfd wakes the poll (the status follows from the reaper);
+        // after, output that stays quiet ends the wait.
+        let watch = status.is_none().then_some(pidfd);
+        let wait = status.is_some().then(|| timespec(DRAIN_QUIET));
         let mut fds: Vec<PollFd<'_>> = open
             .iter()
             .map(|(f, _)| PollFd::new(f, PollFlags::IN))

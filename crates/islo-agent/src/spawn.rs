@@ -41,7 +41,7 @@ pub enum Stdio<'a> {
 pub struct Child {
     pub pid: Pid,
     /// Readable once the command has exited (poll it; the reaper collects the status).
-    pub pidfd: Option<OwnedFd>,
+    pub pidfd: OwnedFd,
     pub stdin: Option<File>,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
@@ -65,41 +65,35 @@ pub fn spawn(
     started: impl FnOnce(Pid),
 ) -> std::io::Result<Child> {
     let tty = matches!(stdio, Stdio::Terminal(_));
-    let (theirs, mut child) = descriptors(stdio)?;
+    let (theirs, [stdin, stdout, stderr]) = descriptors(stdio)?;
     let prepared = Prepared::new(plan, &theirs, tty)?;
     let (pid, pidfd) = prepared.clone_child()?;
     started(pid);
     drop(theirs);
-    child.pid = pid;
-    child.pidfd = pidfd;
     match prepared.error.load(Ordering::SeqCst) {
-        0 => Ok(child),
+        0 => Ok(Child {
+            pid,
+            pidfd,
+            stdin,
+            stdout,
+            stderr,
+        }),
         errno => Err(std::io::Error::from_raw_os_error(errno)),
     }
 }
 
-/// The command's three descriptors (theirs), and the agent's ends of them.
-fn descriptors(stdio: Stdio<'_>) -> std::io::Result<([OwnedFd; 3], Child)> {
-    let mut child = Child {
-        pid: Pid::INIT,
-        pidfd: None,
-        stdin: None,
-        stdout: None,
-        stderr: None,
-    };
-    let theirs = match stdio {
-        Stdio::Terminal(t) => [high(t)?, high(t)?, high(t)?],
+/// The command's three descriptors (theirs), and the agent's ends of them (pipes only).
+fn descriptors(stdio: Stdio<'_>) -> std::io::Result<([OwnedFd; 3], [Option<File>; 3])> {
+    Ok(match stdio {
+        Stdio::Terminal(t) => ([high(t)?, high(t)?, high(t)?], [None, None, None]),
         Stdio::Piped => {
             let (in_r, in_w) = pipe()?;
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
-            child.stdin = Some(File::from(in_w));
-            child.stdout = Some(File::from(out_r));
-            child.stderr = Some(File::from(err_r));
-            [in_r, out_w, err_w]
+            let ours = [in_w, out_r, err_r].map(|fd| Some(File::from(fd)));
+            ([in_r, out_w, err_w], ours)
         }
-    };
-    Ok((theirs, child))
+    })
 }
 
 /// A close-on-exec pipe whose ends sit above 0-2, so that dup2 onto those always makes a
@@ -196,7 +190,7 @@ impl Prepared {
 
     /// Clone the child with every signal blocked (it unblocks them once their handlers are
     /// reset); returns once it has exec'd or exited.
-    fn clone_child(&self) -> std::io::Result<(Pid, Option<OwnedFd>)> {
+    fn clone_child(&self) -> std::io::Result<(Pid, OwnedFd)> {
         let mut stack = vec![0u8; CHILD_STACK];
         // The stack grows down from its end, 16-byte aligned.
         let top = stack.as_mut_ptr_range().end as usize & !15;
@@ -221,8 +215,11 @@ impl Prepared {
             if pid < 0 {
                 return Err(err);
             }
+            if pidfd < 0 {
+                return Err(std::io::Error::other("clone made no pidfd"));
+            }
             // The kernel made `pidfd` for this call (CLONE_PIDFD) and nothing else owns it.
-            (pid, (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd)))
+            (pid, OwnedFd::from_raw_fd(pidfd))
         };
         drop(stack);
         let pid =

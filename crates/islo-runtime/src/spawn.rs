@@ -142,6 +142,7 @@ mod tests {
         );
         assert!(!failed.unwrap());
         let missing = run_with_fd3(Path::new("/no/such/helper"), &[], &log, None);
-        assert!(missing.is_err() || !missing.unwrap());
+        let e = missing.expect_err("a missing helper is an error, not an exit status");
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     }
 }

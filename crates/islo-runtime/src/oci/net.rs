@@ -74,7 +74,13 @@ fn batch(
         Some(ns) => host.run_in_netns(ns, program, &args),
         None => host.run(program, &args),
     }
-    .map_err(|e| format!("running {IP}: {e} (install iproute2)"))?;
+    .map_err(|e| match (e.kind(), netns) {
+        (std::io::ErrorKind::NotFound, Some(ns)) if !ns.exists() => {
+            format!("the network namespace {} is gone", ns.display())
+        }
+        (std::io::ErrorKind::NotFound, _) => format!("running {IP}: {e} (install iproute2)"),
+        _ => format!("running {IP}: {e}"),
+    })?;
     let _ = std::fs::remove_file(&path);
     if out.success {
         Ok(())
