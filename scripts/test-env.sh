@@ -26,6 +26,40 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- CRIU 4 (pause/resume) ---------------------------------------------------------------
+# Debian 12's criu 3.17 fails on this kernel: build Debian trixie's own 4.x source (checked
+# by its hash) once, into /usr/local/sbin.
+CRIU_VERSION=4.1.1
+CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
+if ! /usr/local/sbin/criu --version 2>/dev/null | grep -q "Version: $CRIU_VERSION"; then
+  CRIU_DEPS=(gcc make pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
+             libnl-3-dev libnet1-dev libcap-dev libbsd-dev libaio-dev libgnutls28-dev libnftables-dev uuid-dev)
+  missing=()
+  for p in "${CRIU_DEPS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing CRIU's build dependencies"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  src="$CACHE/criu-src"
+  mkdir -p "$src/lists/partial"
+  tarball="$src/criu_$CRIU_VERSION.orig.tar.xz"
+  if ! echo "$CRIU_SHA256  $tarball" | sha256sum -c --status 2>/dev/null; then
+    say "fetching CRIU $CRIU_VERSION's source (Debian trixie)"
+    mirror=$({ grep -shoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list || true; } \
+      | grep -v security | head -n1 | awk '{print $2}')
+    echo "deb-src $mirror trixie main" > "$src/sources.list"
+    apt_src=(-o Dir::Etc::SourceList="$src/sources.list" -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists="$src/lists")
+    apt-get "${apt_src[@]}" update -qq
+    (cd "$src" && apt-get "${apt_src[@]}" source --download-only criu >/dev/null 2>&1 || true)
+    echo "$CRIU_SHA256  $tarball" | sha256sum -c --status || { echo "could not fetch $tarball" >&2; exit 1; }
+  fi
+  say "building CRIU $CRIU_VERSION (about a minute)"
+  rm -rf "$src/criu-$CRIU_VERSION"
+  tar -C "$src" -xf "$tarball"
+  make -C "$src/criu-$CRIU_VERSION" -j"$(nproc)" criu >"$src/build.log" 2>&1 || { tail -20 "$src/build.log" >&2; exit 1; }
+  install -m 0755 "$src/criu-$CRIU_VERSION/criu/criu" /usr/local/sbin/criu
+fi
+
 # --- registry -----------------------------------------------------------------------------
 mkdir -p "$CACHE/registry"
 cat > "$CACHE/registry/config.yml" <<CFG

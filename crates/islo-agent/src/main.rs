@@ -9,6 +9,7 @@
 mod conn;
 mod exec;
 mod forward;
+mod pause;
 mod prepare;
 mod pty;
 mod reaper;
@@ -17,7 +18,6 @@ mod sessions;
 mod spawn;
 mod users;
 
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
@@ -66,9 +66,7 @@ fn listen(socket: &std::path::Path) -> std::io::Result<UnixListener> {
         move_log(&std::path::Path::new(islo_agent::RUN_DIR_IN_SANDBOX).join("agent.log"))?;
         return Ok(listener);
     }
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    let listener = pause::bind(socket)?;
     if let Some(dir) = socket.parent() {
         move_log(&dir.join("agent.log"))?;
     }
@@ -76,26 +74,37 @@ fn listen(socket: &std::path::Path) -> std::io::Result<UnixListener> {
 }
 
 fn serve(socket: &std::path::Path) -> std::io::Result<()> {
-    let listener = listen(socket)?;
-    for conn in listener.incoming() {
-        match conn {
-            Ok(stream) => {
-                let reply = stream.try_clone();
-                let served = conn::thread(move || {
-                    if let Err(e) = handle(stream) {
-                        eprintln!("islo-agent: connection: {e}");
-                    }
-                });
-                // No thread (the sandbox's process limit): say so instead of hanging up.
-                if let (Err(e), Ok(mut r)) = (served, reply) {
-                    let why = conn::not_started("a thread for the connection", &e);
-                    let _ = proto::write_error(&mut r, proto::ErrorKind::CannotStart, &why);
-                }
-            }
+    let mut listener = listen(socket)?;
+    pause::listening(&listener);
+    loop {
+        let accepted = listener.accept();
+        // A quiesce shut the listener down to wake this loop: listen where it said.
+        if let Some(next) = pause::replacement() {
+            listener = next;
+            pause::listening(&listener);
+        }
+        match accepted {
+            Ok((stream, _)) => dispatch(stream),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
             Err(e) => eprintln!("islo-agent: accept: {e}"),
         }
     }
-    Ok(())
+}
+
+/// Serve one connection on a thread of its own.
+fn dispatch(stream: UnixStream) {
+    let reply = stream.try_clone();
+    let served = conn::thread(move || {
+        let registered = pause::register(&stream);
+        if let Err(e) = handle(stream, &registered) {
+            eprintln!("islo-agent: connection: {e}");
+        }
+    });
+    // No thread (the sandbox's process limit): say so instead of hanging up.
+    if let (Err(e), Ok(mut r)) = (served, reply) {
+        let why = conn::not_started("a thread for the connection", &e);
+        let _ = proto::write_error(&mut r, proto::ErrorKind::CannotStart, &why);
+    }
 }
 
 /// From now on log into `path` (inside the sandbox, on its own disk): the runtime gave PID 1
@@ -110,7 +119,7 @@ fn move_log(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
+fn handle(mut stream: UnixStream, me: &pause::Registered) -> Result<(), proto::ProtoError> {
     use proto::ErrorKind::BadRequest;
     let Some(frame) = proto::read_frame(&mut stream)? else {
         return Ok(());
@@ -148,7 +157,20 @@ fn handle(mut stream: UnixStream) -> Result<(), proto::ProtoError> {
             Ok(reply) => proto::write_json(&mut stream, FrameKind::Reply, &reply),
             Err(m) => proto::write_error(&mut stream, proto::ErrorKind::Failed, &m),
         },
+        AgentRequest::Listen { .. } => {
+            proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({}))?;
+            match pause::take_listener(&stream) {
+                Ok(()) => proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({})),
+                Err(m) => proto::write_error(&mut stream, proto::ErrorKind::Failed, &m),
+            }
+        }
         AgentRequest::Connect { port, .. } => forward::run(stream, port),
+        AgentRequest::Quiesce { socket, .. } => {
+            match pause::quiesce(me, std::path::Path::new(&socket)) {
+                Ok(()) => proto::write_json(&mut stream, FrameKind::Reply, &serde_json::json!({})),
+                Err(m) => proto::write_error(&mut stream, proto::ErrorKind::Failed, &m),
+            }
+        }
         AgentRequest::ReadFile(req) => {
             match islo_agent::files::read(std::path::Path::new(&req.path), req.offset, req.len) {
                 Ok(data) => proto::write_frame(&mut stream, FrameKind::Stdout, &data),

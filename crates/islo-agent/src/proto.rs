@@ -176,6 +176,16 @@ pub enum AgentRequest {
     ReadFile(ReadRequest),
     /// Relay a TCP connection to `port` on the sandbox's loopback.
     Connect { version: u32, port: u16 },
+    /// Make the agent checkpointable before its sandbox is paused: every other connection is
+    /// closed (commands and sessions go on), and the agent listens on a socket it binds at
+    /// `socket` (a path inside the sandbox) instead of the one the runtime handed it, which
+    /// lives in the host's network namespace and cannot be checkpointed. One `Reply` (`{}`).
+    Quiesce { version: u32, socket: String },
+    /// After a restore: take a listening socket bound on the host again. The agent answers one
+    /// `Reply` (`{}`); the client then sends one byte carrying the socket (`SCM_RIGHTS`), and
+    /// the agent answers a second `Reply` once it listens there (and no longer at the path a
+    /// quiesce bound, which it removes).
+    Listen { version: u32 },
 }
 
 impl AgentRequest {
@@ -184,7 +194,9 @@ impl AgentRequest {
             Self::Ping { version }
             | Self::ListSessions { version }
             | Self::KillSession { version, .. }
-            | Self::Connect { version, .. } => *version,
+            | Self::Connect { version, .. }
+            | Self::Quiesce { version, .. }
+            | Self::Listen { version } => *version,
             Self::Exec(e) => e.version,
             Self::Attach(a) => a.version,
             Self::ScanFiles(r) => r.version,

@@ -154,7 +154,7 @@ fn take_frame(input: &mut Input, pgid: Pid, exited: bool) {
         },
         Ok(None) | Err(_) => {
             input.conn = None;
-            if !exited {
+            if !exited && !crate::pause::detaching() {
                 let _ = kill_process_group(pgid, Signal::KILL);
             }
         }
@@ -196,7 +196,7 @@ fn forward_input(
                 _ => {}
             },
             Ok(None) | Err(_) => {
-                if !exited.load(Ordering::SeqCst) {
+                if !exited.load(Ordering::SeqCst) && !crate::pause::detaching() {
                     let _ = kill_process_group(pgid, Signal::KILL);
                 }
                 return;

@@ -255,7 +255,7 @@ fn join(
     }
     forward_input(s, stream);
     lock(&s.inner).clients.retain(|(c, _)| *c != id);
-    if owner && s.alive() {
+    if owner && s.alive() && !crate::pause::detaching() {
         let _ = kill_process_group(s.pgid, Signal::KILL);
     }
     Ok(())

@@ -18,7 +18,7 @@
 use std::ffi::{CString, c_int, c_void};
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use rustix::process::Pid;
 
@@ -70,6 +70,11 @@ pub fn spawn(
     let (pid, pidfd) = prepared.clone_child()?;
     started(pid);
     drop(theirs);
+    if prepared.oom_deferred.load(Ordering::SeqCst) {
+        // The command has exec'd (or failed): its memory, and its /proc files, are its own.
+        let path = format!("/proc/{}/oom_score_adj", pid.as_raw_nonzero());
+        let _ = std::fs::write(path, crate::exec::WORKLOAD_OOM_SCORE_ADJ.to_bytes());
+    }
     match prepared.error.load(Ordering::SeqCst) {
         0 => Ok(Child {
             pid,
@@ -141,6 +146,11 @@ struct Prepared {
     sh_argv: Vec<*const libc::c_char>,
     _strings: Vec<CString>,
     error: AtomicI32,
+    /// Set by the child when its own `/proc/self/oom_score_adj` is not its to write: after
+    /// a restore from a checkpoint, the agent's memory belongs to the host's user namespace
+    /// (the checkpoint tool made it), and the child shares it until it execs. The caller
+    /// then sets the score of the exec'd command.
+    oom_deferred: AtomicBool,
 }
 
 impl Prepared {
@@ -185,6 +195,7 @@ impl Prepared {
             envp: ptrs(&env),
             _strings: args.into_iter().chain(env).collect(),
             error: AtomicI32::new(0),
+            oom_deferred: AtomicBool::new(false),
         })
     }
 
@@ -273,8 +284,12 @@ unsafe fn become_command(p: &Prepared) -> c_int {
                 return errno();
             }
         }
-        if let Err(e) = crate::exec::write_oom_score() {
-            return e.raw_os_error().unwrap_or(libc::EINVAL);
+        match crate::exec::write_oom_score() {
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                p.oom_deferred.store(true, Ordering::SeqCst);
+            }
+            Err(e) => return e.raw_os_error().unwrap_or(libc::EINVAL),
+            Ok(()) => {}
         }
         let leader = if p.tty {
             libc::setsid() >= 0 && libc::ioctl(0, libc::TIOCSCTTY, 0) >= 0

@@ -23,8 +23,7 @@ crate::closed::closed_set! {
         Running = "running",
         Stopping = "stopping",
         Stopped = "stopped",
-        /// Its processes checkpointed to disk (the reference's vocabulary; this islod does not
-        /// pause yet, so none is, but lists may ask for them).
+        /// Its processes checkpointed to its disk (`POST …/pause`), its memory and CPU freed.
         Paused = "paused",
         Failed = "failed",
         Deleted = "deleted",

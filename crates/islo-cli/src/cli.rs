@@ -54,7 +54,14 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
-    /// Start stopped sandboxes again.
+    /// Pause running sandboxes: their processes and memory are saved to their disks and
+    /// their memory and CPU freed, until `islo resume`.
+    Pause {
+        /// Sandbox names or ids.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Bring paused sandboxes back where they were, or start stopped ones again.
     Resume {
         /// Sandbox names or ids.
         #[arg(required = true, value_name = "NAME")]
@@ -384,6 +391,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Ssh(a) => crate::cmd_ssh::run(a).await,
         Cmd::Snapshot(c) => crate::cmd_snapshot::run(&connect::client().await?, c, cli.output)
+            .await
+            .map(|_| 0),
+        Cmd::Pause { names } => cmd_lifecycle::pause(&connect::client().await?, &names)
             .await
             .map(|_| 0),
         Cmd::Resume { names } => cmd_lifecycle::resume(&connect::client().await?, &names)

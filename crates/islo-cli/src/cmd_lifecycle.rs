@@ -74,6 +74,16 @@ pub async fn stop(client: &Client, all: &[String], force: bool) -> anyhow::Resul
 }
 
 /// `islo resume NAME…`: start stopped sandboxes again.
+pub async fn pause(client: &Client, all: &[String]) -> anyhow::Result<()> {
+    let names = resolve_all(client, all).await?;
+    each(&names, |n| async move {
+        client.pause_sandbox(n).await?;
+        eprintln!("Sandbox {n} paused");
+        Ok(())
+    })
+    .await
+}
+
 pub async fn resume(client: &Client, all: &[String]) -> anyhow::Result<()> {
     let names = resolve_all(client, all).await?;
     each(&names, |n| async move {

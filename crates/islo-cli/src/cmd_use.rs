@@ -212,6 +212,22 @@ async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<
             }
             Ok(client.resume_sandbox(&sb.name).await?)
         }
+        SandboxStatus::Paused => {
+            // Asked on a terminal (as the hosted CLI does); a script resumes it.
+            if ui::stdin_tty()
+                && !ui::confirm(&format!("Sandbox {} is paused. Resume it?", sb.name))
+            {
+                return Err(Exit {
+                    code: EXIT_FAILURE,
+                    message: format!("sandbox {} stays paused", sb.name),
+                }
+                .into());
+            }
+            if ui::stderr_tty() {
+                eprintln!("Resuming paused sandbox {}…", sb.name);
+            }
+            Ok(client.resume_sandbox(&sb.name).await?)
+        }
         s => Err(Exit {
             code: EXIT_FAILURE,
             message: format!(

@@ -254,6 +254,14 @@ impl Client {
         .await
     }
 
+    pub async fn pause_sandbox(&self, name: &str) -> Result<SandboxResponse, ClientError> {
+        self.json(self.req(
+            reqwest::Method::POST,
+            &format!("/sandboxes/{}/pause", seg(name)),
+        ))
+        .await
+    }
+
     pub async fn resume_sandbox(&self, name: &str) -> Result<SandboxResponse, ClientError> {
         self.json(self.req(
             reqwest::Method::POST,

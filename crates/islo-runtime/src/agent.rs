@@ -134,6 +134,46 @@ fn reply<T: for<'de> serde::Deserialize<'de>>(stream: &mut UnixStream) -> Result
     }
 }
 
+/// Make the agent checkpointable: it closes every other connection and listens at the path
+/// `inside` of the sandbox instead of on `socket` (see [`AgentRequest::Quiesce`]).
+pub fn quiesce(socket: &Path, inside: &str) -> Result<(), ProtoError> {
+    let req = AgentRequest::Quiesce {
+        version: proto::PROTOCOL_VERSION,
+        socket: inside.to_string(),
+    };
+    call::<serde_json::Value>(socket, &req).map(drop)
+}
+
+/// Hand the agent at `socket` a listening socket to serve on from now on (after a restore, or
+/// a pause that failed): the other end of [`quiesce`].
+pub fn hand_listener(
+    socket: &Path,
+    listener: &std::os::unix::net::UnixListener,
+) -> Result<(), ProtoError> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(REPLY_DEADLINE))?;
+    stream.set_write_timeout(Some(REPLY_DEADLINE))?;
+    let req = AgentRequest::Listen {
+        version: proto::PROTOCOL_VERSION,
+    };
+    proto::write_json(&mut stream, FrameKind::Request, &req)?;
+    reply::<serde_json::Value>(&mut stream)?;
+    let fds = [listener.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(b"L")],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    reply::<serde_json::Value>(&mut stream).map(drop)
+}
+
 /// The agent's sessions.
 pub fn list_sessions(socket: &Path) -> Result<Vec<SessionInfo>, ProtoError> {
     call(

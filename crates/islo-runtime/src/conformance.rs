@@ -53,6 +53,34 @@ pub fn run_all(driver: &dyn Driver, make: &dyn Fn(&str) -> SandboxSpec) {
     lifecycle(driver, &make("life"));
     errors(driver, &make("errs"));
     files(driver, &make("files"));
+    pausing(driver, &make("pause"));
+}
+
+/// Pause ends every process and keeps the sandbox for a resume; only a running sandbox pauses
+/// and only a paused one resumes; a stop ends a pause.
+fn pausing(d: &dyn Driver, spec: &SandboxSpec) {
+    let sock = d.agent_socket(&spec.id);
+    d.create(spec).unwrap();
+    let (st, _, _) = agent::run_collect(&sock, exec(&["true"], &[PATH])).unwrap();
+    assert_eq!(st.code, 0);
+    assert!(d.resume(spec).is_err(), "a running sandbox does not resume");
+    d.pause(spec).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Paused);
+    assert!(agent::ping(&sock).is_err(), "nothing answers while paused");
+    assert!(
+        d.pause(spec).is_err(),
+        "a paused sandbox does not pause again"
+    );
+    d.resume(spec).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
+    let (st, _, _) = agent::run_collect(&sock, exec(&["true"], &[PATH])).unwrap();
+    assert_eq!(st.code, 0, "commands run after a resume");
+    d.pause(spec).unwrap();
+    d.stop(&spec.id).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Stopped);
+    assert!(d.pause(spec).is_err(), "a stopped sandbox does not pause");
+    d.destroy(&spec.id).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Missing);
 }
 
 /// Files a command writes are found and read back through the agent (transcript ingestion).

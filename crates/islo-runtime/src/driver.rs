@@ -115,6 +115,8 @@ pub enum Observed {
     Frozen,
     /// Storage exists, nothing runs.
     Stopped,
+    /// Nothing runs; its processes wait in a checkpoint for [`Driver::resume`].
+    Paused,
     /// No trace of it.
     Missing,
 }
@@ -161,10 +163,18 @@ pub trait Driver: Send + Sync + 'static {
     fn create(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
     /// Start a stopped sandbox again, its files intact.
     fn start(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
-    /// Kill every process; keep the writable layer. Stopping a stopped sandbox is a no-op.
+    /// Kill every process; keep the writable layer. Stopping a stopped sandbox is a no-op; a
+    /// paused one loses its processes and keeps its files.
     fn stop(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Remove every trace: processes, mounts, cgroups, namespaces, files. Idempotent.
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Checkpoint every process of a running sandbox to its own storage, then end them and
+    /// free what they held ([`Observed::Paused`]). On error it runs on as before, and the
+    /// error says which process and why.
+    fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
+    /// Bring a paused sandbox's processes back; on return its agent answers. On error nothing
+    /// of it runs and its files are intact: a plain [`Driver::start`] works.
+    fn resume(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Whether sandboxes with [`SandboxSpec::ids`] can run here: `Err` names what the host

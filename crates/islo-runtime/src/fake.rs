@@ -21,6 +21,8 @@ use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
 pub struct FakeDriver {
     dir: PathBuf,
     state: Mutex<HashMap<SandboxId, bool>>,
+    /// Stopped sandboxes whose "processes" wait for a resume (the fake has none to save).
+    paused: Mutex<std::collections::HashSet<SandboxId>>,
 }
 
 impl FakeDriver {
@@ -29,6 +31,7 @@ impl FakeDriver {
         Self {
             dir: dir.to_path_buf(),
             state: Mutex::new(HashMap::new()),
+            paused: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -55,6 +58,10 @@ impl FakeDriver {
             }
         });
         Ok(())
+    }
+
+    fn paused(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<SandboxId>> {
+        self.paused.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn halt(&self, id: &SandboxId) {
@@ -89,12 +96,14 @@ impl Driver for FakeDriver {
             Some(true) => return Ok(()),
             Some(false) => {}
         }
+        self.paused().remove(&spec.id);
         self.launch(&spec.id)?;
         self.lock().insert(spec.id.clone(), true);
         Ok(())
     }
 
     fn stop(&self, id: &SandboxId) -> Result<(), DriverError> {
+        self.paused().remove(id);
         let mut st = self.lock();
         match st.get_mut(id) {
             None => Err(DriverError::NotFound(id.clone())),
@@ -108,7 +117,42 @@ impl Driver for FakeDriver {
         }
     }
 
+    fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        match self.observe(&spec.id)? {
+            Observed::Running => {}
+            Observed::Missing => return Err(DriverError::NotFound(spec.id.clone())),
+            _ => {
+                return Err(DriverError::Host(format!(
+                    "sandbox {} is not running",
+                    spec.id
+                )));
+            }
+        }
+        self.halt(&spec.id);
+        self.lock().insert(spec.id.clone(), false);
+        self.paused().insert(spec.id.clone());
+        Ok(())
+    }
+
+    fn resume(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        match self.observe(&spec.id)? {
+            Observed::Paused => {}
+            Observed::Missing => return Err(DriverError::NotFound(spec.id.clone())),
+            _ => {
+                return Err(DriverError::Host(format!(
+                    "sandbox {} is not paused",
+                    spec.id
+                )));
+            }
+        }
+        self.launch(&spec.id)?;
+        self.paused().remove(&spec.id);
+        self.lock().insert(spec.id.clone(), true);
+        Ok(())
+    }
+
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError> {
+        self.paused().remove(id);
         if self.lock().remove(id) == Some(true) {
             self.halt(id);
         }
@@ -128,6 +172,7 @@ impl Driver for FakeDriver {
         Ok(match self.lock().get(id) {
             None => Observed::Missing,
             Some(true) => Observed::Running,
+            Some(false) if self.paused().contains(id) => Observed::Paused,
             Some(false) => Observed::Stopped,
         })
     }
@@ -206,6 +251,11 @@ pub(crate) fn serve(mut conn: UnixStream, root: &Path) {
             &mut conn,
             ErrorKind::Refused,
             "the fake back end has no network",
+        ),
+        AgentRequest::Quiesce { .. } | AgentRequest::Listen { .. } => proto::write_error(
+            &mut conn,
+            ErrorKind::BadRequest,
+            "the fake back end pauses without its agent",
         ),
         AgentRequest::Attach(_)
         | AgentRequest::ListSessions { .. }

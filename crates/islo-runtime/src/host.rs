@@ -22,6 +22,14 @@ pub enum Mount {
     },
     /// A file system image on a loop device.
     Loop { image: PathBuf, target: PathBuf },
+    /// An empty tmpfs of `size_kib`, its root of mode `mode`.
+    Tmpfs {
+        target: PathBuf,
+        mode: u32,
+        size_kib: u64,
+    },
+    /// `source` (a file or a directory) seen at `target` too, with what is mounted under it.
+    Bind { source: PathBuf, target: PathBuf },
 }
 
 /// Output of a helper program.
@@ -189,6 +197,25 @@ impl Host for RealHost {
                 .map_err(std::io::Error::from)
             }
             Mount::Loop { image, target } => crate::loopdev::mount_ext4(image, target),
+            Mount::Tmpfs {
+                target,
+                mode,
+                size_kib,
+            } => {
+                let data = std::ffi::CString::new(format!("mode={mode:o},size={size_kib}k"))
+                    .map_err(std::io::Error::other)?;
+                rustix::mount::mount(
+                    "tmpfs",
+                    target,
+                    "tmpfs",
+                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    Some(data.as_c_str()),
+                )
+                .map_err(std::io::Error::from)
+            }
+            Mount::Bind { source, target } => {
+                rustix::mount::mount_bind_recursive(source, target).map_err(std::io::Error::from)
+            }
         }
     }
 

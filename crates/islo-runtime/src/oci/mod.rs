@@ -9,6 +9,7 @@
 //! mount namespace: the disk, the overlay and the namespace pins are mounted there, not on the
 //! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
+mod checkpoint;
 mod disk;
 mod elf;
 mod hostprep;
@@ -174,6 +175,14 @@ impl OciDriver {
             .map_err(DriverError::io(pin.display().to_string()))
     }
 
+    /// A sandbox with storage and no process: paused (a checkpoint waits) or stopped.
+    fn at_rest(&self, id: &SandboxId) -> Observed {
+        match self.dir(id).join(checkpoint::PAUSED).exists() {
+            true => Observed::Paused,
+            false => Observed::Stopped,
+        }
+    }
+
     fn runtime_name(&self) -> String {
         self.runtime
             .file_name()
@@ -219,6 +228,11 @@ impl OciDriver {
                     userns::own_new_dir(self.host.as_ref(), &p, spec.ids)?;
                 }
             }
+        }
+        let images = disk.join("checkpoint");
+        if images.exists() && !dir.join(checkpoint::PAUSED).exists() {
+            // Left by a pause a stop or a plain start has ended since.
+            let _ = std::fs::remove_dir_all(&images);
         }
         let run = disk.join("run");
         std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -432,6 +446,28 @@ impl OciDriver {
         }
     }
 
+    /// End every process and take the storage, link and namespaces down; the files stay.
+    fn take_down(&self, id: &SandboxId) -> Result<(), DriverError> {
+        self.kill(id)?;
+        self.remove_cgroups(id);
+        self.in_ns(id, false, || {
+            self.detach_network(id);
+            self.unmount_storage(id)
+        })??;
+        self.drop_ns(id)
+    }
+
+    /// Drop a paused sandbox's checkpoint (a stop or a plain start), keeping its files.
+    fn forget_checkpoint(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let marker = self.dir(id).join(checkpoint::PAUSED);
+        if !marker.exists() {
+            return Ok(());
+        }
+        // The images are on the sandbox's disk, whose space they hold: cleared at its next
+        // mount (`mount_storage`).
+        std::fs::remove_file(&marker).map_err(DriverError::io(marker.display().to_string()))
+    }
+
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         let out = self
@@ -474,6 +510,7 @@ impl Driver for OciDriver {
         if self.observe(&spec.id)? == Observed::Running {
             return Ok(());
         }
+        self.forget_checkpoint(&spec.id)?;
         self.launch(spec, true).inspect_err(|_| {
             let _ = self.stop(&spec.id);
         })
@@ -483,13 +520,31 @@ impl Driver for OciDriver {
         if !self.dir(id).exists() {
             return Err(DriverError::NotFound(id.clone()));
         }
-        self.kill(id)?;
-        self.remove_cgroups(id);
-        self.in_ns(id, false, || {
-            self.detach_network(id);
-            self.unmount_storage(id)
-        })??;
-        self.drop_ns(id)
+        self.take_down(id)?;
+        // A stop ends a pause: the memory it kept is dropped, the files stay.
+        self.forget_checkpoint(id)
+    }
+
+    fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        match self.observe(&spec.id)? {
+            Observed::Running => self.checkpoint(spec),
+            Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
+            other => Err(DriverError::Host(format!(
+                "sandbox {} is not running ({other:?})",
+                spec.id
+            ))),
+        }
+    }
+
+    fn resume(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        match self.observe(&spec.id)? {
+            Observed::Paused => self.restore(spec),
+            Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
+            other => Err(DriverError::Host(format!(
+                "sandbox {} is not paused ({other:?})",
+                spec.id
+            ))),
+        }
     }
 
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError> {
@@ -497,13 +552,7 @@ impl Driver for OciDriver {
         if !dir.exists() {
             return Ok(());
         }
-        self.kill(id)?;
-        self.remove_cgroups(id);
-        self.in_ns(id, false, || {
-            self.detach_network(id);
-            self.unmount_storage(id)
-        })??;
-        self.drop_ns(id)?;
+        self.take_down(id)?;
         std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
     }
 
@@ -520,7 +569,9 @@ impl Driver for OciDriver {
             .ok()
             .filter(|_| out.success)
             .and_then(|v| v["status"].as_str().map(str::to_string));
-        Ok(status.as_deref().map_or(Observed::Stopped, observed_as))
+        Ok(status
+            .as_deref()
+            .map_or_else(|| self.at_rest(id), observed_as))
     }
 
     /// One `RUNTIME list` instead of a `RUNTIME state` per sandbox (about 10 ms each). When
@@ -551,7 +602,7 @@ impl Driver for OciDriver {
             .map(|id| match listed.get(&id.0) {
                 _ if !self.dir(id).exists() => Observed::Missing,
                 Some(status) => observed_as(status),
-                None => Observed::Stopped,
+                None => self.at_rest(id),
             })
             .collect())
     }
@@ -560,7 +611,7 @@ impl Driver for OciDriver {
         match self.observe(id)? {
             Observed::Frozen => self.runtime_ok("resume", id),
             Observed::Missing => Err(DriverError::NotFound(id.clone())),
-            Observed::Running | Observed::Stopped => Ok(()),
+            Observed::Running | Observed::Stopped | Observed::Paused => Ok(()),
         }
     }
 

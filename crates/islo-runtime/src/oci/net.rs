@@ -128,6 +128,26 @@ pub fn attach(
     Ok(())
 }
 
+/// Link a sandbox restored from a checkpoint (its network namespace made empty by the restore,
+/// that of its PID 1, `pid`): pin that namespace in place of the one a start would use, then
+/// the veth pair and addresses as [`attach`] makes them.
+pub fn attach_restored(
+    host: &dyn Host,
+    dir: &Path,
+    id: &SandboxId,
+    n: &NetworkSpec,
+    pid: u32,
+) -> Result<(), DriverError> {
+    detach(host, dir, id, n);
+    let pin = format!("netns attach {} {pid}\n", netns_name(id));
+    let made = batch(host, dir, "net-pin.batch", (None, &[]), &pin)
+        .and_then(|()| attach(host, dir, id, n, true).map_err(|e| e.to_string()));
+    made.map_err(|detail| {
+        detach(host, dir, id, n);
+        DriverError::Host(format!("linking the restored sandbox {id}: {detail}"))
+    })
+}
+
 /// Remove the veth pair and the namespace; what is already gone is no error (and when
 /// neither is there, as for a new sandbox, no helper runs).
 pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {

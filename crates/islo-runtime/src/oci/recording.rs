@@ -104,7 +104,10 @@ impl RecordingHost {
 impl Host for RecordingHost {
     fn mount(&self, m: &Mount) -> std::io::Result<()> {
         let target = match m {
-            Mount::Overlay { target, .. } | Mount::Loop { target, .. } => target.clone(),
+            Mount::Overlay { target, .. }
+            | Mount::Loop { target, .. }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Bind { target, .. } => target.clone(),
         };
         self.with(|s| {
             if s.fail_mounts {

@@ -52,14 +52,18 @@ impl TailBuf {
 impl App {
     pub fn running(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
         let row = self.get(t, name)?;
-        if row.status != SandboxStatus::Running {
-            return Err(AppError::InvalidState {
-                name: row.name,
-                status: row.status,
-                hint: "start it first (`islo use NAME` or POST /sandboxes/{name}/resume)",
-            });
-        }
-        Ok(row)
+        let hint = match row.status {
+            SandboxStatus::Running => return Ok(row),
+            SandboxStatus::Paused => {
+                "it is paused: resume it first (`islo resume NAME` or POST /sandboxes/{name}/resume)"
+            }
+            _ => "start it first (`islo use NAME` or POST /sandboxes/{name}/resume)",
+        };
+        Err(AppError::InvalidState {
+            name: row.name,
+            status: row.status,
+            hint,
+        })
     }
 
     /// A TCP connection to `port` on the loopback of a running sandbox, relayed raw by its

@@ -17,6 +17,7 @@ mod keys;
 mod logs;
 mod names;
 mod network;
+mod pause;
 mod progress;
 mod quota;
 mod reconcile;

@@ -204,6 +204,24 @@ impl App {
                     Agent::Gone => Some(super::watch::AGENT_ENDED.replace("NAME", &row.name)),
                 }
             }
+            (None, SandboxStatus::Running | SandboxStatus::Paused, Observed::Paused) => {
+                // Cut after the checkpoint, before it was recorded (or just paused).
+                self.store
+                    .set_status(&row.id, SandboxStatus::Paused, None, None)?;
+                return Ok((Outcome::Left, thawed));
+            }
+            (None, SandboxStatus::Paused, Observed::Running) => {
+                // Cut after a restore, before it was recorded.
+                if let Agent::Answers = self.probe_agent(&id).await {
+                    self.store
+                        .set_status(&row.id, SandboxStatus::Running, None, None)?;
+                    return Ok((Outcome::Adopted, thawed));
+                }
+                Some("a resume was cut short while islod was not running".to_string())
+            }
+            (None, SandboxStatus::Paused, _) => {
+                Some("its checkpoint is gone; its files are intact".to_string())
+            }
             (None, SandboxStatus::Running, _) => {
                 Some("its processes ended while islod was not running".to_string())
             }

@@ -481,7 +481,10 @@ impl App {
         let row = self.get(t, name)?;
         match row.status {
             SandboxStatus::Stopped => return Ok(row),
-            SandboxStatus::Running | SandboxStatus::Failed | SandboxStatus::Stopping => {}
+            SandboxStatus::Running
+            | SandboxStatus::Failed
+            | SandboxStatus::Stopping
+            | SandboxStatus::Paused => {}
             s => {
                 return Err(AppError::InvalidState {
                     name: row.name,
@@ -509,7 +512,8 @@ impl App {
         self.get(t, name)
     }
 
-    /// Start a stopped sandbox again with its files intact (`POST …/resume`).
+    /// Start a stopped sandbox again with its files intact, or bring a paused one back with
+    /// its processes (`POST …/resume`).
     pub async fn resume(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
         let row = self.get(t, name)?;
         let lock = self.op_lock(&row.id);
@@ -518,11 +522,15 @@ impl App {
         match row.status {
             SandboxStatus::Running => return Ok(row),
             SandboxStatus::Stopped => {}
+            SandboxStatus::Paused => {
+                self.restore_paused(&row).await?;
+                return self.get(t, name);
+            }
             s => {
                 return Err(AppError::InvalidState {
                     name: row.name,
                     status: s,
-                    hint: "only stopped sandboxes can be started",
+                    hint: "only stopped or paused sandboxes can be resumed",
                 });
             }
         }

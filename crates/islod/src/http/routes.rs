@@ -23,6 +23,7 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(sandboxes::get, sandboxes::delete))
         .routes(routes!(sandboxes::stop))
         .routes(routes!(sandboxes::resume))
+        .routes(routes!(sandboxes::pause))
         .routes(routes!(creation::events))
         .routes(routes!(exec::start, pty::exec))
         .routes(routes!(exec::stream))

@@ -113,6 +113,18 @@ pub async fn stop(
     Ok(Json(s.app.view(&s.app.stop(&t, &name).await?)?))
 }
 
+/// Checkpoint every process of a running sandbox to its disk and free its memory and CPU.
+#[utoipa::path(post, path = "/sandboxes/{sandbox_name}/pause",
+    responses((status = 200, body = SandboxResponse), (status = 404, body = islo_api::ErrorResponse),
+              (status = 409, body = islo_api::ErrorResponse)))]
+pub async fn pause(
+    State(s): State<HttpState>,
+    Extension(t): Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<SandboxResponse>, ApiError> {
+    Ok(Json(s.app.view(&s.app.pause(&t, &name).await?)?))
+}
+
 #[utoipa::path(post, path = "/sandboxes/{sandbox_name}/resume",
     responses((status = 200, body = SandboxResponse), (status = 404, body = islo_api::ErrorResponse),
               (status = 409, body = islo_api::ErrorResponse)))]

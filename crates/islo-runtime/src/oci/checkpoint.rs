@@ -1,0 +1,385 @@
+//! Pause and resume: every process of a sandbox checkpointed by CRIU to the sandbox's own disk,
+//! and restored from there.
+//!
+//! - **Pause.** The agent is asked to make itself checkpointable (it closes its connections
+//!   and listens inside the sandbox, see `islo_agent::proto::AgentRequest::Quiesce`), CRIU
+//!   dumps the process tree into `disk/checkpoint` (on the sandbox's disk, so it counts
+//!   against its quota) and kills it, the runtime's record of the container is kept beside the
+//!   images, and the sandbox is taken down like a stop: no process, no cgroup, no mount, no
+//!   link. A host-side marker (`paused`) tells [`crate::Driver::observe`]. A dump that fails
+//!   leaves the processes running, and the agent is handed its host socket back.
+//! - **Resume.** The storage is mounted, CRIU restores the tree into new namespaces (its user
+//!   namespace with the same id map, an empty network namespace that islod then links to the
+//!   host as at a start), the runtime's record is written back with the new PID 1, so `crun`
+//!   stops and deletes it as any other, and the agent is handed a socket bound on the host.
+//!
+//! CRIU restores mounts from inside the sandbox's user namespace, which cannot traverse
+//! islod's state directory: the sources it binds (the root, the agent, its run directory)
+//! are first bound into a tmpfs at [`STAGE`], in the sandbox's own mount namespace.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::OciDriver;
+use crate::host::Mount;
+use crate::{DriverError, SandboxId, SandboxSpec};
+
+/// The images, on the sandbox's disk.
+const IMAGES: &str = "disk/checkpoint";
+/// The host-side marker of a paused sandbox.
+pub(super) const PAUSED: &str = "paused";
+/// Where a restore finds what it binds (in the sandbox's mount namespace only).
+const STAGE: &str = "/run/islo-restore";
+/// The agent's socket inside the sandbox while it is paused.
+fn inside_socket() -> String {
+    format!(
+        "{}/{}",
+        islo_agent::RUN_DIR_IN_SANDBOX,
+        islo_agent::SOCKET_NAME
+    )
+}
+
+/// Mounts that come from the host, by their place in the sandbox, and the name CRIU knows
+/// them by between a dump and a restore (with where the restore finds them).
+const EXTERNAL: &[(&str, &str, &str)] = &[
+    (islo_agent::AGENT_PATH_IN_SANDBOX, "agent", "stage:agent"),
+    (islo_agent::RUN_DIR_IN_SANDBOX, "run", "stage:run"),
+    ("/dev/null", "null", "/dev/null"),
+    ("/dev/zero", "zero", "/dev/zero"),
+    ("/dev/full", "full", "/dev/full"),
+    ("/dev/tty", "tty", "/dev/tty"),
+    ("/dev/random", "random", "/dev/random"),
+    ("/dev/urandom", "urandom", "/dev/urandom"),
+    // Masked files (`spec::MASKED`): the host's /dev/null where the runtime bound it.
+    ("/proc/kcore", "mask-kcore", "/dev/null"),
+    ("/proc/keys", "mask-keys", "/dev/null"),
+    ("/proc/timer_list", "mask-timer_list", "/dev/null"),
+    ("/proc/config.gz", "mask-config", "/dev/null"),
+    ("/proc/latency_stats", "mask-latency_stats", "/dev/null"),
+    ("/proc/timer_stats", "mask-timer_stats", "/dev/null"),
+    ("/proc/sched_debug", "mask-sched_debug", "/dev/null"),
+];
+
+/// The runtime's files of a container, kept with the images.
+const RECORD: &[&str] = &["config.json", "seccomp.bpf", "status"];
+
+impl OciDriver {
+    fn criu(&self) -> Result<PathBuf, DriverError> {
+        if self.runtime_name() != "crun" {
+            return Err(DriverError::Host(format!(
+                "pausing needs crun as the runtime (this islod runs {})",
+                self.runtime_name()
+            )));
+        }
+        super::hostprep::find_program(Path::new("criu")).ok_or_else(|| {
+            DriverError::Host(
+                "pausing needs CRIU 4 (`criu`), which is not installed \
+                 (scripts/test-env.sh builds it)"
+                    .into(),
+            )
+        })
+    }
+
+    /// PID 1 of a running sandbox, as the runtime records it.
+    fn init_pid(&self, id: &SandboxId) -> Result<u32, DriverError> {
+        let status = self.cfg.runtime_root.join(&id.0).join("status");
+        let text = std::fs::read_to_string(&status)
+            .map_err(DriverError::io(status.display().to_string()))?;
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or_else(|| self.runtime_err("state", id, "no pid in its record".into()))
+    }
+
+    /// Checkpoint a running sandbox and take it down (see the module's text).
+    pub(super) fn checkpoint(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        let id = &spec.id;
+        let dir = self.dir(id);
+        let criu = self.criu()?;
+        let pid = self.init_pid(id)?;
+        let host_sock = dir.join(islo_agent::SOCKET_NAME);
+        crate::agent::quiesce(&host_sock, &inside_socket()).map_err(|e| DriverError::Agent {
+            id: id.clone(),
+            detail: format!("making it ready to pause: {e}"),
+        })?;
+        let _ = std::fs::remove_file(&host_sock);
+        let dumped = self.in_ns(id, false, || self.dump(&criu, id, pid))?;
+        if let Err(e) = dumped {
+            if let Err(back) = self.hand_socket(id) {
+                tracing::warn!(sandbox = %id, error = %back, "handing the agent its socket back");
+            }
+            return Err(e);
+        }
+        crate::host::write_atomic(&dir.join(PAUSED), b"", 0o600)
+            .map_err(DriverError::io(dir.join(PAUSED).display().to_string()))?;
+        self.take_down(id)
+    }
+
+    fn dump(&self, criu: &Path, id: &SandboxId, pid: u32) -> Result<(), DriverError> {
+        let dir = self.dir(id);
+        let (images, fresh) = (dir.join(IMAGES), dir.join("disk/checkpoint.new"));
+        let _ = std::fs::remove_dir_all(&fresh);
+        std::fs::create_dir(&fresh).map_err(DriverError::io(fresh.display().to_string()))?;
+        let mut args = os(&["dump", "--tree", &pid.to_string(), "--images-dir"]);
+        args.push(fresh.clone().into());
+        args.extend(os(&["--log-file", "dump.log", "--manage-cgroups"]));
+        args.extend(os(&["--tcp-established", "--file-locks"]));
+        for (at, key, _) in present_externals(pid) {
+            args.extend(os(&["--external", &format!("mnt[{at}]:{key}")]));
+        }
+        let out = self
+            .host
+            .run(criu, &args)
+            .map_err(DriverError::io(criu.display().to_string()));
+        let failed = match out {
+            Ok(o) if o.success => None,
+            Ok(_) => Some(criu_errors(&fresh.join("dump.log"))),
+            Err(e) => Some(e.to_string()),
+        };
+        let kept = failed.map_or_else(|| self.keep_record(id, &fresh), Err);
+        if let Err(why) = kept {
+            let _ = std::fs::remove_dir_all(&fresh);
+            return Err(DriverError::Runtime {
+                runtime: "criu".into(),
+                action: "dump",
+                id: id.clone(),
+                detail: why,
+            });
+        }
+        let _ = std::fs::remove_dir_all(&images);
+        std::fs::rename(&fresh, &images).map_err(DriverError::io(images.display().to_string()))
+    }
+
+    /// Copy the runtime's record of the container beside the images.
+    fn keep_record(&self, id: &SandboxId, images: &Path) -> Result<(), String> {
+        let (from, to) = (self.cfg.runtime_root.join(&id.0), images.join("runtime"));
+        std::fs::create_dir(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+        for f in RECORD {
+            let src = from.join(f);
+            if src.exists() {
+                std::fs::copy(&src, to.join(f)).map_err(|e| format!("{}: {e}", src.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restore a paused sandbox (see the module's text); on error nothing of it runs.
+    pub(super) fn restore(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        let id = &spec.id;
+        let dir = self.dir(id);
+        let criu = self.criu()?;
+        let restored = self
+            .in_ns(id, true, || self.restore_in_ns(&criu, spec))
+            .and_then(|r| r);
+        let pid = match restored {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = self.take_down(id);
+                return Err(e);
+            }
+        };
+        let linked = self
+            .link_restored(spec, pid)
+            .and_then(|()| self.readopt(id, pid))
+            .and_then(|()| self.hand_socket(id));
+        if let Err(e) = linked {
+            // PID 1 of a pid namespace: its end ends every process restored with it.
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            let _ = self.take_down(id);
+            return Err(e);
+        }
+        let _ = std::fs::remove_file(dir.join(PAUSED));
+        self.in_ns(id, false, || std::fs::remove_dir_all(dir.join(IMAGES)))?
+            .map_err(DriverError::io(format!("removing the checkpoint of {id}")))
+    }
+
+    /// In the sandbox's mount namespace: mount its storage, stage the mount sources and
+    /// run `criu restore`; the new PID 1 on the host.
+    fn restore_in_ns(&self, criu: &Path, spec: &SandboxSpec) -> Result<u32, DriverError> {
+        let dir = self.dir(&spec.id);
+        self.mount_storage(spec)?;
+        let images = dir.join(IMAGES);
+        if !images.join("runtime/status").exists() {
+            return Err(DriverError::Host(format!(
+                "sandbox {} has no checkpoint to resume from",
+                spec.id
+            )));
+        }
+        self.stage(&dir)?;
+        let pidfile = images.join("restored.pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let mut args = os(&["restore", "--images-dir"]);
+        args.push(images.clone().into());
+        args.extend(os(&["--log-file", "restore.log", "--root"]));
+        args.push(Path::new(STAGE).join("root").into());
+        args.extend(os(&["--manage-cgroups", "--tcp-close", "--file-locks"]));
+        args.extend(os(&[
+            "--restore-detached",
+            "--empty-ns",
+            "net",
+            "--pidfile",
+        ]));
+        args.push(pidfile.clone().into());
+        for (_, key, source) in EXTERNAL {
+            let source = source.replace("stage:", &format!("{STAGE}/"));
+            args.extend(os(&["--external", &format!("mnt[{key}]:{source}")]));
+        }
+        let out = self.host.run(criu, &args);
+        let _ = self.host.unmount(Path::new(STAGE));
+        let out = out.map_err(DriverError::io(criu.display().to_string()))?;
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        match pid {
+            Some(pid) if out.success => Ok(pid),
+            _ => Err(DriverError::Runtime {
+                runtime: "criu".into(),
+                action: "restore",
+                id: spec.id.clone(),
+                detail: criu_errors(&images.join("restore.log")),
+            }),
+        }
+    }
+
+    /// Bind the root, the agent and its run directory into a tmpfs every user can traverse.
+    fn stage(&self, dir: &Path) -> Result<(), DriverError> {
+        let stage = Path::new(STAGE);
+        let _ = self.host.unmount(stage);
+        std::fs::create_dir_all(stage).map_err(DriverError::io(STAGE))?;
+        let tmpfs = Mount::Tmpfs {
+            target: stage.to_path_buf(),
+            mode: 0o711,
+            size_kib: 64,
+        };
+        self.host.mount(&tmpfs).map_err(DriverError::io(STAGE))?;
+        let agent = stage.join("agent");
+        std::fs::write(&agent, b"").map_err(DriverError::io(agent.display().to_string()))?;
+        for (source, target) in [
+            (self.cfg.agent_binary.clone(), agent),
+            (dir.join("disk/run"), stage.join("run")),
+            (dir.join("rootfs"), stage.join("root")),
+        ] {
+            if !target.exists() {
+                std::fs::create_dir(&target)
+                    .map_err(DriverError::io(target.display().to_string()))?;
+            }
+            self.host
+                .mount(&Mount::Bind { source, target })
+                .map_err(DriverError::io(format!(
+                    "staging the restore under {STAGE}"
+                )))?;
+        }
+        Ok(())
+    }
+
+    /// Link the restored network namespace to the host, as a start does.
+    fn link_restored(&self, spec: &SandboxSpec, pid: u32) -> Result<(), DriverError> {
+        match &spec.network {
+            Some(n) => self.in_ns(&spec.id, false, || {
+                super::net::attach_restored(
+                    self.host.as_ref(),
+                    &self.dir(&spec.id),
+                    &spec.id,
+                    n,
+                    pid,
+                )
+            })?,
+            None => Ok(()),
+        }
+    }
+
+    /// Write the runtime's record back, naming the restored PID 1, so the runtime manages the
+    /// container again (state, pause, delete).
+    fn readopt(&self, id: &SandboxId, pid: u32) -> Result<(), DriverError> {
+        let images = self.dir(id).join(IMAGES).join("runtime");
+        let to = self.cfg.runtime_root.join(&id.0);
+        let start = start_time(pid).ok_or_else(|| DriverError::Agent {
+            id: id.clone(),
+            detail: "the restored PID 1 ended at once".into(),
+        })?;
+        let copied = self.in_ns(id, false, || -> std::io::Result<serde_json::Value> {
+            std::fs::create_dir_all(&to)?;
+            for f in &RECORD[..2] {
+                if images.join(f).exists() {
+                    std::fs::copy(images.join(f), to.join(f))?;
+                }
+            }
+            let text = std::fs::read_to_string(images.join("status"))?;
+            serde_json::from_str(&text).map_err(std::io::Error::other)
+        })?;
+        let mut status = copied.map_err(DriverError::io(format!("the runtime record of {id}")))?;
+        status["pid"] = pid.into();
+        status["process-start-time"] = start.into();
+        let path = to.join("status");
+        crate::host::write_atomic(&path, status.to_string().as_bytes(), 0o700)
+            .map_err(DriverError::io(path.display().to_string()))
+    }
+
+    /// Bind the agent's socket on the host again and hand it over (it listens inside the
+    /// sandbox until then).
+    fn hand_socket(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let dir = self.dir(id);
+        let host_sock = dir.join(islo_agent::SOCKET_NAME);
+        let _ = std::fs::remove_file(&host_sock);
+        let listener = std::os::unix::net::UnixListener::bind(&host_sock)
+            .map_err(DriverError::io(host_sock.display().to_string()))?;
+        std::fs::set_permissions(
+            &host_sock,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(DriverError::io(host_sock.display().to_string()))?;
+        let inside = dir.join("disk/run").join(islo_agent::SOCKET_NAME);
+        self.in_ns(id, false, || {
+            crate::agent::hand_listener(&inside, &listener)
+        })?
+        .map_err(|e| DriverError::Agent {
+            id: id.clone(),
+            detail: format!("handing it its socket: {e}"),
+        })
+    }
+}
+
+/// The [`EXTERNAL`] mounts the sandbox of `pid` has (a sandbox without a user namespace has
+/// device nodes, not bound ones).
+fn present_externals(pid: u32) -> Vec<(&'static str, &'static str, &'static str)> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(crate::host::unescape_mountinfo)
+        .collect();
+    EXTERNAL
+        .iter()
+        .copied()
+        .filter(|(at, _, _)| points.iter().any(|p| p == at))
+        .collect()
+}
+
+/// The start time of `pid` (field 22 of its stat), as the runtime records it.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// What CRIU's log says went wrong (its error lines, less the harmless rlimit one).
+fn criu_errors(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Error") && !l.contains("RLIMIT_NOFILE"))
+        .map(|l| l.split_once("): ").map_or(l, |(_, m)| m))
+        .take(4)
+        .collect();
+    if errors.is_empty() {
+        return format!("see {}", log.display());
+    }
+    errors.join("; ")
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}

@@ -1,0 +1,63 @@
+//! Pause and resume with memory: a running sandbox's processes checkpointed to its own disk
+//! (its memory and CPU freed), and brought back where they were (see the OCI back end's
+//! `checkpoint` module for how).
+
+use islo_api::SandboxStatus;
+
+use super::{App, AppError, Tenant};
+use crate::store::SandboxRow;
+
+impl App {
+    /// `POST /sandboxes/{name}/pause`: only a running sandbox; on error it runs on unchanged.
+    pub async fn pause(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        let row = self.get(t, name)?;
+        let lock = self.op_lock(&row.id);
+        let _g = lock.lock().await;
+        let row = self.get(t, name)?;
+        if row.status != SandboxStatus::Running {
+            return Err(AppError::InvalidState {
+                name: row.name,
+                status: row.status,
+                hint: "only a running sandbox can be paused",
+            });
+        }
+        let spec = self.spec_to_start(&row)?;
+        let t0 = std::time::Instant::now();
+        self.blocking(move |d| d.pause(&spec)).await?;
+        self.store
+            .set_status(&row.id, SandboxStatus::Paused, None, None)?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(sandbox = %row.name, pause_ms = ms, "sandbox paused");
+        self.get(t, name)
+    }
+
+    /// Bring a paused sandbox back (called by `resume` under the sandbox's lock). A restore
+    /// that fails leaves it `failed` with the reason, its files intact for a plain start.
+    pub(super) async fn restore_paused(&self, row: &SandboxRow) -> Result<(), AppError> {
+        let spec = self.spec_to_start(row)?;
+        {
+            let _admission = self.op_lock("admission").lock_owned().await;
+            self.host_has_room(0)?;
+        }
+        let t0 = std::time::Instant::now();
+        let restored = spec.clone();
+        let result = match self.blocking(move |d| d.resume(&restored)).await {
+            Ok(()) => self.prepare_link(&spec).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let reason = format!(
+                "resuming failed: {e}; `islo use {}` starts it afresh, its files intact",
+                row.name
+            );
+            self.store
+                .set_status(&row.id, SandboxStatus::Failed, Some(&reason), None)?;
+            return Err(e);
+        }
+        self.store
+            .set_status(&row.id, SandboxStatus::Running, None, None)?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(sandbox = %row.name, resume_ms = ms, "sandbox resumed");
+        Ok(())
+    }
+}
