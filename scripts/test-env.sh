@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REG="${ISLO_TEST_REGISTRY:-127.0.0.1:5050}"
 CACHE="${ISLO_TEST_CACHE:-/var/cache/islo-test}"
-PKGS=(crun runc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
+PKGS=(patch crun runc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
       chromium chromium-driver fonts-liberation)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -28,10 +28,13 @@ fi
 
 # --- CRIU 4 (pause/resume) ---------------------------------------------------------------
 # Debian 12's criu 3.17 fails on this kernel: build Debian trixie's own 4.x source (checked
-# by its hash) once, into /usr/local/sbin.
+# by its hash) once, into /usr/local/sbin, with scripts/criu-*.patch applied (Linux 6.16+
+# refuses SO_PASSCRED on TCP sockets, which 4.1.1 reads from every socket it saves).
 CRIU_VERSION=4.1.1
 CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
-if ! /usr/local/sbin/criu --version 2>/dev/null | grep -q "Version: $CRIU_VERSION"; then
+CRIU_BUILD="$CRIU_VERSION+$(cat scripts/criu-*.patch | sha256sum | cut -c1-12)"
+CRIU_STAMP=/usr/local/sbin/.criu-build
+if [ "$(cat "$CRIU_STAMP" 2>/dev/null)" != "$CRIU_BUILD" ] || ! /usr/local/sbin/criu --version >/dev/null 2>&1; then
   CRIU_DEPS=(gcc make pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
              libnl-3-dev libnet1-dev libcap-dev libbsd-dev libaio-dev libgnutls28-dev libnftables-dev uuid-dev)
   missing=()
@@ -56,8 +59,10 @@ if ! /usr/local/sbin/criu --version 2>/dev/null | grep -q "Version: $CRIU_VERSIO
   say "building CRIU $CRIU_VERSION (about a minute)"
   rm -rf "$src/criu-$CRIU_VERSION"
   tar -C "$src" -xf "$tarball"
+  for p in scripts/criu-*.patch; do patch -d "$src/criu-$CRIU_VERSION" -p1 -s < "$p"; done
   make -C "$src/criu-$CRIU_VERSION" -j"$(nproc)" criu >"$src/build.log" 2>&1 || { tail -20 "$src/build.log" >&2; exit 1; }
   install -m 0755 "$src/criu-$CRIU_VERSION/criu/criu" /usr/local/sbin/criu
+  echo "$CRIU_BUILD" > "$CRIU_STAMP"
 fi
 
 # --- registry -----------------------------------------------------------------------------

@@ -46,10 +46,10 @@ pub use gateway::{
 };
 pub use keys::{ApiKeyResponse, ApiKeyStatus, CreateApiKeyRequest, CreatedApiKeyResponse};
 pub use sandbox::{
-    CreateSandboxRequest, CreationEvent, CreationPhase, DoctorCheck, DoctorReport, HostIds,
-    ImagePullEvent, ImagePullRequest, Isolation, ListSandboxesQuery, PaginatedSandboxResponse,
-    SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript, SetupStepResult,
-    SetupStepStatus, SourceSpec, TokenRequest, TokenResponse, limits,
+    AutoResume, CreateSandboxRequest, CreationEvent, CreationPhase, DoctorCheck, DoctorReport,
+    HostIds, ImagePullEvent, ImagePullRequest, Isolation, LifecyclePolicy, ListSandboxesQuery,
+    PaginatedSandboxResponse, SandboxResponse, SandboxSpec, SandboxStatus, ServerInfo, SetupScript,
+    SetupStepResult, SetupStepStatus, SourceSpec, TokenRequest, TokenResponse, limits,
 };
 pub use secrets::{SecretRequest, SecretResponse, SecretsResponse};
 pub use session::{

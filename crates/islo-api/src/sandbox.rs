@@ -97,9 +97,9 @@ pub struct CreateSandboxRequest {
     /// The tool cache key the CLI computes; recorded and shown (islod keeps no shared cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
-    /// Pause and delete policies: not offered by this islod yet (refused rather than ignored).
+    /// When it pauses or is deleted on its own, and whether activity wakes it when paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<serde_json::Value>,
+    pub lifecycle: Option<LifecyclePolicy>,
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
@@ -163,6 +163,44 @@ pub struct SandboxResponse {
     /// Extension: how it is isolated from its host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<Isolation>,
+    /// The lifecycle policy it was created with (fixed after creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecyclePolicy>,
+}
+
+/// A sandbox's lifecycle policy: all periods in seconds, omitted or null = never.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LifecyclePolicy {
+    /// Pause after this long without activity: no exec, no terminal, SSH or port-forward
+    /// traffic and no gateway request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_idle: Option<u64>,
+    /// Pause after this long running since it was created or last resumed, active or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after: Option<u64>,
+    /// Delete this long after creation, whatever it is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<u64>,
+    /// Whether activity (exec, attach, SSH, port-forward, the files API) resumes it while
+    /// paused (`on_activity`) or is refused with 409 (`never`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resume: Option<AutoResume>,
+}
+
+crate::closed::closed_set! {
+    /// What wakes a paused sandbox.
+    AutoResume {
+        Never = "never",
+        OnActivity = "on_activity",
+    }
+}
+
+impl LifecyclePolicy {
+    /// Whether activity resumes a paused sandbox under this policy.
+    pub fn resumes_on_activity(p: Option<&Self>) -> bool {
+        p.and_then(|p| p.auto_resume) == Some(AutoResume::OnActivity)
+    }
 }
 
 /// Extension: how a sandbox is isolated from its host.
@@ -398,6 +436,7 @@ mod tests {
             setup_steps: None,
             gateway_profile_id: None,
             isolation: None,
+            lifecycle: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

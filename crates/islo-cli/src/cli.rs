@@ -184,6 +184,19 @@ pub struct UseArgs {
     /// look into instead of removing it.
     #[arg(long)]
     pub keep_failed: bool,
+    /// Pause a new sandbox after this long without activity (`90s`, `10m`, `2h`; lifecycle).
+    #[arg(long, value_name = "DURATION", value_parser = lifecycle_secs)]
+    pub pause_after_idle: Option<u64>,
+    /// Pause a new sandbox after it has run this long since it started or resumed.
+    #[arg(long, value_name = "DURATION", value_parser = lifecycle_secs)]
+    pub pause_after: Option<u64>,
+    /// Delete a new sandbox this long after its creation (`24h`, `7d`).
+    #[arg(long, value_name = "DURATION", value_parser = lifecycle_secs)]
+    pub delete_after: Option<u64>,
+    /// Whether activity (a command, a terminal, SSH, a port-forward, the files API) resumes
+    /// the new sandbox when it is paused.
+    #[arg(long, value_name = "WHEN", value_parser = ["never", "on_activity"])]
+    pub auto_resume: Option<String>,
     /// Create the sandbox from a snapshot (its files, image, env and workdir).
     #[arg(long, value_name = "NAME")]
     pub snapshot: Option<String>,
@@ -213,6 +226,20 @@ pub struct UseArgs {
     /// The command to run, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// A lifecycle period: `90`, `90s`, `10m`, `2h`, `7d`, in whole seconds.
+fn lifecycle_secs(v: &str) -> Result<u64, String> {
+    let secs = match v.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => humantime::parse_duration(v)
+            .map_err(|_| format!("{v:?} is not a duration: use 90s, 10m, 2h or 7d"))?
+            .as_secs(),
+    };
+    if secs == 0 {
+        return Err("must be at least one second".into());
+    }
+    Ok(secs)
 }
 
 #[derive(Args)]

@@ -28,13 +28,17 @@ pub fn parse_ports(spec: &str) -> anyhow::Result<(u16, u16)> {
 pub async fn run(client: &Client, name: &str, spec: &str) -> anyhow::Result<()> {
     let (local, remote) = parse_ports(spec)?;
     let sb = client.get_sandbox(name).await?;
-    if sb.status != SandboxStatus::Running {
+    // A paused sandbox whose policy says so is resumed by the first connection.
+    let wakes = sb.status == SandboxStatus::Paused
+        && islo_api::LifecyclePolicy::resumes_on_activity(sb.lifecycle.as_ref());
+    if sb.status != SandboxStatus::Running && !wakes {
+        let how = match sb.status {
+            SandboxStatus::Paused => format!("resume it with `islo resume {name}`"),
+            _ => format!("start it with `islo use {name}`"),
+        };
         return Err(Exit {
             code: EXIT_FAILURE,
-            message: format!(
-                "sandbox {name} is {}: start it with `islo use {name}`",
-                sb.status.as_str()
-            ),
+            message: format!("sandbox {name} is {}: {how}", sb.status.as_str()),
         }
         .into());
     }

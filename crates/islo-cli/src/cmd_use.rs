@@ -54,20 +54,8 @@ fn sources(
     Ok((!specs.is_empty()).then_some(specs))
 }
 
-fn refuse_unsupported(project: Option<&Project>) -> anyhow::Result<()> {
-    if let Some(p) = project {
-        for field in p.unsupported() {
-            eprintln!(
-                "islo: warning: islo.yaml field `{field}` is not supported by this version yet; ignored"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Run `islo use`; returns the command's exit code.
 pub async fn run(a: UseArgs, project: Option<&Project>, output: Output) -> anyhow::Result<i32> {
-    refuse_unsupported(project)?;
     let interactive = a.command.is_empty() && !a.list_sessions && a.agent.is_none();
     if interactive && !ui::stdin_tty() {
         return Err(usage(
@@ -202,6 +190,24 @@ async fn settled(client: &Client, mut sb: SandboxResponse) -> anyhow::Result<San
     Ok(sb)
 }
 
+/// The flags' lifecycle policy over islo.yaml's.
+fn lifecycle(a: &UseArgs, project: Option<&Project>) -> Option<islo_api::LifecyclePolicy> {
+    let mut l = project
+        .and_then(|p| p.lifecycle.clone())
+        .unwrap_or_default();
+    l.pause_after_idle = a.pause_after_idle.or(l.pause_after_idle);
+    l.pause_after = a.pause_after.or(l.pause_after);
+    l.delete_after = a.delete_after.or(l.delete_after);
+    if let Some(w) = a
+        .auto_resume
+        .as_deref()
+        .and_then(islo_api::AutoResume::parse)
+    {
+        l.auto_resume = Some(w);
+    }
+    (l != islo_api::LifecyclePolicy::default()).then_some(l)
+}
+
 async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<SandboxResponse> {
     let sb = settled(client, sb).await?;
     match sb.status {
@@ -213,13 +219,18 @@ async fn ensure_running(client: &Client, sb: SandboxResponse) -> anyhow::Result<
             Ok(client.resume_sandbox(&sb.name).await?)
         }
         SandboxStatus::Paused => {
-            // Asked on a terminal (as the hosted CLI does); a script resumes it.
-            if ui::stdin_tty()
-                && !ui::confirm(&format!("Sandbox {} is paused. Resume it?", sb.name))
-            {
+            // Its policy may say activity resumes it; else asked on a terminal (as the hosted
+            // CLI does), and refused without one.
+            let auto = islo_api::LifecyclePolicy::resumes_on_activity(sb.lifecycle.as_ref());
+            let asked = || ui::confirm(&format!("Sandbox {} is paused. Resume it?", sb.name));
+            if !(auto || ui::stdin_tty() && asked()) {
                 return Err(Exit {
                     code: EXIT_FAILURE,
-                    message: format!("sandbox {} stays paused", sb.name),
+                    message: format!(
+                        "sandbox {0} is paused: resume it with `islo resume {0}` (or create it \
+                         with --auto-resume on_activity)",
+                        sb.name
+                    ),
                 }
                 .into());
             }
@@ -287,7 +298,7 @@ async fn create(
         internet_enabled: None,
         init_capabilities: None,
         cache_key: None,
-        lifecycle: None,
+        lifecycle: lifecycle(a, project),
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

@@ -27,7 +27,7 @@ pub struct Project {
     pub setup_scripts: Option<Vec<SetupStep>>,
     pub environment: Option<String>,
     pub init: Option<serde_json::Value>,
-    pub lifecycle: Option<serde_json::Value>,
+    pub lifecycle: Option<islo_api::LifecyclePolicy>,
 }
 
 /// A repository to clone: a shorthand string or `{url, branch}`.
@@ -92,18 +92,6 @@ impl Project {
             (None, None) => Vec::new(),
         }
     }
-
-    /// Fields present that this version does not apply yet.
-    pub fn unsupported(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        let checks: [(&'static str, bool); 1] = [("lifecycle", self.lifecycle.is_some())];
-        for (name, present) in checks {
-            if present {
-                v.push(name);
-            }
-        }
-        v
-    }
 }
 
 /// Expand `${VAR}` from the local environment.
@@ -158,13 +146,15 @@ mod tests {
     fn parses_reference_fields_and_expands_env() {
         // SAFETY-free: set_var is safe in edition 2024 only inside unsafe; use an existing var.
         let home = std::env::var("HOME").unwrap_or_default();
-        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r, {url: https://h/x/y.git, branch: dev}]\nlifecycle: {}\n").unwrap();
+        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r, {url: https://h/x/y.git, branch: dev}]\nlifecycle: {pause_after_idle: 600, auto_resume: on_activity}\n").unwrap();
         let specs: Vec<_> = p.sources.iter().flatten().map(Source::spec).collect();
         assert_eq!(specs[0].url, "github://o/r");
         assert_eq!(specs[1].branch.as_deref(), Some("dev"));
         assert_eq!(p.sandbox.as_deref(), Some("my-project"));
         assert_eq!(p.env["H"], format!("{home}/x"));
-        assert_eq!(p.unsupported(), vec!["lifecycle"]);
+        let l = p.lifecycle.unwrap();
+        assert_eq!(l.pause_after_idle, Some(600));
+        assert_eq!(l.auto_resume, Some(islo_api::AutoResume::OnActivity));
     }
 
     #[test]

@@ -41,8 +41,9 @@ fn counter(env: &Env, name: &str) -> u64 {
 fn a_shell_a_python_repl_and_a_counter_survive_pause_an_islod_restart_and_resume() {
     let env = Env::new();
     let image = env.debian();
+    env.ok(&["use", "pz", "-i", &image, "--", "true"]);
     // A shell session with a variable, a Python REPL holding an object, a background counter.
-    let sh = Tmux::start(&env, &["use", "pz", "-i", &image, "-s", "shell"], 100, 30);
+    let sh = Tmux::start(&env, &["use", "pz", "-s", "shell"], 100, 30);
     sh.wait_for("detach with");
     sh.line("KEPT=shell-$((6*7)); echo set-$KEPT");
     sh.wait_for("set-shell-42");
@@ -101,22 +102,14 @@ fn a_shell_a_python_repl_and_a_counter_survive_pause_an_islod_restart_and_resume
 }
 
 #[test]
-fn commands_resume_a_paused_sandbox_and_stop_and_rm_work_on_one() {
+fn only_running_sandboxes_pause_and_stop_and_rm_work_on_a_paused_one() {
     let env = Env::new();
     assert!(env.sh("pq", "echo data > ~/file").status.success());
-    // Only running sandboxes pause; only paused or stopped ones resume.
     env.ok(&["stop", "pq", "-f"]);
     let o = env.islo(&["pause", "pq"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("stopped"), "{}", stderr(&o));
-    assert!(env.sh("pq", "true").status.success());
-
-    // `islo use` resumes a paused sandbox (without a terminal it does not ask).
-    env.ok(&["pause", "pq"]);
-    let o = env.sh("pq", "cat ~/file");
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "data\n");
-    assert_eq!(status(&env, "pq"), "running");
+    env.ok(&["resume", "pq"]);
 
     // A stop drops the paused processes and keeps the files; a start is a fresh boot.
     env.ok(&["pause", "pq"]);
@@ -129,4 +122,206 @@ fn commands_resume_a_paused_sandbox_and_stop_and_rm_work_on_one() {
     let id = env.id_of("pq");
     env.ok(&["rm", "pq", "-f"]);
     common::assert_no_trace(&env, &id);
+}
+
+/// Wait until `f` holds (polling), or fail saying `what`.
+fn eventually(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn activity_resumes_a_sandbox_whose_policy_says_so_and_is_refused_otherwise() {
+    let env = Env::new();
+    let b = env.busybox();
+    let mk = "mkdir -p /tmp/www && echo served > /tmp/www/index.html && httpd -p 127.0.0.1:7000 -h /tmp/www";
+    env.ok(&[
+        "use",
+        "wake",
+        "-i",
+        &b,
+        "--auto-resume",
+        "on_activity",
+        "--",
+        "sh",
+        "-c",
+        mk,
+    ]);
+    let json = env.ok(&["status", "wake", "-o", "json"]);
+    assert!(json.contains("\"auto_resume\": \"on_activity\""), "{json}");
+
+    // A command.
+    env.ok(&["pause", "wake"]);
+    let o = env.islo(&["use", "wake", "--", "echo", "via-exec"]);
+    assert_eq!(stdout(&o), "via-exec\n", "{}", stderr(&o));
+    assert_eq!(status(&env, "wake"), "running");
+
+    // A terminal.
+    env.ok(&["pause", "wake"]);
+    let t = Tmux::start(&env, &["use", "wake"], 100, 30);
+    t.wait_for("detach with");
+    t.line("echo via-attach-$((1+1))");
+    t.wait_for("via-attach-2");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("CLI-EXIT=0");
+
+    // SSH.
+    env.ok(&["ssh", "--setup"]);
+    env.ok(&["pause", "wake"]);
+    let o = env.islo(&["ssh", "wake", "--", "echo", "via-ssh"]);
+    assert_eq!(stdout(&o), "via-ssh\n", "{}", stderr(&o));
+
+    // A port-forward: the server restored with the sandbox answers.
+    env.ok(&["pause", "wake"]);
+    let mut pf = env
+        .islo_cmd()
+        .args(["pf", "wake", "0:7000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(pf.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut c, b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut c, &mut body).unwrap();
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(body.contains("served"), "{body}");
+
+    // Without the policy: refused, saying how to resume.
+    env.ok(&["use", "sleepy", "-i", &b, "--", "true"]);
+    env.ok(&["pause", "sleepy"]);
+    let o = env.islo(&["use", "sleepy", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("islo resume sleepy"), "{}", stderr(&o));
+    let o = env.islo(&[
+        "api",
+        "/sandboxes/sleepy/exec",
+        "-X",
+        "POST",
+        "-d",
+        r#"{"command":["true"]}"#,
+    ]);
+    assert!(!o.status.success());
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        said.contains("paused") && said.contains("islo resume"),
+        "{said}"
+    );
+    assert_eq!(status(&env, "sleepy"), "paused");
+}
+
+#[test]
+fn idle_sandboxes_pause_across_an_islod_restart_and_old_ones_are_deleted() {
+    let env = Env::new();
+    let b = env.busybox();
+    env.ok(&[
+        "use",
+        "idle",
+        "-i",
+        &b,
+        "--pause-after-idle",
+        "3s",
+        "--",
+        "true",
+    ]);
+    let json = env.ok(&["status", "idle", "-o", "json"]);
+    assert!(json.contains("\"pause_after_idle\": 3"), "{json}");
+    // islod is away for the idle period: the next one pauses it at once.
+    env.stop_islod();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    env.ok(&["ls"]);
+    eventually("an idle sandbox pauses", 10, || {
+        status(&env, "idle") == "paused"
+    });
+    let json = env.ok(&["status", "idle", "-o", "json"]);
+    assert!(json.contains("pause_after_idle"), "the reason: {json}");
+
+    // An open terminal is activity: it does not pause while one is attached.
+    env.ok(&[
+        "use",
+        "busy",
+        "-i",
+        &b,
+        "--pause-after-idle",
+        "2s",
+        "--",
+        "true",
+    ]);
+    let t = Tmux::start(&env, &["use", "busy"], 100, 30);
+    t.wait_for("detach with");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(status(&env, "busy"), "running");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("CLI-EXIT=0");
+    eventually("it pauses once the terminal is gone", 10, || {
+        status(&env, "busy") == "paused"
+    });
+
+    env.ok(&[
+        "use",
+        "doomed",
+        "-i",
+        &b,
+        "--delete-after",
+        "3s",
+        "--",
+        "true",
+    ]);
+    eventually("a sandbox past delete_after is deleted", 15, || {
+        env.islo(&["status", "doomed"]).status.code() == Some(3)
+    });
+}
+
+#[test]
+fn a_pause_that_cannot_be_written_leaves_the_sandbox_running() {
+    let env = Env::new();
+    let b = env.busybox();
+    env.ok(&["use", "full", "-i", &b, "--disk", "1", "--", "true"]);
+    let o = env.sh(
+        "full",
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 &",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Fill its disk (root, so the reserve goes too).
+    let _ = env.root_sh("full", "dd if=/dev/zero of=/fill bs=1M 2>/dev/null; sync");
+    let o = env.islo(&["pause", "full"]);
+    assert!(
+        !o.status.success(),
+        "a pause onto a full disk: {}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).to_lowercase().contains("space"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status(&env, "full"), "running");
+    let before = counter(&env, "full");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(counter(&env, "full") > before, "its processes run on");
+    // Room again: the pause goes through, nothing half-saved in the way.
+    assert!(env.root_sh("full", "rm /fill").status.success());
+    env.ok(&["pause", "full"]);
+    env.ok(&["resume", "full"]);
+    assert!(counter(&env, "full") >= before);
 }

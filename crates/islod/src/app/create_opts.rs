@@ -63,12 +63,29 @@ pub(super) fn check(req: &CreateSandboxRequest) -> Result<(), AppError> {
             "cache_key must be at most 255 characters".into(),
         ));
     }
-    if req.lifecycle.as_ref().is_some_and(|l| !l.is_null()) {
-        return Err(AppError::Validation(
-            "lifecycle: pause and delete policies are not available in this islod yet; create \
-             the sandbox without them (stop or remove it with `islo stop` / `islo rm`)"
-                .into(),
-        ));
+    if let Some(l) = &req.lifecycle {
+        lifecycle(l)?;
+    }
+    Ok(())
+}
+
+/// Longest period a lifecycle policy takes: ten years.
+const LIFECYCLE_MAX_SECS: u64 = 10 * 365 * 86_400;
+
+fn lifecycle(l: &islo_api::LifecyclePolicy) -> Result<(), AppError> {
+    for (what, v) in [
+        ("pause_after_idle", l.pause_after_idle),
+        ("pause_after", l.pause_after),
+        ("delete_after", l.delete_after),
+    ] {
+        if let Some(v) = v
+            && !(1..=LIFECYCLE_MAX_SECS).contains(&v)
+        {
+            return Err(AppError::Validation(format!(
+                "lifecycle.{what} must be between 1 and {LIFECYCLE_MAX_SECS} seconds (omit it \
+                 for never), not {v}"
+            )));
+        }
     }
     Ok(())
 }
@@ -115,8 +132,22 @@ mod tests {
                 .starts_with("init_capabilities")
         );
         let mut r = req(None);
-        r.lifecycle = Some(json!({"delete_after": 60}));
-        assert!(check(&r).unwrap_err().to_string().starts_with("lifecycle"));
+        r.lifecycle = Some(islo_api::LifecyclePolicy {
+            delete_after: Some(0),
+            ..Default::default()
+        });
+        assert!(
+            check(&r)
+                .unwrap_err()
+                .to_string()
+                .starts_with("lifecycle.delete_after")
+        );
+        r.lifecycle = Some(islo_api::LifecyclePolicy {
+            pause_after_idle: Some(60),
+            auto_resume: Some(islo_api::AutoResume::OnActivity),
+            ..Default::default()
+        });
+        assert!(check(&r).is_ok());
         let mut r = req(None);
         r.cache_key = Some("k".repeat(256));
         assert!(check(&r).unwrap_err().to_string().starts_with("cache_key"));

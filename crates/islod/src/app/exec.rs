@@ -55,7 +55,9 @@ impl App {
         let hint = match row.status {
             SandboxStatus::Running => return Ok(row),
             SandboxStatus::Paused => {
-                "it is paused: resume it first (`islo resume NAME` or POST /sandboxes/{name}/resume)"
+                "it is paused: resume it first (`islo resume NAME` or POST \
+                 /sandboxes/{name}/resume), or create it with `lifecycle.auto_resume: on_activity` \
+                 (`--auto-resume on_activity`) to have activity resume it"
             }
             _ => "start it first (`islo use NAME` or POST /sandboxes/{name}/resume)",
         };
@@ -74,7 +76,7 @@ impl App {
         name: &str,
         port: u16,
     ) -> Result<tokio::net::UnixStream, AppError> {
-        let row = self.running(t, name)?;
+        let row = self.awake(t, name).await?;
         self.connect_port_of(&row, port).await
     }
 
@@ -170,10 +172,13 @@ impl App {
         let exec_id = rec.id().to_string();
         let (tx, rx) = mpsc::channel(64);
         let timeout = req.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
+        let busy = self.busy(&row.id);
         tokio::spawn(async move {
             let stream = agent::exec_async(&socket, areq)
                 .await
-                .map(|(events, input)| ExecStream::new(events, input, Some(rec.clone())));
+                .map(|(events, input)| {
+                    ExecStream::new(events, input, Some(rec.clone())).keep_busy(busy)
+                });
             match stream {
                 Ok(s) => relay(s, timeout, tx).await,
                 Err(e) => {

@@ -21,6 +21,12 @@ impl From<FileError> for AppError {
 
 impl App {
     /// The root of a running sandbox, for file transfer.
+    /// [`Self::files_root`], a paused sandbox woken first where its policy says so.
+    pub async fn awake_files_root(&self, t: &Tenant, name: &str) -> Result<SandboxRoot, AppError> {
+        self.awake(t, name).await?;
+        self.files_root(t, name)
+    }
+
     pub fn files_root(&self, t: &Tenant, name: &str) -> Result<SandboxRoot, AppError> {
         self.files_root_as(t, name, self.settings.uid)
     }

@@ -14,6 +14,7 @@ mod files;
 mod gateway;
 mod isolation;
 mod keys;
+mod lifecycle;
 mod logs;
 mod names;
 mod network;
@@ -105,6 +106,7 @@ pub struct App {
     shares: ShareHub,
     creations: progress::Creations,
     webhooks: webhooks::Worker,
+    activity: Arc<lifecycle::Activity>,
 }
 
 impl App {
@@ -127,6 +129,7 @@ impl App {
             shares,
             creations: progress::Creations::default(),
             webhooks: webhooks::Worker::default(),
+            activity: Arc::default(),
         }
     }
 

@@ -24,6 +24,9 @@ impl App {
         state_dir: &std::path::Path,
     ) -> anyhow::Result<()> {
         let net = NetState::start(self.store.clone(), cfg, state_dir).await?;
+        let activity = self.activity.clone();
+        net.control
+            .on_request(Arc::new(move |id: &str| activity.touch(id)));
         if self.net.set(net).is_err() {
             tracing::warn!("the gateway was started twice; the first one stays");
         }

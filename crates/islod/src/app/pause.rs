@@ -10,6 +10,16 @@ use crate::store::SandboxRow;
 impl App {
     /// `POST /sandboxes/{name}/pause`: only a running sandbox; on error it runs on unchanged.
     pub async fn pause(&self, t: &Tenant, name: &str) -> Result<SandboxRow, AppError> {
+        self.pause_because(t, name, None).await
+    }
+
+    /// Pause, recording `reason` (a lifecycle policy) as its status reason.
+    pub(super) async fn pause_because(
+        &self,
+        t: &Tenant,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<SandboxRow, AppError> {
         let row = self.get(t, name)?;
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;
@@ -25,7 +35,8 @@ impl App {
         let t0 = std::time::Instant::now();
         self.blocking(move |d| d.pause(&spec)).await?;
         self.store
-            .set_status(&row.id, SandboxStatus::Paused, None, None)?;
+            .set_status(&row.id, SandboxStatus::Paused, reason, None)?;
+        self.clocks_restart(&row.id);
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         tracing::info!(sandbox = %row.name, pause_ms = ms, "sandbox paused");
         self.get(t, name)

@@ -33,6 +33,7 @@ struct Checked {
     environment_id: Option<String>,
     internet_enabled: Option<bool>,
     cache_key: Option<String>,
+    lifecycle: Option<islo_api::LifecyclePolicy>,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -127,6 +128,7 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         environment_id: None,
         internet_enabled: req.internet_enabled,
         cache_key: req.cache_key.clone(),
+        lifecycle: req.lifecycle.clone().filter(|l| *l != Default::default()),
     })
 }
 
@@ -189,6 +191,7 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         setup_steps: None,
         gateway_profile_id: Some(r.stored.gateway_profile_id.clone()).filter(|s| !s.is_empty()),
         isolation: r.stored.spec.as_ref().map(|s| isolation(s.ids)),
+        lifecycle: r.stored.lifecycle.clone(),
     }
 }
 
@@ -387,6 +390,7 @@ impl App {
             environment_id: c.environment_id.clone(),
             internet_enabled: c.internet_enabled,
             cache_key: c.cache_key.clone(),
+            lifecycle: c.lifecycle.clone(),
         };
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();

@@ -182,7 +182,7 @@ impl App {
         }
         let (events, input) =
             agent::stream::split(conn).map_err(AppError::io("the agent connection"))?;
-        let stream = ExecStream::new(events, input, rec);
+        let stream = ExecStream::new(events, input, rec).keep_busy(self.busy(&row.id));
         stream.input.record_size(open.size.cols, open.size.rows);
         let replay = i.replay_bytes;
         Ok((
@@ -214,7 +214,7 @@ impl App {
             exec: Some(exec),
             tty: None,
         };
-        let row = self.running(t, name)?;
+        let row = self.awake(t, name).await?;
         let (stream, i) = self.attach_session(&row, &req.name, &open, false).await?;
         drop(stream);
         Ok(CreateSessionResponse {
@@ -286,7 +286,7 @@ impl App {
         let (events, input) = agent::exec_async(&sock, req).await.map_err(agent_err)?;
         // Recorded once the agent has it: a refused start leaves no session open in the log.
         let rec = self.audit.start(&row.id, tty.is_some(), &user, line);
-        let stream = ExecStream::new(events, input, Some(rec));
+        let stream = ExecStream::new(events, input, Some(rec)).keep_busy(self.busy(&row.id));
         if let Some(t) = tty {
             stream.input.record_size(t.cols, t.rows);
         }

@@ -115,6 +115,7 @@ impl ExecStream {
                 events,
                 rec: rec.clone(),
                 done: false,
+                _busy: None,
             },
             input: ExecInputs {
                 w: input,
@@ -122,6 +123,12 @@ impl ExecStream {
                 open: true,
             },
         }
+    }
+
+    /// Keep the sandbox active (lifecycle policies) while the output is read.
+    pub(super) fn keep_busy(mut self, busy: super::lifecycle::Busy) -> Self {
+        self.output._busy = Some(busy);
+        self
     }
 }
 
@@ -131,6 +138,7 @@ pub struct ExecOutput {
     events: EventReader,
     rec: Option<Arc<Recording>>,
     done: bool,
+    _busy: Option<super::lifecycle::Busy>,
 }
 
 impl ExecOutput {

@@ -14,11 +14,16 @@ use super::log::EventLog;
 
 use crate::store::Store;
 
+/// What [`GatewayControl::on_request`] calls.
+pub type OnRequest = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct GatewayControl {
     store: Arc<Store>,
     plan: NetPlan,
     cache: RwLock<HashMap<IpAddr, Arc<Client>>>,
     events: EventLog,
+    /// Told the sandbox of every request (its activity, for lifecycle policies).
+    on_request: std::sync::OnceLock<OnRequest>,
 }
 
 impl GatewayControl {
@@ -29,7 +34,13 @@ impl GatewayControl {
             plan,
             cache: RwLock::new(HashMap::new()),
             events,
+            on_request: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Call `f` with the sandbox id of every request from now on (set once).
+    pub fn on_request(&self, f: OnRequest) {
+        let _ = self.on_request.set(f);
     }
 
     /// Forget every cached answer.
@@ -132,6 +143,9 @@ impl Control for GatewayControl {
     }
 
     fn record(&self, event: Event) {
+        if let Some(f) = self.on_request.get() {
+            f(&event.sandbox_id);
+        }
         self.events.record(event);
     }
 }

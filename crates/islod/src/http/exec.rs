@@ -26,6 +26,7 @@ pub async fn start(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> Result<Json<ExecResponse>, ApiError> {
+    s.app.awake(&t, &name).await?;
     Ok(Json(s.app.exec_start(&t, &name, &req)?))
 }
 
@@ -77,6 +78,7 @@ pub async fn stream(
             return Err(AppError::Validation(format!("unknown stream_encoding {other:?}")).into());
         }
     };
+    s.app.awake(&t, &name).await?;
     let (_, rx, exec_id) = s.app.exec_stream(&t, &name, &req)?;
     let enc = Encoders {
         base64,

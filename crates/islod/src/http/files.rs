@@ -55,7 +55,8 @@ pub async fn download(
 ) -> Result<impl IntoResponse, ApiError> {
     let (file, len) = s
         .app
-        .files_root(&t, &name)?
+        .awake_files_root(&t, &name)
+        .await?
         .read(&q.path)
         .map_err(AppError::from)?;
     Ok((
@@ -79,7 +80,8 @@ pub async fn upload(
 ) -> Result<Json<FileUploadStatusResponse>, ApiError> {
     let opened = s
         .app
-        .files_root(&t, &name)
+        .awake_files_root(&t, &name)
+        .await
         .and_then(|r| r.create(&q.path, 0o644).map_err(AppError::from));
     let (writer, file) = match opened.and_then(|f| Ok((f.try_clone()?, f))) {
         Ok(f) => f,
@@ -107,6 +109,7 @@ pub async fn list(
     Path(name): Path<String>,
     Query(q): Query<FilePathQuery>,
 ) -> Result<Json<islo_api::FileListResponse>, ApiError> {
+    s.app.awake(&t, &name).await?;
     let app = s.app.clone();
     Ok(Json(
         tokio::task::spawn_blocking(move || app.list_files(&t, &name, &q.path)).await??,
@@ -121,7 +124,7 @@ pub async fn download_archive(
     Path(name): Path<String>,
     Query(q): Query<FilePathQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let root = s.app.files_root(&t, &name)?;
+    let root = s.app.awake_files_root(&t, &name).await?;
     let scratch = s.app.scratch_dir();
     let file = tokio::task::spawn_blocking(move || {
         let mut f = tempfile::tempfile_in(scratch).map_err(AppError::io("scratch file"))?;
@@ -147,7 +150,7 @@ pub async fn upload_archive(
     Query(q): Query<FilePathQuery>,
     mp: Multipart,
 ) -> Result<Json<FileUploadStatusResponse>, ApiError> {
-    let root = match s.app.files_root(&t, &name) {
+    let root = match s.app.awake_files_root(&t, &name).await {
         Ok(r) => r,
         Err(e) => {
             drain(mp).await;

@@ -42,10 +42,12 @@ pub async fn forward(
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| AppError::Validation(format!("port must be 1-65535, got {}", q.port)))?;
-    s.app.running(&t, &name)?;
+    let row = s.app.awake(&t, &name).await?;
     Ok(ws
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
+            // The connection keeps the sandbox active (lifecycle policies) while it is open.
+            let _busy = s.app.busy(&row.id);
             match s.app.connect_port(&t, &name, port).await {
                 Ok(agent) => carry(socket, agent).await,
                 Err(e) => refuse(socket, e.to_string()).await,

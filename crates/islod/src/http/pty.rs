@@ -62,7 +62,7 @@ pub async fn exec(
     Path(name): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let row = s.app.running(&t, &name)?;
+    let row = s.app.awake(&t, &name).await?;
     Ok(terminal(ws, move |open| async move {
         Ok((s.app.exec_terminal(&row, &open).await?, None))
     }))
@@ -77,7 +77,7 @@ pub async fn attach(
     Path((name, session)): Path<(String, String)>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let row = s.app.running(&t, &name)?;
+    let row = s.app.awake(&t, &name).await?;
     crate::app::validate_session_name(&session)?;
     Ok(terminal(ws, move |open| async move {
         let (stream, info) = s.app.attach_session(&row, &session, &open, true).await?;

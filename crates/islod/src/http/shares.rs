@@ -227,7 +227,7 @@ pub async fn proxy(
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| AppError::Validation(format!("port must be 1-65535, got {}", p.port)))?;
-    let sandbox = s.app.running(&t, &p.sandbox_name)?;
+    let sandbox = s.app.awake(&t, &p.sandbox_name).await?;
     let full = req.uri().path().to_string();
     let cut = full
         .find(&format!("proxy/{}", p.port))

@@ -60,7 +60,7 @@ pub async fn connect(
     Path(name): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    s.app.running(&t, &name)?;
+    s.app.awake(&t, &name).await?;
     let ca = s
         .ssh
         .get()

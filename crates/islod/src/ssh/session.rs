@@ -151,7 +151,7 @@ pub async fn run(ctx: Ctx, mut channel: Channel<Msg>) {
         user: Some(ctx.user.clone()),
         ..Default::default()
     };
-    let started = match ctx.app.running(&ctx.tenant, &ctx.sandbox) {
+    let started = match ctx.app.awake(&ctx.tenant, &ctx.sandbox).await {
         Ok(row) => ctx.app.open_exec(&row, &exec, a.tty, login_shell).await,
         Err(e) => Err(e),
     };

@@ -4,6 +4,7 @@
 //! One connection behind a mutex (WAL, so `islod keys` may write while the server runs);
 //! queries are short. Schema changes are migrations, in order, never edited once released.
 
+mod activity;
 mod agent;
 mod audit;
 mod auth;
@@ -25,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
+pub use activity::ActivityRow;
 pub use agent::{AgentEventRow, AgentSessionRow, Transcript};
 pub use audit::{AuditSession, AuditWrite, LogLine};
 pub use auth::KeyRow;
@@ -388,6 +390,16 @@ const SCHEMA_V18: &str = r#"
 ALTER TABLE gateway_profiles ADD COLUMN tls_inspection TEXT NOT NULL DEFAULT 'always';
 "#;
 
+/// Lifecycle policies: when each sandbox was last active and how long it has run since it was
+/// created or resumed (see `store::activity`).
+const SCHEMA_V19: &str = r#"
+CREATE TABLE sandbox_activity (
+    sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,
+    last_active_ms INTEGER NOT NULL,
+    running_ms INTEGER NOT NULL DEFAULT 0
+);
+"#;
+
 /// `GET /sandboxes` pages in creation order: with an index, a page reads its rows only
 /// (without, every page sorted all of the tenant's sandboxes, 15 ms a page at a thousand).
 const SCHEMA_V17: &str = r#"
@@ -459,6 +471,7 @@ fn migrations() -> Migrations<'static> {
         M::up(SCHEMA_V16),
         M::up(SCHEMA_V17),
         M::up(SCHEMA_V18),
+        M::up(SCHEMA_V19),
     ])
 }
 

@@ -61,6 +61,9 @@ pub struct StoredSpec {
     /// The create request's tool cache key, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
+    /// Its lifecycle policy (fixed at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<islo_api::LifecyclePolicy>,
 }
 
 impl StoredSpec {
