@@ -37,6 +37,10 @@ pub struct SnapshotResponse {
     /// Extension: why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// Extension: it holds the sandbox's running processes too (a memory snapshot): sandboxes
+    /// made from it start with them running.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory: bool,
 }
 
 /// `GET /snapshots/`.
@@ -61,6 +65,10 @@ pub struct CreateSnapshotRequest {
     /// Default: `SANDBOX-YYYYMMDD-HHMMSS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Extension: save the running sandbox's processes and memory too (CRIU), so that sandboxes
+    /// made from the snapshot start with them running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<bool>,
 }
 
 /// Paging of the snapshot list.

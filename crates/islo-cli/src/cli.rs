@@ -271,6 +271,10 @@ pub enum SnapshotCmd {
         /// Return at once while the snapshot is saved in the background.
         #[arg(long = "async")]
         no_wait: bool,
+        /// Save the running processes and their memory too: sandboxes made from the snapshot
+        /// start with them running.
+        #[arg(long)]
+        memory: bool,
     },
     /// List snapshots.
     #[command(visible_alias = "list")]

@@ -15,7 +15,8 @@ pub async fn run(client: &Client, cmd: SnapshotCmd, output: Output) -> anyhow::R
             sandbox,
             name,
             no_wait,
-        } => save(client, sandbox, name, no_wait, output).await,
+            memory,
+        } => save(client, sandbox, name, (no_wait, memory), output).await,
         SnapshotCmd::Ls => ls(client, output).await,
         SnapshotCmd::Rm { names, force } => rm(client, &names, force).await,
         SnapshotCmd::Export { name, to } => export(client, &name, &to).await,
@@ -35,7 +36,7 @@ async fn save(
     client: &Client,
     sandbox: String,
     name: Option<String>,
-    no_wait: bool,
+    (no_wait, memory): (bool, bool),
     output: Output,
 ) -> anyhow::Result<()> {
     client.get_sandbox(&sandbox).await?;
@@ -43,6 +44,7 @@ async fn save(
         sandbox_name: Some(sandbox.clone()),
         sandbox_id: None,
         name,
+        memory: memory.then_some(true),
     };
     if !no_wait && ui::stderr_tty() {
         eprintln!("Saving a snapshot of {sandbox}…");

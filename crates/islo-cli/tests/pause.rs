@@ -325,3 +325,65 @@ fn a_pause_that_cannot_be_written_leaves_the_sandbox_running() {
     env.ok(&["resume", "full"]);
     assert!(counter(&env, "full") >= before);
 }
+
+#[test]
+fn sandboxes_forked_from_a_memory_snapshot_start_running_and_go_their_own_ways() {
+    let env = Env::new();
+    let b = env.busybox();
+    env.ok(&["use", "origin", "-i", &b, "--", "true"]);
+    let o = env.sh(
+        "origin",
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 &",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.ok(&["snapshot", "save", "origin", "--name", "live", "--memory"]);
+    let ls = env.ok(&["snapshot", "ls", "-o", "json"]);
+    assert!(ls.contains("\"memory\": true"), "{ls}");
+    // The origin runs on, reachable as before.
+    assert!(counter(&env, "origin") > 0);
+
+    let forks = ["fork-a", "fork-b", "fork-c"];
+    for f in forks {
+        env.ok(&["use", f, "--snapshot", "live", "--", "true"]);
+    }
+    let mut addrs = Vec::new();
+    for f in forks {
+        // Its own name and link; the counter it was forked with goes on.
+        let o = env.sh(f, "hostname; ip -4 -o addr show eth0 | awk '{print $4}'");
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(f), "{out}");
+        addrs.push(lines.next().unwrap_or_default().to_string());
+        assert!(counter(&env, f) >= 1);
+        let ids = env.ok(&["status", f, "-o", "json"]);
+        assert!(ids.contains("\"user_namespace\": true"), "{ids}");
+    }
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 3, "one address each: {addrs:?}");
+    // What one fork does, the others do not see.
+    assert!(env.sh("fork-a", "echo mine > /tmp/own").status.success());
+    let o = env.sh("fork-b", "cat /tmp/own");
+    assert!(!o.status.success(), "fork-b sees fork-a's file");
+    // Forks pause and resume like any sandbox.
+    env.ok(&["pause", "fork-c"]);
+    env.ok(&["resume", "fork-c"]);
+    assert!(counter(&env, "fork-c") >= 1);
+
+    // A memory snapshot does not export yet, and says so.
+    let o = env.islo(&[
+        "snapshot",
+        "export",
+        "live",
+        "--to",
+        "oci-archive:/tmp/islo-never.tar",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+    // Only a running sandbox's memory is saved.
+    env.ok(&["stop", "origin", "-f"]);
+    let o = env.islo(&["snapshot", "save", "origin", "--memory"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("running"), "{}", stderr(&o));
+}

@@ -175,6 +175,17 @@ pub trait Driver: Send + Sync + 'static {
     /// Bring a paused sandbox's processes back; on return its agent answers. On error nothing
     /// of it runs and its files are intact: a plain [`Driver::start`] works.
     fn resume(&self, spec: &SandboxSpec) -> Result<(), DriverError>;
+    /// Save a running sandbox's processes into `out` (a new directory) while they run on: a
+    /// memory snapshot, for [`Driver::create_from`].
+    fn checkpoint_to(&self, spec: &SandboxSpec, out: &std::path::Path) -> Result<(), DriverError>;
+    /// Create a sandbox whose processes come running from a checkpoint of another sandbox
+    /// ([`Driver::checkpoint_to`]; `spec.layers` hold that sandbox's files as they were), with
+    /// its own name, ids and network. On error nothing of it is left behind.
+    fn create_from(
+        &self,
+        spec: &SandboxSpec,
+        checkpoint: &std::path::Path,
+    ) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
     /// Whether sandboxes with [`SandboxSpec::ids`] can run here: `Err` names what the host

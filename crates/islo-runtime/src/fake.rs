@@ -151,6 +151,29 @@ impl Driver for FakeDriver {
         Ok(())
     }
 
+    /// The fake has no processes to save: the checkpoint is a directory with a note.
+    fn checkpoint_to(&self, spec: &SandboxSpec, out: &Path) -> Result<(), DriverError> {
+        if self.observe(&spec.id)? != Observed::Running {
+            return Err(DriverError::Host(format!(
+                "sandbox {} is not running",
+                spec.id
+            )));
+        }
+        std::fs::create_dir(out).map_err(DriverError::io(out.display().to_string()))?;
+        std::fs::write(out.join("fake"), spec.id.0.as_bytes())
+            .map_err(DriverError::io(out.display().to_string()))
+    }
+
+    fn create_from(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
+        if !checkpoint.join("fake").is_file() {
+            return Err(DriverError::Host(format!(
+                "{} is not a checkpoint of this back end",
+                checkpoint.display()
+            )));
+        }
+        self.create(spec)
+    }
+
     fn destroy(&self, id: &SandboxId) -> Result<(), DriverError> {
         self.paused().remove(id);
         if self.lock().remove(id) == Some(true) {

@@ -98,17 +98,16 @@ impl OciDriver {
         let dir = self.dir(id);
         let criu = self.criu()?;
         let pid = self.init_pid(id)?;
-        let host_sock = dir.join(islo_agent::SOCKET_NAME);
-        crate::agent::quiesce(&host_sock, &inside_socket()).map_err(|e| DriverError::Agent {
-            id: id.clone(),
-            detail: format!("making it ready to pause: {e}"),
+        self.quiesce(id)?;
+        let dumped = self.in_ns(id, false, || {
+            let (images, fresh) = (dir.join(IMAGES), dir.join("disk/checkpoint.new"));
+            let _ = std::fs::remove_dir_all(&fresh);
+            self.dump(&criu, id, pid, &fresh, false)?;
+            let _ = std::fs::remove_dir_all(&images);
+            std::fs::rename(&fresh, &images).map_err(DriverError::io(images.display().to_string()))
         })?;
-        let _ = std::fs::remove_file(&host_sock);
-        let dumped = self.in_ns(id, false, || self.dump(&criu, id, pid))?;
         if let Err(e) = dumped {
-            if let Err(back) = self.hand_socket(id) {
-                tracing::warn!(sandbox = %id, error = %back, "handing the agent its socket back");
-            }
+            self.give_socket_back(id);
             return Err(e);
         }
         crate::host::write_atomic(&dir.join(PAUSED), b"", 0o600)
@@ -116,39 +115,144 @@ impl OciDriver {
         self.take_down(id)
     }
 
-    fn dump(&self, criu: &Path, id: &SandboxId, pid: u32) -> Result<(), DriverError> {
-        let dir = self.dir(id);
-        let (images, fresh) = (dir.join(IMAGES), dir.join("disk/checkpoint.new"));
-        let _ = std::fs::remove_dir_all(&fresh);
-        std::fs::create_dir(&fresh).map_err(DriverError::io(fresh.display().to_string()))?;
+    /// Save a running sandbox's processes into `out` and let them run on (a memory snapshot).
+    /// The agent's run directory (its log, which it holds open) goes along as `out/run`.
+    pub(super) fn checkpoint_copy(
+        &self,
+        spec: &SandboxSpec,
+        out: &Path,
+    ) -> Result<(), DriverError> {
+        let id = &spec.id;
+        let criu = self.criu()?;
+        let pid = self.init_pid(id)?;
+        self.quiesce(id)?;
+        let run = self.dir(id).join("disk/run");
+        let dumped = self.in_ns(id, false, || {
+            self.dump(&criu, id, pid, out, true)?;
+            copy_files(&run, &out.join("run"))
+                .map_err(DriverError::io("copying the agent's run directory"))
+        });
+        self.give_socket_back(id);
+        let dumped = dumped.and_then(|r| r);
+        if dumped.is_err() {
+            let _ = std::fs::remove_dir_all(out);
+        }
+        dumped
+    }
+
+    /// Ask the agent to make itself checkpointable; its host socket goes.
+    fn quiesce(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let host_sock = self.dir(id).join(islo_agent::SOCKET_NAME);
+        crate::agent::quiesce(&host_sock, &inside_socket()).map_err(|e| DriverError::Agent {
+            id: id.clone(),
+            detail: format!("making it ready for a checkpoint: {e}"),
+        })?;
+        let _ = std::fs::remove_file(&host_sock);
+        Ok(())
+    }
+
+    /// After a dump that left the processes running (or failed): the agent's host socket.
+    fn give_socket_back(&self, id: &SandboxId) {
+        if let Err(e) = self.hand_socket(id) {
+            tracing::warn!(sandbox = %id, error = %e, "handing the agent its socket back");
+        }
+    }
+
+    /// `criu dump` of the tree of `pid` into `out` (made here), with the runtime's record;
+    /// `out` is removed on error.
+    fn dump(
+        &self,
+        criu: &Path,
+        id: &SandboxId,
+        pid: u32,
+        out: &Path,
+        leave_running: bool,
+    ) -> Result<(), DriverError> {
+        std::fs::create_dir(out).map_err(DriverError::io(out.display().to_string()))?;
         let mut args = os(&["dump", "--tree", &pid.to_string(), "--images-dir"]);
-        args.push(fresh.clone().into());
+        args.push(out.into());
         args.extend(os(&["--log-file", "dump.log", "--manage-cgroups"]));
         args.extend(os(&["--tcp-established", "--file-locks"]));
+        if leave_running {
+            args.extend(os(&["--leave-running"]));
+        }
         for (at, key, _) in present_externals(pid) {
             args.extend(os(&["--external", &format!("mnt[{at}]:{key}")]));
         }
-        let out = self
+        let ran = self
             .host
             .run(criu, &args)
             .map_err(DriverError::io(criu.display().to_string()));
-        let failed = match out {
+        let failed = match ran {
             Ok(o) if o.success => None,
-            Ok(_) => Some(criu_errors(&fresh.join("dump.log"))),
+            Ok(_) => Some(criu_errors(&out.join("dump.log"))),
             Err(e) => Some(e.to_string()),
         };
-        let kept = failed.map_or_else(|| self.keep_record(id, &fresh), Err);
-        if let Err(why) = kept {
-            let _ = std::fs::remove_dir_all(&fresh);
-            return Err(DriverError::Runtime {
+        let kept = failed.map_or_else(|| self.keep_record(id, out), Err);
+        kept.map_err(|why| {
+            let _ = std::fs::remove_dir_all(out);
+            DriverError::Runtime {
                 runtime: "criu".into(),
                 action: "dump",
                 id: id.clone(),
                 detail: why,
-            });
-        }
-        let _ = std::fs::remove_dir_all(&images);
-        std::fs::rename(&fresh, &images).map_err(DriverError::io(images.display().to_string()))
+            }
+        })
+    }
+
+    /// A new sandbox from a checkpoint of another (see [`crate::Driver::create_from`]): its
+    /// disk, the checkpoint copied onto it and made its own (host ids, hostname, runtime
+    /// record, the agent's run directory), then restored as a resume does.
+    pub(super) fn fork(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
+        let (id, dir) = (&spec.id, self.dir(&spec.id));
+        self.make_disk(spec)?;
+        let config = self.runtime_config(spec);
+        self.in_ns(id, true, || -> Result<(), DriverError> {
+            self.mount_storage(spec)?;
+            let images = dir.join(IMAGES);
+            let io = |what: &str| DriverError::io(format!("{what} of {id}"));
+            copy_tree(checkpoint, &images).map_err(io("copying the checkpoint"))?;
+            let run = images.join("run");
+            copy_files(&run, &dir.join("disk/run")).map_err(io("the agent's run directory"))?;
+            for f in std::fs::read_dir(dir.join("disk/run")).map_err(io("the run directory"))? {
+                let f = f.map_err(io("the run directory"))?;
+                super::userns::own_new_dir(self.host.as_ref(), &f.path(), spec.ids)?;
+            }
+            let _ = std::fs::remove_dir_all(&run);
+            for f in std::fs::read_dir(&images).map_err(io("the checkpoint"))? {
+                let (path, name) = match f {
+                    Ok(f) => (f.path(), f.file_name().to_string_lossy().into_owned()),
+                    Err(e) => return Err(io("the checkpoint")(e)),
+                };
+                if let (true, Some(ids)) = (name.starts_with("userns-"), spec.ids) {
+                    super::criu_image::rebase_userns(&path, ids.base).map_err(io("its ids"))?;
+                } else if name.starts_with("utsns-") {
+                    super::criu_image::set_hostname(&path, &spec.hostname)
+                        .map_err(io("its hostname"))?;
+                }
+            }
+            self.own_record(spec, &images.join("runtime"), &config)
+                .map_err(io("its runtime record"))
+        })??;
+        crate::host::write_atomic(&dir.join(PAUSED), b"", 0o600)
+            .map_err(DriverError::io(dir.join(PAUSED).display().to_string()))?;
+        self.restore(spec)
+    }
+
+    /// Make a checkpoint's runtime record (`runtime/` beside the images) that of `spec`.
+    fn own_record(
+        &self,
+        spec: &SandboxSpec,
+        record: &Path,
+        config: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        let text = std::fs::read_to_string(record.join("status"))?;
+        let mut status: serde_json::Value =
+            serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        status["bundle"] = self.dir(&spec.id).to_string_lossy().into_owned().into();
+        status["cgroup-path"] = format!("/islo/{}", spec.id).into();
+        std::fs::write(record.join("status"), status.to_string())?;
+        std::fs::write(record.join("config.json"), config.to_string())
     }
 
     /// Copy the runtime's record of the container beside the images.
@@ -216,6 +320,7 @@ impl OciDriver {
         args.extend(os(&["--log-file", "restore.log", "--root"]));
         args.push(Path::new(STAGE).join("root").into());
         args.extend(os(&["--manage-cgroups", "--tcp-close", "--file-locks"]));
+        args.extend(os(&["--cgroup-root", &format!("/islo/{}", spec.id)]));
         args.extend(os(&[
             "--restore-detached",
             "--empty-ns",
@@ -378,6 +483,33 @@ fn criu_errors(log: &Path) -> String {
         return format!("see {}", log.display());
     }
     errors.join("; ")
+}
+
+/// The regular files of `from` copied into `to` (made if missing).
+fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The regular files of `from` and of its directories, into `to` (made here).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        } else if t.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {

@@ -10,6 +10,7 @@
 //! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
 mod checkpoint;
+mod criu_image;
 mod disk;
 mod elf;
 mod hostprep;
@@ -271,6 +272,12 @@ impl OciDriver {
     }
 
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        self.make_disk(spec)?;
+        self.launch(spec, false)
+    }
+
+    /// A new sandbox's directories and disk.
+    fn make_disk(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
         let dir = self.dir(&spec.id);
         for sub in ["disk", "rootfs"] {
             let p = dir.join(sub);
@@ -281,7 +288,25 @@ impl OciDriver {
             .make(spec.limits.disk_bytes, &dir.join("disk.img"))?;
         userns::record_owner(&dir, spec.ids)?;
         tracing::debug!(sandbox = %spec.id, disk_ms = t.elapsed().as_secs_f64() * 1e3, "disk ready");
-        self.launch(spec, false)
+        Ok(())
+    }
+
+    /// The runtime configuration of `spec` (`config.json`).
+    fn runtime_config(&self, spec: &SandboxSpec) -> serde_json::Value {
+        let dir = self.dir(&spec.id);
+        let agent_binary = self.cfg.agent_binary.to_string_lossy();
+        let run_dir = dir.join("disk/run");
+        let run_dir = run_dir.to_string_lossy();
+        let userns = spec
+            .ids
+            .map(|_| userns::userns_path(&dir).to_string_lossy().into_owned());
+        let params = spec::SpecParams {
+            agent_binary: &agent_binary,
+            run_dir: &run_dir,
+            nofile_hard: self.nofile_hard,
+            userns: userns.as_deref(),
+        };
+        spec::config(spec, &params)
     }
 
     /// Mount and run, in the sandbox's mount namespace; then wait for its agent. `restart`:
@@ -310,20 +335,6 @@ impl OciDriver {
         let t = std::time::Instant::now();
         self.mount_storage(spec)?;
         let mounted = t.elapsed();
-        let (agent_binary, run_dir) = (
-            self.cfg.agent_binary.to_string_lossy(),
-            dir.join("disk/run"),
-        );
-        let run_dir = run_dir.to_string_lossy();
-        let userns = spec
-            .ids
-            .map(|_| userns::userns_path(&dir).to_string_lossy().into_owned());
-        let params = spec::SpecParams {
-            agent_binary: &agent_binary,
-            run_dir: &run_dir,
-            nofile_hard: self.nofile_hard,
-            userns: userns.as_deref(),
-        };
         if let Some(n) = &spec.network {
             let path = dir.join(NETWORK_FILE);
             let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
@@ -331,7 +342,7 @@ impl OciDriver {
                 .map_err(DriverError::io(path.display().to_string()))?;
             net::attach(self.host.as_ref(), &dir, &spec.id, n, spec.ids.is_some())?;
         }
-        let config = spec::config(spec, &params);
+        let config = self.runtime_config(spec);
         let path = dir.join("config.json");
         crate::host::write_atomic(&path, config.to_string().as_bytes(), 0o600)
             .map_err(DriverError::io(path.display().to_string()))?;
@@ -534,6 +545,28 @@ impl Driver for OciDriver {
                 spec.id
             ))),
         }
+    }
+
+    fn checkpoint_to(&self, spec: &SandboxSpec, out: &Path) -> Result<(), DriverError> {
+        match self.observe(&spec.id)? {
+            Observed::Running => self.checkpoint_copy(spec, out),
+            Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
+            other => Err(DriverError::Host(format!(
+                "sandbox {} is not running ({other:?}): only a running sandbox's memory is saved",
+                spec.id
+            ))),
+        }
+    }
+
+    fn create_from(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
+        let dir = self.dir(&spec.id);
+        if dir.exists() {
+            return Err(DriverError::AlreadyExists(spec.id.clone()));
+        }
+        std::fs::create_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))?;
+        self.fork(spec, checkpoint).inspect_err(|_| {
+            let _ = self.destroy(&spec.id);
+        })
     }
 
     fn resume(&self, spec: &SandboxSpec) -> Result<(), DriverError> {

@@ -363,8 +363,18 @@ impl App {
                 (image.layers, image.run.env, Some(image.digest), None)
             }
         };
-        let link = self.allocate_link(&row.id)?;
+        let mut link = self.allocate_link(&row.id)?;
         let ids = self.allocate_ids(&row.id)?;
+        let memory = c.snapshot.as_ref().and_then(|(_, b)| b.memory.clone());
+        if let (Some(l), Some(nonce)) = (
+            link.as_mut(),
+            c.snapshot
+                .as_ref()
+                .and_then(|(_, b)| b.gateway_nonce.clone()),
+        ) {
+            // The forked processes hold the source's placeholders.
+            l.1 = nonce;
+        }
         let spec = islo_runtime::SandboxSpec {
             id: SandboxId(row.id.clone()),
             hostname: row.name.clone(),
@@ -395,7 +405,10 @@ impl App {
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();
         self.phase(&row.id, CreationPhase::Disk, None);
-        let mut made = self.blocking(move |d| d.create(&created)).await;
+        let mut made = match memory {
+            Some(ck) => self.blocking(move |d| d.create_from(&created, &ck)).await,
+            None => self.blocking(move |d| d.create(&created)).await,
+        };
         if made.is_ok() && spec.network.is_some() {
             self.phase(&row.id, CreationPhase::Network, None);
         }

@@ -206,6 +206,12 @@ impl App {
                 s.status
             )));
         }
+        if super::snapshots::Base::of(&s).is_ok_and(|b| b.memory.is_some()) {
+            return Err(AppError::Conflict(format!(
+                "snapshot {name} holds running processes (--memory), which do not export yet; \
+                 save one without --memory to export the files"
+            )));
+        }
         let scratch = self.images.tmp_dir();
         tokio::task::spawn_blocking(move || {
             let mut f = tempfile::tempfile_in(&scratch).map_err(io("scratch file"))?;
@@ -305,6 +311,8 @@ impl App {
                 .filter(|w| w.starts_with('/'))
                 .unwrap_or("/workspace")
                 .to_string(),
+            memory: None,
+            gateway_nonce: None,
         };
         let row = SnapshotRow {
             id: uuid::Uuid::now_v7().to_string(),

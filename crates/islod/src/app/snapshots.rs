@@ -26,6 +26,13 @@ pub struct Base {
     pub image_env: Vec<(String, String)>,
     pub env: std::collections::BTreeMap<String, String>,
     pub workdir: String,
+    /// A memory snapshot's checkpoint (`<state>/snapshots/memory/ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<PathBuf>,
+    /// The source sandbox's placeholder nonce: the saved processes hold its placeholders, so a
+    /// sandbox forked from them has the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_nonce: Option<String>,
 }
 
 impl Base {
@@ -63,6 +70,7 @@ pub fn to_response(s: &SnapshotRow) -> SnapshotResponse {
         created_by: None,
         image: Some(s.image.clone()),
         status_reason: s.status_reason.clone(),
+        memory: Base::of(s).is_ok_and(|b| b.memory.is_some()),
     }
 }
 
@@ -134,6 +142,14 @@ impl App {
                 hint: "only running or stopped sandboxes can be saved",
             });
         }
+        let memory = req.memory == Some(true);
+        if memory && sb.status != SandboxStatus::Running {
+            return Err(AppError::InvalidState {
+                name: sb.name,
+                status: sb.status,
+                hint: "only a running sandbox's memory can be saved",
+            });
+        }
         let name = req.name.clone().unwrap_or_else(|| default_name(&sb.name));
         validate_name(&name)?;
         let row = SnapshotRow {
@@ -160,7 +176,7 @@ impl App {
         let app = self.clone();
         let (snap_id, tenant) = (row.id.clone(), t.clone());
         let job = async move {
-            let outcome = app.capture(&sb).await;
+            let outcome = app.capture(&sb, memory.then_some(snap_id.as_str())).await;
             let recorded = match outcome {
                 Ok((base, size, digest)) => {
                     let base = serde_json::to_string(&base).unwrap_or_default();
@@ -205,11 +221,36 @@ impl App {
         Ok(row)
     }
 
+    /// Where a memory snapshot's checkpoint is kept.
+    fn memory_dir(&self, snapshot_id: &str) -> PathBuf {
+        PathBuf::from(&self.settings.state_dir)
+            .join("snapshots/memory")
+            .join(snapshot_id)
+    }
+
     /// Cut the sandbox's changes into a cached layer; the base a sandbox from it starts on.
-    async fn capture(self: &Arc<Self>, sb: &SandboxRow) -> Result<(Base, u64, String), AppError> {
+    /// With `memory` (the snapshot's id), its processes are saved first.
+    async fn capture(
+        self: &Arc<Self>,
+        sb: &SandboxRow,
+        memory: Option<&str>,
+    ) -> Result<(Base, u64, String), AppError> {
         let lock = self.op_lock(&sb.id);
         let _g = lock.lock().await;
         let spec = runtime_spec(sb)?;
+        let checkpoint = match memory {
+            Some(snap) => {
+                let out = self.memory_dir(snap);
+                let (s, o) = (spec.clone(), out.clone());
+                if let Some(parent) = out.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| AppError::Internal(format!("{}: {e}", parent.display())))?;
+                }
+                self.blocking(move |d| d.checkpoint_to(&s, &o)).await?;
+                Some(out)
+            }
+            None => None,
+        };
         let mut layers = spec.layers.clone();
         let app = self.clone();
         let label = format!("snapshot of {}", sb.name);
@@ -244,6 +285,8 @@ impl App {
             image_env: image_env(sb),
             env: sb.env.clone(),
             workdir: sb.workdir.clone(),
+            gateway_nonce: checkpoint.as_ref().and(sb.stored.gateway_nonce.clone()),
+            memory: checkpoint,
         };
         Ok((base, bytes, digest))
     }
@@ -276,6 +319,12 @@ impl App {
             )));
         }
         self.store.delete_snapshot(&s.id)?;
+        let memory = self.memory_dir(&s.id);
+        if memory.exists()
+            && let Err(e) = std::fs::remove_dir_all(&memory)
+        {
+            tracing::warn!(snapshot = %name, error = %e, "removing its checkpoint");
+        }
         if let Some(own) = Base::of(&s).ok().and_then(|b| b.layers.last().cloned()) {
             let path = own.display().to_string();
             if self.images.owns_layer(&own)
