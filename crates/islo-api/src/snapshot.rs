@@ -87,4 +87,9 @@ pub struct ListSnapshotsQuery {
 pub struct ImportSnapshotQuery {
     /// Name of the new snapshot.
     pub name: String,
+    /// Restore the running processes a memory snapshot's archive holds. CRIU restores them as
+    /// root and does not treat them as hostile input: only for archives from a trusted maker.
+    /// Without it the files alone are imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_memory: Option<bool>,
 }

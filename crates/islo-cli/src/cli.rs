@@ -303,6 +303,10 @@ pub enum SnapshotCmd {
         /// Name of the new snapshot.
         #[arg(long)]
         name: String,
+        /// Restore the running processes a memory snapshot's archive holds (CRIU restores
+        /// them as root: only for archives from a maker you trust); else the files alone.
+        #[arg(long)]
+        trust_memory: bool,
     },
 }
 

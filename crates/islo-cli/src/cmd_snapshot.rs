@@ -20,7 +20,11 @@ pub async fn run(client: &Client, cmd: SnapshotCmd, output: Output) -> anyhow::R
         SnapshotCmd::Ls => ls(client, output).await,
         SnapshotCmd::Rm { names, force } => rm(client, &names, force).await,
         SnapshotCmd::Export { name, to } => export(client, &name, &to).await,
-        SnapshotCmd::Import { archive, name } => import(client, &archive, &name, output).await,
+        SnapshotCmd::Import {
+            archive,
+            name,
+            trust_memory,
+        } => import(client, &archive, &name, trust_memory, output).await,
     }
 }
 
@@ -174,7 +178,13 @@ async fn export(client: &Client, name: &str, to: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import(client: &Client, archive: &str, name: &str, output: Output) -> anyhow::Result<()> {
+async fn import(
+    client: &Client,
+    archive: &str,
+    name: &str,
+    trust_memory: bool,
+    output: Output,
+) -> anyhow::Result<()> {
     let path = archive_path(archive, true)?;
     if !path.is_file() {
         return Err(Exit {
@@ -183,7 +193,10 @@ async fn import(client: &Client, archive: &str, name: &str, output: Output) -> a
         }
         .into());
     }
-    let s = client.import_snapshot(name, &path).await?;
+    let s = client.import_snapshot(name, &path, trust_memory).await?;
     eprintln!("Imported snapshot {}", s.name);
+    if let Some(why) = &s.status_reason {
+        eprintln!("note: {why}");
+    }
     print_one(&s, output)
 }

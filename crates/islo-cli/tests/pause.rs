@@ -371,16 +371,40 @@ fn sandboxes_forked_from_a_memory_snapshot_start_running_and_go_their_own_ways()
     env.ok(&["resume", "fork-c"]);
     assert!(counter(&env, "fork-c") >= 1);
 
-    // A memory snapshot does not export yet, and says so.
+    // Export carries the checkpoint; an import restores it only when told to trust it.
+    let archive = env.dir.path().join("live.tar");
+    let to = format!("oci-archive:{}", archive.display());
+    env.ok(&["snapshot", "export", "live", "--to", &to]);
     let o = env.islo(&[
         "snapshot",
-        "export",
-        "live",
-        "--to",
-        "oci-archive:/tmp/islo-never.tar",
+        "import",
+        &to,
+        "--name",
+        "files-only",
+        "-o",
+        "json",
     ]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("\"memory\""), "{}", stdout(&o));
+    assert!(stderr(&o).contains("--trust-memory"), "{}", stderr(&o));
+    let o = env.islo(&[
+        "snapshot",
+        "import",
+        &to,
+        "--name",
+        "trusted",
+        "--trust-memory",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        stdout(&o).contains("\"memory\": true"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    env.ok(&["use", "fork-i", "--snapshot", "trusted", "--", "true"]);
+    assert!(counter(&env, "fork-i") >= 1, "the imported processes run");
     // Only a running sandbox's memory is saved.
     env.ok(&["stop", "origin", "-f"]);
     let o = env.islo(&["snapshot", "save", "origin", "--memory"]);

@@ -73,6 +73,7 @@ impl Client {
         &self,
         name: &str,
         archive: &Path,
+        trust_memory: bool,
     ) -> Result<SnapshotResponse, ClientError> {
         let file = tokio::fs::File::open(archive)
             .await
@@ -93,6 +94,7 @@ impl Client {
         let r = self
             .req(reqwest::Method::POST, "/snapshots/import")
             .query(&[("name", name)])
+            .query(&[("trust_memory", if trust_memory { "true" } else { "false" })])
             .header("content-type", "application/x-tar")
             .header("content-length", len)
             .body(reqwest::Body::wrap_stream(stream));

@@ -10,6 +10,7 @@ use islo_api::{CreateSnapshotRequest, SnapshotStatus};
 
 fn save(sandbox: &str, name: &str) -> CreateSnapshotRequest {
     CreateSnapshotRequest {
+        memory: None,
         sandbox_name: Some(sandbox.into()),
         sandbox_id: None,
         name: Some(name.into()),
@@ -121,7 +122,10 @@ async fn snapshots_save_restore_page_and_refuse_clearly() {
         (&junk, "not a valid OCI archive"),
         (&no_index, "no index.json"),
     ] {
-        let e = a.import_snapshot("imported", path).await.unwrap_err();
+        let e = a
+            .import_snapshot("imported", path, false)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&e, ClientError::Api { status: 422, .. }) && e.to_string().contains(why),
             "{e}"

@@ -28,6 +28,7 @@ mod sessions;
 mod setup;
 mod shares;
 mod snapshot_archive;
+mod snapshot_memory;
 mod snapshots;
 mod sources;
 mod stream;

@@ -96,12 +96,17 @@ pub fn write_archive(s: &SnapshotRow, scratch: &Path, out: impl Write) -> Result
         config.as_bytes(),
     )
     .map_err(io("writing the archive"))?;
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2, "mediaType": MANIFEST_MEDIA,
         "config": {"mediaType": CONFIG_MEDIA, "digest": format!("sha256:{cfg_hex}"), "size": config.len()},
         "layers": layers
-    })
-    .to_string();
+    });
+    if let Some(dir) = &base.memory {
+        let (mut f, hex, len) = super::snapshot_memory::pack(dir, scratch)?;
+        let digest = add_blob(&mut tar, &mut f, len, &hex).map_err(io("writing the archive"))?;
+        manifest["annotations"] = json!({ super::snapshot_memory::CHECKPOINT_ANNOTATION: digest });
+    }
+    let manifest = manifest.to_string();
     let man_hex = sha256_hex(manifest.as_bytes());
     add_bytes(
         &mut tar,
@@ -206,12 +211,6 @@ impl App {
                 s.status
             )));
         }
-        if super::snapshots::Base::of(&s).is_ok_and(|b| b.memory.is_some()) {
-            return Err(AppError::Conflict(format!(
-                "snapshot {name} holds running processes (--memory), which do not export yet; \
-                 save one without --memory to export the files"
-            )));
-        }
         let scratch = self.images.tmp_dir();
         tokio::task::spawn_blocking(move || {
             let mut f = tempfile::tempfile_in(&scratch).map_err(io("scratch file"))?;
@@ -228,6 +227,7 @@ impl App {
         t: &Tenant,
         name: &str,
         archive: File,
+        trust_memory: bool,
     ) -> Result<SnapshotRow, AppError> {
         validate_name(name)?;
         if self.store.snapshot_by_name(&t.id, name)?.is_some() {
@@ -237,7 +237,10 @@ impl App {
         }
         let app = self.clone();
         let (tenant, name) = (t.id.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || app.import_blocking(&tenant, &name, archive)).await?
+        tokio::task::spawn_blocking(move || {
+            app.import_blocking(&tenant, &name, archive, trust_memory)
+        })
+        .await?
     }
 
     fn import_blocking(
@@ -245,6 +248,7 @@ impl App {
         tenant: &str,
         name: &str,
         archive: File,
+        trust_memory: bool,
     ) -> Result<SnapshotRow, AppError> {
         let scratch = tempfile::tempdir_in(self.images.tmp_dir()).map_err(io("scratch dir"))?;
         let blobs = read_blobs(BufReader::new(archive), scratch.path())?;
@@ -314,13 +318,42 @@ impl App {
             memory: None,
             gateway_nonce: None,
         };
+        let id = uuid::Uuid::now_v7().to_string();
+        let checkpoint = manifest["annotations"][super::snapshot_memory::CHECKPOINT_ANNOTATION]
+            .as_str()
+            .map(|d| d.strip_prefix("sha256:").unwrap_or(d).to_string());
+        let mut base = base;
+        let mut reason = None;
+        match (checkpoint, trust_memory) {
+            (Some(key), true) => {
+                let blob = blobs.get(&key).ok_or_else(|| {
+                    AppError::Validation(
+                        "not a valid OCI archive: its checkpoint is missing".into(),
+                    )
+                })?;
+                let dir = self.memory_dir(&id);
+                super::snapshot_memory::unpack(blob, &dir).inspect_err(|_| {
+                    let _ = std::fs::remove_dir_all(&dir);
+                })?;
+                base.memory = Some(dir);
+            }
+            (Some(_), false) => {
+                reason = Some(
+                    "imported without the running processes the archive holds: CRIU restores \
+                     them as root, so import it with trust_memory (`--trust-memory`) only from \
+                     a maker you trust"
+                        .to_string(),
+                );
+            }
+            (None, _) => {}
+        }
         let row = SnapshotRow {
-            id: uuid::Uuid::now_v7().to_string(),
+            id,
             tenant_id: tenant.to_string(),
             name: name.to_string(),
             sandbox_id: None,
             status: islo_api::SnapshotStatus::Ready,
-            status_reason: None,
+            status_reason: reason,
             size_bytes: Some(top.0),
             checksum: Some(top.1),
             image: labels[IMAGE_LABEL]

@@ -222,7 +222,7 @@ impl App {
     }
 
     /// Where a memory snapshot's checkpoint is kept.
-    fn memory_dir(&self, snapshot_id: &str) -> PathBuf {
+    pub(super) fn memory_dir(&self, snapshot_id: &str) -> PathBuf {
         PathBuf::from(&self.settings.state_dir)
             .join("snapshots/memory")
             .join(snapshot_id)

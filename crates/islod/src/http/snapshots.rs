@@ -128,6 +128,7 @@ pub async fn import(
         .map_err(AppError::io("storing the archive"))?;
     let mut tmp = tmp;
     std::io::Seek::rewind(&mut tmp).map_err(AppError::io("scratch file"))?;
-    let row = s.app.import_snapshot(&t, &q.name, tmp).await?;
+    let trust = q.trust_memory == Some(true);
+    let row = s.app.import_snapshot(&t, &q.name, tmp, trust).await?;
     Ok(Json(snapshot_view(&row)))
 }
