@@ -61,6 +61,14 @@ pub enum AppError {
     /// A step of the back end failed.
     #[error("sandbox provisioning failed: {0}")]
     Driver(#[source] DriverError),
+    /// A pause or resume failed (`what`: `pausing` or `resuming`).
+    #[error("{what} sandbox {name} failed: {source}")]
+    Checkpoint {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: Box<DriverError>,
+    },
     #[error("internal error: {0}")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -112,6 +120,11 @@ impl AppError {
                 ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
             },
             Self::Provisioning(_) | Self::Driver(_) => ErrorCode::SandboxProvisioningFailed,
+            // A full disk is the host's (or the sandbox's) lack of room; else islod's failure.
+            Self::Checkpoint { source, .. } if source.to_string().contains("No space left") => {
+                ErrorCode::ResourceUnavailable
+            }
+            Self::Checkpoint { .. } => ErrorCode::InternalError,
             Self::Store(_)
             | Self::Ids(_)
             | Self::Agent(_)

@@ -33,7 +33,9 @@ impl App {
         }
         let spec = self.spec_to_start(&row)?;
         let t0 = std::time::Instant::now();
-        self.blocking(move |d| d.pause(&spec)).await?;
+        self.blocking(move |d| d.pause(&spec))
+            .await
+            .map_err(|e| checkpoint("pausing", &row.name, e))?;
         self.store
             .set_status(&row.id, SandboxStatus::Paused, reason, None)?;
         self.clocks_restart(&row.id);
@@ -52,7 +54,11 @@ impl App {
         }
         let t0 = std::time::Instant::now();
         let restored = spec.clone();
-        let result = match self.blocking(move |d| d.resume(&restored)).await {
+        let resumed = self
+            .blocking(move |d| d.resume(&restored))
+            .await
+            .map_err(|e| checkpoint("resuming", &row.name, e));
+        let result = match resumed {
             Ok(()) => self.prepare_link(&spec).await,
             Err(e) => Err(e),
         };
@@ -70,5 +76,17 @@ impl App {
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         tracing::info!(sandbox = %row.name, resume_ms = ms, "sandbox resumed");
         Ok(())
+    }
+}
+
+/// A back end's failure to pause or resume, named as such (other errors pass as they are).
+fn checkpoint(what: &'static str, name: &str, e: AppError) -> AppError {
+    match e {
+        AppError::Driver(source) => AppError::Checkpoint {
+            what,
+            name: name.to_string(),
+            source: Box::new(source),
+        },
+        other => other,
     }
 }
