@@ -1,5 +1,6 @@
 //! Create fields beyond the shape (fake back end): `init` met or refused, `lifecycle`
-//! refused rather than ignored, `cache_key` recorded, and the creation's phase and events.
+//! validated, echoed and acted on (pause, resume, auto-resume), `cache_key` recorded, and the
+//! creation's phase and events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
@@ -41,7 +42,8 @@ async fn create_fields_are_met_recorded_or_refused() {
             "init",
             json!({"type": "custom", "capabilities": ["docker"]}),
         ),
-        ("lifecycle", json!({"pause_after_idle": 600})),
+        ("lifecycle", json!({"pause_after_idle": 0})),
+        ("lifecycle", json!({"auto_resume": "sometimes"})),
     ] {
         let mut body = serde_json::to_value(create("refused")).unwrap();
         body[field] = value;
@@ -85,4 +87,51 @@ async fn create_fields_are_met_recorded_or_refused() {
     assert_eq!(last.phase, CreationPhase::Failed);
     assert!(last.detail.as_deref().unwrap().contains("deps"), "{last:?}");
     assert_eq!(code(a.creation_events("nope").await.err().unwrap()).0, 404);
+}
+
+#[tokio::test]
+async fn lifecycle_is_echoed_and_auto_resume_decides_what_activity_does_to_a_paused_sandbox() {
+    let s = server().await;
+    let a = s.client("alpha");
+    let exec = islo_api::ExecRequest {
+        command: vec!["true".into()],
+        ..Default::default()
+    };
+    let mut r = create("waker");
+    r.lifecycle = Some(islo_api::LifecyclePolicy {
+        pause_after_idle: Some(600),
+        auto_resume: Some(islo_api::AutoResume::OnActivity),
+        ..Default::default()
+    });
+    let made = a.create_sandbox(&r).await.unwrap();
+    assert_eq!(made.lifecycle, r.lifecycle);
+    a.create_sandbox(&create("sleeper")).await.unwrap();
+
+    for name in ["waker", "sleeper"] {
+        let paused = a.pause_sandbox(name).await.unwrap();
+        assert_eq!(paused.status, islo_api::SandboxStatus::Paused);
+        // Only a running sandbox pauses: 409, naming the status.
+        let (status, msg) = code(a.pause_sandbox(name).await.unwrap_err());
+        assert_eq!(status, 409, "{msg}");
+        assert!(msg.contains("paused"), "{msg}");
+    }
+    // on_activity: the exec resumes it first.
+    a.exec("waker", &exec).await.unwrap();
+    assert_eq!(
+        a.get_sandbox("waker").await.unwrap().status,
+        islo_api::SandboxStatus::Running
+    );
+    // never (the default): 409 saying how to resume it, and it stays paused.
+    let (status, msg) = code(a.exec("sleeper", &exec).await.unwrap_err());
+    assert_eq!(status, 409, "{msg}");
+    assert!(msg.contains("islo resume"), "{msg}");
+    let listed = a
+        .list_sandboxes(50, 0, &[islo_api::SandboxStatus::Paused], None)
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed.items.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["sleeper"]);
+    let resumed = a.resume_sandbox("sleeper").await.unwrap();
+    assert_eq!(resumed.status, islo_api::SandboxStatus::Running);
+    a.exec("sleeper", &exec).await.unwrap();
 }
