@@ -172,7 +172,15 @@ impl OciDriver {
         let mut args = os(&["dump", "--tree", &pid.to_string(), "--images-dir"]);
         args.push(out.into());
         args.extend(os(&["--log-file", "dump.log", "--manage-cgroups"]));
-        args.extend(os(&["--tcp-established", "--file-locks"]));
+        // No network lock (CRIU's runs iptables, ~80 ms each way): nothing reaches the sandbox
+        // while it is frozen but islod, which has closed its side, and the gateway, whose
+        // connections come back closed.
+        args.extend(os(&[
+            "--tcp-established",
+            "--file-locks",
+            "--network-lock",
+            "skip",
+        ]));
         if leave_running {
             args.extend(os(&["--leave-running"]));
         }
@@ -273,9 +281,11 @@ impl OciDriver {
         let id = &spec.id;
         let dir = self.dir(id);
         let criu = self.criu()?;
+        let t = std::time::Instant::now();
         let restored = self
             .in_ns(id, true, || self.restore_in_ns(&criu, spec))
             .and_then(|r| r);
+        let restored_at = t.elapsed();
         let pid = match restored {
             Ok(pid) => pid,
             Err(e) => {
@@ -283,10 +293,15 @@ impl OciDriver {
                 return Err(e);
             }
         };
-        let linked = self
-            .link_restored(spec, pid)
+        let linked = self.link_restored(spec, pid);
+        let linked_at = t.elapsed();
+        let linked = linked
             .and_then(|()| self.readopt(id, pid))
             .and_then(|()| self.hand_socket(id));
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(sandbox = %id, restore_ms = ms(restored_at),
+            link_ms = ms(linked_at - restored_at), adopt_ms = ms(t.elapsed() - linked_at),
+            "restored");
         if let Err(e) = linked {
             // PID 1 of a pid namespace: its end ends every process restored with it.
             if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
@@ -304,7 +319,9 @@ impl OciDriver {
     /// run `criu restore`; the new PID 1 on the host.
     fn restore_in_ns(&self, criu: &Path, spec: &SandboxSpec) -> Result<u32, DriverError> {
         let dir = self.dir(&spec.id);
+        let t = std::time::Instant::now();
         self.mount_storage(spec)?;
+        tracing::debug!(sandbox = %spec.id, mount_ms = t.elapsed().as_secs_f64() * 1e3, "mounted for a restore");
         let images = dir.join(IMAGES);
         if !images.join("runtime/status").exists() {
             return Err(DriverError::Host(format!(
@@ -320,6 +337,7 @@ impl OciDriver {
         args.extend(os(&["--log-file", "restore.log", "--root"]));
         args.push(Path::new(STAGE).join("root").into());
         args.extend(os(&["--manage-cgroups", "--tcp-close", "--file-locks"]));
+        args.extend(os(&["--network-lock", "skip"]));
         args.extend(os(&["--cgroup-root", &format!("/islo/{}", spec.id)]));
         args.extend(os(&[
             "--restore-detached",
