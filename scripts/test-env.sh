@@ -32,7 +32,9 @@ fi
 # refuses SO_PASSCRED on TCP sockets, which 4.1.1 reads from every socket it saves).
 CRIU_VERSION=4.1.1
 CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
-CRIU_BUILD="$CRIU_VERSION+$(cat scripts/criu-*.patch | sha256sum | cut -c1-12)"
+# Its kernel-facts cache must be on a tmpfs, which this machine's /run is not: /dev/shm.
+CRIU_RUNDIR=/dev/shm
+CRIU_BUILD="$CRIU_VERSION+$(cat scripts/criu-*.patch | sha256sum | cut -c1-12)+$CRIU_RUNDIR"
 CRIU_STAMP=/usr/local/sbin/.criu-build
 if [ "$(cat "$CRIU_STAMP" 2>/dev/null)" != "$CRIU_BUILD" ] || ! /usr/local/sbin/criu --version >/dev/null 2>&1; then
   CRIU_DEPS=(gcc make pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
@@ -60,7 +62,7 @@ if [ "$(cat "$CRIU_STAMP" 2>/dev/null)" != "$CRIU_BUILD" ] || ! /usr/local/sbin/
   rm -rf "$src/criu-$CRIU_VERSION"
   tar -C "$src" -xf "$tarball"
   for p in scripts/criu-*.patch; do patch -d "$src/criu-$CRIU_VERSION" -p1 -s < "$p"; done
-  make -C "$src/criu-$CRIU_VERSION" -j"$(nproc)" criu >"$src/build.log" 2>&1 || { tail -20 "$src/build.log" >&2; exit 1; }
+  make -C "$src/criu-$CRIU_VERSION" -j"$(nproc)" criu RUNDIR="$CRIU_RUNDIR" >"$src/build.log" 2>&1 || { tail -20 "$src/build.log" >&2; exit 1; }
   install -m 0755 "$src/criu-$CRIU_VERSION/criu/criu" /usr/local/sbin/criu
   echo "$CRIU_BUILD" > "$CRIU_STAMP"
 fi
