@@ -405,3 +405,29 @@ fn a_closed_pipe_ends_islo_quietly() {
     assert_eq!(o.status.code(), Some(141));
     assert_eq!(stderr(&o), "", "no panic, no message");
 }
+
+#[test]
+fn a_crash_after_a_checkpoint_or_a_restore_loses_no_process() {
+    let env = Env::new();
+    let counter =
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 &";
+    assert!(env.sh("nap", counter).status.success());
+    // Killed after the processes were saved, before the pause was recorded: found paused.
+    let o = crash(&env, "pause.dumped", &["pause", "nap"]);
+    assert!(!o.status.success());
+    assert_eq!(status_json(&env, "nap")["status"], "paused");
+    // Killed after they were restored, before the resume was recorded: found running.
+    let o = crash(&env, "resume.restored", &["resume", "nap"]);
+    assert!(!o.status.success());
+    assert_eq!(status_json(&env, "nap")["status"], "running");
+    let before: u64 = stdout(&env.sh("nap", "cat /tmp/count"))
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let after: u64 = stdout(&env.sh("nap", "cat /tmp/count"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(after > before, "the counter runs: {before} then {after}");
+}

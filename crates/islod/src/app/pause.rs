@@ -36,6 +36,7 @@ impl App {
         self.blocking(move |d| d.pause(&spec))
             .await
             .map_err(|e| checkpoint("pausing", &row.name, e))?;
+        crate::fault::point("pause.dumped");
         self.store
             .set_status(&row.id, SandboxStatus::Paused, reason, None)?;
         self.clocks_restart(&row.id);
@@ -58,13 +59,15 @@ impl App {
             .blocking(move |d| d.resume(&restored))
             .await
             .map_err(|e| checkpoint("resuming", &row.name, e));
+        crate::fault::point("resume.restored");
         let result = match resumed {
             Ok(()) => self.prepare_link(&spec).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
             let reason = format!(
-                "resuming failed: {e}; `islo use {}` starts it afresh, its files intact",
+                "resuming failed: {e}; its files are intact: `islo stop {0}` then `islo use {0}` \
+                 starts it afresh",
                 row.name
             );
             self.store
