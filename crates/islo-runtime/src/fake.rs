@@ -83,7 +83,9 @@ impl Driver for FakeDriver {
         }
         let root = self.dir.join(format!("{}.root", spec.id));
         for layer in &spec.layers {
-            copy_tree(layer, &root).map_err(DriverError::io(layer.display().to_string()))?;
+            // The fake has no overlay: each layer is copied over the last.
+            crate::host::copy_tree(layer, &root)
+                .map_err(DriverError::io(layer.display().to_string()))?;
         }
         self.launch(&spec.id)?;
         self.lock().insert(spec.id.clone(), true);
@@ -288,21 +290,6 @@ pub(crate) fn serve(mut conn: UnixStream, root: &Path) {
             "the fake back end has no terminal sessions",
         ),
     };
-}
-
-/// The directories and regular files of a layer, copied over `to` (the fake has no overlay).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let ft = e.file_type()?;
-        if ft.is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        } else if ft.is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
 }
 
 /// `path` (absolute, as seen in the sandbox) under the fake's `root`; `..` is dropped.

@@ -40,6 +40,22 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
+/// The directories and regular files under `from`, copied into `to` (made if missing; what
+/// is already there is overwritten). Symlinks and special files are left out.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Write `bytes` to `path` (mode `mode`) as one step: into a temporary name beside it, then
 /// renamed over it, so a crash of this process leaves the old file or the new one, never a
 /// part. For files made again at each start (a power loss may lose the newest content).

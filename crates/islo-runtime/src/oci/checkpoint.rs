@@ -219,7 +219,7 @@ impl OciDriver {
             self.mount_storage(spec)?;
             let images = dir.join(IMAGES);
             let io = |what: &str| DriverError::io(format!("{what} of {id}"));
-            copy_tree(checkpoint, &images).map_err(io("copying the checkpoint"))?;
+            crate::host::copy_tree(checkpoint, &images).map_err(io("copying the checkpoint"))?;
             let run = images.join("run");
             copy_files(&run, &dir.join("disk/run")).map_err(io("the agent's run directory"))?;
             for f in std::fs::read_dir(dir.join("disk/run")).map_err(io("the run directory"))? {
@@ -509,21 +509,6 @@ fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
     for e in std::fs::read_dir(from)? {
         let e = e?;
         if e.file_type()?.is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
-}
-
-/// The regular files of `from` and of its directories, into `to` (made here).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let t = e.file_type()?;
-        if t.is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        } else if t.is_file() {
             std::fs::copy(e.path(), to.join(e.file_name()))?;
         }
     }
