@@ -155,10 +155,12 @@ fn action(b: &Build, a: &str) -> anyhow::Result<WebhookAction> {
             },
         },
         "resume-sandbox" | "resume_sandbox" => WebhookAction::ResumeSandbox,
+        "pause-sandbox" | "pause_sandbox" => WebhookAction::PauseSandbox,
         "delete-sandbox" | "delete_sandbox" => WebhookAction::DeleteSandbox,
         other => {
             return Err(usage(format!(
-                "--action {other}: use ensure-sandbox, resume-sandbox or delete-sandbox"
+                "--action {other}: use ensure-sandbox, resume-sandbox, pause-sandbox or \
+                 delete-sandbox"
             )));
         }
     })

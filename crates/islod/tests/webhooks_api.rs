@@ -1,6 +1,7 @@
 //! Incoming webhooks over the API (fake back end): the reference's shapes, secrets redacted,
 //! what islod cannot do refused with 422, tenancy, disabling and removal, and the receiver's
-//! answers (`none` auth, body-hash idempotency, a delete_sandbox action carried out).
+//! answers (`none` auth, body-hash idempotency, delete_sandbox and pause_sandbox actions
+//! carried out).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
@@ -47,10 +48,6 @@ async fn webhooks_are_checked_redacted_and_act() {
         (
             "auth",
             json!({"auth_type": "jwt", "jwks_url": "https://x/jwks"}),
-        ),
-        (
-            "rules",
-            json!([{"actions": [{"action_type": "pause_sandbox"}]}]),
         ),
         (
             "rules",
@@ -109,4 +106,32 @@ async fn webhooks_are_checked_redacted_and_act() {
     a.delete_webhook(&w.id).await.unwrap();
     assert!(a.webhooks().await.unwrap().is_empty());
     assert_eq!(code(a.delete_webhook(&w.id).await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn a_pause_sandbox_action_pauses_it() {
+    let s = server().await;
+    let a = s.client("alpha");
+    let mut v = base();
+    v["name"] = json!("nightly");
+    v["target"]["sandbox_name"] = json!("napper");
+    v["rules"] = json!([{"actions": [{"action_type": "pause_sandbox"}]}]);
+    let w = a.create_webhook(&req(v)).await.unwrap();
+    a.create_sandbox(&create("napper")).await.unwrap();
+    let with_token = Client::new(Endpoint::Http(s.tcp.clone()), Some("s3cret".into())).unwrap();
+    let path = format!("/hooks/{}", w.id);
+    let (status, _) = with_token
+        .raw("POST", &path, Some(b"{}".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let mut paused = false;
+    for _ in 0..100 {
+        if a.get_sandbox("napper").await.unwrap().status == islo_api::SandboxStatus::Paused {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(paused, "pause_sandbox ran");
 }

@@ -204,6 +204,7 @@ function actions(sb) {
   const b = (label, what, cls) => h("button", { type: "button", class: cls || "quiet", "data-action": what,
     onclick: guard(() => lifecycle(sb, what)) }, label);
   return h("span", { class: "row" },
+    sb.status === "running" && b("Pause", "pause"),
     sb.status === "running" && b("Stop", "stop"),
     (sb.status === "stopped" || sb.status === "paused") && b("Resume", "resume"),
     b("Delete", "delete", "danger"));

@@ -186,7 +186,20 @@ impl App {
                 }
                 self.forward_delivery(t, d, *port, path.as_deref()).await
             }
-            WebhookAction::PauseSandbox | WebhookAction::TriggerJob { .. } => {
+            WebhookAction::PauseSandbox => {
+                let row = self.get(t, &name).map_err(err)?;
+                d.resolved_sandbox_id = Some(row.id.clone());
+                match self.pause(t, &name).await {
+                    // Already paused: what the action asks for holds.
+                    Ok(_)
+                    | Err(AppError::InvalidState {
+                        status: SandboxStatus::Paused,
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(err(e)),
+                }
+            }
+            WebhookAction::TriggerJob { .. } => {
                 Err(format!("{} is not available in this islod", key(a)))
             }
         }

@@ -95,11 +95,6 @@ fn check_config(c: &Config) -> Result<(), AppError> {
         }
         for a in &r.actions {
             match a {
-                WebhookAction::PauseSandbox => {
-                    return Err(bad(format!(
-                        "rules[{i}]: pause_sandbox is not available in this islod yet"
-                    )));
-                }
                 WebhookAction::TriggerJob { .. } => {
                     return Err(bad(format!("rules[{i}]: trigger_job: islod runs no jobs")));
                 }
