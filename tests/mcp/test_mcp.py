@@ -61,7 +61,7 @@ async def end_to_end(c):
     output read, the exec seen in `islo logs`, the sandbox deleted."""
     tools = {t.name: t for t in (await c.list_tools()).tools}
     for t in ["create_sandbox", "exec", "write_file", "read_file", "list_directory", "start_process",
-              "read_process_output", "stop_sandbox", "delete_sandbox", "list_sandboxes", "save_snapshot",
+              "read_process_output", "stop_sandbox", "pause_sandbox", "delete_sandbox", "list_sandboxes", "save_snapshot",
               "read_audit_log", "read_gateway_decisions"]:
         assert t in tools and tools[t].description and tools[t].input_schema["type"] == "object", t
     assert "timeout_secs" in tools["exec"].input_schema["properties"]
@@ -243,6 +243,13 @@ async def test_background_process_files_and_snapshots():
             await call(c, "exec", sandbox=n, command=probe, timeout_secs=20)
             d = await call(c, "read_gateway_decisions", sandbox=n)
             assert any(x["path"] == "/mcp-probe" for x in d["decisions"]), d
+            # Paused, then brought back by create_sandbox with its files (and processes).
+            paused = await call(c, "pause_sandbox", sandbox=n)
+            assert paused["status"] == "paused", paused
+            back = await call(c, "create_sandbox", name=n)
+            assert back["status"] == "running", back
+            got = await call(c, "read_file", sandbox=n, path="/tmp/note.txt")
+            assert got["content"] == "kept\n", got
             stopped = await call(c, "stop_sandbox", sandbox=n)
             assert stopped["status"] == "stopped", stopped
         finally:

@@ -75,7 +75,8 @@ impl IsloMcp {
         }
     }
 
-    /// `sb` running: waited for while starting or stopping, started when stopped.
+    /// `sb` running: waited for while starting or stopping, started when stopped, resumed
+    /// when paused.
     async fn ensure_running(&self, mut sb: SandboxResponse) -> Result<SandboxResponse, ToolError> {
         let since = Instant::now();
         while matches!(sb.status, SandboxStatus::Starting | SandboxStatus::Stopping)
@@ -86,7 +87,9 @@ impl IsloMcp {
         }
         match sb.status {
             SandboxStatus::Running => Ok(sb),
-            SandboxStatus::Stopped => Ok(self.client.resume_sandbox(&sb.name).await?),
+            SandboxStatus::Stopped | SandboxStatus::Paused => {
+                Ok(self.client.resume_sandbox(&sb.name).await?)
+            }
             s => Err(ToolError::Failed(format!(
                 "sandbox {} is {}{}; delete it (delete_sandbox) or use another name",
                 sb.name,
@@ -152,6 +155,11 @@ impl IsloMcp {
     pub(crate) async fn stop_sandbox(&self, a: SandboxRef) -> ToolResult {
         self.policy.allow("sandbox", &a.sandbox)?;
         view(&self.client.stop_sandbox(&a.sandbox).await?, false)
+    }
+
+    pub(crate) async fn pause_sandbox(&self, a: SandboxRef) -> ToolResult {
+        self.policy.allow("sandbox", &a.sandbox)?;
+        view(&self.client.pause_sandbox(&a.sandbox).await?, false)
     }
 
     pub(crate) async fn delete_sandbox(&self, a: SandboxRef) -> ToolResult {

@@ -99,6 +99,13 @@ pub fn all() -> &'static [Tool] {
                 Kind::Writes,
             ),
             tool::<args::SandboxRef>(
+                "pause_sandbox",
+                "Pause a sandbox: its processes and their memory are saved to its disk and its \
+                 memory and CPU freed; create_sandbox with the same name brings them back where \
+                 they were.",
+                Kind::Writes,
+            ),
+            tool::<args::SandboxRef>(
                 "delete_sandbox",
                 "Delete a sandbox and its files for good.",
                 Kind::Destroys,
@@ -144,6 +151,7 @@ impl IsloMcp {
             "read_process_output" => self.read_process_output(parse(a)?).await,
             "stop_process" => self.stop_process(parse(a)?).await,
             "stop_sandbox" => self.stop_sandbox(parse(a)?).await,
+            "pause_sandbox" => self.pause_sandbox(parse(a)?).await,
             "delete_sandbox" => self.delete_sandbox(parse(a)?).await,
             "save_snapshot" => self.save_snapshot(parse(a)?).await,
             "read_audit_log" => self.read_audit_log(parse(a)?).await,
@@ -169,7 +177,7 @@ mod tests {
     #[test]
     fn every_tool_has_an_object_schema_and_a_description() {
         let tools = all();
-        assert_eq!(tools.len(), 14);
+        assert_eq!(tools.len(), 15);
         for t in tools {
             assert_eq!(
                 t.input_schema.get("type").and_then(|v| v.as_str()),
