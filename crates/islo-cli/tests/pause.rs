@@ -411,3 +411,57 @@ fn sandboxes_forked_from_a_memory_snapshot_start_running_and_go_their_own_ways()
     assert!(!o.status.success());
     assert!(stderr(&o).contains("running"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_restore_that_fails_leaves_the_sandbox_failed_with_its_files_for_a_plain_start() {
+    let env = Env::new();
+    assert!(env.sh("broken", "echo mine > ~/kept").status.success());
+    env.ok(&["pause", "broken"]);
+    // Damage the checkpoint on the sandbox's disk (unmounted while it is paused).
+    let id = env.id_of("broken");
+    let img = env.state().join("sandboxes").join(&id).join("disk.img");
+    let mnt = env.dir.path().join("disk-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&img)
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mount.success());
+    let mut damaged = 0;
+    for e in std::fs::read_dir(mnt.join("checkpoint")).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("pages-") {
+            std::fs::write(e.path(), b"").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(
+        std::process::Command::new("umount")
+            .arg(&mnt)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(damaged > 0, "the checkpoint has page images");
+
+    let o = env.islo(&["resume", "broken"]);
+    assert!(!o.status.success(), "a damaged checkpoint restored");
+    assert!(
+        stderr(&o).contains("resuming sandbox broken failed"),
+        "{}",
+        stderr(&o)
+    );
+    let json = env.ok(&["status", "broken", "-o", "json"]);
+    assert!(json.contains("\"status\": \"failed\""), "{json}");
+    assert!(
+        json.contains("islo stop broken"),
+        "the reason says what to do: {json}"
+    );
+    // No process of it is left on the host.
+    nothing_runs(&id);
+    // What the reason says works: its files are there after a plain start.
+    env.ok(&["stop", "broken", "-f"]);
+    let o = env.sh("broken", "cat ~/kept");
+    assert_eq!(stdout(&o), "mine\n", "{}", stderr(&o));
+}

@@ -60,6 +60,10 @@ const EXTERNAL: &[(&str, &str, &str)] = &[
     ("/proc/sched_debug", "mask-sched_debug", "/dev/null"),
 ];
 
+/// Each image's size as the dump wrote it, checked before a restore: CRIU's restorer spins for
+/// ever on a truncated page image instead of failing.
+const SIZES: &str = "sizes.json";
+
 /// The runtime's files of a container, kept with the images.
 const RECORD: &[&str] = &["config.json", "seccomp.bpf", "status"];
 
@@ -196,7 +200,9 @@ impl OciDriver {
             Ok(_) => Some(criu_errors(&out.join("dump.log"))),
             Err(e) => Some(e.to_string()),
         };
-        let kept = failed.map_or_else(|| self.keep_record(id, out), Err);
+        let kept = failed
+            .map_or_else(|| self.keep_record(id, out), Err)
+            .and_then(|()| record_sizes(out).map_err(|e| format!("recording its sizes: {e}")));
         kept.map_err(|why| {
             let _ = std::fs::remove_dir_all(out);
             DriverError::Runtime {
@@ -227,6 +233,12 @@ impl OciDriver {
                 super::userns::own_new_dir(self.host.as_ref(), &f.path(), spec.ids)?;
             }
             let _ = std::fs::remove_dir_all(&run);
+            check_sizes(&images).map_err(|why| DriverError::Runtime {
+                runtime: "criu".into(),
+                action: "restore",
+                id: id.clone(),
+                detail: format!("the snapshot's checkpoint is damaged: {why}"),
+            })?;
             for f in std::fs::read_dir(&images).map_err(io("the checkpoint"))? {
                 let (path, name) = match f {
                     Ok(f) => (f.path(), f.file_name().to_string_lossy().into_owned()),
@@ -239,6 +251,8 @@ impl OciDriver {
                         .map_err(io("its hostname"))?;
                 }
             }
+            // The two rewritten images changed size: checked from here on as they are now.
+            record_sizes(&images).map_err(io("its images' sizes"))?;
             self.own_record(spec, &images.join("runtime"), &config)
                 .map_err(io("its runtime record"))
         })??;
@@ -329,6 +343,12 @@ impl OciDriver {
                 spec.id
             )));
         }
+        check_sizes(&images).map_err(|why| DriverError::Runtime {
+            runtime: "criu".into(),
+            action: "restore",
+            id: spec.id.clone(),
+            detail: format!("the checkpoint is damaged: {why}"),
+        })?;
         self.stage(&dir)?;
         let pidfile = images.join("restored.pid");
         let _ = std::fs::remove_file(&pidfile);
@@ -503,6 +523,40 @@ fn criu_errors(log: &Path) -> String {
     errors.join("; ")
 }
 
+/// The images' sizes (the top directory's regular files), by name.
+fn sizes(dir: &Path) -> std::io::Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type()?.is_file() && name.ends_with(".img") {
+            out.insert(name, e.metadata()?.len());
+        }
+    }
+    Ok(out)
+}
+
+fn record_sizes(dir: &Path) -> std::io::Result<()> {
+    let text = serde_json::to_string(&sizes(dir)?).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(SIZES), text)
+}
+
+/// Whether the images in `dir` are as the dump wrote them (in size); what differs if not.
+fn check_sizes(dir: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(dir.join(SIZES)).map_err(|e| format!("{SIZES}: {e}"))?;
+    let want: std::collections::BTreeMap<String, u64> =
+        serde_json::from_str(&text).map_err(|e| format!("{SIZES}: {e}"))?;
+    let have = sizes(dir).map_err(|e| e.to_string())?;
+    for (name, size) in &want {
+        match have.get(name) {
+            Some(s) if s == size => {}
+            Some(s) => return Err(format!("{name} is {s} bytes, the dump wrote {size}")),
+            None => return Err(format!("{name} is missing")),
+        }
+    }
+    Ok(())
+}
+
 /// The regular files of `from` copied into `to` (made if missing).
 fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -517,4 +571,28 @@ fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_or_missing_image_is_found_before_a_restore() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("pages-1.img"), b"0123456789").unwrap();
+        std::fs::write(d.path().join("core-1.img"), b"core").unwrap();
+        std::fs::write(d.path().join("dump.log"), b"log").unwrap();
+        record_sizes(d.path()).unwrap();
+        check_sizes(d.path()).unwrap();
+        std::fs::write(d.path().join("dump.log"), b"longer log").unwrap();
+        check_sizes(d.path()).unwrap();
+        std::fs::write(d.path().join("pages-1.img"), b"").unwrap();
+        let why = check_sizes(d.path()).unwrap_err();
+        assert!(why.contains("pages-1.img is 0 bytes"), "{why}");
+        std::fs::remove_file(d.path().join("pages-1.img")).unwrap();
+        assert!(check_sizes(d.path()).unwrap_err().contains("missing"));
+        std::fs::remove_file(d.path().join(SIZES)).unwrap();
+        assert!(check_sizes(d.path()).is_err(), "no record, no restore");
+    }
 }
