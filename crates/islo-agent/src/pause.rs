@@ -102,9 +102,11 @@ fn dumpable(yes: bool) -> Result<(), String> {
 }
 
 /// Make the accept loop listen on `listener` instead: it is woken by a shutdown of the one it
-/// blocks on.
+/// blocks on. Returns once it listens there and the old one is closed (a checkpoint must not
+/// find it open).
 fn replace_listener(listener: UnixListener) -> rustix::io::Result<()> {
     let old: RawFd = LISTENING.load(Ordering::SeqCst);
+    let new = listener.as_raw_fd();
     *REPLACEMENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener);
     if old < 0 {
         return Ok(());
@@ -112,7 +114,13 @@ fn replace_listener(listener: UnixListener) -> rustix::io::Result<()> {
     // SAFETY: `old` is the accept loop's listener, open until the loop takes the
     // replacement, which it does only after this shutdown wakes it.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(old) };
-    rustix::net::shutdown(fd.as_fd(), rustix::net::Shutdown::Both)
+    rustix::net::shutdown(fd.as_fd(), rustix::net::Shutdown::Both)?;
+    // The loop drops the old listener, then records the new one.
+    let deadline = Instant::now() + DRAIN;
+    while LISTENING.load(Ordering::SeqCst) != new && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Receive a listening socket over `conn` (one byte with `SCM_RIGHTS`) and listen there

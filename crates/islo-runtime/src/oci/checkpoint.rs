@@ -162,9 +162,37 @@ impl OciDriver {
         }
     }
 
+    /// [`Self::dump_once`], again (a few times, briefly apart) while CRIU finds a socket of
+    /// the host's network namespace still open in the agent: a client connection the quiesce
+    /// shut down whose last holder, a thread of the agent, has not closed it yet. A failed dump
+    /// leaves the processes running as they were.
+    fn dump(
+        &self,
+        criu: &Path,
+        id: &SandboxId,
+        pid: u32,
+        out: &Path,
+        leave_running: bool,
+    ) -> Result<(), DriverError> {
+        let mut tries = 0;
+        loop {
+            match self.dump_once(criu, id, pid, out, leave_running) {
+                Err(DriverError::Runtime { detail, .. })
+                    if tries < 3
+                        && detail.contains("Unix socket")
+                        && detail.contains("not found") =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// `criu dump` of the tree of `pid` into `out` (made here), with the runtime's record;
     /// `out` is removed on error.
-    fn dump(
+    fn dump_once(
         &self,
         criu: &Path,
         id: &SandboxId,
