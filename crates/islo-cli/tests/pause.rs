@@ -255,6 +255,11 @@ fn idle_sandboxes_pause_across_an_islod_restart_and_old_ones_are_deleted() {
     });
     let json = env.ok(&["status", "idle", "-o", "json"]);
     assert!(json.contains("pause_after_idle"), "the reason: {json}");
+    // A resume is activity: the idle period starts again from it, however long it slept.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    env.ok(&["resume", "idle"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(status(&env, "idle"), "running", "paused again at once");
 
     // An open terminal is activity: it does not pause while one is attached.
     env.ok(&[

@@ -76,6 +76,8 @@ impl App {
         }
         self.store
             .set_status(&row.id, SandboxStatus::Running, None, None)?;
+        // A resume is activity: an idle policy counts afresh from here.
+        self.clocks_restart(&row.id);
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         tracing::info!(sandbox = %row.name, resume_ms = ms, "sandbox resumed");
         Ok(())
