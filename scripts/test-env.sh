@@ -37,7 +37,7 @@ CRIU_RUNDIR=/dev/shm
 CRIU_BUILD="$CRIU_VERSION+$(cat scripts/criu-*.patch | sha256sum | cut -c1-12)+$CRIU_RUNDIR"
 CRIU_STAMP=/usr/local/sbin/.criu-build
 if [ "$(cat "$CRIU_STAMP" 2>/dev/null)" != "$CRIU_BUILD" ] || ! /usr/local/sbin/criu --version >/dev/null 2>&1; then
-  CRIU_DEPS=(gcc make pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
+  CRIU_DEPS=(gcc make pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
              libnl-3-dev libnet1-dev libcap-dev libbsd-dev libaio-dev libgnutls28-dev libnftables-dev uuid-dev)
   missing=()
   for p in "${CRIU_DEPS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
