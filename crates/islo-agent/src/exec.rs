@@ -38,7 +38,11 @@ pub fn run(stream: UnixStream, req: ExecRequest) -> Result<(), ProtoError> {
         (child.stderr.take(), FrameKind::Stderr),
     ];
     let input = relay::Input::new(stream.try_clone()?, child.stdin.take());
-    let status = relay::relay(&out, outputs, &exited, input, child.pid, &child.pidfd);
+    let (exited, wake) = match child.pidfd.take() {
+        Some(pidfd) => (exited, pidfd),
+        None => relay::exit_pipe(exited)?,
+    };
+    let status = relay::relay(&out, outputs, &exited, input, child.pid, &wake);
     out.finish(
         FrameKind::Exit,
         &serde_json::to_vec(&status).unwrap_or_default(),

@@ -16,6 +16,9 @@ pub use proto::{
 pub const AGENT_PATH_IN_SANDBOX: &str = "/.islo/islo-agent";
 /// Directory holding the agent socket inside every sandbox.
 pub const RUN_DIR_IN_SANDBOX: &str = "/.islo/run";
+/// Where a gVisor sandbox's agent binds its socket: a directory of the host's, bound in
+/// (runsc cannot hand PID 1 a socket bound on the host).
+pub const SOCKET_DIR_IN_SANDBOX: &str = "/.islo/sock";
 /// File name of the agent socket inside [`RUN_DIR_IN_SANDBOX`] (and its host-side twin).
 pub const SOCKET_NAME: &str = "agent.sock";
 /// Set in PID 1's environment when the runtime hands it its listening socket as this

@@ -67,7 +67,14 @@ fn listen(socket: &std::path::Path) -> std::io::Result<UnixListener> {
         return Ok(listener);
     }
     let listener = pause::bind(socket)?;
-    if let Some(dir) = socket.parent() {
+    // A sandbox's PID 1 logs into its run directory (on the sandbox's own disk) wherever its
+    // socket is (gVisor's is in a directory of the host's); elsewhere beside the socket.
+    let run = std::path::Path::new(islo_agent::RUN_DIR_IN_SANDBOX);
+    let dir = match std::process::id() == 1 && run.is_dir() {
+        true => Some(run),
+        false => socket.parent(),
+    };
+    if let Some(dir) = dir {
         move_log(&dir.join("agent.log"))?;
     }
     Ok(listener)

@@ -156,7 +156,12 @@ pub fn take_listener(conn: &UnixStream) -> Result<(), String> {
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        // gVisor's gofer binds host sockets (`--host-uds=create`) but refuses to change their
+        // mode; the run directory (0700, root's) already keeps everyone else out.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => other?,
+    }
     rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC)?;
     Ok(listener)
 }

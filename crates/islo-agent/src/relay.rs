@@ -108,6 +108,23 @@ pub fn relay(
     status
 }
 
+/// Where the kernel makes no pidfd (gVisor): a thread waits for the reaper's status and
+/// passes it on, then closes a pipe whose read end (the returned descriptor) wakes the relay's
+/// poll as the pidfd would.
+pub fn exit_pipe(exited: Receiver<ExitStatus>) -> std::io::Result<(Receiver<ExitStatus>, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("exit-wait".into())
+        .spawn(move || {
+            if let Ok(s) = exited.recv() {
+                let _ = tx.send(s);
+            }
+            drop(w);
+        })?;
+    Ok((rx, r))
+}
+
 fn timespec(d: Duration) -> Timespec {
     Timespec {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

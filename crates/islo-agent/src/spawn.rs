@@ -41,7 +41,8 @@ pub enum Stdio<'a> {
 pub struct Child {
     pub pid: Pid,
     /// Readable once the command has exited (poll it; the reaper collects the status).
-    pub pidfd: OwnedFd,
+    /// `None` where the kernel makes no pidfd (gVisor answers `CLONE_PIDFD` with none).
+    pub pidfd: Option<OwnedFd>,
     pub stdin: Option<File>,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
@@ -201,7 +202,7 @@ impl Prepared {
 
     /// Clone the child with every signal blocked (it unblocks them once their handlers are
     /// reset); returns once it has exec'd or exited.
-    fn clone_child(&self) -> std::io::Result<(Pid, OwnedFd)> {
+    fn clone_child(&self) -> std::io::Result<(Pid, Option<OwnedFd>)> {
         let mut stack = vec![0u8; CHILD_STACK];
         // The stack grows down from its end, 16-byte aligned.
         let top = stack.as_mut_ptr_range().end as usize & !15;
@@ -226,11 +227,9 @@ impl Prepared {
             if pid < 0 {
                 return Err(err);
             }
-            if pidfd < 0 {
-                return Err(std::io::Error::other("clone made no pidfd"));
-            }
-            // The kernel made `pidfd` for this call (CLONE_PIDFD) and nothing else owns it.
-            (pid, OwnedFd::from_raw_fd(pidfd))
+            // The kernel made `pidfd` for this call (CLONE_PIDFD) and nothing else owns it;
+            // a kernel without pidfds (gVisor) leaves it at -1.
+            (pid, (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd)))
         };
         drop(stack);
         let pid =

@@ -103,6 +103,12 @@ pub struct CreateSandboxRequest {
     /// Start from this snapshot's filesystem (and its image, env and workdir unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
+    /// Extension: its isolation class, one of `GET /system/info`'s `isolation_classes`
+    /// (`container`: namespaces, a user namespace, seccomp under crun or runc; `gvisor`:
+    /// gVisor's user-space kernel under runsc). Default: the server's (`default_isolation` in
+    /// islod.yaml, else `container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
     /// Idempotency key: a replay with the same body answers the same sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -207,6 +213,9 @@ impl LifecyclePolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Isolation {
+    /// Its isolation class: `container` or `gvisor`.
+    #[serde(default = "default_class")]
+    pub class: String,
     /// It runs in a user namespace of its own: its root is an unprivileged host id.
     pub user_namespace: bool,
     /// The host ids its ids map to (`first`, `first + count`), with a user namespace.
@@ -215,6 +224,10 @@ pub struct Isolation {
     /// What is reduced and what to do about it, when isolation is reduced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+}
+
+fn default_class() -> String {
+    "container".into()
 }
 
 /// A range of host ids.
@@ -407,6 +420,9 @@ pub struct ServerInfo {
     pub state_dir: String,
     pub images_cached: u64,
     pub sandboxes_running: u64,
+    /// Extension: the isolation classes this host offers, the default first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolation_classes: Vec<String>,
 }
 
 #[cfg(test)]

@@ -184,6 +184,11 @@ pub struct UseArgs {
     /// look into instead of removing it.
     #[arg(long)]
     pub keep_failed: bool,
+    /// Isolation class of a new sandbox: `container` (namespaces, a user namespace and
+    /// seccomp under crun or runc) or `gvisor` (gVisor's user-space kernel under runsc);
+    /// default: the server's. `islo doctor` lists what this host offers.
+    #[arg(long, value_name = "CLASS")]
+    pub isolation: Option<String>,
     /// Pause a new sandbox after this long without activity (`90s`, `10m`, `2h`; lifecycle).
     #[arg(long, value_name = "DURATION", value_parser = lifecycle_secs)]
     pub pause_after_idle: Option<u64>,

@@ -191,6 +191,31 @@ async fn settled(client: &Client, mut sb: SandboxResponse) -> anyhow::Result<San
 }
 
 /// The flags' lifecycle policy over islo.yaml's.
+/// The class asked for (`--isolation`, else islo.yaml's), checked against what the server
+/// offers: one it lacks is a usage error listing those it has.
+async fn isolation(
+    client: &Client,
+    a: &UseArgs,
+    project: Option<&Project>,
+) -> anyhow::Result<Option<String>> {
+    let Some(class) = a
+        .isolation
+        .clone()
+        .or_else(|| project.and_then(|p| p.isolation.clone()))
+    else {
+        return Ok(None);
+    };
+    let offered = client.system().await?.isolation_classes;
+    if !offered.is_empty() && !offered.contains(&class) {
+        return Err(usage(format!(
+            "isolation class {class:?} is not offered by this server; it offers: {} \
+             (`islo doctor` says why a class is missing)",
+            offered.join(", ")
+        )));
+    }
+    Ok(Some(class))
+}
+
 fn lifecycle(a: &UseArgs, project: Option<&Project>) -> Option<islo_api::LifecyclePolicy> {
     let mut l = project
         .and_then(|p| p.lifecycle.clone())
@@ -299,6 +324,7 @@ async fn create(
         init_capabilities: None,
         cache_key: None,
         lifecycle: lifecycle(a, project),
+        isolation: isolation(client, a, project).await?,
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

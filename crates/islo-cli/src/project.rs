@@ -28,6 +28,8 @@ pub struct Project {
     pub environment: Option<String>,
     pub init: Option<serde_json::Value>,
     pub lifecycle: Option<islo_api::LifecyclePolicy>,
+    /// The isolation class of the sandbox (`container`, `gvisor`).
+    pub isolation: Option<String>,
 }
 
 /// A repository to clone: a shorthand string or `{url, branch}`.

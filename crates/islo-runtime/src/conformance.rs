@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use islo_agent::proto::{ExecRequest, PROTOCOL_VERSION};
 
 use crate::agent;
-use crate::{Driver, DriverError, Limits, Observed, SandboxId, SandboxSpec};
+use crate::{Driver, DriverError, Isolation, Limits, Observed, SandboxId, SandboxSpec};
 
 /// A small spec for suite sandboxes.
 pub fn spec(name: &str, layers: Vec<PathBuf>) -> SandboxSpec {
@@ -29,6 +29,7 @@ pub fn spec(name: &str, layers: Vec<PathBuf>) -> SandboxSpec {
         uid: 1000,
         network: None,
         ids: None,
+        isolation: crate::Isolation::Container,
     }
 }
 
@@ -54,6 +55,48 @@ pub fn run_all(driver: &dyn Driver, make: &dyn Fn(&str) -> SandboxSpec) {
     errors(driver, &make("errs"));
     files(driver, &make("files"));
     pausing(driver, &make("pause"));
+    let offered = driver.isolation_classes();
+    if offered
+        .iter()
+        .any(|c| c.class == Isolation::Gvisor && c.runtime.is_ok())
+    {
+        let mut spec = make("gvisor");
+        spec.isolation = Isolation::Gvisor;
+        spec.ids = None;
+        gvisor(driver, &spec);
+    }
+}
+
+/// A sandbox of the gVisor class lives as any other (create, exec, stop, start, destroy) and
+/// refuses a pause by naming its class.
+fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
+    let sock = d.agent_socket(&spec.id);
+    d.create(spec).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
+    let (st, out, _) = agent::run_collect(&sock, exec(&["echo", "hi"], &[PATH])).unwrap();
+    assert_eq!((st.code, out.as_slice()), (0, &b"hi\n"[..]));
+    let (st, _, _) = agent::run_collect(&sock, exec(&["false"], &[PATH])).unwrap();
+    assert_eq!(st.code, 1);
+    match d.pause(spec) {
+        Err(DriverError::Unsupported { class, .. }) => assert_eq!(class, Isolation::Gvisor),
+        other => panic!("a gvisor sandbox paused: {other:?}"),
+    }
+    assert_eq!(
+        d.observe(&spec.id).unwrap(),
+        Observed::Running,
+        "a refused pause changes nothing"
+    );
+    d.stop(&spec.id).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Stopped);
+    d.start(spec).unwrap();
+    let (st, _, _) = agent::run_collect(&sock, exec(&["true"], &[PATH])).unwrap();
+    assert_eq!(st.code, 0);
+    assert_eq!(
+        d.observe_all(std::slice::from_ref(&spec.id)).unwrap(),
+        [Observed::Running]
+    );
+    d.destroy(&spec.id).unwrap();
+    assert_eq!(d.observe(&spec.id).unwrap(), Observed::Missing);
 }
 
 /// Pause ends every process and keeps the sandbox for a resume; only a running sandbox pauses

@@ -42,6 +42,56 @@ pub struct SandboxSpec {
     /// these. `None`: no user namespace (its root is the host's root; reduced isolation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<IdMap>,
+    /// What stands between its code and the host's kernel.
+    #[serde(default, skip_serializing_if = "Isolation::is_default")]
+    pub isolation: Isolation,
+}
+
+/// A sandbox's isolation class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Namespaces, a user namespace, cgroups, capabilities and seccomp under crun or runc:
+    /// its system calls reach the host's kernel, filtered.
+    #[default]
+    Container,
+    /// gVisor (`runsc`): a kernel in user space answers its system calls; the host's kernel
+    /// sees only the few gVisor itself makes.
+    Gvisor,
+}
+
+impl Isolation {
+    /// Every class, in the order they are listed.
+    pub const ALL: [Isolation; 2] = [Isolation::Container, Isolation::Gvisor];
+
+    pub fn is_default(&self) -> bool {
+        *self == Isolation::Container
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Isolation::Container => "container",
+            Isolation::Gvisor => "gvisor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether this host can run sandboxes of one class: `Ok` names what runs them (`crun`,
+/// `runsc (ptrace)`), `Err` says what is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassSupport {
+    pub class: Isolation,
+    pub runtime: Result<String, String>,
 }
 
 /// How a sandbox's user and group ids map to the host's: id `n` inside is `base + n` on the
@@ -144,6 +194,14 @@ pub enum DriverError {
     Agent { id: SandboxId, detail: String },
     #[error("host is not ready for sandboxes: {0}")]
     Host(String),
+    /// What a class of sandboxes cannot do here (pausing under gVisor, a class the host
+    /// lacks).
+    #[error("{what} is not available for isolation class {class}: {why}")]
+    Unsupported {
+        class: Isolation,
+        what: &'static str,
+        why: String,
+    },
 }
 
 impl DriverError {
@@ -188,6 +246,13 @@ pub trait Driver: Send + Sync + 'static {
     ) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Each isolation class and whether this host offers it.
+    fn isolation_classes(&self) -> Vec<ClassSupport> {
+        vec![ClassSupport {
+            class: Isolation::Container,
+            runtime: Ok(self.name()),
+        }]
+    }
     /// Whether sandboxes with [`SandboxSpec::ids`] can run here: `Err` names what the host
     /// lacks (user namespaces, idmapped mounts on the file system of the layers).
     fn user_namespaces(&self) -> Result<(), String>;

@@ -148,6 +148,15 @@ pub trait Host: Send + Sync {
         log: &Path,
         pass: Option<BorrowedFd<'_>>,
     ) -> std::io::Result<bool>;
+    /// [`Host::run_detached`] in the network namespace pinned at `netns`, so what the helper
+    /// leaves running (runsc's sandbox) makes its network calls there.
+    fn run_detached_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+        log: &Path,
+    ) -> std::io::Result<bool>;
 }
 
 /// The real host.
@@ -351,6 +360,27 @@ impl Host for RealHost {
             .append(true)
             .open(log)?;
         crate::spawn::run_with_fd3(program, args, &file, pass)
+    }
+
+    fn run_detached_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+        log: &Path,
+    ) -> std::io::Result<bool> {
+        let ns = std::fs::File::open(netns)?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                self.run_detached(program, args, log, None)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the helper's thread panicked")))
+        })
     }
 }
 

@@ -19,6 +19,6 @@ pub mod oci;
 mod spawn;
 
 pub use driver::{
-    Driver, DriverError, IdMap, Limits, NetworkSpec, OVERFLOW_ID, Observed, Rootfs, SandboxId,
-    SandboxSpec, Usage,
+    ClassSupport, Driver, DriverError, IdMap, Isolation, Limits, NetworkSpec, OVERFLOW_ID,
+    Observed, Rootfs, SandboxId, SandboxSpec, Usage,
 };

@@ -46,6 +46,7 @@ fn driver(tmp: &Path) -> OciDriver {
         runtime: None,
         favor_dynmods: true,
         fit_host_limits: true,
+        runsc: None,
     };
     OciDriver::new(cfg, Arc::new(RealHost)).unwrap()
 }

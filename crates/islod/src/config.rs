@@ -75,6 +75,11 @@ pub struct IsolationConfig {
     pub id_count: u32,
     /// Where installations on this host claim their ranges (default `/var/lib/islo-ids`).
     pub id_claims_dir: PathBuf,
+    /// The isolation class of sandboxes whose create names none: `container` (the default)
+    /// or `gvisor`; islod refuses to start when the host cannot run it.
+    pub class: Option<String>,
+    /// The runsc that runs `gvisor` sandboxes (default: `runsc` on `PATH`).
+    pub runsc: Option<PathBuf>,
 }
 
 impl Default for IsolationConfig {
@@ -84,6 +89,8 @@ impl Default for IsolationConfig {
             id_base: 1 << 30,
             id_count: 1 << 30,
             id_claims_dir: PathBuf::from("/var/lib/islo-ids"),
+            class: None,
+            runsc: None,
         }
     }
 }

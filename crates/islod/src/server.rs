@@ -126,6 +126,29 @@ fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("chmod {}", p.display()))
 }
 
+/// `isolation.class` of islod.yaml, which the host must offer.
+fn default_isolation(cfg: &Config, driver: &dyn Driver) -> anyhow::Result<islo_runtime::Isolation> {
+    let Some(name) = cfg.isolation.class.as_deref() else {
+        return Ok(islo_runtime::Isolation::Container);
+    };
+    let classes = driver.isolation_classes();
+    let offered = crate::app::offered_classes(&classes);
+    let class = islo_runtime::Isolation::parse(name).ok_or_else(|| {
+        anyhow::anyhow!("isolation.class {name:?} is not a class; this host offers: {offered}")
+    })?;
+    match classes
+        .iter()
+        .find(|c| c.class == class)
+        .map(|c| &c.runtime)
+    {
+        Some(Ok(_)) => Ok(class),
+        Some(Err(why)) => anyhow::bail!(
+            "isolation.class is {name}, which this host cannot run ({why}); it offers: {offered}"
+        ),
+        None => anyhow::bail!("isolation.class {name}: this host offers: {offered}"),
+    }
+}
+
 fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
     if cfg.runtime.as_deref() == Some("fake") {
         let dir = cfg.state_dir.join("fake");
@@ -139,6 +162,7 @@ fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
         runtime: cfg.runtime.clone().map(Into::into),
         favor_dynmods: cfg.cgroup_favor_dynmods,
         fit_host_limits: cfg.fit_host_limits,
+        runsc: cfg.isolation.runsc.clone(),
     };
     Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
 }
@@ -160,10 +184,11 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
         private_registries: cfg.private_registries.clone(),
     };
     let images = ImageStore::new(&cfg.state_dir.join("images"), store.clone(), settings)?;
+    let driver = driver(cfg)?;
     let app = App::new(
         store,
         images,
-        driver(cfg)?,
+        driver.clone(),
         AppSettings {
             pids_limit: cfg.pids_limit,
             quotas: cfg.quotas,
@@ -176,6 +201,7 @@ pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
             ids: id_pool(cfg)?,
             share_base_url: cfg.share_base_url.clone(),
             webhook_max_body: cfg.webhook_max_body_bytes,
+            default_isolation: default_isolation(cfg, driver.as_ref())?,
         },
     );
     Ok((Arc::new(app), local))

@@ -13,8 +13,10 @@ mod checkpoint;
 mod criu_image;
 mod disk;
 mod elf;
+mod gvisor;
 mod hostprep;
 pub mod net;
+mod runtime;
 mod seccomp;
 mod spec;
 mod usage;
@@ -25,7 +27,6 @@ mod recording;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,10 @@ use std::time::Duration;
 use crate::agent;
 use crate::host::{Host, Mount};
 use crate::layer_tar::{self, LayerStats};
-use crate::{Driver, DriverError, IdMap, Observed, SandboxId, SandboxSpec};
+use crate::{
+    ClassSupport, Driver, DriverError, IdMap, Isolation, Observed, SandboxId, SandboxSpec,
+};
+use runtime::{observed_as, open_dir, parse_list, sealed_runtime};
 
 pub use seccomp::DENIED as SECCOMP_DENIED;
 
@@ -64,6 +68,9 @@ pub struct OciConfig {
     pub favor_dynmods: bool,
     /// Raise `fs.file-max` and `kernel.pid_max` (see `hostprep::fit_host_limits`).
     pub fit_host_limits: bool,
+    /// runsc for the `gvisor` class (default: `runsc` on `PATH`; without it the class is not
+    /// offered).
+    pub runsc: Option<PathBuf>,
 }
 
 /// The OCI back end.
@@ -79,6 +86,8 @@ pub struct OciDriver {
     disks: disk::Disks,
     /// Whether sandboxes can run in user namespaces here (probed once).
     userns: Result<(), String>,
+    /// runsc for the `gvisor` class, or why there is none.
+    gvisor: Result<gvisor::Runsc, String>,
 }
 
 impl OciDriver {
@@ -136,6 +145,11 @@ impl OciDriver {
         if let Err(e) = &userns {
             tracing::warn!("sandboxes cannot run in user namespaces here: {e}");
         }
+        let runsc_root = cfg.state_dir.join("runtime-gvisor");
+        let gvisor = gvisor::Runsc::find(cfg.runsc.as_deref(), runsc_root);
+        if let Err(e) = &gvisor {
+            tracing::info!("the gvisor isolation class is not offered: {e}");
+        }
         Ok(Self {
             cfg,
             runtime,
@@ -145,6 +159,7 @@ impl OciDriver {
             nofile_hard,
             disks,
             userns,
+            gvisor,
         })
     }
 
@@ -189,23 +204,6 @@ impl OciDriver {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
-    }
-
-    fn runtime_cmd(&self, dir: &Path, args: &[&str]) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec!["--root".into(), self.cfg.runtime_root.clone().into()];
-        v.push("--log".into());
-        v.push(dir.join("runtime.log").into());
-        v.extend(args.iter().map(OsString::from));
-        v
-    }
-
-    fn runtime_err(&self, action: &'static str, id: &SandboxId, detail: String) -> DriverError {
-        DriverError::Runtime {
-            runtime: self.runtime_name(),
-            action,
-            id: id.clone(),
-            detail,
-        }
     }
 
     /// Mount the disk, own its files for the sandbox's ids, make its namespaces (with a user
@@ -272,6 +270,7 @@ impl OciDriver {
     }
 
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        gvisor::record_class(&self.dir(&spec.id), spec.isolation)?;
         self.make_disk(spec)?;
         self.launch(spec, false)
     }
@@ -306,7 +305,11 @@ impl OciDriver {
             nofile_hard: self.nofile_hard,
             userns: userns.as_deref(),
         };
-        spec::config(spec, &params)
+        let mut config = spec::config(spec, &params);
+        if spec.isolation == Isolation::Gvisor {
+            gvisor::adapt_config(&mut config, &dir);
+        }
+        config
     }
 
     /// Mount and run, in the sandbox's mount namespace; then wait for its agent. `restart`:
@@ -347,10 +350,10 @@ impl OciDriver {
         crate::host::write_atomic(&path, config.to_string().as_bytes(), 0o600)
             .map_err(DriverError::io(path.display().to_string()))?;
         if restart {
-            let _ = self.host.run(
-                &self.program,
-                &self.runtime_cmd(&dir, &["delete", "-f", &spec.id.0]),
-            );
+            let _ = self.run_runtime(&spec.id, &["delete", "-f", &spec.id.0]);
+        }
+        if spec.isolation == Isolation::Gvisor {
+            return self.run_gvisor(spec, &dir).map(|()| mounted);
         }
         // The agent's socket is bound here, on the host, and handed to PID 1: nothing in the
         // sandbox can reach its path, replace it or listen in its place.
@@ -410,11 +413,7 @@ impl OciDriver {
 
     /// Run `RUNTIME ACTION ID`, failing with its error output.
     fn runtime_ok(&self, action: &'static str, id: &SandboxId) -> Result<(), DriverError> {
-        let dir = self.dir(id);
-        let out = self
-            .host
-            .run(&self.program, &self.runtime_cmd(&dir, &[action, &id.0]))
-            .map_err(DriverError::io(self.runtime.display().to_string()))?;
+        let out = self.run_runtime(id, &[action, &id.0])?;
         if !out.success {
             return Err(self.runtime_err(action, id, out.stderr.trim().to_string()));
         }
@@ -429,31 +428,6 @@ impl OciDriver {
             .and_then(|t| serde_json::from_str::<crate::NetworkSpec>(&t).ok());
         if let Some(n) = spec {
             net::detach(self.host.as_ref(), &dir, id, &n);
-        }
-    }
-
-    /// Remove the sandbox's cgroups the runtime left: an empty directory per controller,
-    /// which `crun delete` now and then fails to remove when the sandbox's last processes are
-    /// still being torn down. Only empty ones can go (rmdir); a busy one is retried briefly.
-    fn remove_cgroups(&self, id: &SandboxId) {
-        let root = std::path::Path::new("/sys/fs/cgroup");
-        let mut dirs = vec![root.join("islo").join(&id.0)];
-        if let Ok(controllers) = std::fs::read_dir(root) {
-            dirs.extend(
-                controllers
-                    .flatten()
-                    .map(|c| c.path().join("islo").join(&id.0)),
-            );
-        }
-        for d in dirs.iter().filter(|d| d.is_dir()) {
-            for _ in 0..20 {
-                match std::fs::remove_dir(d) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    _ => break,
-                }
-            }
         }
     }
 
@@ -480,14 +454,7 @@ impl OciDriver {
     }
 
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
-        let dir = self.dir(id);
-        let out = self
-            .host
-            .run(
-                &self.program,
-                &self.runtime_cmd(&dir, &["delete", "-f", &id.0]),
-            )
-            .map_err(DriverError::io(self.runtime.display().to_string()))?;
+        let out = self.run_runtime(id, &["delete", "-f", &id.0])?;
         if !out.success
             && !out.stderr.contains("does not exist")
             && !out.stderr.contains("not exist")
@@ -507,6 +474,14 @@ impl Driver for OciDriver {
         let dir = self.dir(&spec.id);
         if dir.exists() {
             return Err(DriverError::AlreadyExists(spec.id.clone()));
+        }
+        if spec.isolation == Isolation::Gvisor {
+            self.runsc()?;
+            if spec.ids.is_some() {
+                return Err(DriverError::Host(
+                    "a gvisor sandbox runs in runsc's user namespace, not a host id range".into(),
+                ));
+            }
         }
         std::fs::create_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))?;
         self.build(spec).inspect_err(|_| {
@@ -537,6 +512,9 @@ impl Driver for OciDriver {
     }
 
     fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        if spec.isolation == Isolation::Gvisor {
+            return Err(gvisor::unsupported("pausing", gvisor::NO_CHECKPOINT));
+        }
         match self.observe(&spec.id)? {
             Observed::Running => self.checkpoint(spec),
             Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
@@ -548,6 +526,12 @@ impl Driver for OciDriver {
     }
 
     fn checkpoint_to(&self, spec: &SandboxSpec, out: &Path) -> Result<(), DriverError> {
+        if spec.isolation == Isolation::Gvisor {
+            return Err(gvisor::unsupported(
+                "a memory snapshot",
+                gvisor::NO_CHECKPOINT,
+            ));
+        }
         match self.observe(&spec.id)? {
             Observed::Running => self.checkpoint_copy(spec, out),
             Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
@@ -559,6 +543,12 @@ impl Driver for OciDriver {
     }
 
     fn create_from(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
+        if spec.isolation == Isolation::Gvisor {
+            return Err(gvisor::unsupported(
+                "a memory snapshot",
+                gvisor::NO_CHECKPOINT,
+            ));
+        }
         let dir = self.dir(&spec.id);
         if dir.exists() {
             return Err(DriverError::AlreadyExists(spec.id.clone()));
@@ -594,10 +584,7 @@ impl Driver for OciDriver {
         if !dir.exists() {
             return Ok(Observed::Missing);
         }
-        let out = self
-            .host
-            .run(&self.program, &self.runtime_cmd(&dir, &["state", &id.0]))
-            .map_err(DriverError::io(self.runtime.display().to_string()))?;
+        let out = self.run_runtime(id, &["state", &id.0])?;
         let status = serde_json::from_str::<serde_json::Value>(&out.stdout)
             .ok()
             .filter(|_| out.success)
@@ -630,14 +617,13 @@ impl Driver for OciDriver {
                 return ids.iter().map(|id| self.observe(id)).collect();
             }
         };
-        Ok(ids
-            .iter()
+        // runsc answers for a sandbox only from its network namespace: each is asked there.
+        ids.iter()
             .map(|id| match listed.get(&id.0) {
-                _ if !self.dir(id).exists() => Observed::Missing,
-                Some(status) => observed_as(status),
-                None => self.at_rest(id),
+                _ if gvisor::class_of(&self.dir(id)) == Isolation::Gvisor => self.observe(id),
+                other => Ok(self.listed_as(id, other)),
             })
-            .collect())
+            .collect()
     }
 
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError> {
@@ -652,6 +638,9 @@ impl Driver for OciDriver {
     /// handed its socket still listens in its run directory until it is restarted.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {
         let dir = self.dir(id);
+        if gvisor::class_of(&dir) == Isolation::Gvisor {
+            return gvisor::agent_socket(&dir);
+        }
         let host = dir.join(islo_agent::SOCKET_NAME);
         let legacy = dir.join("disk/run").join(islo_agent::SOCKET_NAME);
         if !host.exists() && legacy.exists() {
@@ -683,6 +672,23 @@ impl Driver for OciDriver {
 
     fn user_namespaces(&self) -> Result<(), String> {
         self.userns.clone()
+    }
+
+    fn isolation_classes(&self) -> Vec<ClassSupport> {
+        vec![
+            ClassSupport {
+                class: Isolation::Container,
+                runtime: Ok(self.runtime_name()),
+            },
+            ClassSupport {
+                class: Isolation::Gvisor,
+                runtime: self
+                    .gvisor
+                    .as_ref()
+                    .map(|_| format!("runsc ({})", gvisor::PLATFORM))
+                    .map_err(Clone::clone),
+            },
+        ]
     }
 
     fn usage(&self, id: &SandboxId) -> Option<crate::Usage> {
@@ -741,59 +747,5 @@ impl Driver for OciDriver {
             self.drop_ns(id)?;
         }
         written
-    }
-}
-
-/// What a runtime's status word means.
-fn observed_as(status: &str) -> Observed {
-    match status {
-        "running" => Observed::Running,
-        "paused" => Observed::Frozen,
-        _ => Observed::Stopped,
-    }
-}
-
-/// `RUNTIME list --format json` (crun and runc alike): id → status. runc prints `null` for
-/// no containers.
-fn parse_list(text: &str) -> Result<std::collections::HashMap<String, String>, String> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        id: String,
-        status: String,
-    }
-    let entries: Option<Vec<Entry>> =
-        serde_json::from_str(text).map_err(|e| format!("no list of containers: {e}"))?;
-    Ok(entries
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| (e.id, e.status))
-        .collect())
-}
-
-/// Open a directory to reach it from any mount namespace (as `/proc/self/fd/N`).
-fn open_dir(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-}
-
-/// The program to run for `runtime`: its sealed copy where the host makes one (and that
-/// copy, to keep open), else the file.
-fn sealed_runtime(host: &dyn Host, runtime: &Path) -> (PathBuf, Option<std::os::fd::OwnedFd>) {
-    match host.sealed_copy(runtime) {
-        Ok(Some(fd)) => {
-            let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-            (path.into(), Some(fd))
-        }
-        Ok(None) => (runtime.to_path_buf(), None),
-        Err(e) => {
-            tracing::warn!(runtime = %runtime.display(), error = %e,
-                "no sealed copy of the runtime; it copies itself at every start");
-            (runtime.to_path_buf(), None)
-        }
     }
 }

@@ -238,6 +238,9 @@ impl Host for RecordingHost {
         _log: &Path,
         pass: Option<BorrowedFd<'_>>,
     ) -> std::io::Result<bool> {
+        if pass.is_none() {
+            serve_bundle_socket(args)?;
+        }
         let args = strings(args);
         if let Some(fd) = pass {
             // PID 1: answer on the listening socket the runtime would hand it.
@@ -255,4 +258,38 @@ impl Host for RecordingHost {
         });
         Ok(true)
     }
+
+    fn run_detached_in_netns(
+        &self,
+        netns: &Path,
+        program: &Path,
+        args: &[OsString],
+        log: &Path,
+    ) -> std::io::Result<bool> {
+        let mut net = OsString::from("--net=");
+        net.push(netns);
+        let all: Vec<OsString> = std::iter::once(net).chain(args.iter().cloned()).collect();
+        self.run_detached(program, &all, log, None)
+    }
+}
+
+/// runsc's PID 1 (the agent) binds its own socket in the bundle's `sock/`: answer there.
+fn serve_bundle_socket(args: &[OsString]) -> std::io::Result<()> {
+    let strings = strings(args);
+    if let Some(bundle) = strings
+        .iter()
+        .position(|a| a == "--bundle")
+        .and_then(|i| strings.get(i + 1))
+    {
+        let dir = Path::new(bundle).join("sock");
+        std::fs::create_dir_all(&dir)?;
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("agent.sock"))?;
+        let root = std::env::temp_dir();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                crate::fake::serve(conn, &root);
+            }
+        });
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         runtime: None,
         favor_dynmods: false,
         fit_host_limits: false,
+        runsc: None,
     };
     let disks = disk::Disks::new(state, host.clone()).unwrap();
     let d = OciDriver {
@@ -29,6 +30,10 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         nofile_hard: 1024,
         disks,
         userns: Ok(()),
+        gvisor: Ok(super::gvisor::Runsc {
+            program: "/usr/bin/runsc".into(),
+            root: state.join("runtime-gvisor"),
+        }),
     };
     (d, host)
 }
@@ -263,5 +268,86 @@ fn without_ids_no_user_namespace_is_made_or_joined() {
         .map(|n| n["type"].as_str().unwrap())
         .collect();
     assert!(!kinds.contains(&"user"), "{kinds:?}");
+    d.destroy(&s.id).unwrap();
+}
+
+#[test]
+fn a_gvisor_sandbox_runs_under_runsc_from_its_network_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let mut s = spec(None);
+    s.isolation = crate::Isolation::Gvisor;
+    d.create(&s).unwrap();
+    let calls = host.calls();
+    let (program, args) = calls
+        .iter()
+        .find_map(|c| match c {
+            Call::Detached(p, a) => Some((p.clone(), a.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(program, "runsc");
+    let ns = format!("--net={}", super::net::netns_path(&s.id).display());
+    assert_eq!(args[0], ns, "started from the sandbox's network namespace");
+    for want in [
+        "--platform=ptrace",
+        "--network=host",
+        "--host-uds=create",
+        "--file-access=shared",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
+    }
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Namespaces { .. } | Call::Chown(..)))
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.dir(&s.id).join("config.json")).unwrap())
+            .unwrap();
+    assert!(config["linux"].get("seccomp").is_none());
+    assert_eq!(d.agent_socket(&s.id), d.dir(&s.id).join("sock/agent.sock"));
+    // Its runtime commands are runsc's, and pausing is refused by class.
+    host.clear();
+    assert!(matches!(
+        d.pause(&s),
+        Err(DriverError::Unsupported {
+            class: crate::Isolation::Gvisor,
+            ..
+        })
+    ));
+    d.stop(&s.id).unwrap();
+    let calls = host.calls();
+    assert!(
+        calls.iter().any(|c| matches!(c, Call::Run(p, a)
+        if p == "runsc" && a.iter().any(|x| x == "-force"))),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Run(p, _) if p == "crun"))
+    );
+    d.destroy(&s.id).unwrap();
+}
+
+#[test]
+fn a_gvisor_sandbox_without_a_link_gets_no_host_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let mut s = spec(None);
+    s.network = None;
+    s.isolation = crate::Isolation::Gvisor;
+    d.create(&s).unwrap();
+    let args = host
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::Detached(_, a) => Some(a.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(args.iter().any(|a| a == "--network=none"), "{args:?}");
+    assert!(!args.iter().any(|a| a == "--network=host"), "{args:?}");
     d.destroy(&s.id).unwrap();
 }

@@ -120,6 +120,12 @@ impl AppError {
                 ImageError::Io(_) | ImageError::Store(_) => ErrorCode::InternalError,
             },
             Self::Provisioning(_) | Self::Driver(_) => ErrorCode::SandboxProvisioningFailed,
+            // What the sandbox's class cannot do is a state of it, not islod's failure.
+            Self::Checkpoint { source, .. }
+                if matches!(**source, DriverError::Unsupported { .. }) =>
+            {
+                ErrorCode::SandboxInvalidState
+            }
             // A full disk is the host's (or the sandbox's) lack of room; else islod's failure.
             Self::Checkpoint { source, .. } if source.to_string().contains("No space left") => {
                 ErrorCode::ResourceUnavailable
@@ -164,6 +170,7 @@ impl From<DriverError> for AppError {
     fn from(e: DriverError) -> Self {
         match e {
             DriverError::NotFound(id) => Self::SandboxNotFound(id.0),
+            e @ DriverError::Unsupported { .. } => Self::Conflict(e.to_string()),
             other => Self::Driver(other),
         }
     }

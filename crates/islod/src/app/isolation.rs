@@ -1,13 +1,65 @@
 //! Sandboxes' user namespaces: a range of host ids for each (`crate::ids`), held until `rm`,
 //! and the move of a sandbox made without one into one at its next start.
 
-use islo_runtime::{IdMap, SandboxSpec};
+use islo_runtime::{ClassSupport, IdMap, Isolation, SandboxSpec};
 
 use super::sandboxes::runtime_spec;
 use super::{App, AppError};
 use crate::store::SandboxRow;
 
+/// The classes among `classes` this host can run, comma-separated (`container, gvisor`).
+pub fn offered_classes(classes: &[ClassSupport]) -> String {
+    classes
+        .iter()
+        .filter(|c| c.runtime.is_ok())
+        .map(|c| c.class.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl App {
+    /// The class a create asks for (`None`: the server's default), if this host runs it.
+    pub(super) fn isolation_class(&self, asked: Option<&str>) -> Result<Isolation, AppError> {
+        let Some(name) = asked else {
+            return Ok(self.settings.default_isolation);
+        };
+        let classes = self.driver.isolation_classes();
+        let offered = offered_classes(&classes);
+        let class = Isolation::parse(name).ok_or_else(|| {
+            AppError::Validation(format!(
+                "unknown isolation class {name:?}; this host offers: {offered}"
+            ))
+        })?;
+        match classes
+            .iter()
+            .find(|c| c.class == class)
+            .map(|c| &c.runtime)
+        {
+            Some(Ok(_)) => Ok(class),
+            Some(Err(why)) => Err(AppError::Validation(format!(
+                "isolation class {name} is not available on this host ({why}); it offers: \
+                 {offered}"
+            ))),
+            None => Err(AppError::Validation(format!(
+                "isolation class {name} is not available on this host; it offers: {offered}"
+            ))),
+        }
+    }
+
+    /// The isolation classes this host offers, the default first (`GET /system/info`).
+    pub fn isolation_classes(&self) -> Vec<String> {
+        let default = self.settings.default_isolation;
+        let mut v: Vec<String> = vec![default.as_str().to_string()];
+        v.extend(
+            self.driver
+                .isolation_classes()
+                .into_iter()
+                .filter(|c| c.runtime.is_ok() && c.class != default)
+                .map(|c| c.class.as_str().to_string()),
+        );
+        v
+    }
+
     /// A range of host ids for sandbox `id`, recorded with it; `None` when sandboxes run
     /// without user namespaces (`isolation.userns: false`).
     pub(super) fn allocate_ids(&self, id: &str) -> Result<Option<IdMap>, AppError> {
@@ -46,7 +98,9 @@ impl App {
     /// it stays stopped and the error says why.
     pub(super) fn spec_to_start(&self, row: &SandboxRow) -> Result<SandboxSpec, AppError> {
         let mut spec = runtime_spec(row)?;
-        if spec.ids.is_some() || self.settings.ids.is_none() {
+        // A gVisor sandbox runs in runsc's user namespace, never in a host range.
+        if spec.ids.is_some() || self.settings.ids.is_none() || spec.isolation == Isolation::Gvisor
+        {
             return Ok(spec);
         }
         let why = |e: String| {

@@ -52,6 +52,7 @@ use crate::store::Store;
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::TailBuf;
+pub use isolation::offered_classes;
 pub use progress::ended as creation_ended;
 pub use sandboxes::list_cursor;
 pub use sessions::validate_session_name;
@@ -93,6 +94,8 @@ pub struct AppSettings {
     pub share_base_url: Option<String>,
     /// Largest body a webhook receiver takes (default 1 MiB); larger gets 413.
     pub webhook_max_body: usize,
+    /// The isolation class of a sandbox whose create names none (`isolation.class`).
+    pub default_isolation: islo_runtime::Isolation,
 }
 
 /// Everything the handlers need.

@@ -34,6 +34,7 @@ struct Checked {
     internet_enabled: Option<bool>,
     cache_key: Option<String>,
     lifecycle: Option<islo_api::LifecyclePolicy>,
+    isolation: islo_runtime::Isolation,
 }
 
 fn in_range(what: &str, v: Option<u32>, (lo, hi, def): (u32, u32, u32)) -> Result<u32, AppError> {
@@ -129,6 +130,7 @@ fn check(req: &CreateSandboxRequest) -> Result<Checked, AppError> {
         internet_enabled: req.internet_enabled,
         cache_key: req.cache_key.clone(),
         lifecycle: req.lifecycle.clone().filter(|l| *l != Default::default()),
+        isolation: islo_runtime::Isolation::Container,
     })
 }
 
@@ -190,14 +192,25 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         status_reason: r.status_reason.clone(),
         setup_steps: None,
         gateway_profile_id: Some(r.stored.gateway_profile_id.clone()).filter(|s| !s.is_empty()),
-        isolation: r.stored.spec.as_ref().map(|s| isolation(s.ids)),
+        isolation: r.stored.spec.as_ref().map(isolation),
         lifecycle: r.stored.lifecycle.clone(),
     }
 }
 
 /// What the API says of a sandbox's isolation.
-fn isolation(ids: Option<islo_runtime::IdMap>) -> islo_api::Isolation {
+fn isolation(spec: &islo_runtime::SandboxSpec) -> islo_api::Isolation {
+    let ids = spec.ids;
+    if spec.isolation == islo_runtime::Isolation::Gvisor {
+        // runsc's user namespace: the Sentry runs as nobody; no host range is its.
+        return islo_api::Isolation {
+            class: spec.isolation.as_str().into(),
+            user_namespace: true,
+            host_ids: None,
+            warning: None,
+        };
+    }
     islo_api::Isolation {
+        class: spec.isolation.as_str().into(),
         user_namespace: ids.is_some(),
         host_ids: ids.map(|m| islo_api::HostIds {
             first: m.base,
@@ -219,6 +232,7 @@ impl App {
         req: CreateSandboxRequest,
     ) -> Result<SandboxRow, AppError> {
         let mut c = check(&req)?;
+        c.isolation = self.isolation_class(req.isolation.as_deref())?;
         if let Some(name) = &req.snapshot_name {
             c = from_snapshot(c, &req, &self.snapshot(t, name)?)?;
         }
@@ -364,7 +378,10 @@ impl App {
             }
         };
         let mut link = self.allocate_link(&row.id)?;
-        let ids = self.allocate_ids(&row.id)?;
+        let ids = match c.isolation {
+            islo_runtime::Isolation::Gvisor => None,
+            islo_runtime::Isolation::Container => self.allocate_ids(&row.id)?,
+        };
         let memory = c.snapshot.as_ref().and_then(|(_, b)| b.memory.clone());
         if let (Some(l), Some(nonce)) = (
             link.as_mut(),
@@ -389,6 +406,7 @@ impl App {
             uid: self.settings.uid,
             network: link.as_ref().map(|(n, _)| n.clone()),
             ids,
+            isolation: c.isolation,
         };
         let stored = StoredSpec {
             spec: Some(spec.clone()),

@@ -50,6 +50,7 @@ impl App {
                     .into()
             }),
         });
+        checks.push(self.isolation_check());
         checks.push(doctor::cgroups(std::path::Path::new("/sys/fs/cgroup")));
         checks.push(doctor::nftables());
         checks.push(islo_api::DoctorCheck {
@@ -70,6 +71,36 @@ impl App {
         }
         checks.push(doctor::disk(std::path::Path::new(&self.settings.state_dir)));
         islo_api::DoctorReport { checks }
+    }
+
+    /// The isolation classes the host offers and why any other is missing; only the default
+    /// class missing is a failure (`gvisor` is optional).
+    fn isolation_check(&self) -> islo_api::DoctorCheck {
+        let classes = self.driver.isolation_classes();
+        let default = self.settings.default_isolation;
+        let mut offered = Vec::new();
+        let mut missing = Vec::new();
+        for c in &classes {
+            match &c.runtime {
+                Ok(rt) => offered.push(format!("{} ({rt})", c.class)),
+                Err(why) => missing.push(format!("{} not offered: {why}", c.class)),
+            }
+        }
+        let default_ok = classes
+            .iter()
+            .any(|c| c.class == default && c.runtime.is_ok());
+        let mut detail = format!("offered: {} (default {default})", offered.join(", "));
+        if !missing.is_empty() {
+            detail = format!("{detail}; {}", missing.join("; "));
+        }
+        islo_api::DoctorCheck {
+            name: "isolation".into(),
+            ok: default_ok,
+            detail,
+            fix: (!missing.is_empty()).then(|| {
+                "for --isolation gvisor: apt-get install runsc, then restart islod".into()
+            }),
+        }
     }
 
     /// The tenant a credential (its hash) names: a session token still valid at `now`
@@ -125,6 +156,7 @@ impl App {
             state_dir: self.settings.state_dir.clone(),
             images_cached: self.store.image_count()?,
             sandboxes_running: self.store.running_count()?,
+            isolation_classes: self.isolation_classes(),
         })
     }
 

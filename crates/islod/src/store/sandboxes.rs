@@ -524,6 +524,7 @@ pub(crate) mod tests {
             uid: 1000,
             network: None,
             ids: None,
+            isolation: islo_runtime::Isolation::Container,
         };
         StoredSpec {
             spec: Some(spec),

@@ -48,6 +48,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         ),
         share_base_url: Some("http://shares.test".into()),
         webhook_max_body: 1 << 20,
+        default_isolation: islo_runtime::Isolation::Container,
     };
     Arc::new(App::new(
         store,
