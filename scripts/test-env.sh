@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REG="${ISLO_TEST_REGISTRY:-127.0.0.1:5050}"
 CACHE="${ISLO_TEST_CACHE:-/var/cache/islo-test}"
-PKGS=(patch crun runc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
+PKGS=(patch crun runc runsc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
       chromium chromium-driver fonts-liberation)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

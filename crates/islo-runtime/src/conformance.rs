@@ -70,8 +70,9 @@ pub fn run_all(driver: &dyn Driver, make: &dyn Fn(&str) -> SandboxSpec) {
 /// A sandbox of the gVisor class lives as any other (create, exec, stop, start, destroy) and
 /// refuses a pause by naming its class.
 fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
-    let sock = d.agent_socket(&spec.id);
     d.create(spec).unwrap();
+    // Where its agent listens depends on its class, known once it exists.
+    let sock = d.agent_socket(&spec.id);
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Running);
     let (st, out, _) = agent::run_collect(&sock, exec(&["echo", "hi"], &[PATH])).unwrap();
     assert_eq!((st.code, out.as_slice()), (0, &b"hi\n"[..]));
