@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
-#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot pause port_forward gateway dashboard)
+#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard)
 #                           sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
 #                           the same with and without user namespaces (bench/userns.py),
 #                           keystroke echo through an attached session vs a local PTY, and
 #                           snapshot save / create-from-snapshot (bench/snapshot.py), and
 #                           pause / resume with 10 and 200 MB held vs stop / start (bench/pause.py), and
+#                           the gvisor class vs the container class: starts, a stat() loop, a 100 MB
+#                           download through the gateway (bench/gvisor.py), and
 #                           port-forward latency and throughput vs direct loopback, and
 #                           the egress gateway's added latency and HTTPS throughput vs direct,
 #                           and what an open dashboard costs islod (bench/dashboard.py);
@@ -44,6 +46,6 @@ cleanup() {
 }
 trap cleanup EXIT
 # `bench/run.sh gateway snapshot`: only those; no arguments: all of them.
-for b in "${@:-sandbox_start userns echo_rtt snapshot pause port_forward gateway dashboard}"; do
+for b in "${@:-sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard}"; do
   for name in $b; do python3 "bench/$name.py"; echo; done
 done

@@ -102,6 +102,12 @@ fn a_gvisor_sandbox_does_what_a_container_does_and_gvisor_answers_its_system_cal
         "-c",
         "echo made inside > /workspace/out.txt",
     ]);
+    // /tmp is the sandbox's disk, as in a container (not a tmpfs of gVisor's own).
+    env.ok(&["cp", local.to_str().unwrap(), "gv:/tmp/in-tmp.txt"]);
+    assert_eq!(
+        env.ok(&["use", "gv", "--", "cat", "/tmp/in-tmp.txt"]),
+        "copied in"
+    );
     let back = env.dir.path().join("out.txt");
     env.ok(&["cp", "gv:out.txt", back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "made inside\n");
@@ -138,6 +144,10 @@ fn a_gvisor_sandbox_does_what_a_container_does_and_gvisor_answers_its_system_cal
     // Stop, islod's restart and a start keep it what it was.
     env.ok(&["stop", "gv"]);
     env.stop_islod();
+    assert_eq!(
+        env.ok(&["use", "gv", "--", "cat", "/tmp/in-tmp.txt"]),
+        "copied in"
+    );
     assert_eq!(
         env.ok(&["use", "gv", "--", "cat", "/workspace/in.txt"]),
         "copied in"

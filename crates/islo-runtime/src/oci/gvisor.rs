@@ -139,6 +139,16 @@ pub fn adapt_config(config: &mut Value, dir: &Path) {
     }
     if let Some(mounts) = config["mounts"].as_array_mut() {
         mounts.retain(|m| m["type"] != "cgroup" && m["type"] != "mqueue");
+        // runsc puts a tmpfs of its own (in the Sentry's memory) on an empty /tmp: bound to the
+        // root's own, /tmp is on the sandbox's disk as in the container class (its quota,
+        // snapshots, `islo cp` into it).
+        if root_tmp(dir) {
+            mounts.push(json!({
+                "destination": "/tmp", "type": "bind",
+                "source": dir.join("rootfs/tmp").to_string_lossy(),
+                "options": ["bind", "nosuid", "nodev"]
+            }));
+        }
         mounts.push(json!({
             "destination": islo_agent::SOCKET_DIR_IN_SANDBOX, "type": "bind",
             "source": dir.join(SOCKET_DIR).to_string_lossy(),
@@ -146,6 +156,23 @@ pub fn adapt_config(config: &mut Value, dir: &Path) {
         }));
     }
     config["annotations"] = json!({"dev.islo.isolation": "gvisor"});
+}
+
+/// Whether the root's `/tmp` (in the mounted overlay) is a directory to bind, made (mode
+/// 1777) if missing. Never through a symlink: an image's `/tmp -> /x` would name the host's
+/// `/x` here, so such a sandbox keeps runsc's tmpfs.
+fn root_tmp(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = dir.join("rootfs/tmp");
+    match std::fs::symlink_metadata(&tmp) {
+        Ok(m) => m.is_dir(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.join("rootfs").is_dir() => {
+            std::fs::create_dir(&tmp)
+                .and_then(|()| std::fs::set_permissions(&tmp, PermissionsExt::from_mode(0o1777)))
+                .is_ok()
+        }
+        Err(_) => false,
+    }
 }
 
 /// The error for what the class cannot do.
