@@ -277,6 +277,7 @@ mod tests {
             id_base: 1 << 20,
             id_count: count,
             id_claims_dir: dir.join("claims"),
+            ..Default::default()
         };
         IdPool::new(&cfg, &dir.join("state"), etc).unwrap()
     }
@@ -310,6 +311,7 @@ mod tests {
                 id_base: 1 << 20,
                 id_count: 5 * IdMap::SIZE,
                 id_claims_dir: d.path().join("claims"),
+                ..Default::default()
             },
             &other,
             &etc,
@@ -408,6 +410,7 @@ mod tests {
                     id_base: base,
                     id_count: count,
                     id_claims_dir: d.path().into(),
+                    ..Default::default()
                 },
                 d.path(),
                 d.path(),

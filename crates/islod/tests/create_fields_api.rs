@@ -135,3 +135,31 @@ async fn lifecycle_is_echoed_and_auto_resume_decides_what_activity_does_to_a_pau
     assert_eq!(resumed.status, islo_api::SandboxStatus::Running);
     a.exec("sleeper", &exec).await.unwrap();
 }
+
+#[tokio::test]
+async fn isolation_is_a_class_the_server_offers_and_decides_what_a_sandbox_can_do() {
+    let s = server().await;
+    let a = s.client("alpha");
+    let offered = a.system().await.unwrap().isolation_classes;
+    assert_eq!(offered, ["container", "gvisor"]);
+    let plain = a.create_sandbox(&create("plain")).await.unwrap();
+    assert_eq!(plain.isolation.unwrap().class, "container");
+    let mut r = create("gv");
+    r.isolation = Some("gvisor".into());
+    let gv = a.create_sandbox(&r).await.unwrap();
+    let iso = gv.isolation.unwrap();
+    assert_eq!(iso.class, "gvisor");
+    assert!(iso.host_ids.is_none() && iso.warning.is_none(), "{iso:?}");
+    // A class it cannot save is not paused, and says so by name (409).
+    let (status, msg) = code(a.pause_sandbox("gv").await.unwrap_err());
+    assert_eq!(status, 409, "{msg}");
+    assert!(msg.contains("gvisor"), "{msg}");
+    assert_eq!(a.get_sandbox("gv").await.unwrap().status.as_str(), "running");
+    // An unknown class: 422 naming what the server offers, and nothing made.
+    let mut r = create("vm-box");
+    r.isolation = Some("firecracker".into());
+    let (status, msg) = code(a.create_sandbox(&r).await.unwrap_err());
+    assert_eq!(status, 422, "{msg}");
+    assert!(msg.contains("container, gvisor"), "{msg}");
+    assert!(a.get_sandbox("vm-box").await.is_err());
+}
