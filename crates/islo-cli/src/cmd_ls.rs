@@ -63,15 +63,18 @@ pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::
     }
     outln!("Image: {}", s.image);
     if let Some(i) = &s.isolation {
-        match (&i.host_ids, &i.warning) {
-            (_, Some(w)) => outln!("Isolation: {w}"),
-            (Some(h), None) => outln!(
-                "Isolation: user namespace (root is host uid {}; ids {}-{})",
+        match (i.class.as_str(), &i.host_ids, &i.warning) {
+            ("gvisor", ..) => outln!(
+                "Isolation: gvisor (gVisor's kernel answers its system calls; runsc, ptrace)"
+            ),
+            (c, _, Some(w)) => outln!("Isolation: {c}; {w}"),
+            (c, Some(h), None) => outln!(
+                "Isolation: {c}, user namespace (root is host uid {}; ids {}-{})",
                 h.first,
                 h.first,
                 u64::from(h.first) + u64::from(h.count) - 1
             ),
-            (None, None) => {}
+            (c, None, None) => outln!("Isolation: {c}"),
         }
     }
     if let Some(p) = s.spec {

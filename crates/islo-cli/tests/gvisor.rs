@@ -66,6 +66,7 @@ fn a_gvisor_sandbox_does_what_a_container_does_and_gvisor_answers_its_system_cal
     let v = json(&env, &["status", "gv", "-o", "json"]);
     assert_eq!(v["isolation"]["class"], "gvisor", "{v}");
     assert!(v["isolation"]["warning"].is_null(), "{v}");
+    assert!(env.ok(&["status", "gv"]).contains("Isolation: gvisor"));
     // The kernel it talks to is gVisor's: the host's release and version are not what it sees.
     let seen = env.ok(&["use", "gv", "--", "sh", "-c", "uname -r; cat /proc/version"]);
     assert!(

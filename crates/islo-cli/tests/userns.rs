@@ -105,7 +105,7 @@ fn processes_files_and_copies_are_the_sandboxs_own_ids() {
     let o = env.ok(&["status", "mine"]);
     assert!(
         o.contains(&format!(
-            "Isolation: user namespace (root is host uid {first}"
+            "Isolation: container, user namespace (root is host uid {first}"
         )),
         "{o}"
     );
@@ -489,7 +489,7 @@ fn a_sandbox_made_without_a_user_namespace_moves_into_one_when_restarted() {
     assert_eq!(v["isolation"]["user_namespace"], false);
     let o = env.ok(&["status", "old"]);
     assert!(
-        o.contains("Isolation: reduced isolation") && o.contains("isolation.userns is false"),
+        o.contains("Isolation: container; reduced isolation") && o.contains("isolation.userns is false"),
         "{o}"
     );
     assert_eq!(upper_owner(&env, "old", "/workspace/by-user"), (1000, 1000));
