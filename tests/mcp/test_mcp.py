@@ -107,6 +107,18 @@ async def test_stdio_local_server():
             await call(c, "delete_sandbox", sandbox=n)
 
 
+async def test_gvisor_sandbox():
+    """An agent can ask for the gvisor class: its commands then see gVisor's kernel."""
+    async with stdio() as c:
+        n = (await call(c, "create_sandbox", image=IMAGE, isolation="gvisor"))
+        try:
+            assert n["isolation"]["class"] == "gvisor", n
+            r = await call(c, "exec", sandbox=n["name"], command=["uname", "-r"])
+            assert r["exit_code"] == 0 and r["stdout"].strip() != os.uname().release, r
+        finally:
+            await call(c, "delete_sandbox", sandbox=n["name"])
+
+
 def start_http(*extra, env=None):
     """`islo mcp --http 127.0.0.1:0 …`; the process and its URL."""
     p = subprocess.Popen([ISLO, "mcp", "--prefix", PREFIX, "--http", "127.0.0.1:0", *extra],

@@ -71,6 +71,10 @@ pub struct CreateSandbox {
     pub sources: Option<Vec<String>>,
     /// Start from this snapshot's filesystem instead of an image (a new sandbox only).
     pub snapshot: Option<String>,
+    /// Isolation class of a new sandbox: `container` (namespaces and seccomp; the default) or
+    /// `gvisor` (gVisor's user-space kernel answers its system calls: for the least trusted
+    /// code; slower system calls, no pause).
+    pub isolation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -62,6 +62,7 @@ impl IsloMcp {
             gateway_profile: a.gateway_profile,
             environment: a.environment,
             snapshot_name: a.snapshot,
+            isolation: a.isolation,
             ..Default::default()
         };
         match self.client.create_sandbox(&req).await {
