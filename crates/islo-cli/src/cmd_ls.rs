@@ -64,9 +64,9 @@ pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::
     outln!("Image: {}", s.image);
     if let Some(i) = &s.isolation {
         match (i.class.as_str(), &i.host_ids, &i.warning) {
-            ("gvisor", ..) => outln!(
-                "Isolation: gvisor (gVisor's kernel answers its system calls; runsc, ptrace)"
-            ),
+            ("gvisor", ..) => {
+                outln!("Isolation: gvisor (gVisor's kernel answers its system calls)")
+            }
             (c, _, Some(w)) => outln!("Isolation: {c}; {w}"),
             (c, Some(h), None) => outln!(
                 "Isolation: {c}, user namespace (root is host uid {}; ids {}-{})",

@@ -489,7 +489,8 @@ fn a_sandbox_made_without_a_user_namespace_moves_into_one_when_restarted() {
     assert_eq!(v["isolation"]["user_namespace"], false);
     let o = env.ok(&["status", "old"]);
     assert!(
-        o.contains("Isolation: container; reduced isolation") && o.contains("isolation.userns is false"),
+        o.contains("Isolation: container; reduced isolation")
+            && o.contains("isolation.userns is false"),
         "{o}"
     );
     assert_eq!(upper_owner(&env, "old", "/workspace/by-user"), (1000, 1000));

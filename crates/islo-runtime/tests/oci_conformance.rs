@@ -47,6 +47,7 @@ fn driver(tmp: &Path) -> OciDriver {
         favor_dynmods: true,
         fit_host_limits: true,
         runsc: None,
+        gvisor_platform: None,
     };
     OciDriver::new(cfg, Arc::new(RealHost)).unwrap()
 }

@@ -80,6 +80,9 @@ pub struct IsolationConfig {
     pub class: Option<String>,
     /// The runsc that runs `gvisor` sandboxes (default: `runsc` on `PATH`).
     pub runsc: Option<PathBuf>,
+    /// gVisor's platform: `ptrace` (default; works anywhere), `kvm` (needs `/dev/kvm` that
+    /// works, i.e. bare metal or nested virtualisation) or `systrap` (newer runsc).
+    pub gvisor_platform: Option<String>,
 }
 
 impl Default for IsolationConfig {
@@ -91,6 +94,7 @@ impl Default for IsolationConfig {
             id_claims_dir: PathBuf::from("/var/lib/islo-ids"),
             class: None,
             runsc: None,
+            gvisor_platform: None,
         }
     }
 }

@@ -163,6 +163,7 @@ fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
         favor_dynmods: cfg.cgroup_favor_dynmods,
         fit_host_limits: cfg.fit_host_limits,
         runsc: cfg.isolation.runsc.clone(),
+        gvisor_platform: cfg.isolation.gvisor_platform.clone(),
     };
     Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
 }

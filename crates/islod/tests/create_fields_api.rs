@@ -154,7 +154,10 @@ async fn isolation_is_a_class_the_server_offers_and_decides_what_a_sandbox_can_d
     let (status, msg) = code(a.pause_sandbox("gv").await.unwrap_err());
     assert_eq!(status, 409, "{msg}");
     assert!(msg.contains("gvisor"), "{msg}");
-    assert_eq!(a.get_sandbox("gv").await.unwrap().status.as_str(), "running");
+    assert_eq!(
+        a.get_sandbox("gv").await.unwrap().status.as_str(),
+        "running"
+    );
     // An unknown class: 422 naming what the server offers, and nothing made.
     let mut r = create("vm-box");
     r.isolation = Some("firecracker".into());

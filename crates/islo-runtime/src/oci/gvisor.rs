@@ -4,8 +4,8 @@
 //!
 //! What differs from the `container` class, and why (Debian's runsc of 2022 on this host):
 //!
-//! - **Platform `ptrace`**: `kvm` hangs at boot here (no nested virtualisation), and this
-//!   runsc predates `systrap`.
+//! - **Platform `ptrace`** by default (`isolation.gvisor_platform` picks another): `kvm` hangs
+//!   at boot here (no nested virtualisation), and this runsc predates `systrap`.
 //! - **Network `host`, run from inside the sandbox's network namespace.** runsc's own network
 //!   stack (`sandbox`) refuses to start on this kernel (it takes every namespace for the root
 //!   one), so the Sentry makes its network calls on host sockets, which are in the sandbox's
@@ -33,8 +33,8 @@ use crate::{DriverError, Isolation, SandboxSpec};
 /// The file in a sandbox's directory naming its class (absent: `container`).
 pub const CLASS_FILE: &str = "isolation";
 
-/// The platform runsc runs the Sentry on here.
-pub const PLATFORM: &str = "ptrace";
+/// The platform runsc runs the Sentry on unless configured: the one that works everywhere.
+pub const DEFAULT_PLATFORM: &str = "ptrace";
 
 /// A usable runsc.
 #[derive(Debug, Clone)]
@@ -42,11 +42,26 @@ pub struct Runsc {
     pub program: PathBuf,
     /// runsc's own state (`--root`), apart from crun's.
     pub root: PathBuf,
+    /// `ptrace`, or `kvm` / `systrap` where the host and runsc have them.
+    pub platform: String,
 }
 
 impl Runsc {
     /// runsc on `PATH` (or at `configured`), checked to answer `--version`.
-    pub fn find(configured: Option<&Path>, root: PathBuf) -> Result<Self, String> {
+    pub fn find(
+        configured: Option<&Path>,
+        platform: Option<&str>,
+        root: PathBuf,
+    ) -> Result<Self, String> {
+        let platform = platform.unwrap_or(DEFAULT_PLATFORM).to_string();
+        if !["ptrace", "kvm", "systrap"].contains(&platform.as_str()) {
+            return Err(format!(
+                "unknown gVisor platform {platform:?} (ptrace, kvm or systrap)"
+            ));
+        }
+        if platform == "kvm" && !Path::new("/dev/kvm").exists() {
+            return Err("the kvm platform needs /dev/kvm".into());
+        }
         let wanted = configured.unwrap_or(Path::new("runsc"));
         let program = super::hostprep::find_program(wanted).ok_or_else(|| {
             format!(
@@ -66,7 +81,11 @@ impl Runsc {
             ));
         }
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-        Ok(Self { program, root })
+        Ok(Self {
+            program,
+            root,
+            platform,
+        })
     }
 
     /// runsc's flags (before the subcommand) for a sandbox whose directory is `dir`.
@@ -76,7 +95,7 @@ impl Runsc {
             self.root.clone().into(),
             "--log".into(),
             dir.join("runtime.log").into(),
-            format!("--platform={PLATFORM}").into(),
+            format!("--platform={}", self.platform).into(),
             "--network=host".into(),
             "--host-uds=create".into(),
             "--file-access=shared".into(),

@@ -71,6 +71,8 @@ pub struct OciConfig {
     /// runsc for the `gvisor` class (default: `runsc` on `PATH`; without it the class is not
     /// offered).
     pub runsc: Option<PathBuf>,
+    /// The gVisor platform (default `ptrace`).
+    pub gvisor_platform: Option<String>,
 }
 
 /// The OCI back end.
@@ -146,7 +148,11 @@ impl OciDriver {
             tracing::warn!("sandboxes cannot run in user namespaces here: {e}");
         }
         let runsc_root = cfg.state_dir.join("runtime-gvisor");
-        let gvisor = gvisor::Runsc::find(cfg.runsc.as_deref(), runsc_root);
+        let gvisor = gvisor::Runsc::find(
+            cfg.runsc.as_deref(),
+            cfg.gvisor_platform.as_deref(),
+            runsc_root,
+        );
         if let Err(e) = &gvisor {
             tracing::info!("the gvisor isolation class is not offered: {e}");
         }
@@ -685,7 +691,7 @@ impl Driver for OciDriver {
                 runtime: self
                     .gvisor
                     .as_ref()
-                    .map(|_| format!("runsc ({})", gvisor::PLATFORM))
+                    .map(|r| format!("runsc ({})", r.platform))
                     .map_err(Clone::clone),
             },
         ]

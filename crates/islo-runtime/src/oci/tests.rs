@@ -19,6 +19,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         favor_dynmods: false,
         fit_host_limits: false,
         runsc: None,
+        gvisor_platform: None,
     };
     let disks = disk::Disks::new(state, host.clone()).unwrap();
     let d = OciDriver {
@@ -33,6 +34,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         gvisor: Ok(super::gvisor::Runsc {
             program: "/usr/bin/runsc".into(),
             root: state.join("runtime-gvisor"),
+            platform: "ptrace".into(),
         }),
     };
     (d, host)
