@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::process::Stdio;
 
 use common::gateway::{curl, log_json, with_upstream};
@@ -22,28 +21,6 @@ fn host_kernel() -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-/// `islo pf NAME 0:REMOTE` running, and the local port it printed.
-fn forward(env: &Env, name: &str, remote: u16) -> (std::process::Child, u16) {
-    let mut child = env
-        .islo_cmd()
-        .args(["pf", name, &format!("0:{remote}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
-    (child, port)
 }
 
 #[test]
@@ -186,7 +163,7 @@ fn port_forward_and_ssh_reach_a_gvisor_sandbox() {
          (python3 -m http.server 8000 >/dev/null 2>&1 &) && sleep 1",
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let (mut pf, port) = forward(&env, "gn", 8000);
+    let (mut pf, port) = common::port_forward(&env, "gn", 8000, Stdio::null());
     let got = std::process::Command::new("curl")
         .args([
             "-sS",

@@ -27,23 +27,7 @@ struct Forward {
 
 impl Forward {
     fn start(env: &Env, sandbox: &str, remote: u16) -> Self {
-        let mut child = env
-            .islo_cmd()
-            .args(["pf", sandbox, &format!("0:{remote}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        let (mut child, port) = common::port_forward(env, sandbox, remote, Stdio::piped());
         let (tx, errors) = std::sync::mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {

@@ -332,20 +332,7 @@ impl Host for RealHost {
         program: &Path,
         args: &[OsString],
     ) -> std::io::Result<RunOutput> {
-        let ns = std::fs::File::open(netns)?;
-        // A thread of its own enters the namespace and starts the helper there (a child is
-        // born in its parent thread's namespaces): no `nsenter` to execute first.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                rustix::thread::move_into_link_name_space(
-                    ns.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )?;
-                self.run(program, args)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the helper's thread panicked")))
-        })
+        in_netns(netns, || self.run(program, args))
     }
 
     fn run_detached(
@@ -369,19 +356,29 @@ impl Host for RealHost {
         args: &[OsString],
         log: &Path,
     ) -> std::io::Result<bool> {
-        let ns = std::fs::File::open(netns)?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                rustix::thread::move_into_link_name_space(
-                    ns.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )?;
-                self.run_detached(program, args, log, None)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the helper's thread panicked")))
-        })
+        in_netns(netns, || self.run_detached(program, args, log, None))
     }
+}
+
+/// Run `f` on a thread of its own that entered the network namespace pinned at `netns`, so
+/// the helper it starts is born there (a child is born in its parent thread's namespaces): no
+/// `nsenter` to execute first, and islod's other threads stay where they are.
+fn in_netns<T: Send>(
+    netns: &Path,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    let ns = std::fs::File::open(netns)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the helper's thread panicked")))
+    })
 }
 
 /// Whether `target` is a mount point (in the calling thread's mount namespace), with one

@@ -131,22 +131,8 @@ fn default_isolation(cfg: &Config, driver: &dyn Driver) -> anyhow::Result<islo_r
     let Some(name) = cfg.isolation.class.as_deref() else {
         return Ok(islo_runtime::Isolation::Container);
     };
-    let classes = driver.isolation_classes();
-    let offered = crate::app::offered_classes(&classes);
-    let class = islo_runtime::Isolation::parse(name).ok_or_else(|| {
-        anyhow::anyhow!("isolation.class {name:?} is not a class; this host offers: {offered}")
-    })?;
-    match classes
-        .iter()
-        .find(|c| c.class == class)
-        .map(|c| &c.runtime)
-    {
-        Some(Ok(_)) => Ok(class),
-        Some(Err(why)) => anyhow::bail!(
-            "isolation.class is {name}, which this host cannot run ({why}); it offers: {offered}"
-        ),
-        None => anyhow::bail!("isolation.class {name}: this host offers: {offered}"),
-    }
+    crate::app::offered_class(&driver.isolation_classes(), name)
+        .map_err(|e| anyhow::anyhow!("isolation.class: {e}"))
 }
 
 fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {

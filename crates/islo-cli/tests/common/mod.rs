@@ -250,6 +250,34 @@ pub fn agent_pid(id: &str) -> i32 {
     panic!("no agent process for {id}");
 }
 
+/// `islo pf SANDBOX 0:REMOTE` running (its stderr as given), and the local port it printed.
+pub fn port_forward(
+    env: &Env,
+    sandbox: &str,
+    remote: u16,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = env
+        .islo_cmd()
+        .args(["pf", sandbox, &format!("0:{remote}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    (child, port)
+}
+
 /// Nothing on the host refers to sandbox `id` any more: no mount, cgroup, process or file.
 pub fn assert_no_trace(env: &Env, id: &str) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -17,33 +17,33 @@ pub fn offered_classes(classes: &[ClassSupport]) -> String {
         .join(", ")
 }
 
+/// The class named `name`, if the host runs it; else why not, with what it offers.
+pub fn offered_class(classes: &[ClassSupport], name: &str) -> Result<Isolation, String> {
+    let offered = offered_classes(classes);
+    let class = Isolation::parse(name)
+        .ok_or_else(|| format!("unknown isolation class {name:?}; this host offers: {offered}"))?;
+    match classes
+        .iter()
+        .find(|c| c.class == class)
+        .map(|c| &c.runtime)
+    {
+        Some(Ok(_)) => Ok(class),
+        Some(Err(why)) => Err(format!(
+            "isolation class {name} is not available on this host ({why}); it offers: {offered}"
+        )),
+        None => Err(format!(
+            "isolation class {name} is not available on this host; it offers: {offered}"
+        )),
+    }
+}
+
 impl App {
     /// The class a create asks for (`None`: the server's default), if this host runs it.
     pub(super) fn isolation_class(&self, asked: Option<&str>) -> Result<Isolation, AppError> {
         let Some(name) = asked else {
             return Ok(self.settings.default_isolation);
         };
-        let classes = self.driver.isolation_classes();
-        let offered = offered_classes(&classes);
-        let class = Isolation::parse(name).ok_or_else(|| {
-            AppError::Validation(format!(
-                "unknown isolation class {name:?}; this host offers: {offered}"
-            ))
-        })?;
-        match classes
-            .iter()
-            .find(|c| c.class == class)
-            .map(|c| &c.runtime)
-        {
-            Some(Ok(_)) => Ok(class),
-            Some(Err(why)) => Err(AppError::Validation(format!(
-                "isolation class {name} is not available on this host ({why}); it offers: \
-                 {offered}"
-            ))),
-            None => Err(AppError::Validation(format!(
-                "isolation class {name} is not available on this host; it offers: {offered}"
-            ))),
-        }
+        offered_class(&self.driver.isolation_classes(), name).map_err(AppError::Validation)
     }
 
     /// The isolation classes this host offers, the default first (`GET /system/info`).

@@ -52,7 +52,7 @@ use crate::store::Store;
 pub use audit::{Audit, Recording, shell_line};
 pub use error::AppError;
 pub use exec::TailBuf;
-pub use isolation::offered_classes;
+pub use isolation::{offered_class, offered_classes};
 pub use progress::ended as creation_ended;
 pub use sandboxes::list_cursor;
 pub use sessions::validate_session_name;
