@@ -285,6 +285,29 @@ fn gvisor_bounds_hostile_code() {
         "{}",
         stdout(&o)
     );
+    // Root inside cannot write into the agent's socket directory (the host's, outside its
+    // disk quota), nor replace or rename the socket: the agent still answers.
+    let o = env.root_sh(
+        "gh",
+        "cd /.islo/sock; head -c 1048576 /dev/zero > big 2>&1; echo write=$?; \
+         mkdir d 2>&1; echo mkdir=$?; rm -f agent.sock 2>&1; echo rm=$?; \
+         mv agent.sock old 2>&1; echo mv=$?",
+    );
+    let out = stdout(&o);
+    for refused in ["write=1", "mkdir=1", "rm=1", "mv=1"] {
+        assert!(out.contains(refused), "{refused}: {out}");
+    }
+    let sock_dir = env
+        .state()
+        .join("sandboxes")
+        .join(env.id_of("gh"))
+        .join("sock");
+    let names: Vec<_> = std::fs::read_dir(&sock_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["agent.sock"]);
+    assert_eq!(env.ok(&["use", "gh", "--", "echo", "agent"]), "agent\n");
     // A fork bomb stops at the pids limit; the sandbox and the host go on.
     let o = env.sh(
         "gh",

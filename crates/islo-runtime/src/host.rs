@@ -106,6 +106,9 @@ pub trait Host: Send + Sync {
     fn idmap_support(&self, dir: &Path) -> Result<(), String>;
     /// Give `path` (not followed) to host ids `uid`, `gid`.
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
+    /// Set or clear a directory's immutable flag (`FS_IMMUTABLE_FL`): while set, no entry in
+    /// it can be made, removed or renamed, by anyone without `CAP_LINUX_IMMUTABLE`.
+    fn set_immutable(&self, dir: &Path, on: bool) -> std::io::Result<()>;
     /// Make the base mount namespace sandboxes' are copied from (see [`crate::mntns`]),
     /// leaving out any mount under `leave_out`; once per process.
     fn base_mount_ns(&self, leave_out: &[PathBuf]) -> std::io::Result<()>;
@@ -254,6 +257,18 @@ impl Host for RealHost {
             std::fs::create_dir_all(dir)?;
         }
         crate::idmap::make_namespaces(ids, user, net)
+    }
+
+    fn set_immutable(&self, dir: &Path, on: bool) -> std::io::Result<()> {
+        use rustix::fs::{IFlags, Mode, OFlags};
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut flags = rustix::fs::ioctl_getflags(&fd)?;
+        flags.set(IFlags::IMMUTABLE, on);
+        Ok(rustix::fs::ioctl_setflags(&fd, flags)?)
     }
 
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {

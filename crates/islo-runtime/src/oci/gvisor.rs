@@ -213,12 +213,36 @@ pub fn agent_socket(dir: &Path) -> PathBuf {
 }
 
 impl OciDriver {
+    /// Once the agent listens, nothing more may be made in, removed from or renamed in the
+    /// socket directory: it is the host's, outside the sandbox's disk quota, and root inside
+    /// could otherwise fill it or put a socket of its own in the agent's place.
+    pub(super) fn seal(&self, dir: &Path) -> Result<(), DriverError> {
+        let d = dir.join(SOCKET_DIR);
+        self.host.set_immutable(&d, true).map_err(|e| {
+            DriverError::Host(format!(
+                "making {} immutable (the gvisor class needs a state directory on a file \
+                 system with the immutable flag: ext4, xfs, btrfs, tmpfs): {e}",
+                d.display()
+            ))
+        })
+    }
+
+    /// Undo [`Self::seal`] (before a start or a removal); a directory not there is fine.
+    pub(super) fn unseal(&self, dir: &Path) -> Result<(), DriverError> {
+        let d = dir.join(SOCKET_DIR);
+        match self.host.set_immutable(&d, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.map_err(DriverError::io(d.display().to_string())),
+        }
+    }
+
     /// Start a gVisor sandbox whose storage and network are ready: runsc from a thread in its
     /// network namespace (see the module's notes), detached.
     pub(super) fn run_gvisor(&self, spec: &SandboxSpec, dir: &Path) -> Result<(), DriverError> {
         let runsc = self.runsc()?;
         // The agent binds its socket anew; one left by an earlier run only refuses.
         let sock = agent_socket(dir);
+        self.unseal(dir)?;
         let _ = std::fs::remove_file(&sock);
         if let Some(d) = sock.parent() {
             std::fs::create_dir_all(d).map_err(DriverError::io(d.display().to_string()))?;

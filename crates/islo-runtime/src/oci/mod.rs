@@ -332,6 +332,9 @@ impl OciDriver {
                 detail: format!("{e}; agent log: {}", log.trim()),
             }
         })?;
+        if spec.isolation == Isolation::Gvisor {
+            self.seal(&dir)?;
+        }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         tracing::debug!(sandbox = %spec.id, mount_ms = ms(mounted), run_ms = ms(ran - mounted),
             ready_ms = ms(t.elapsed() - ran), "sandbox launched");
@@ -582,6 +585,7 @@ impl Driver for OciDriver {
             return Ok(());
         }
         self.take_down(id)?;
+        self.unseal(&dir)?;
         std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
     }
 

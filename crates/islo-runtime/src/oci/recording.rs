@@ -24,6 +24,7 @@ pub enum Call {
         net: Option<PathBuf>,
     },
     Chown(PathBuf, u32, u32),
+    Immutable(PathBuf, bool),
     /// A mount namespace made and pinned at this path.
     MountNs(PathBuf),
     /// A helper: its program's file name and arguments.
@@ -159,6 +160,11 @@ impl Host for RecordingHost {
     }
 
     fn idmap_support(&self, _dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn set_immutable(&self, dir: &Path, on: bool) -> std::io::Result<()> {
+        self.with(|s| s.calls.push(Call::Immutable(dir.into(), on)));
         Ok(())
     }
 

@@ -309,6 +309,13 @@ fn a_gvisor_sandbox_runs_under_runsc_from_its_network_namespace() {
             .unwrap();
     assert!(config["linux"].get("seccomp").is_none());
     assert_eq!(d.agent_socket(&s.id), d.dir(&s.id).join("sock/agent.sock"));
+    // Its socket directory is sealed once the agent answers, and unsealed to be removed.
+    let sock_dir = d.dir(&s.id).join("sock");
+    let sealed = position(&calls, "seal", |c| {
+        *c == Call::Immutable(sock_dir.clone(), true)
+    });
+    let started = position(&calls, "runsc run", |c| matches!(c, Call::Detached(..)));
+    assert!(started < sealed);
     // Its runtime commands are runsc's, and pausing is refused by class.
     host.clear();
     assert!(matches!(
@@ -330,7 +337,9 @@ fn a_gvisor_sandbox_runs_under_runsc_from_its_network_namespace() {
             .iter()
             .any(|c| matches!(c, Call::Run(p, _) if p == "crun"))
     );
+    host.clear();
     d.destroy(&s.id).unwrap();
+    assert!(host.calls().contains(&Call::Immutable(sock_dir, false)));
 }
 
 #[test]
