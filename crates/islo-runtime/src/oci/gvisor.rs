@@ -11,10 +11,11 @@
 //!   one), so the Sentry makes its network calls on host sockets, which are in the sandbox's
 //!   namespace (runsc is started from a thread that entered it): the veth, the nftables rules
 //!   and the gateway apply exactly as to a container, and nothing else is reachable.
-//! - **The agent binds its own socket** (`/.islo/run/agent.sock`, which is the host's
-//!   `disk/run/agent.sock` through runsc's gofer, `--host-uds=create`): runsc cannot hand a
-//!   listening socket to PID 1. Root inside the sandbox could therefore replace it (the
-//!   container class's socket is out of its reach); commands run as the sandbox user.
+//! - **The agent binds its own socket** (`/.islo/sock/agent.sock`, the host's
+//!   `<sandbox>/sock/agent.sock` through runsc's gofer, `--host-uds=create`): runsc cannot hand
+//!   a listening socket to PID 1. Once the agent answers, islod makes that directory immutable
+//!   ([`OciDriver::seal`]): it is outside the sandbox's disk, and root inside could otherwise
+//!   fill it or put a socket of its own in the agent's place.
 //! - **No user namespace on the host and no seccomp profile of ours**: the Sentry runs in a
 //!   user namespace of runsc's making, as nobody, under runsc's seccomp filter; the sandbox's
 //!   root is root of the Sentry only.
