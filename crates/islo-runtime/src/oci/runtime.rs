@@ -96,8 +96,12 @@ impl OciDriver {
         id: &SandboxId,
         detail: String,
     ) -> DriverError {
+        let runtime = match gvisor::class_of(&self.dir(id)) {
+            Isolation::Gvisor => "runsc".to_string(),
+            Isolation::Container => self.runtime_name(),
+        };
         DriverError::Runtime {
-            runtime: self.runtime_name(),
+            runtime,
             action,
             id: id.clone(),
             detail,
