@@ -148,7 +148,8 @@ mod tests {
     fn parses_reference_fields_and_expands_env() {
         // SAFETY-free: set_var is safe in edition 2024 only inside unsafe; use an existing var.
         let home = std::env::var("HOME").unwrap_or_default();
-        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r, {url: https://h/x/y.git, branch: dev}]\nlifecycle: {pause_after_idle: 600, auto_resume: on_activity}\n").unwrap();
+        let p = parse(Path::new("islo.yaml"), "sandbox: my-project\ncpu: 2\nmemory_mb: 2048\nenv:\n  H: ${HOME}/x\nsources: [github://o/r, {url: https://h/x/y.git, branch: dev}]\nlifecycle: {pause_after_idle: 600, auto_resume: on_activity}\nisolation: gvisor\n").unwrap();
+        assert_eq!(p.isolation.as_deref(), Some("gvisor"));
         let specs: Vec<_> = p.sources.iter().flatten().map(Source::spec).collect();
         assert_eq!(specs[0].url, "github://o/r");
         assert_eq!(specs[1].branch.as_deref(), Some("dev"));

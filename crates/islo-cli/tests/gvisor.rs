@@ -223,25 +223,43 @@ fn gvisor_egress_goes_through_the_gateway_and_nowhere_else() {
             .any(|e| e["path"] == "/echo/tls" && e["scheme"] == "https"),
         "{log:?}"
     );
-    // The upstream listens on the host's loopback: straight there is not a way out, nor is
-    // any raw connection past the gateway (it answers only HTTP(S) and DNS).
+    // The upstream listens on the host's loopback: straight there is not a way out, and a
+    // connection to any other address reaches the gateway, not that address.
     let o = env.sh(
         "ge",
         &format!(
-            "python3 - <<'EOF'\n\
-import socket\n\
-for host, port in [('127.0.0.1', {h}), ('10.255.255.1', 22)]:\n\
-    try:\n\
-        s = socket.create_connection((host, port), timeout=3)\n\
-        s.sendall(b'GET /echo/direct HTTP/1.0\\r\\nHost: up.test\\r\\n\\r\\n')\n\
-        print(host, 'answered', s.recv(64))\n\
-    except OSError as e:\n\
-        print(host, 'refused', e)\n\
-EOF"
+            "python3 - <<'EOF'\n{}\nEOF",
+            [
+                "import socket",
+                "for host, port in [('127.0.0.1', PORT), ('10.255.255.1', 22)]:",
+                "    try:",
+                "        s = socket.create_connection((host, port), timeout=3)",
+                "        s.sendall(b'GET /echo/direct HTTP/1.0\\r\\nHost: up.test\\r\\n\\r\\n')",
+                "        print(host, 'answered', s.recv(64))",
+                "    except OSError as e:",
+                "        print(host, 'refused', e)",
+            ]
+            .join("\n")
+            .replace("PORT", &h)
         ),
     );
     let out = stdout(&o);
-    assert!(!out.contains("answered b'HTTP"), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "both attempts reported: {out}{}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains("127.0.0.1 refused"),
+        "the host's loopback: {out}"
+    );
+    // Any other address is the gateway's to answer: its 502, never the destination.
+    let other = out.lines().find(|l| l.starts_with("10.255.255.1")).unwrap();
+    assert!(
+        other.contains("refused") || other.contains("502 Bad Gateway"),
+        "{other}"
+    );
     assert!(
         !up.requests()
             .iter()
@@ -399,6 +417,17 @@ fn unknown_classes_and_a_host_without_runsc_are_refused_with_what_it_offers() {
     assert!(stderr(&o).contains("offers: container"), "{}", stderr(&o));
     let doctor = without.ok(&["doctor"]);
     assert!(doctor.contains("gvisor not offered"), "{doctor}");
+    // An operator default of gvisor makes sandboxes whose create names no class gVisor's.
+    let def = Env::with_config("isolation:\n  class: gvisor\n");
+    def.ok(&["use", "dd", "-i", &def.busybox(), "--", "true"]);
+    let v = json(&def, &["status", "dd", "-o", "json"]);
+    assert_eq!(v["isolation"]["class"], "gvisor", "{v}");
+    let classes = json(&def, &["api", "/system"]);
+    assert_eq!(
+        classes["isolation_classes"][0], "gvisor",
+        "the default first"
+    );
+    def.ok(&["rm", "dd", "-f"]);
     // An operator default the host cannot run stops islod with the reason.
     let bad = Env::with_config("isolation:\n  class: gvisor\n  runsc: /nonexistent/runsc\n");
     let o = bad.islo(&["ls"]);

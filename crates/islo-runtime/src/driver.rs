@@ -86,6 +86,23 @@ impl std::fmt::Display for Isolation {
     }
 }
 
+impl SandboxSpec {
+    /// `Err` when its class keeps no processes across a pause or a memory snapshot (`what`):
+    /// gVisor's kernel is not something CRIU can save, in any back end.
+    pub fn checkpointable(&self, what: &'static str) -> Result<(), DriverError> {
+        match self.isolation {
+            Isolation::Gvisor => Err(DriverError::Unsupported {
+                class: self.isolation,
+                what,
+                why: "CRIU cannot save gVisor's kernel; stop the sandbox instead (its files \
+                      are kept) or use the container class"
+                    .into(),
+            }),
+            Isolation::Container => Ok(()),
+        }
+    }
+}
+
 /// Whether this host can run sandboxes of one class: `Ok` names what runs them (`crun`,
 /// `runsc (ptrace)`), `Err` says what is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]

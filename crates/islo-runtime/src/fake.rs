@@ -72,18 +72,6 @@ impl FakeDriver {
     }
 }
 
-/// The gVisor class keeps no memory across a pause, in the fake as in the OCI back end.
-fn no_checkpoint(spec: &SandboxSpec, what: &'static str) -> Result<(), DriverError> {
-    match spec.isolation {
-        crate::Isolation::Gvisor => Err(DriverError::Unsupported {
-            class: spec.isolation,
-            what,
-            why: "gVisor's kernel is not checkpointed".into(),
-        }),
-        crate::Isolation::Container => Ok(()),
-    }
-}
-
 impl Driver for FakeDriver {
     fn name(&self) -> String {
         "fake".into()
@@ -132,7 +120,7 @@ impl Driver for FakeDriver {
     }
 
     fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
-        no_checkpoint(spec, "pausing")?;
+        spec.checkpointable("pausing")?;
         match self.observe(&spec.id)? {
             Observed::Running => {}
             Observed::Missing => return Err(DriverError::NotFound(spec.id.clone())),
@@ -168,7 +156,7 @@ impl Driver for FakeDriver {
 
     /// The fake has no processes to save: the checkpoint is a directory with a note.
     fn checkpoint_to(&self, spec: &SandboxSpec, out: &Path) -> Result<(), DriverError> {
-        no_checkpoint(spec, "a memory snapshot")?;
+        spec.checkpointable("a memory snapshot")?;
         if self.observe(&spec.id)? != Observed::Running {
             return Err(DriverError::Host(format!(
                 "sandbox {} is not running",

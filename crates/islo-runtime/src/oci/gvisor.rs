@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::OciDriver;
+use crate::host::Host;
 use crate::{DriverError, Isolation, SandboxSpec};
 
 /// The file in a sandbox's directory naming its class (absent: `container`).
@@ -50,6 +51,7 @@ pub struct Runsc {
 impl Runsc {
     /// runsc on `PATH` (or at `configured`), checked to answer `--version`.
     pub fn find(
+        host: &dyn Host,
         configured: Option<&Path>,
         platform: Option<&str>,
         root: PathBuf,
@@ -70,15 +72,14 @@ impl Runsc {
                 wanted.display()
             )
         })?;
-        let out = std::process::Command::new(&program)
-            .arg("--version")
-            .output()
+        let out = host
+            .run(&program, &["--version".into()])
             .map_err(|e| format!("running {}: {e}", program.display()))?;
-        if !out.status.success() {
+        if !out.success {
             return Err(format!(
                 "{} --version failed: {}",
                 program.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr.trim()
             ));
         }
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -97,7 +98,12 @@ impl Runsc {
             "--log".into(),
             dir.join("runtime.log").into(),
             format!("--platform={}", self.platform).into(),
-            "--network=host".into(),
+            // Host networking from the host's namespace would be the host's network: a sandbox
+            // without a link (no record of one) gets gVisor's loopback alone.
+            match dir.join(super::NETWORK_FILE).exists() {
+                true => "--network=host".into(),
+                false => "--network=none".into(),
+            },
             "--host-uds=create".into(),
             "--file-access=shared".into(),
             "--overlay2=none".into(),
@@ -195,7 +201,7 @@ fn root_tmp(dir: &Path) -> bool {
     }
 }
 
-/// The error for what the class cannot do.
+/// The error for what the class cannot do here.
 pub fn unsupported(what: &'static str, why: &str) -> DriverError {
     DriverError::Unsupported {
         class: Isolation::Gvisor,
@@ -203,10 +209,6 @@ pub fn unsupported(what: &'static str, why: &str) -> DriverError {
         why: why.to_string(),
     }
 }
-
-/// The reason a paused or checkpointed gVisor sandbox is refused.
-pub const NO_CHECKPOINT: &str = "CRIU cannot save gVisor's kernel; stop the sandbox instead \
-     (its files are kept) or use the container class";
 
 /// The host path where a gVisor sandbox's agent listens.
 pub fn agent_socket(dir: &Path) -> PathBuf {
@@ -251,18 +253,11 @@ impl OciDriver {
                 .map_err(DriverError::io(d.display().to_string()))?;
         }
         let bundle = dir.to_string_lossy().into_owned();
-        let mut args = runsc.args(dir, &["run", "--detach", "--bundle", &bundle, &spec.id.0]);
+        let args = runsc.args(dir, &["run", "--detach", "--bundle", &bundle, &spec.id.0]);
         let netns = spec
             .network
             .as_ref()
             .map(|_| super::net::netns_path(&spec.id));
-        if netns.is_none() {
-            // Host networking from the host's namespace would be the host's network: a
-            // sandbox without a link gets gVisor's loopback alone.
-            for a in args.iter_mut().filter(|a| *a == "--network=host") {
-                *a = "--network=none".into();
-            }
-        }
         let log = dir.join("agent.log");
         let ok = match &netns {
             Some(ns) => self
@@ -272,9 +267,7 @@ impl OciDriver {
         }
         .map_err(DriverError::io(runsc.program.display().to_string()))?;
         if !ok {
-            let log = std::fs::read_to_string(dir.join("runtime.log")).unwrap_or_default();
-            let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-            return Err(self.runtime_err("run", &spec.id, tail));
+            return Err(self.run_failed(&spec.id));
         }
         Ok(())
     }
@@ -287,12 +280,7 @@ mod tests {
     #[test]
     fn the_config_loses_what_runsc_provides() {
         let spec = crate::conformance::spec("box", vec![]);
-        let params = super::super::spec::SpecParams {
-            agent_binary: "/a",
-            run_dir: "/r",
-            nofile_hard: 1024,
-            userns: Some("/s/userns"),
-        };
+        let params = super::super::spec::tests::params(Some("/s/userns"));
         let mut c = super::super::spec::config(&spec, &params);
         adapt_config(&mut c, Path::new("/s/box"));
         assert!(c["linux"].get("seccomp").is_none());
@@ -311,8 +299,68 @@ mod tests {
             !env.iter()
                 .any(|e| e.as_str().unwrap().starts_with(islo_agent::LISTEN_FD_ENV))
         );
+        assert_eq!(c["process"]["args"][1], "/.islo/sock/agent.sock");
         assert_eq!(c["process"]["noNewPrivileges"], true);
         assert!(c["linux"]["resources"]["memory"]["limit"].is_u64());
+        let mounts = c["mounts"].as_array().unwrap();
+        let sock = mounts
+            .iter()
+            .find(|m| m["destination"] == islo_agent::SOCKET_DIR_IN_SANDBOX)
+            .unwrap();
+        assert_eq!(sock["source"], "/s/box/sock");
+        assert!(
+            !mounts.iter().any(|m| m["destination"] == "/tmp"),
+            "no root mounted: no /tmp to bind"
+        );
+    }
+
+    #[test]
+    fn tmp_is_bound_only_when_it_is_a_real_directory() {
+        let with = |make: &dyn Fn(&Path)| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::create_dir(d.path().join("rootfs")).unwrap();
+            make(&d.path().join("rootfs"));
+            let spec = crate::conformance::spec("box", vec![]);
+            let mut c = super::super::spec::config(&spec, &super::super::spec::tests::params(None));
+            adapt_config(&mut c, d.path());
+            let tmp = c["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/tmp");
+            (tmp, d)
+        };
+        let (bound, _) = with(&|r| std::fs::create_dir(r.join("tmp")).unwrap());
+        assert!(bound);
+        // Missing: made with the sticky bit, and bound.
+        let (bound, d) = with(&|_| {});
+        assert!(bound);
+        let mode = std::fs::metadata(d.path().join("rootfs/tmp"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+            0o1777
+        );
+        // A symlink would name a host path: never bound.
+        let (bound, _) = with(&|r| std::os::unix::fs::symlink("/etc", r.join("tmp")).unwrap());
+        assert!(!bound);
+    }
+
+    #[test]
+    fn a_platform_runsc_lacks_or_the_host_cannot_run_is_refused_with_why() {
+        let host = crate::host::RealHost;
+        let root = tempfile::tempdir().unwrap();
+        let e = Runsc::find(&host, None, Some("vm"), root.path().into()).unwrap_err();
+        assert!(e.contains("ptrace, kvm or systrap"), "{e}");
+        let e = Runsc::find(
+            &host,
+            Some(Path::new("/nonexistent/runsc")),
+            None,
+            root.path().into(),
+        )
+        .unwrap_err();
+        assert!(e.contains("not found"), "{e}");
     }
 
     #[test]

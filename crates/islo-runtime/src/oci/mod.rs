@@ -45,7 +45,7 @@ pub use seccomp::DENIED as SECCOMP_DENIED;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The sandbox's [`crate::NetworkSpec`], kept beside it so a stop can take the network down.
-const NETWORK_FILE: &str = "network.json";
+pub(crate) const NETWORK_FILE: &str = "network.json";
 
 /// The pin of a sandbox's mount namespace, in its directory.
 const MOUNT_NS: &str = "mntns";
@@ -149,6 +149,7 @@ impl OciDriver {
         }
         let runsc_root = cfg.state_dir.join("runtime-gvisor");
         let gvisor = gvisor::Runsc::find(
+            host.as_ref(),
             cfg.runsc.as_deref(),
             cfg.gvisor_platform.as_deref(),
             runsc_root,
@@ -359,7 +360,7 @@ impl OciDriver {
         crate::host::write_atomic(&path, config.to_string().as_bytes(), 0o600)
             .map_err(DriverError::io(path.display().to_string()))?;
         if restart {
-            let _ = self.run_runtime(&spec.id, &["delete", "-f", &spec.id.0]);
+            let _ = self.run_runtime(&spec.id, &["delete", "--force", &spec.id.0]);
         }
         if spec.isolation == Isolation::Gvisor {
             return self.run_gvisor(spec, &dir).map(|()| mounted);
@@ -396,9 +397,7 @@ impl OciDriver {
             .map_err(DriverError::io(self.runtime.display().to_string()))?;
         drop(listener);
         if !ok {
-            let log = std::fs::read_to_string(dir.join("runtime.log")).unwrap_or_default();
-            let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-            return Err(self.runtime_err("run", &spec.id, tail));
+            return Err(self.run_failed(&spec.id));
         }
         Ok(mounted)
     }
@@ -463,7 +462,7 @@ impl OciDriver {
     }
 
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
-        let out = self.run_runtime(id, &["delete", "-f", &id.0])?;
+        let out = self.run_runtime(id, &["delete", "--force", &id.0])?;
         if !out.success
             && !out.stderr.contains("does not exist")
             && !out.stderr.contains("not exist")
@@ -521,9 +520,7 @@ impl Driver for OciDriver {
     }
 
     fn pause(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
-        if spec.isolation == Isolation::Gvisor {
-            return Err(gvisor::unsupported("pausing", gvisor::NO_CHECKPOINT));
-        }
+        spec.checkpointable("pausing")?;
         match self.observe(&spec.id)? {
             Observed::Running => self.checkpoint(spec),
             Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
@@ -535,12 +532,7 @@ impl Driver for OciDriver {
     }
 
     fn checkpoint_to(&self, spec: &SandboxSpec, out: &Path) -> Result<(), DriverError> {
-        if spec.isolation == Isolation::Gvisor {
-            return Err(gvisor::unsupported(
-                "a memory snapshot",
-                gvisor::NO_CHECKPOINT,
-            ));
-        }
+        spec.checkpointable("a memory snapshot")?;
         match self.observe(&spec.id)? {
             Observed::Running => self.checkpoint_copy(spec, out),
             Observed::Missing => Err(DriverError::NotFound(spec.id.clone())),
@@ -552,12 +544,7 @@ impl Driver for OciDriver {
     }
 
     fn create_from(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
-        if spec.isolation == Isolation::Gvisor {
-            return Err(gvisor::unsupported(
-                "a memory snapshot",
-                gvisor::NO_CHECKPOINT,
-            ));
-        }
+        spec.checkpointable("a memory snapshot")?;
         let dir = self.dir(&spec.id);
         if dir.exists() {
             return Err(DriverError::AlreadyExists(spec.id.clone()));

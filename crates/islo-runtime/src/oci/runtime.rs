@@ -17,8 +17,7 @@ impl OciDriver {
         v
     }
 
-    /// The runtime program and arguments for `args` on the sandbox in `dir`, by its class
-    /// (`-f` is runsc's `-force`).
+    /// The runtime program and arguments for `args` on the sandbox in `dir`, by its class.
     pub(super) fn command(
         &self,
         dir: &Path,
@@ -28,11 +27,7 @@ impl OciDriver {
             Isolation::Container => Ok((self.program.clone(), self.runtime_cmd(dir, args))),
             Isolation::Gvisor => {
                 let r = self.runsc()?;
-                let args: Vec<&str> = args
-                    .iter()
-                    .map(|a| if *a == "-f" { "-force" } else { a })
-                    .collect();
-                Ok((r.program.clone(), r.args(dir, &args)))
+                Ok((r.program.clone(), r.args(dir, args)))
             }
         }
     }
@@ -88,6 +83,13 @@ impl OciDriver {
         self.gvisor
             .as_ref()
             .map_err(|e| gvisor::unsupported("running a sandbox", e))
+    }
+
+    /// A `RUNTIME run` that failed, with the last lines of the runtime's log.
+    pub(super) fn run_failed(&self, id: &SandboxId) -> DriverError {
+        let log = std::fs::read_to_string(self.dir(id).join("runtime.log")).unwrap_or_default();
+        let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+        self.runtime_err("run", id, tail)
     }
 
     pub(super) fn runtime_err(

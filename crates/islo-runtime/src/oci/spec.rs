@@ -141,11 +141,11 @@ fn mounts(p: &SpecParams<'_>) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::conformance;
 
-    fn params(userns: Option<&str>) -> SpecParams<'_> {
+    pub(crate) fn params(userns: Option<&str>) -> SpecParams<'_> {
         SpecParams {
             agent_binary: "/a",
             run_dir: "/r",

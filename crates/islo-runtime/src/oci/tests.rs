@@ -329,7 +329,7 @@ fn a_gvisor_sandbox_runs_under_runsc_from_its_network_namespace() {
     let calls = host.calls();
     assert!(
         calls.iter().any(|c| matches!(c, Call::Run(p, a)
-        if p == "runsc" && a.iter().any(|x| x == "-force"))),
+        if p == "runsc" && a.iter().any(|x| x == "--force"))),
         "{calls:#?}"
     );
     assert!(
