@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine for islo's tests and demo (idempotent; needs root):
-#  1. Debian packages islo needs (OCI runtimes, registry, image tools, ssh, nftables…);
+#  1. Debian packages islo needs (OCI runtimes, registry, etcd, image tools, ssh, nftables…);
 #  2. a docker-registry on loopback (ISLO_TEST_REGISTRY, default 127.0.0.1:5050);
 #  3. test images built from Debian packages, pushed to it:
 #       islo-test/busybox, library/busybox        busybox-static, one layer
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REG="${ISLO_TEST_REGISTRY:-127.0.0.1:5050}"
 CACHE="${ISLO_TEST_CACHE:-/var/cache/islo-test}"
-PKGS=(patch crun runc runsc skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
+PKGS=(patch crun runc runsc etcd-server etcd-client skopeo docker-registry busybox-static debootstrap openssh-client rsync git iproute2 nftables e2fsprogs curl hyperfine file tmux openssl python3
       chromium chromium-driver fonts-liberation)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

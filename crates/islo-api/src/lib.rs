@@ -13,6 +13,7 @@ mod exec;
 mod files;
 mod gateway;
 mod keys;
+mod node;
 mod sandbox;
 mod secrets;
 mod session;
@@ -45,6 +46,7 @@ pub use gateway::{
     RuleAction, RulePriority, TlsInspection,
 };
 pub use keys::{ApiKeyResponse, ApiKeyStatus, CreateApiKeyRequest, CreatedApiKeyResponse};
+pub use node::{NodeHealth, NodeListResponse, NodeResponse};
 pub use sandbox::{
     AutoResume, CreateSandboxRequest, CreationEvent, CreationPhase, DoctorCheck, DoctorReport,
     HostIds, ImagePullEvent, ImagePullRequest, Isolation, LifecyclePolicy, ListSandboxesQuery,

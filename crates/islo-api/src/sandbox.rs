@@ -423,6 +423,9 @@ pub struct ServerInfo {
     /// Extension: the isolation classes this host offers, the default first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub isolation_classes: Vec<String>,
+    /// Extension: the cluster node that answered (absent on a single host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[cfg(test)]

@@ -59,6 +59,116 @@ pub struct FileConfig {
     pub share_base_url: Option<String>,
     /// Largest body a webhook receiver takes (default 1 MiB).
     pub webhook_max_body_bytes: Option<usize>,
+    /// Join a cluster of islod nodes coordinated through etcd (absent: a single host).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The `cluster:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd's client URLs, one per member (`http://…` or `https://…` with `etcd_tls`).
+    pub etcd: Vec<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-`; at most 63).
+    pub node_name: String,
+    /// Where the other nodes reach this one (`https://host:port`).
+    pub advertise: String,
+    /// Where the cluster's keys live in etcd (default `/islo/`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Client certificate, key and the CA of etcd's server certificates.
+    pub etcd_tls: Option<TlsFiles>,
+    /// This node's certificate and key, and the cluster's authority: node-to-node requests
+    /// are mutual TLS, each side's certificate signed by `ca`.
+    pub tls: TlsFiles,
+    /// Where the node listener binds (default: `0.0.0.0` and the port of `advertise`).
+    pub listen: Option<String>,
+    /// Seconds a node stays registered without a heartbeat (default 10).
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_secs: u64,
+}
+
+/// PEM files of one TLS identity and the authority it trusts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn default_prefix() -> String {
+    "/islo/".into()
+}
+
+fn default_lease_ttl() -> u64 {
+    10
+}
+
+impl ClusterConfig {
+    /// Where the node listener binds.
+    pub fn node_listen(&self) -> String {
+        self.listen.clone().unwrap_or_else(|| {
+            let port = self
+                .advertise
+                .trim_end_matches('/')
+                .rsplit(':')
+                .next()
+                .unwrap_or("7443");
+            format!("0.0.0.0:{port}")
+        })
+    }
+
+    /// Refuse settings a cluster cannot run with, naming the setting.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("cluster.{m}")));
+        let n = &self.node_name;
+        if n.is_empty()
+            || n.len() > 63
+            || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || n.starts_with('-')
+        {
+            return bad(format!(
+                "node_name {n:?}: use letters, digits and '-' (at most 63, not starting with '-')"
+            ));
+        }
+        if self.etcd.is_empty() {
+            return bad("etcd: list at least one etcd client URL".into());
+        }
+        for u in &self.etcd {
+            let https = u.starts_with("https://");
+            if !https && !u.starts_with("http://") {
+                return bad(format!("etcd: {u:?} is not an http:// or https:// URL"));
+            }
+            if https && self.etcd_tls.is_none() {
+                return bad(format!(
+                    "etcd_tls: {u} is https, which needs ca, cert and key"
+                ));
+            }
+        }
+        if !self.prefix.starts_with('/') || !self.prefix.ends_with('/') {
+            return bad(format!(
+                "prefix {:?}: it starts and ends with '/'",
+                self.prefix
+            ));
+        }
+        let port = self
+            .advertise
+            .strip_prefix("https://")
+            .and_then(|r| r.trim_end_matches('/').rsplit_once(':'))
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        if port.is_none() {
+            return bad(format!(
+                "advertise {:?}: the https://HOST:PORT other nodes reach this one on, like \
+                 https://10.0.0.2:7443",
+                self.advertise
+            ));
+        }
+        if self.lease_ttl_secs < 2 {
+            return bad("lease_ttl_secs: at least 2".into());
+        }
+        Ok(())
+    }
 }
 
 /// The `isolation:` section: every sandbox in a user namespace of its own.
@@ -180,6 +290,7 @@ pub struct Config {
     /// What share URLs start with; `None` when islod has no TCP listener.
     pub share_base_url: Option<String>,
     pub webhook_max_body_bytes: usize,
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Errors loading settings.
@@ -192,6 +303,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn is_root() -> bool {
@@ -295,6 +408,7 @@ impl Config {
             listen,
             share_base_url,
             webhook_max_body_bytes: file.webhook_max_body_bytes.unwrap_or(1 << 20),
+            cluster: file.cluster,
             agent_path,
             runtime: o
                 .runtime

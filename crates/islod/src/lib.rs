@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod doctor;
 pub mod fault;

@@ -1,6 +1,7 @@
 //! `islod`: the islo server binary.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -42,8 +43,30 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// The cluster's nodes: list them, cordon, drain (needs `cluster:` in islod.yaml).
+    Nodes {
+        #[command(subcommand)]
+        cmd: Option<NodesCmd>,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum NodesCmd {
+    /// List the nodes, their load and health.
+    #[command(alias = "ls")]
+    List {
+        /// Output format: table or json.
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Take no new sandboxes on NAME (those it has keep running).
+    Cordon { name: String },
+    /// Cordon NAME and mark it as on its way out.
+    Drain { name: String },
+    /// Let NAME take new sandboxes again.
+    Uncordon { name: String },
 }
 
 #[derive(Subcommand)]
@@ -82,7 +105,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Keys { cmd } => {
             let cfg = Config::load(&o, &|k| std::env::var(k).ok())?;
-            let store = islod::server::open_store(&cfg.state_dir)?;
+            let cluster = islod::server::connect_cluster(&cfg, Some(Duration::from_secs(20)))?;
+            let store = islod::server::open_store(&cfg.state_dir, cluster.as_deref())?;
             match cmd {
                 KeysCmd::Create { name, tenant } => {
                     let tid = store.ensure_tenant(&tenant)?;
@@ -99,6 +123,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Cmd::Nodes { cmd } => {
+            let cfg = Config::load(&o, &|k| std::env::var(k).ok())?;
+            nodes(
+                &cfg,
+                cmd.unwrap_or(NodesCmd::List {
+                    output: "table".into(),
+                }),
+            )
         }
         Cmd::Serve {
             socket,
@@ -126,6 +159,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting tokio")?;
             rt.block_on(islod::server::serve(cfg))
+        }
+    }
+}
+
+fn nodes(cfg: &Config, cmd: NodesCmd) -> anyhow::Result<()> {
+    use islod::cluster::{NodeAdmin, membership};
+    let Some(cluster) = islod::server::connect_cluster(cfg, Some(Duration::from_secs(20)))? else {
+        anyhow::bail!(
+            "this islod is a single host: `islod nodes` needs a cluster: section in islod.yaml"
+        );
+    };
+    let set = |name: &str, a: NodeAdmin, what: &str| -> anyhow::Result<()> {
+        membership::set_admin(&cluster.etcd, &cluster.config.prefix, name, a)?;
+        eprintln!("node {name} {what}");
+        Ok(())
+    };
+    match cmd {
+        NodesCmd::Cordon { name } => set(
+            &name,
+            NodeAdmin {
+                cordoned: true,
+                draining: false,
+            },
+            "cordoned: it takes no new sandboxes",
+        ),
+        NodesCmd::Drain { name } => set(
+            &name,
+            NodeAdmin {
+                cordoned: true,
+                draining: true,
+            },
+            "draining: it takes no new sandboxes",
+        ),
+        NodesCmd::Uncordon { name } => {
+            set(&name, NodeAdmin::default(), "takes new sandboxes again")
+        }
+        NodesCmd::List { output } => {
+            let store = islod::server::open_store(&cfg.state_dir, Some(&cluster))?;
+            let list = islod::cluster::node_list(&cluster, &store)?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&list)?),
+                "table" => {
+                    println!(
+                        "{:<20} {:<9} {:>9} {:>8} {:>6} {:>9} {:>9}  ADVERTISE",
+                        "NAME", "HEALTH", "SANDBOXES", "RUNNING", "VCPUS", "MEMORY", "DISK"
+                    );
+                    for n in list.nodes {
+                        let health = serde_json::to_value(n.health)?;
+                        println!(
+                            "{:<20} {:<9} {:>9} {:>8} {:>6} {:>7}Gi {:>7}Gi  {}",
+                            n.name,
+                            health.as_str().unwrap_or_default(),
+                            n.sandboxes,
+                            n.running,
+                            n.vcpus,
+                            n.memory_mb / 1024,
+                            n.disk_gb,
+                            n.advertise
+                        );
+                    }
+                }
+                other => anyhow::bail!("unknown output format {other:?}: use table or json"),
+            }
+            Ok(())
         }
     }
 }

@@ -9,6 +9,7 @@ use islo_runtime::host::RealHost;
 use islo_runtime::oci::{OciConfig, OciDriver};
 
 use crate::app::{App, AppSettings, Tenant};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::{self, HttpState, Transport};
 use crate::images::{ImageSettings, ImageStore};
@@ -17,13 +18,68 @@ use crate::store::Store;
 /// The tenant of local (unix socket) callers.
 pub const LOCAL_TENANT: &str = "local";
 
-/// Open the store under `state_dir`.
-pub fn open_store(state_dir: &Path) -> anyhow::Result<Arc<Store>> {
+/// Open the store under `state_dir`: this node's replica of `cluster`'s shared state when
+/// given (caught up before it returns), else the single host's.
+pub fn open_store(state_dir: &Path, cluster: Option<&Cluster>) -> anyhow::Result<Arc<Store>> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     set_mode(state_dir, 0o700)?;
-    let store = Store::open(&state_dir.join("islod.db")).context("opening the state database")?;
+    let replica = cluster.map(|c| crate::store::Replica {
+        ledger: c.ledger(),
+        node: c.config.node_name.clone(),
+    });
+    let store = Store::open_in(&state_dir.join("islod.db"), replica)
+        .context("opening the state database")?;
     Ok(Arc::new(store))
+}
+
+/// Connect to the cluster islod.yaml names, if any, waiting for etcd (`patience`: how long;
+/// `None`: until it answers, saying so meanwhile).
+pub fn connect_cluster(
+    cfg: &Config,
+    patience: Option<std::time::Duration>,
+) -> anyhow::Result<Option<Arc<Cluster>>> {
+    let Some(c) = &cfg.cluster else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(Cluster::connect(c, patience)?)))
+}
+
+/// This node's id, kept in the state directory: a restart is the same node, a copy of the
+/// configuration on another host is not.
+fn node_id(state_dir: &Path) -> anyhow::Result<String> {
+    let path = state_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_string());
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+/// Register this node in its cluster (refused when another node has its name) and keep it
+/// registered while the returned value lives.
+fn join_cluster(
+    cfg: &Config,
+    app: &Arc<App>,
+    cluster: &Arc<Cluster>,
+) -> anyhow::Result<crate::cluster::Membership> {
+    app.join_cluster(cluster.clone());
+    let id = node_id(&cfg.state_dir)?;
+    let started = crate::store::now_rfc3339();
+    let a = app.clone();
+    let ttl = std::time::Duration::from_secs(cluster.config.lease_ttl_secs);
+    let m = crate::cluster::Membership::join(
+        cluster.etcd.clone(),
+        &cluster.config.prefix,
+        ttl,
+        move || a.node_record(&id, &started),
+    )?;
+    tracing::info!(node = %cluster.config.node_name, "joined the cluster");
+    Ok(m)
 }
 
 /// The exclusive hold one islod has on its state directory (`<state>/islod.lock`, holding its
@@ -154,9 +210,9 @@ fn driver(cfg: &Config) -> anyhow::Result<Arc<dyn Driver>> {
     Ok(Arc::new(OciDriver::new(oci, Arc::new(RealHost))?))
 }
 
-/// Build the application from settings.
-pub fn build(cfg: &Config) -> anyhow::Result<(Arc<App>, Tenant)> {
-    let store = open_store(&cfg.state_dir)?;
+/// Build the application from settings (a node of `cluster` when given).
+pub fn build(cfg: &Config, cluster: Option<&Cluster>) -> anyhow::Result<(Arc<App>, Tenant)> {
+    let store = open_store(&cfg.state_dir, cluster)?;
     let local = Tenant {
         id: store.ensure_tenant(LOCAL_TENANT)?,
         name: LOCAL_TENANT.into(),
@@ -231,7 +287,13 @@ fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 /// Serve until SIGINT or SIGTERM. Sandboxes keep running after it returns.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _lock = take_state(&cfg.state_dir)?;
-    let (app, local) = build(&cfg)?;
+    let c = cfg.clone();
+    let cluster = tokio::task::spawn_blocking(move || connect_cluster(&c, None)).await??;
+    let (app, local) = build(&cfg, cluster.as_deref())?;
+    let _membership = match &cluster {
+        Some(c) => Some(join_cluster(&cfg, &app, c)?),
+        None => None,
+    };
     let networked = cfg
         .gateway
         .enabled
@@ -282,6 +344,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 .await
         });
         tracing::info!(%addr, "listening on TCP");
+    }
+    if let Some(c) = &cluster {
+        let addr = c.config.node_listen();
+        let nodes = crate::cluster::tls::NodeListener::bind(&addr, c.tls.server.clone()).await?;
+        let router = http::router(state(Transport::Node));
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            axum::serve(nodes, router)
+                .with_graceful_shutdown(wait(rx))
+                .await
+        });
+        tracing::info!(%addr, "node listener (mutual TLS)");
     }
     tracing::info!(socket = %cfg.socket.display(), runtime = %app.runtime_name(), "islod ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -88,6 +88,9 @@ pub enum AppError {
     Join(#[from] tokio::task::JoinError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The cluster cannot take this now (etcd without a quorum, a node down or cordoned).
+    #[error("{0}")]
+    ClusterUnavailable(String),
 }
 
 impl AppError {
@@ -104,7 +107,9 @@ impl AppError {
             Self::Forbidden(_) => ErrorCode::AccessDenied,
             Self::FileNotFound(_) => ErrorCode::FileNotFound,
             Self::QuotaExceeded(_) => ErrorCode::RateLimited,
-            Self::HostFull(_) | Self::AgentUnavailable(_) => ErrorCode::ResourceUnavailable,
+            Self::HostFull(_) | Self::AgentUnavailable(_) | Self::ClusterUnavailable(_) => {
+                ErrorCode::ResourceUnavailable
+            }
             Self::FileOperation(_) => ErrorCode::FileOperationError,
             Self::CannotStart(_) => ErrorCode::ExecFailed,
             Self::Image(e) => match e {
@@ -152,6 +157,12 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Exhausted(m) => Self::Provisioning(m),
+            StoreError::Ledger(e @ crate::store::LedgerError::Unavailable(_)) => {
+                Self::ClusterUnavailable(format!(
+                    "{e}: nothing was changed; running sandboxes keep running, and reads answer \
+                     from this node; try again once etcd has a quorum"
+                ))
+            }
             e => Self::Store(e),
         }
     }

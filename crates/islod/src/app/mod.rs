@@ -18,6 +18,7 @@ mod lifecycle;
 mod logs;
 mod names;
 mod network;
+mod nodes;
 mod pause;
 mod progress;
 mod quota;
@@ -111,6 +112,8 @@ pub struct App {
     creations: progress::Creations,
     webhooks: webhooks::Worker,
     activity: Arc<lifecycle::Activity>,
+    /// The cluster this node is one of (unset on a single host).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl App {
@@ -134,6 +137,7 @@ impl App {
             creations: progress::Creations::default(),
             webhooks: webhooks::Worker::default(),
             activity: Arc::default(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 

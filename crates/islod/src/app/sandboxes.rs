@@ -269,6 +269,10 @@ impl App {
             memory_mb: c.memory_mb,
             disk_gb: c.disk_gb,
         };
+        if self.clustered() {
+            let app = self.clone();
+            tokio::task::spawn_blocking(move || app.check_accepting()).await??;
+        }
         let admitted = self.admit(t, &ask).await?;
         let row = SandboxRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -288,6 +292,7 @@ impl App {
             created_at: now_rfc3339(),
             started_at: None,
             deleted_at: None,
+            node: String::new(),
         };
         match self.store.insert_sandbox(&row) {
             Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),

@@ -157,6 +157,7 @@ impl App {
             images_cached: self.store.image_count()?,
             sandboxes_running: self.store.running_count()?,
             isolation_classes: self.isolation_classes(),
+            node: self.node_name(),
         })
     }
 

@@ -54,6 +54,11 @@ pub async fn require(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let cookie = super::ui::session_cookie(req.headers());
+    if state.transport == Transport::Node {
+        let who = forwarded_tenant(req.headers()).ok_or(ApiError(AppError::Unauthorized))?;
+        req.extensions_mut().insert(who);
+        return Ok(next.run(req).await);
+    }
     let who = match header.and_then(|h| h.strip_prefix("Bearer ")) {
         Some(token) => authenticate(&state, token.trim())?,
         // The dashboard's session: only from its own pages (never a cross-site request).
@@ -101,4 +106,14 @@ pub async fn token(
         session_token: token,
         cookie_max_age: TOKEN_TTL_SECS,
     }))
+}
+
+/// The tenant a node names on a request it carried here (trusted on the node listener only,
+/// whose peers proved with their certificate that they are nodes).
+fn forwarded_tenant(h: &axum::http::HeaderMap) -> Option<Tenant> {
+    let get = |k: &str| h.get(k)?.to_str().ok().map(str::to_string);
+    Some(Tenant {
+        id: get(super::forward::TENANT_ID)?,
+        name: get(super::forward::TENANT_NAME)?,
+    })
 }

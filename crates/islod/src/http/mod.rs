@@ -9,6 +9,7 @@ mod environments;
 mod error;
 mod exec;
 mod files;
+mod forward;
 mod gateway;
 mod keys;
 mod logs;
@@ -43,6 +44,9 @@ pub use error::ApiError;
 pub enum Transport {
     Unix,
     Tcp,
+    /// The cluster's node listener: peers proved they are nodes (mutual TLS) and name the
+    /// tenant they act for.
+    Node,
 }
 
 /// Shared state of the handlers.
@@ -69,7 +73,25 @@ pub fn router(state: HttpState) -> Router {
             state.clone(),
             shares::share_host,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster_sync,
+        ))
         .with_state(state)
+}
+
+/// On a cluster's node, bring its copy of the shared state up to date before answering, so a
+/// write made through any node is seen by the next request to any other.
+async fn cluster_sync(
+    axum::extract::State(s): axum::extract::State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if s.app.clustered() {
+        let app = s.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.sync_state()).await;
+    }
+    next.run(req).await
 }
 
 /// A path no route has, ending in `/` (`/sandboxes/`, as the TypeScript SDK calls it): the

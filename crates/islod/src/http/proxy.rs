@@ -173,7 +173,7 @@ const HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
-fn wants_upgrade(h: &HeaderMap) -> bool {
+pub(super) fn wants_upgrade(h: &HeaderMap) -> bool {
     h.get(header::UPGRADE).is_some()
         && h.get_all(header::CONNECTION).iter().any(|v| {
             v.to_str().is_ok_and(|s| {
@@ -183,7 +183,7 @@ fn wants_upgrade(h: &HeaderMap) -> bool {
         })
 }
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
+pub(super) fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
     for (k, v) in from {
         if !HOP.contains(&k.as_str()) && (upgrade || k != header::UPGRADE) {
             to.append(k.clone(), v.clone());
@@ -352,7 +352,7 @@ fn bad_gateway(name: &str, port: u16, e: &hyper::Error) -> Response {
 }
 
 /// Carry an upgraded connection both ways until either side ends or the deadline passes.
-async fn tunnel(
+pub(super) async fn tunnel(
     client: impl AsyncRead + AsyncWrite + Send + 'static,
     inside: impl AsyncRead + AsyncWrite + Send + 'static,
     deadline: Deadline,

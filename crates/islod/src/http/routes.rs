@@ -7,8 +7,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::{
-    HttpState, auth, creation, environments, exec, files, gateway, keys, logs, port_forward, pty,
-    sandboxes, secrets, shares, snapshots, ssh, system, ui, watch, webhooks,
+    HttpState, auth, creation, environments, exec, files, forward, gateway, keys, logs,
+    port_forward, pty, sandboxes, secrets, shares, snapshots, ssh, system, ui, watch, webhooks,
 };
 
 /// Every endpoint. With `auth` (the server's state), all but `/auth/token` and
@@ -90,6 +90,7 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
         .routes(routes!(system::pull))
         .routes(routes!(system::info))
         .routes(routes!(system::doctor))
+        .routes(routes!(system::nodes))
         .routes(routes!(system::agents))
         // The reference lists snapshots at `/snapshots/`; clients also call it without the
         // slash. The same handlers, not a second description.
@@ -98,9 +99,12 @@ pub fn api(auth: Option<HttpState>) -> OpenApiRouter<HttpState> {
             axum::routing::get(snapshots::list).post(snapshots::create),
         );
     let protected = match auth {
-        Some(state) => {
-            protected.route_layer(axum::middleware::from_fn_with_state(state, auth::require))
-        }
+        Some(state) => protected
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                forward::to_owner,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(state, auth::require)),
         None => protected,
     };
     OpenApiRouter::with_openapi(super::openapi::base())

@@ -57,6 +57,18 @@ pub async fn pull(State(s): State<HttpState>, ApiJson(req): ApiJson<ImagePullReq
         .into_response()
 }
 
+/// The cluster's nodes, their load and health (a single host lists itself).
+#[utoipa::path(get, path = "/nodes", responses((status = 200, body = islo_api::NodeListResponse)))]
+pub async fn nodes(
+    State(s): State<HttpState>,
+) -> Result<Json<islo_api::NodeListResponse>, ApiError> {
+    let app = s.app.clone();
+    let list = tokio::task::spawn_blocking(move || app.nodes())
+        .await
+        .map_err(|e| ApiError(crate::app::AppError::Join(e)))??;
+    Ok(Json(list))
+}
+
 /// What islod's host has and lacks (`islo doctor`).
 #[utoipa::path(get, path = "/system/doctor", responses((status = 200, body = islo_api::DoctorReport)))]
 pub async fn doctor(State(s): State<HttpState>) -> Json<islo_api::DoctorReport> {

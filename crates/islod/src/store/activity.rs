@@ -36,22 +36,22 @@ impl Store {
 
     /// Write these records (one transaction).
     pub fn save_activity(&self, rows: &[(String, ActivityRow)]) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        for (id, a) in rows {
-            tx.execute(
-                "INSERT INTO sandbox_activity (sandbox_id, last_active_ms, running_ms) \
+        self.write(|db| {
+            let tx = db;
+            for (id, a) in rows {
+                tx.execute(
+                    "INSERT INTO sandbox_activity (sandbox_id, last_active_ms, running_ms) \
                  VALUES (?1, ?2, ?3) ON CONFLICT (sandbox_id) DO UPDATE SET \
                  last_active_ms = excluded.last_active_ms, running_ms = excluded.running_ms",
-                params![
-                    id,
-                    i64::try_from(a.last_active_ms).unwrap_or(i64::MAX),
-                    i64::try_from(a.running_ms).unwrap_or(i64::MAX)
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+                    params![
+                        id,
+                        i64::try_from(a.last_active_ms).unwrap_or(i64::MAX),
+                        i64::try_from(a.running_ms).unwrap_or(i64::MAX)
+                    ],
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -70,13 +70,14 @@ impl Store {
 
     /// Forget what was read of a transcript (it was rewritten or truncated).
     pub fn reset_agent_transcript(&self, id: i64) -> Result<(), StoreError> {
-        let db = self.db();
+        self.write(|db| {
         db.execute("DELETE FROM agent_events WHERE session_id = ?1", [id])?;
         db.execute(
             "UPDATE agent_sessions SET ingested_bytes = 0, first_user_text = '', model = '' WHERE id = ?1",
             [id],
         )?;
         Ok(())
+    })
     }
 
     /// Append the events read from a transcript up to byte `offset`, in one transaction.
@@ -88,9 +89,9 @@ impl Store {
         offset: u64,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        tx.execute(
+        self.write(|db| {
+            let tx = db;
+            tx.execute(
             "INSERT INTO agent_sessions (sandbox_id, path, name, agent_id, parent_path, harness) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sandbox_id, path) DO NOTHING",
             params![
@@ -102,27 +103,27 @@ impl Store {
                 crate::transcripts::HARNESS
             ],
         )?;
-        let id: i64 = tx.query_row(
-            "SELECT id FROM agent_sessions WHERE sandbox_id = ?1 AND path = ?2",
-            params![sandbox_id, path],
-            |r| r.get(0),
-        )?;
-        let mut seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM agent_events WHERE session_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        for e in events {
-            seq += 1;
-            insert_event(&tx, id, seq, e)?;
-            note_session_facts(&tx, id, path, e)?;
-        }
-        tx.execute(
-            "UPDATE agent_sessions SET ingested_bytes = ?2 WHERE id = ?1",
-            params![id, offset as i64],
-        )?;
-        tx.commit()?;
-        Ok(())
+            let id: i64 = tx.query_row(
+                "SELECT id FROM agent_sessions WHERE sandbox_id = ?1 AND path = ?2",
+                params![sandbox_id, path],
+                |r| r.get(0),
+            )?;
+            let mut seq: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM agent_events WHERE session_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            for e in events {
+                seq += 1;
+                insert_event(tx, id, seq, e)?;
+                note_session_facts(tx, id, path, e)?;
+            }
+            tx.execute(
+                "UPDATE agent_sessions SET ingested_bytes = ?2 WHERE id = ?1",
+                params![id, offset as i64],
+            )?;
+            Ok(())
+        })
     }
 
     /// Every agent session of a sandbox that has events, with its aggregates.
@@ -217,22 +218,19 @@ impl Store {
 
     /// Forget agent sessions of deleted sandboxes whose last event is older than `before_ms`.
     pub fn prune_agent_sessions(&self, before_ms: i64) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
+        self.write(|db| {
+        Ok(db.execute(
             "DELETE FROM agent_sessions WHERE id IN ( \
                SELECT s.id FROM agent_sessions s JOIN sandboxes b ON b.id = s.sandbox_id \
                WHERE b.deleted_at IS NOT NULL AND \
                COALESCE((SELECT MAX(ts_ms) FROM agent_events e WHERE e.session_id = s.id), 0) < ?1)",
             [before_ms],
         )?)
+    })
     }
 }
 
-fn insert_event(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-    seq: i64,
-    e: &Event,
-) -> rusqlite::Result<()> {
+fn insert_event(tx: &super::Tx<'_>, id: i64, seq: i64, e: &Event) -> rusqlite::Result<()> {
     let u = e.usage;
     tx.execute(
         "INSERT INTO agent_events (session_id, seq, ts_ms, event_type, actor, model, message_id, \
@@ -259,12 +257,7 @@ fn insert_event(
 
 /// The session-wide facts an event settles: first cwd, branch and typed text, latest model,
 /// and (for a legacy sub-agent transcript) its parent.
-fn note_session_facts(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-    path: &str,
-    e: &Event,
-) -> rusqlite::Result<()> {
+fn note_session_facts(tx: &super::Tx<'_>, id: i64, path: &str, e: &Event) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE agent_sessions SET \
            cwd = CASE WHEN cwd = '' THEN ?2 ELSE cwd END, \

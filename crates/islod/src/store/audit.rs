@@ -234,8 +234,8 @@ impl Store {
 
     /// Sessions still open when islod stopped can no longer record: close them.
     pub fn end_open_audits(&self, at: &str) -> Result<usize, StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
+        self.write(|db| {
+        let tx = db;
         // What islod had not stored when it stopped is lost: the log says so.
         tx.execute(
             "INSERT INTO exec_log_lines (exec_id, seq, ts, stream, data) \
@@ -247,18 +247,19 @@ impl Store {
             "UPDATE exec_sessions SET ended_at = ?1, cut = 1 WHERE ended_at IS NULL",
             [at],
         )?;
-        tx.commit()?;
         Ok(n)
+    })
     }
 
     /// Forget sessions that ended before `before`.
     pub fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
-        let db = self.db();
+        self.write(|db| {
         db.execute(
             "DELETE FROM exec_log_lines WHERE exec_id IN (SELECT id FROM exec_sessions WHERE ended_at < ?1)",
             [before],
         )?;
         Ok(db.execute("DELETE FROM exec_sessions WHERE ended_at < ?1", [before])?)
+    })
     }
 }
 

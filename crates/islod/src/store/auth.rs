@@ -32,21 +32,22 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
 impl Store {
     /// The id of tenant `name`, created if missing.
     pub fn ensure_tenant(&self, name: &str) -> Result<String, StoreError> {
-        let db = self.db();
-        if let Some(id) = db
-            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?
-        {
-            return Ok(id);
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        db.execute(
-            "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-            params![id, name, now_rfc3339()],
-        )?;
-        Ok(id)
+        self.write(|db| {
+            if let Some(id) = db
+                .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?
+            {
+                return Ok(id);
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            db.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id, name, now_rfc3339()],
+            )?;
+            Ok(id)
+        })
     }
 
     /// Name of tenant `id`.
@@ -75,13 +76,15 @@ impl Store {
         key_hash: &str,
         expires_at: Option<&str>,
     ) -> Result<String, StoreError> {
-        let id = format!("key_{}", uuid::Uuid::now_v7().simple());
-        self.db().execute(
-            "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, expires_at) \
+        self.write(|db| {
+            let id = format!("key_{}", uuid::Uuid::now_v7().simple());
+            db.execute(
+                "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, tenant_id, name, key_hash, now_rfc3339(), expires_at],
-        )?;
-        Ok(id)
+                params![id, tenant_id, name, key_hash, now_rfc3339(), expires_at],
+            )?;
+            Ok(id)
+        })
     }
 
     /// Keys: (id, tenant name, key name, created).
@@ -119,26 +122,28 @@ impl Store {
     /// Switch key `id` of a tenant on or off (off also ends its session tokens); false when
     /// the tenant has no such key.
     pub fn set_key_active(&self, tenant_id: &str, id: &str, on: bool) -> Result<bool, StoreError> {
-        let db = self.db();
-        let n = db.execute(
-            "UPDATE api_keys SET active = ?3 WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant_id, id, on],
-        )?;
-        if n == 1 && !on {
-            db.execute("DELETE FROM session_tokens WHERE key_id = ?1", [id])?;
-        }
-        Ok(n == 1)
+        self.write(|db| {
+            let n = db.execute(
+                "UPDATE api_keys SET active = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id, id, on],
+            )?;
+            if n == 1 && !on {
+                db.execute("DELETE FROM session_tokens WHERE key_id = ?1", [id])?;
+            }
+            Ok(n == 1)
+        })
     }
 
     /// Delete key `id` of a tenant and its session tokens; false when there is none.
     pub fn delete_key(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-        let db = self.db();
-        let n = db.execute(
-            "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant_id, id],
-        )?;
-        db.execute("DELETE FROM session_tokens WHERE key_id = ?1", [id])?;
-        Ok(n == 1)
+        self.write(|db| {
+            let n = db.execute(
+                "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id, id],
+            )?;
+            db.execute("DELETE FROM session_tokens WHERE key_id = ?1", [id])?;
+            Ok(n == 1)
+        })
     }
 
     /// `(tenant, key id)` of the working key with this hash: active and not expired at `now`
@@ -167,7 +172,7 @@ impl Store {
         key_id: Option<&str>,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let db = self.db();
+        self.write(|db| {
         db.execute(
             "DELETE FROM session_tokens WHERE expires_at < ?1",
             [expires_at - 86_400],
@@ -177,6 +182,7 @@ impl Store {
             params![token_hash, tenant_id, key_id, expires_at],
         )?;
         Ok(())
+    })
     }
 
     /// Tenant of an unexpired session token.

@@ -58,7 +58,7 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
 }
 
 fn insert_entries(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::Tx<'_>,
     env_id: &str,
     entries: &[EntryRow],
 ) -> Result<(), StoreError> {
@@ -102,29 +102,31 @@ fn taken(e: rusqlite::Error, name: &str) -> StoreError {
 impl Store {
     /// Record a new environment with its entries (the tenant's default if it says so).
     pub fn insert_environment(&self, env: &EnvRow, entries: &[EntryRow]) -> Result<(), StoreError> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        if env.is_default {
+        self.write(|db| {
+            let tx = db;
+            if env.is_default {
+                tx.execute(
+                    "UPDATE environments SET is_default = 0 WHERE tenant_id = ?1",
+                    [&env.tenant_id],
+                )?;
+            }
             tx.execute(
-                "UPDATE environments SET is_default = 0 WHERE tenant_id = ?1",
-                [&env.tenant_id],
-            )?;
-        }
-        tx.execute(
-            &format!("INSERT INTO environments ({ENV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![
-                env.id,
-                env.tenant_id,
-                env.name,
-                env.is_default,
-                env.created_at,
-                env.updated_at
-            ],
-        )
-        .map_err(|e| taken(e, &env.name))?;
-        insert_entries(&tx, &env.id, entries)?;
-        tx.commit()?;
-        Ok(())
+                &format!(
+                    "INSERT INTO environments ({ENV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    env.id,
+                    env.tenant_id,
+                    env.name,
+                    env.is_default,
+                    env.created_at,
+                    env.updated_at
+                ],
+            )
+            .map_err(|e| taken(e, &env.name))?;
+            insert_entries(tx, &env.id, entries)?;
+            Ok(())
+        })
     }
 
     /// Write an environment's name, default flag and (when given) its whole entry set.
@@ -133,31 +135,31 @@ impl Store {
         env: &EnvRow,
         entries: Option<&[EntryRow]>,
     ) -> Result<(), StoreError> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        if env.is_default {
+        self.write(|db| {
+            let tx = db;
+            if env.is_default {
+                tx.execute(
+                    "UPDATE environments SET is_default = 0 WHERE tenant_id = ?1 AND id <> ?2",
+                    params![env.tenant_id, env.id],
+                )?;
+            }
             tx.execute(
-                "UPDATE environments SET is_default = 0 WHERE tenant_id = ?1 AND id <> ?2",
-                params![env.tenant_id, env.id],
-            )?;
-        }
-        tx.execute(
-            "UPDATE environments SET name = ?3, is_default = ?4, updated_at = ?5 \
+                "UPDATE environments SET name = ?3, is_default = ?4, updated_at = ?5 \
              WHERE tenant_id = ?1 AND id = ?2",
-            params![
-                env.tenant_id,
-                env.id,
-                env.name,
-                env.is_default,
-                now_rfc3339()
-            ],
-        )
-        .map_err(|e| taken(e, &env.name))?;
-        if let Some(entries) = entries {
-            insert_entries(&tx, &env.id, entries)?;
-        }
-        tx.commit()?;
-        Ok(())
+                params![
+                    env.tenant_id,
+                    env.id,
+                    env.name,
+                    env.is_default,
+                    now_rfc3339()
+                ],
+            )
+            .map_err(|e| taken(e, &env.name))?;
+            if let Some(entries) = entries {
+                insert_entries(tx, &env.id, entries)?;
+            }
+            Ok(())
+        })
     }
 
     pub fn environments(&self, tenant_id: &str) -> Result<Vec<EnvRow>, StoreError> {
@@ -226,11 +228,13 @@ impl Store {
 
     /// Delete a tenant's environment; false when there is none by that id.
     pub fn delete_environment(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
-        let n = self.db().execute(
-            "DELETE FROM environments WHERE tenant_id = ?1 AND id = ?2",
-            params![tenant_id, id],
-        )?;
-        Ok(n == 1)
+        self.write(|db| {
+            let n = db.execute(
+                "DELETE FROM environments WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id, id],
+            )?;
+            Ok(n == 1)
+        })
     }
 }
 

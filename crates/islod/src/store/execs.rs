@@ -20,19 +20,23 @@ pub struct ExecRow {
 
 impl Store {
     pub fn insert_exec(&self, id: &str, sandbox_id: &str) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+            db.execute(
             "INSERT INTO execs (id, sandbox_id, status, created_at) VALUES (?1, ?2, 'running', ?3)",
             params![id, sandbox_id, now_rfc3339()],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn finish_exec(&self, row: &ExecRow) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE execs SET status = ?2, exit_code = ?3, stdout = ?4, stderr = ?5, truncated = ?6, finished_at = ?7 WHERE id = ?1",
             params![row.id, row.status.as_str(), row.exit_code, row.stdout, row.stderr, row.truncated, now_rfc3339()],
         )?;
         Ok(())
+    })
     }
 
     pub fn exec(&self, sandbox_id: &str, id: &str) -> Result<Option<ExecRow>, StoreError> {
@@ -76,9 +80,11 @@ impl Store {
 
     /// Execs that were running when islod stopped can no longer report: mark them failed.
     pub fn fail_running_execs(&self) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
-            "UPDATE execs SET status = 'failed', finished_at = ?1 WHERE status = 'running'",
-            [now_rfc3339()],
-        )?)
+        self.write(|db| {
+            Ok(db.execute(
+                "UPDATE execs SET status = 'failed', finished_at = ?1 WHERE status = 'running'",
+                [now_rfc3339()],
+            )?)
+        })
     }
 }

@@ -53,7 +53,7 @@ impl Store {
         &self,
         tenant: &str,
     ) -> Result<Vec<GatewayProfileResponse>, StoreError> {
-        let db = self.db();
+        self.write(|db| {
         let now = now_rfc3339();
         db.execute(
             "INSERT INTO gateway_profiles (id, tenant_id, name, description, default_action, internet_enabled, is_default, created_at, updated_at) \
@@ -66,6 +66,7 @@ impl Store {
         ))?;
         let rows = st.query_map([tenant], profile)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    })
     }
 
     /// A profile by id or name.
@@ -86,8 +87,8 @@ impl Store {
         tenant: &str,
         p: &GatewayProfileResponse,
     ) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
+        self.write(|db| {
+        let tx = db;
         if p.is_default {
             tx.execute(
                 "UPDATE gateway_profiles SET is_default = 0 WHERE tenant_id = ?1 AND id != ?2",
@@ -112,15 +113,16 @@ impl Store {
             }
             other => other?,
         };
-        tx.commit()?;
         Ok(())
+    })
     }
 
     pub fn delete_gateway_profile(&self, id: &str) -> Result<(), StoreError> {
-        let db = self.db();
-        db.execute("DELETE FROM gateway_rules WHERE profile_id = ?1", [id])?;
-        db.execute("DELETE FROM gateway_profiles WHERE id = ?1", [id])?;
-        Ok(())
+        self.write(|db| {
+            db.execute("DELETE FROM gateway_rules WHERE profile_id = ?1", [id])?;
+            db.execute("DELETE FROM gateway_profiles WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// Rules of a profile, by priority.
@@ -139,7 +141,8 @@ impl Store {
         profile_id: &str,
         r: &GatewayRuleResponse,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "INSERT INTO gateway_rules (id, profile_id, priority, host_pattern, path_pattern, methods, action, \
              rate_limit_rpm, provider_key, auth_strategy, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
@@ -151,13 +154,16 @@ impl Store {
             ],
         )?;
         Ok(())
+    })
     }
 
     /// Remove a rule; whether it was there.
     pub fn delete_gateway_rule(&self, profile_id: &str, rule_id: &str) -> Result<bool, StoreError> {
-        Ok(self.db().execute(
-            "DELETE FROM gateway_rules WHERE profile_id = ?1 AND id = ?2",
-            params![profile_id, rule_id],
-        )? > 0)
+        self.write(|db| {
+            Ok(db.execute(
+                "DELETE FROM gateway_rules WHERE profile_id = ?1 AND id = ?2",
+                params![profile_id, rule_id],
+            )? > 0)
+        })
     }
 }

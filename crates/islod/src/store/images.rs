@@ -48,12 +48,14 @@ impl Store {
     }
 
     pub fn put_image(&self, img: &ImageRow) -> Result<(), StoreError> {
+        self.write(|db| {
         let layers = serde_json::to_string(&img.layers).unwrap_or_default();
-        self.db().execute(
+        db.execute(
             "INSERT OR REPLACE INTO images (reference, digest, config, layers, pulled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![img.reference, img.digest, img.config, layers, now_rfc3339()],
         )?;
         Ok(())
+    })
     }
 
     pub fn image_count(&self) -> Result<u64, StoreError> {

@@ -13,6 +13,7 @@ mod execs;
 mod gateway;
 mod images;
 mod netgw;
+mod replica;
 mod sandboxes;
 mod sessions;
 mod setup;
@@ -34,6 +35,7 @@ pub use environments::{EntryRow, EnvRow};
 pub use execs::ExecRow;
 pub use images::ImageRow;
 pub use netgw::{EventFilter, EventScope, SecretMeta};
+pub use replica::{Batch, Ledger, LedgerError, MemLedger, Replica, Tx};
 pub use sandboxes::{Binding, Op, SandboxFilter, SandboxRow, StoredSpec};
 pub use shares::ShareRow;
 pub use snapshots::SnapshotRow;
@@ -54,6 +56,12 @@ pub enum StoreError {
     Exhausted(String),
     #[error("the state database {path} is damaged: {detail}")]
     Damaged { path: String, detail: String },
+    /// The cluster's store refused or could not take a write (no quorum, unreachable).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// This node's replica of the cluster's state cannot go on.
+    #[error("cluster replica: {0}")]
+    Replica(String),
 }
 
 const SCHEMA_V1: &str = r#"
@@ -451,46 +459,60 @@ CREATE TABLE webhook_attempts (
 );
 "#;
 
+/// The cluster's place in a node's database: the last ledger entry applied (node-local), and
+/// which node each sandbox lives on (empty on a single host).
+const SCHEMA_V20: &str = r#"
+CREATE TABLE cluster_state (
+    k TEXT PRIMARY KEY,
+    v TEXT NOT NULL
+);
+ALTER TABLE sandboxes ADD COLUMN node TEXT NOT NULL DEFAULT '';
+CREATE INDEX sandboxes_live_by_node ON sandboxes(node) WHERE deleted_at IS NULL;
+"#;
+
+const SCHEMAS: &[&str] = &[
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
+    SCHEMA_V9, SCHEMA_V10, SCHEMA_V11, SCHEMA_V12, SCHEMA_V13, SCHEMA_V14, SCHEMA_V15, SCHEMA_V16,
+    SCHEMA_V17, SCHEMA_V18, SCHEMA_V19, SCHEMA_V20,
+];
+
+/// The schema version this build writes.
+pub(crate) fn schema_version() -> usize {
+    SCHEMAS.len()
+}
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(SCHEMA_V1),
-        M::up(SCHEMA_V2),
-        M::up(SCHEMA_V3),
-        M::up(SCHEMA_V4),
-        M::up(SCHEMA_V5),
-        M::up(SCHEMA_V6),
-        M::up(SCHEMA_V7),
-        M::up(SCHEMA_V8),
-        M::up(SCHEMA_V9),
-        M::up(SCHEMA_V10),
-        M::up(SCHEMA_V11),
-        M::up(SCHEMA_V12),
-        M::up(SCHEMA_V13),
-        M::up(SCHEMA_V14),
-        M::up(SCHEMA_V15),
-        M::up(SCHEMA_V16),
-        M::up(SCHEMA_V17),
-        M::up(SCHEMA_V18),
-        M::up(SCHEMA_V19),
-    ])
+    Migrations::new(SCHEMAS.iter().map(|s| M::up(s)).collect())
 }
 
 /// The state store.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Set when this node is one of a cluster's: shared writes go through its ledger.
+    replica: Option<Replica>,
 }
 
 impl Store {
     /// Open (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_in(path, None)
+    }
+
+    /// Open the database at `path` as this node's replica of a cluster's state (`None`:
+    /// alone): it joins first (see [`replica`]), so what it serves is the cluster's.
+    pub fn open_in(path: &Path, replica: Option<Replica>) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
+        if let Some(rep) = &replica {
+            replica::join(&mut conn, rep)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
+            replica,
         })
     }
 
@@ -517,10 +539,19 @@ impl Store {
 
     /// A throw-away in-memory store (tests).
     pub fn memory() -> Result<Self, StoreError> {
+        Self::memory_in(None)
+    }
+
+    /// A throw-away in-memory replica (tests of replication).
+    pub fn memory_in(replica: Option<Replica>) -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         migrations().to_latest(&mut conn)?;
+        if let Some(rep) = &replica {
+            replica::join(&mut conn, rep)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
+            replica,
         })
     }
 

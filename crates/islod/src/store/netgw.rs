@@ -67,12 +67,13 @@ pub struct SecretMeta {
 impl Store {
     /// Give sandbox `id` the lowest free link slot below `max`.
     pub fn allocate_net_slot(&self, id: &str, max: u32) -> Result<u32, StoreError> {
-        let db = self.db();
+        let node = self.node();
+        self.write(|db| {
         let mut stmt = db.prepare(
-            "SELECT net_slot FROM sandboxes WHERE net_slot IS NOT NULL ORDER BY net_slot",
+            "SELECT net_slot FROM sandboxes WHERE net_slot IS NOT NULL AND node = ?1 ORDER BY net_slot",
         )?;
         let used: Vec<u32> = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map([node], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut slot = 0u32;
         for u in used {
@@ -91,6 +92,7 @@ impl Store {
             params![id, slot],
         )?;
         Ok(slot)
+    })
     }
 
     /// The live sandbox on link `slot`: its id, tenant and what it was made with.
@@ -101,8 +103,9 @@ impl Store {
         let row: Option<(String, String, String)> = self
             .db()
             .query_row(
-                "SELECT id, tenant_id, runtime_spec FROM sandboxes WHERE net_slot = ?1 AND deleted_at IS NULL",
-                [slot],
+                "SELECT id, tenant_id, runtime_spec FROM sandboxes WHERE net_slot = ?1 AND deleted_at IS NULL \
+                 AND node = ?2",
+                params![slot, self.node()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -119,8 +122,9 @@ impl Store {
     /// Whether any live sandbox has a link.
     pub fn any_networked(&self) -> Result<bool, StoreError> {
         Ok(self.db().query_row(
-            "SELECT EXISTS (SELECT 1 FROM sandboxes WHERE net_slot IS NOT NULL AND deleted_at IS NULL)",
-            [],
+            "SELECT EXISTS (SELECT 1 FROM sandboxes WHERE net_slot IS NOT NULL AND deleted_at IS NULL \
+             AND node = ?1)",
+            [self.node()],
             |r| r.get(0),
         )?)
     }
@@ -132,6 +136,7 @@ impl Store {
         value: &str,
         meta: &SecretMeta,
     ) -> Result<(), StoreError> {
+        self.write(|db| {
         let now = now_rfc3339();
         let env = serde_json::to_string(&meta.env_vars).unwrap_or_else(|_| "[]".into());
         let hosts = serde_json::to_string(&meta.hosts).unwrap_or_else(|_| "[]".into());
@@ -139,7 +144,7 @@ impl Store {
             .auth_strategy
             .as_ref()
             .and_then(|a| serde_json::to_string(a).ok());
-        self.db().execute(
+        db.execute(
             "INSERT INTO secrets (tenant_id, name, value, env_vars, created_at, updated_at, hosts, auth_strategy) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET value = ?3, env_vars = ?4, updated_at = ?5, \
@@ -147,6 +152,7 @@ impl Store {
             params![tenant, name, value, env, now, hosts, auth],
         )?;
         Ok(())
+    })
     }
 
     pub fn secrets(&self, tenant: &str) -> Result<Vec<SecretResponse>, StoreError> {
@@ -174,10 +180,12 @@ impl Store {
     }
 
     pub fn delete_secret(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
-        Ok(self.db().execute(
-            "DELETE FROM secrets WHERE tenant_id = ?1 AND name = ?2",
-            params![tenant, name],
-        )? > 0)
+        self.write(|db| {
+            Ok(db.execute(
+                "DELETE FROM secrets WHERE tenant_id = ?1 AND name = ?2",
+                params![tenant, name],
+            )? > 0)
+        })
     }
 
     /// Store decisions, each with its tenant (their ids are assigned here).
@@ -185,8 +193,8 @@ impl Store {
         &self,
         events: &[(String, GatewayEventResponse)],
     ) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
+        self.write(|db| {
+        let tx = db;
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO gateway_events (tenant_id, sandbox_id, at, scheme, host, method, path, \
@@ -212,24 +220,24 @@ impl Store {
                 ])?;
             }
         }
-        tx.commit()?;
         Ok(())
+    })
     }
 
     /// Keep only the newest `keep` decisions of a sandbox.
     pub fn trim_gateway_events(&self, sandbox_id: &str, keep: u64) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
-            "DELETE FROM gateway_events WHERE sandbox_id = ?1 AND id <= (SELECT id FROM \
+        self.write(|db| {
+            Ok(db.execute(
+                "DELETE FROM gateway_events WHERE sandbox_id = ?1 AND id <= (SELECT id FROM \
              gateway_events WHERE sandbox_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-            params![sandbox_id, keep as i64],
-        )?)
+                params![sandbox_id, keep as i64],
+            )?)
+        })
     }
 
     /// Drop decisions made before `before` (RFC 3339).
     pub fn prune_gateway_events(&self, before: &str) -> Result<usize, StoreError> {
-        Ok(self
-            .db()
-            .execute("DELETE FROM gateway_events WHERE at < ?1", [before])?)
+        self.write(|db| Ok(db.execute("DELETE FROM gateway_events WHERE at < ?1", [before])?))
     }
 
     /// Decisions of a sandbox or of a whole tenant, oldest first: after an id, or since a

@@ -28,6 +28,8 @@ pub struct SandboxRow {
     pub created_at: String,
     pub started_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// The cluster node it lives on (empty on a single host); set by the store at insert.
+    pub node: String,
 }
 
 /// What a sandbox was made with, kept as JSON in `sandboxes.runtime_spec` (its shape is the
@@ -148,7 +150,7 @@ fn like_escaped(s: &str) -> String {
 }
 
 const COLUMNS: &str = "id, tenant_id, name, image, status, status_reason, vcpus, memory_mb, disk_gb, env, workdir, \
-     runtime_spec, request_id, request_hash, created_at, started_at, deleted_at";
+     runtime_spec, request_id, request_hash, created_at, started_at, deleted_at, node";
 
 /// A row as read: the record, and its status, env and spec still as text.
 type RawRow = (SandboxRow, String, String, String);
@@ -175,6 +177,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
             created_at: r.get(14)?,
             started_at: r.get(15)?,
             deleted_at: r.get(16)?,
+            node: r.get(17)?,
         },
         status,
         env,
@@ -199,14 +202,16 @@ impl Store {
     /// Record a new sandbox, its [`Op::Create`] in progress. A live sandbox of the same name in
     /// the tenant makes this fail with [`StoreError::NameTaken`].
     pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<(), StoreError> {
+        self.write(|db| {
         let env = serde_json::to_string(&s.env).unwrap_or_else(|_| "{}".into());
         let stored = s.stored.text();
-        let res = self.db().execute(
-            &format!("INSERT INTO sandboxes ({COLUMNS}, pending_op) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'create')"),
+        let node = self.node();
+        let res = db.execute(
+            &format!("INSERT INTO sandboxes ({COLUMNS}, pending_op) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'create')"),
             params![
                 s.id, s.tenant_id, s.name, s.image, s.status.as_str(), s.status_reason, s.vcpus, s.memory_mb,
                 s.disk_gb, env, s.workdir, stored, s.request_id, s.request_hash, s.created_at,
-                s.started_at, s.deleted_at
+                s.started_at, s.deleted_at, node
             ],
         );
         match res {
@@ -218,6 +223,7 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    })
     }
 
     fn one(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<SandboxRow>, StoreError> {
@@ -317,13 +323,16 @@ impl Store {
         ))
     }
 
-    /// Every live sandbox of every tenant (reconciliation at start-up).
+    /// Every live sandbox of every tenant on this node (reconciliation at start-up, the
+    /// watchdog, lifecycle policies).
     pub fn live_sandboxes(&self) -> Result<Vec<SandboxRow>, StoreError> {
         let db = self.db();
         let mut st = db.prepare(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL"
+            "SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL AND node = ?1"
         ))?;
-        let raw = st.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let raw = st
+            .query_map([self.node()], from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         drop(st);
         drop(db);
         raw.into_iter().map(finish).collect()
@@ -345,28 +354,55 @@ impl Store {
     /// Sandboxes of every tenant that run or are starting.
     pub fn live_count(&self) -> Result<u64, StoreError> {
         Ok(self.db().query_row(
-            "SELECT COUNT(*) FROM sandboxes WHERE status IN ('running', 'starting')",
-            [],
+            "SELECT COUNT(*) FROM sandboxes WHERE status IN ('running', 'starting') AND node = ?1",
+            [self.node()],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+
+    /// Sandboxes recorded on this node (not deleted), and those running.
+    pub fn node_counts(&self) -> Result<(u64, u64), StoreError> {
+        self.counts_on(self.node())
+    }
+
+    /// Sandboxes recorded on node `node` (not deleted), and those running.
+    pub fn counts_on(&self, node: &str) -> Result<(u64, u64), StoreError> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'running'), 0) FROM sandboxes \
+             WHERE deleted_at IS NULL AND node = ?1",
+            [node],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
+    /// The nodes live sandboxes are recorded on.
+    pub fn sandbox_nodes(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT DISTINCT node FROM sandboxes WHERE deleted_at IS NULL ORDER BY node",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Count of running sandboxes.
     pub fn running_count(&self) -> Result<u64, StoreError> {
         Ok(self.db().query_row(
-            "SELECT COUNT(*) FROM sandboxes WHERE status = 'running'",
-            [],
+            "SELECT COUNT(*) FROM sandboxes WHERE status = 'running' AND node = ?1",
+            [self.node()],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
 
     /// Record that `op` begins, with the status the sandbox shows meanwhile.
     pub fn begin_op(&self, id: &str, op: Op, status: SandboxStatus) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+            db.execute(
             "UPDATE sandboxes SET status = ?2, status_reason = NULL, pending_op = ?3 WHERE id = ?1",
             params![id, status.as_str(), op.as_str()],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The operation a sandbox is in the middle of, if any.
@@ -397,12 +433,14 @@ impl Store {
         reason: Option<&str>,
         started_at: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE sandboxes SET status = ?2, status_reason = ?3, started_at = COALESCE(?4, started_at), \
              pending_op = NULL WHERE id = ?1",
             params![id, status.as_str(), reason, started_at],
         )?;
         Ok(())
+    })
     }
 
     /// Record what the back end was given.
@@ -420,31 +458,33 @@ impl Store {
 
     /// Record what sandbox `id` is made with, and the layers it stands on.
     pub fn set_runtime_spec(&self, id: &str, stored: &StoredSpec) -> Result<(), StoreError> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
-        tx.execute(
-            "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",
-            params![id, stored.text()],
-        )?;
-        tx.execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
-        let layers = stored.spec.iter().flat_map(|s| &s.layers);
-        for layer in layers {
+        self.write(|db| {
+            let tx = db;
             tx.execute(
-                "INSERT INTO layer_refs (layer, sandbox_id) VALUES (?1, ?2)",
-                params![layer.to_string_lossy(), id],
+                "UPDATE sandboxes SET runtime_spec = ?2 WHERE id = ?1",
+                params![id, stored.text()],
             )?;
-        }
-        tx.commit()?;
-        Ok(())
+            tx.execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
+            let layers = stored.spec.iter().flat_map(|s| &s.layers);
+            for layer in layers {
+                tx.execute(
+                    "INSERT INTO layer_refs (layer, sandbox_id) VALUES (?1, ?2)",
+                    params![layer.to_string_lossy(), id],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Record the host id range sandbox `id` holds.
     pub fn set_id_range(&self, id: &str, range: u32) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE sandboxes SET id_range = ?2 WHERE id = ?1",
-            params![id, range],
-        )?;
-        Ok(())
+        self.write(|db| {
+            db.execute(
+                "UPDATE sandboxes SET id_range = ?2 WHERE id = ?1",
+                params![id, range],
+            )?;
+            Ok(())
+        })
     }
 
     /// The id range sandbox `id` holds.
@@ -463,8 +503,8 @@ impl Store {
         Ok(self
             .db()
             .query_row(
-                "SELECT id FROM sandboxes WHERE id_range = ?1 AND deleted_at IS NULL",
-                [range],
+                "SELECT id FROM sandboxes WHERE id_range = ?1 AND deleted_at IS NULL AND node = ?2",
+                params![range, self.node()],
                 |r| r.get(0),
             )
             .optional()?)
@@ -472,23 +512,25 @@ impl Store {
 
     /// Mark deleted: the name is free again, the record stays readable by id.
     pub fn mark_deleted(&self, id: &str, at: &str) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE sandboxes SET status = 'deleted', status_reason = NULL, deleted_at = ?2, net_slot = NULL, \
              id_range = NULL, pending_op = NULL WHERE id = ?1",
             params![id, at],
         )?;
-        self.db()
+        db
             .execute("DELETE FROM layer_refs WHERE sandbox_id = ?1", [id])?;
-        self.db().execute(
+        db.execute(
             "UPDATE shares SET revoked_at = ?2 WHERE sandbox_id = ?1 AND revoked_at IS NULL",
             params![id, at],
         )?;
         Ok(())
+    })
     }
 
     /// Forget a sandbox whose creation failed (it never existed for the user).
     pub fn remove_sandbox(&self, id: &str) -> Result<(), StoreError> {
-        let db = self.db();
+        self.write(|db| {
         db.execute("DELETE FROM execs WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM ended_sessions WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM setup_steps WHERE sandbox_id = ?1", [id])?;
@@ -501,6 +543,7 @@ impl Store {
         db.execute("DELETE FROM shares WHERE sandbox_id = ?1", [id])?;
         db.execute("DELETE FROM sandboxes WHERE id = ?1", [id])?;
         Ok(())
+    })
     }
 }
 
@@ -551,6 +594,7 @@ pub(crate) mod tests {
             created_at: super::super::now_rfc3339(),
             started_at: None,
             deleted_at: None,
+            node: String::new(),
         }
     }
 

@@ -12,11 +12,13 @@ impl Store {
         name: &str,
         started_at_ms: u64,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "INSERT OR REPLACE INTO ended_sessions (sandbox_id, name, started_at_ms) VALUES (?1, ?2, ?3)",
             params![sandbox_id, name, started_at_ms as i64],
         )?;
         Ok(())
+    })
     }
 
     /// Ended sessions of a sandbox: (name, started_at_ms).
@@ -34,10 +36,12 @@ impl Store {
 
     /// Forget an ended session; `false` when there was none.
     pub fn forget_ended_session(&self, sandbox_id: &str, name: &str) -> Result<bool, StoreError> {
-        Ok(self.db().execute(
-            "DELETE FROM ended_sessions WHERE sandbox_id = ?1 AND name = ?2",
-            params![sandbox_id, name],
-        )? > 0)
+        self.write(|db| {
+            Ok(db.execute(
+                "DELETE FROM ended_sessions WHERE sandbox_id = ?1 AND name = ?2",
+                params![sandbox_id, name],
+            )? > 0)
+        })
     }
 }
 

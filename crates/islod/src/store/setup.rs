@@ -8,16 +8,16 @@ use super::{Store, StoreError};
 impl Store {
     /// Record a sandbox's steps, all `pending`.
     pub fn insert_setup_steps(&self, sandbox_id: &str, names: &[String]) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
+        self.write(|db| {
+        let tx = db;
         for (i, n) in names.iter().enumerate() {
             tx.execute(
                 "INSERT INTO setup_steps (sandbox_id, idx, name, status) VALUES (?1, ?2, ?3, 'pending')",
                 params![sandbox_id, i as i64, n],
             )?;
         }
-        tx.commit()?;
         Ok(())
+    })
     }
 
     /// Update one step.
@@ -27,12 +27,14 @@ impl Store {
         idx: usize,
         r: &SetupStepResult,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE setup_steps SET status = ?3, stdout = ?4, stderr = ?5, exit_code = ?6, exec_id = ?7 \
              WHERE sandbox_id = ?1 AND idx = ?2",
             params![sandbox_id, idx as i64, r.status.as_str(), r.stdout, r.stderr, r.exit_code, r.exec_id],
         )?;
         Ok(())
+    })
     }
 
     /// A sandbox's steps in order (empty when it had none).
@@ -66,11 +68,13 @@ impl Store {
 
     /// Steps left `pending` or `running` by a stop can never finish.
     pub fn fail_unfinished_setup(&self) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
+        self.write(|db| {
+        Ok(db.execute(
             "UPDATE setup_steps SET status = CASE status WHEN 'running' THEN 'failed' ELSE 'skipped' END, \
              stderr = COALESCE(stderr, '') || CASE status WHEN 'running' THEN 'islod stopped during this step' ELSE '' END \
              WHERE status IN ('pending', 'running')",
-            [],
+            rusqlite::params![],
         )?)
+    })
     }
 }

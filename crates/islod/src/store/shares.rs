@@ -48,19 +48,21 @@ fn record(r: &Row<'_>) -> rusqlite::Result<ShareRequestRecord> {
 
 impl Store {
     pub fn insert_share(&self, s: &ShareRow) -> Result<(), StoreError> {
-        self.db().execute(
-            "INSERT INTO shares (id, sandbox_id, token, port, created_at, expires_at) \
+        self.write(|db| {
+            db.execute(
+                "INSERT INTO shares (id, sandbox_id, token, port, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                s.id,
-                s.sandbox_id,
-                s.token,
-                s.port,
-                s.created_at,
-                s.expires_at
-            ],
-        )?;
-        Ok(())
+                params![
+                    s.id,
+                    s.sandbox_id,
+                    s.token,
+                    s.port,
+                    s.created_at,
+                    s.expires_at
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     /// The shares of a sandbox not revoked (expired ones included: the caller compares).
@@ -88,29 +90,35 @@ impl Store {
 
     /// Revoke share `id` of a sandbox; false when it has none by that id (or it was revoked).
     pub fn revoke_share(&self, sandbox_id: &str, id: &str, at: &str) -> Result<bool, StoreError> {
-        let n = self.db().execute(
+        self.write(|db| {
+        let n = db.execute(
             "UPDATE shares SET revoked_at = ?3 WHERE sandbox_id = ?1 AND id = ?2 AND revoked_at IS NULL",
             params![sandbox_id, id, at],
         )?;
         Ok(n == 1)
+    })
     }
 
     /// Revoke every share of a sandbox (it is being removed); their ids.
     pub fn revoke_shares_of(&self, sandbox_id: &str, at: &str) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = self
-            .shares_of(sandbox_id)?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        self.db().execute(
+        self.write(|db| {
+        let mut st = db.prepare(
+            "SELECT id FROM shares WHERE sandbox_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )?;
+        let ids = st
+            .query_map([sandbox_id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        db.execute(
             "UPDATE shares SET revoked_at = ?2 WHERE sandbox_id = ?1 AND revoked_at IS NULL",
             params![sandbox_id, at],
         )?;
         Ok(ids)
+    })
     }
 
     pub fn insert_share_request(&self, r: &ShareRequestRecord) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+            db.execute(
             "INSERT INTO share_requests (share_id, at, client, user_agent, method, path, status, \
              bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -125,7 +133,8 @@ impl Store {
                 r.bytes_out as i64
             ],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Requests served through share `id` of a sandbox, oldest first, at most `limit`.

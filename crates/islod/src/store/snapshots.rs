@@ -44,7 +44,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRow> {
 impl Store {
     /// Insert a snapshot; [`StoreError::NameTaken`] when the tenant already has the name.
     pub fn insert_snapshot(&self, s: &SnapshotRow) -> Result<(), StoreError> {
-        let res = self.db().execute(
+        self.write(|db| {
+        let res = db.execute(
             &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 s.id, s.tenant_id, s.name, s.sandbox_id, s.status.as_str(), s.status_reason,
@@ -59,25 +60,27 @@ impl Store {
             }
             other => {
                 other?;
-                self.refresh_layer_refs(&s.id)
+                refresh_layer_refs(db, &s.id)
             }
         }
+    })
     }
+}
 
-    /// Re-read which layers snapshot `id` stands on from its base.
-    fn refresh_layer_refs(&self, id: &str) -> Result<(), StoreError> {
-        let db = self.db();
-        let tx = db.unchecked_transaction()?;
+/// Re-read which layers snapshot `id` stands on from its base.
+fn refresh_layer_refs(tx: &super::Tx<'_>, id: &str) -> Result<(), StoreError> {
+    {
         tx.execute("DELETE FROM layer_refs WHERE snapshot_id = ?1", [id])?;
         tx.execute(
             "INSERT INTO layer_refs (layer, snapshot_id) SELECT j.value, n.id FROM snapshots n, \
              json_each(n.base, '$.layers') j WHERE n.id = ?1 AND json_valid(n.base)",
             [id],
         )?;
-        tx.commit()?;
         Ok(())
     }
+}
 
+impl Store {
     pub fn snapshot_by_name(
         &self,
         tenant_id: &str,
@@ -125,7 +128,8 @@ impl Store {
         checksum: Option<&str>,
         base: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+            db.execute(
             "UPDATE snapshots SET status = ?2, status_reason = ?3, size_bytes = ?4, checksum = ?5, \
              base = COALESCE(?6, base) WHERE id = ?1",
             params![
@@ -137,13 +141,15 @@ impl Store {
                 base
             ],
         )?;
-        self.refresh_layer_refs(id)
+            refresh_layer_refs(db, id)
+        })
     }
 
     pub fn delete_snapshot(&self, id: &str) -> Result<(), StoreError> {
-        self.db()
-            .execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
-        Ok(())
+        self.write(|db| {
+            db.execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// Whether a live sandbox or another snapshot still stands on the layer at `path`.
@@ -158,11 +164,13 @@ impl Store {
 
     /// Snapshots left `saving` by a crash: they can never finish.
     pub fn fail_unfinished_snapshots(&self) -> Result<usize, StoreError> {
-        Ok(self.db().execute(
+        self.write(|db| {
+            Ok(db.execute(
             "UPDATE snapshots SET status = 'failed', status_reason = 'islod stopped while saving' \
              WHERE status = 'saving'",
-            [],
+            rusqlite::params![],
         )?)
+        })
     }
 }
 

@@ -91,26 +91,32 @@ pub struct DeliveryFilter {
 
 impl Store {
     pub fn insert_webhook(&self, w: &WebhookRow) -> Result<(), StoreError> {
-        self.db().execute(
-            &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![
-                w.id,
-                w.tenant_id,
-                w.name,
-                w.config,
-                w.status.as_str(),
-                w.created_at
-            ],
-        )?;
-        Ok(())
+        self.write(|db| {
+            db.execute(
+                &format!(
+                    "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    w.id,
+                    w.tenant_id,
+                    w.name,
+                    w.config,
+                    w.status.as_str(),
+                    w.created_at
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     pub fn update_webhook(&self, w: &WebhookRow) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE webhooks SET name = ?3, config = ?4, status = ?5 WHERE tenant_id = ?1 AND id = ?2",
             params![w.tenant_id, w.id, w.name, w.config, w.status.as_str()],
         )?;
         Ok(())
+    })
     }
 
     /// A tenant's live webhooks.
@@ -145,31 +151,33 @@ impl Store {
 
     /// Soft delete; false when the tenant has no such live webhook.
     pub fn delete_webhook(&self, tenant_id: &str, id: &str, at: &str) -> Result<bool, StoreError> {
-        let n = self.db().execute(
-            "UPDATE webhooks SET deleted_at = ?3, status = 'disabled' \
+        self.write(|db| {
+            let n = db.execute(
+                "UPDATE webhooks SET deleted_at = ?3, status = 'disabled' \
              WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
-            params![tenant_id, id, at],
-        )?;
-        Ok(n == 1)
+                params![tenant_id, id, at],
+            )?;
+            Ok(n == 1)
+        })
     }
 
     /// Record a delivery; `Err(existing)` when one with its idempotency key is there.
     pub fn insert_delivery(&self, d: &DeliveryRow) -> Result<Result<(), DeliveryRow>, StoreError> {
-        let db = self.db();
-        let existing = db
-            .query_row(
-                &format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+        self.write(|db| {
+            let existing = db
+                .query_row(
+                    &format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
                      WHERE webhook_id = ?1 AND idempotency_key = ?2"
-                ),
-                params![d.webhook_id, d.idempotency_key],
-                delivery,
-            )
-            .optional()?;
-        if let Some(e) = existing {
-            return Ok(Err(e));
-        }
-        db.execute(
+                    ),
+                    params![d.webhook_id, d.idempotency_key],
+                    delivery,
+                )
+                .optional()?;
+            if let Some(e) = existing {
+                return Ok(Err(e));
+            }
+            db.execute(
             &format!(
                 "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, \
                  ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
@@ -195,12 +203,14 @@ impl Store {
                 d.external_event_id
             ],
         )?;
-        Ok(Ok(()))
+            Ok(Ok(()))
+        })
     }
 
     /// Write where a delivery is.
     pub fn update_delivery(&self, d: &DeliveryRow) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+        db.execute(
             "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, \
              completed_at = ?5, last_error = ?6, resolved_sandbox_name = ?7, resolved_sandbox_id = ?8 \
              WHERE event_id = ?1",
@@ -216,6 +226,7 @@ impl Store {
             ],
         )?;
         Ok(())
+    })
     }
 
     pub fn delivery(
@@ -273,7 +284,8 @@ impl Store {
         event_id: &str,
         a: &WebhookActionAttempt,
     ) -> Result<(), StoreError> {
-        self.db().execute(
+        self.write(|db| {
+            db.execute(
             "INSERT INTO webhook_attempts (event_id, action_index, action_key, status, started_at, \
              completed_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -286,7 +298,8 @@ impl Store {
                 a.error
             ],
         )?;
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn attempts(&self, event_id: &str) -> Result<Vec<WebhookActionAttempt>, StoreError> {

@@ -1,0 +1,143 @@
+//! The nodes of islod's cluster, as the API shows them, and what this node publishes.
+
+use std::sync::Arc;
+
+use islo_api::{NodeHealth, NodeListResponse};
+
+use super::{App, AppError, Tenant};
+use crate::cluster::{Cluster, NodeRecord, membership};
+
+/// What the host has: (vCPUs, memory MB, disk GB free under `dir`).
+pub fn host_capacity(dir: &std::path::Path) -> (u64, u64, u64) {
+    let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let memory_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024);
+    let disk_gb = rustix::fs::statvfs(dir).map_or(0, |s| (s.f_bavail * s.f_frsize) >> 30);
+    (vcpus, memory_mb, disk_gb)
+}
+
+impl App {
+    /// Make this app a node of `cluster` (once, at start-up).
+    pub fn join_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// What this node publishes about itself now.
+    pub fn node_record(&self, id: &str, started_at: &str) -> NodeRecord {
+        let (vcpus, memory_mb, disk_gb) =
+            host_capacity(std::path::Path::new(&self.settings.state_dir));
+        let (sandboxes, running) = self.store.node_counts().unwrap_or((0, 0));
+        let (name, advertise) = self.cluster.get().map_or_else(Default::default, |c| {
+            (c.config.node_name.clone(), c.config.advertise.clone())
+        });
+        NodeRecord {
+            name,
+            id: id.to_string(),
+            advertise,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started_at.to_string(),
+            heartbeat_at: crate::store::now_rfc3339(),
+            vcpus,
+            memory_mb,
+            disk_gb,
+            sandboxes,
+            running,
+        }
+    }
+
+    /// Every node: those registered, and those with sandboxes or settings whose lease lapsed
+    /// (`lost`). Blocking (etcd).
+    pub fn nodes(&self) -> Result<NodeListResponse, AppError> {
+        let Some(c) = self.cluster.get() else {
+            let mut me = self.node_record("", "");
+            me.name = hostname();
+            return Ok(NodeListResponse {
+                clustered: false,
+                answered_by: me.name.clone(),
+                nodes: vec![crate::cluster::node_response(me, NodeHealth::Ready)],
+            });
+        };
+        crate::cluster::node_list(c, &self.store)
+            .map_err(|e| AppError::ClusterUnavailable(format!("listing the cluster's nodes: {e}")))
+    }
+
+    /// Refuse a new sandbox on a cordoned or draining node. Blocking (etcd).
+    pub fn check_accepting(&self) -> Result<(), AppError> {
+        let Some(c) = self.cluster.get() else {
+            return Ok(());
+        };
+        let a = membership::admin_of(&c.etcd, &c.config.prefix, &c.config.node_name)
+            .map_err(|e| AppError::ClusterUnavailable(format!("reading this node's state: {e}")))?;
+        if a.cordoned || a.draining {
+            return Err(AppError::ClusterUnavailable(format!(
+                "node {} is {} and takes no new sandboxes; create it through another node, or \
+                 `islod nodes uncordon {}`",
+                c.config.node_name,
+                if a.draining { "draining" } else { "cordoned" },
+                c.config.node_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The cluster node this is (`None` alone).
+    pub fn node_name(&self) -> Option<String> {
+        self.cluster.get().map(|c| c.config.node_name.clone())
+    }
+
+    /// Bring this node's replica of the cluster's state up to date (a no-op alone); a
+    /// failure leaves reads answering from what this node has. Blocking.
+    pub fn sync_state(&self) {
+        if let Err(e) = self.store.sync() {
+            tracing::warn!(error = %e, "cannot reach the cluster's state; answering from this node's copy");
+        }
+    }
+
+    /// The node holding the tenant's sandbox `name_or_id` when that is another node than this
+    /// one: its name, and where it is reached while it is registered. Blocking (etcd).
+    pub fn owner_elsewhere(
+        &self,
+        t: &Tenant,
+        name_or_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, AppError> {
+        let Some(c) = self.cluster.get() else {
+            return Ok(None);
+        };
+        let row = match self.store.sandbox_by_name(&t.id, name_or_id)? {
+            Some(r) => r,
+            None => match self.store.sandbox_by_id(&t.id, name_or_id)? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+        };
+        if row.node.is_empty() || row.node == c.config.node_name || row.deleted_at.is_some() {
+            return Ok(None);
+        }
+        let address = c
+            .address_of(&row.node)
+            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {}: {e}", row.node)))?;
+        Ok(Some((row.node, address)))
+    }
+
+    /// This node's client identity toward the others.
+    pub fn node_client_tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.cluster.get().map(|c| c.tls.client.clone())
+    }
+
+    /// Is this a cluster's node?
+    pub fn clustered(&self) -> bool {
+        self.store.clustered()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
