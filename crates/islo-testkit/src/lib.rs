@@ -3,7 +3,9 @@
 //! - [`oci`]: build real OCI image layouts (from a directory, or from hand-made tar entries
 //!   for hostile layers) and push them with skopeo to the loopback registry.
 //! - [`registry`]: where the test registry is, failing loudly when it is not up.
+//! - [`etcd`]: a real etcd cluster on loopback for the cluster tests.
 
+pub mod etcd;
 pub mod oci;
 pub mod registry;
 

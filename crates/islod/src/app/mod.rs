@@ -114,6 +114,8 @@ pub struct App {
     activity: Arc<lifecycle::Activity>,
     /// The cluster this node is one of (unset on a single host).
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Set while the cluster's state cannot be read (see `sync_state`).
+    cluster_degraded: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -138,6 +140,7 @@ impl App {
             webhooks: webhooks::Worker::default(),
             activity: Arc::default(),
             cluster: std::sync::OnceLock::new(),
+            cluster_degraded: Default::default(),
         }
     }
 

@@ -93,10 +93,32 @@ impl App {
 
     /// Bring this node's replica of the cluster's state up to date (a no-op alone); a
     /// failure leaves reads answering from what this node has. Blocking.
-    pub fn sync_state(&self) {
-        if let Err(e) = self.store.sync() {
-            tracing::warn!(error = %e, "cannot reach the cluster's state; answering from this node's copy");
+    ///
+    /// Without a quorum etcd takes seconds to refuse a read, so after one failure the node
+    /// stops asking (answering from its copy at once) until a probe finds etcd back.
+    pub fn sync_state(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.cluster_degraded.load(Ordering::Relaxed) {
+            return;
         }
+        let Err(e) = self.store.sync() else {
+            return;
+        };
+        tracing::warn!(error = %e, "cannot reach the cluster's state; answering from this node's copy");
+        if self.cluster_degraded.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let app = self.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if app.store.sync().is_ok() {
+                    tracing::info!("the cluster's state is reachable again");
+                    app.cluster_degraded.store(false, Ordering::Relaxed);
+                    return;
+                }
+            }
+        });
     }
 
     /// The node holding the tenant's sandbox `name_or_id` when that is another node than this

@@ -468,6 +468,11 @@ CREATE TABLE cluster_state (
 );
 ALTER TABLE sandboxes ADD COLUMN node TEXT NOT NULL DEFAULT '';
 CREATE INDEX sandboxes_live_by_node ON sandboxes(node) WHERE deleted_at IS NULL;
+-- Link slots and host id ranges are each node's own.
+DROP INDEX sandboxes_by_net_slot;
+CREATE UNIQUE INDEX sandboxes_by_net_slot ON sandboxes(node, net_slot) WHERE net_slot IS NOT NULL;
+DROP INDEX sandboxes_by_id_range;
+CREATE UNIQUE INDEX sandboxes_by_id_range ON sandboxes(node, id_range) WHERE id_range IS NOT NULL;
 "#;
 
 const SCHEMAS: &[&str] = &[

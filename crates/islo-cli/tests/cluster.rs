@@ -1,0 +1,376 @@
+//! A cluster on one machine: a real three-member etcd on loopback and islod nodes, each an
+//! installation of its own (state, socket, gateway subnet, node port), driven through the real
+//! CLI: shared state, requests carried to the node that holds the sandbox over mutual TLS,
+//! racing creates, cordon, a node killed, etcd members killed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Env, stderr, stdout};
+use islo_testkit::etcd::EtcdCluster;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (scripts/test-env.sh installs it)");
+    assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+}
+
+/// A certificate authority in `dir` and, for each name, a node certificate it signed
+/// (`NAME.pem`, `NAME-key.pem`) for 127.0.0.1.
+fn authority(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2"]);
+    ca.extend(["-subj", "/CN=islo-test-cluster"]);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    for n in names {
+        let (key, csr, pem) = (
+            format!("{n}-key.pem"),
+            format!("{n}.csr"),
+            format!("{n}.pem"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=node"]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+    }
+}
+
+struct Node {
+    env: Env,
+    name: String,
+    port: u16,
+}
+
+impl Node {
+    fn islod(&self) -> Command {
+        let mut c = Command::new(Path::new(env!("CARGO_BIN_EXE_islo")).with_file_name("islod"));
+        c.env("ISLOD_CONFIG", self.env.dir.path().join("islod.yaml"))
+            .env("ISLOD_STATE_DIR", self.env.state())
+            .env("ISLO_AGENT_PATH", common::agent_path());
+        c
+    }
+
+    fn nodes(&self) -> serde_json::Value {
+        let o = self
+            .islod()
+            .args(["nodes", "list", "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "islod nodes: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn kill_islod(&self) {
+        let pid = self.env.islod_pid().expect("islod runs");
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The cluster section of node `name`'s islod.yaml.
+fn cluster_yaml(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str, port: u16) -> String {
+    let c = |f: &str| certs.join(f).display().to_string();
+    format!(
+        "cluster:\n  etcd: [{}]\n  node_name: {name}\n  advertise: https://127.0.0.1:{port}\n  \
+         listen: 127.0.0.1:{port}\n  prefix: {prefix}\n  lease_ttl_secs: 3\n  \
+         tls: {{ca: {}, cert: {}, key: {}}}\n",
+        etcd.endpoints.join(", "),
+        c("ca.pem"),
+        c(&format!("{name}.pem")),
+        c(&format!("{name}-key.pem")),
+    )
+}
+
+fn node(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str) -> Node {
+    let port = free_port();
+    Node {
+        env: Env::with_config(&cluster_yaml(etcd, prefix, certs, name, port)),
+        name: name.into(),
+        port,
+    }
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!("/islo-test-{}-{test}/", std::process::id())
+}
+
+fn health(list: &serde_json::Value, name: &str) -> (String, u64) {
+    let n = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {list}"));
+    (
+        n["health"].as_str().unwrap().to_string(),
+        n["sandboxes"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn nodes_share_state_and_carry_requests_for_each_other() {
+    let etcd = EtcdCluster::start(3);
+    let certs = tempfile::tempdir().unwrap();
+    authority(certs.path(), &["node-a", "node-b"]);
+    let prefix = unique_prefix("share");
+    let a = node(&etcd, &prefix, certs.path(), "node-a");
+    let b = node(&etcd, &prefix, certs.path(), "node-b");
+
+    // Made through a; seen, used and written through b.
+    let o = a.env.sh("box", "echo made > /tmp/mark; hostname");
+    assert!(o.status.success(), "{}", stderr(&o));
+    b.env.ok(&["ls"]); // b's islod starts
+    let listed = b.env.ok(&["ls"]);
+    assert!(listed.contains("box"), "{listed}");
+    let o = b.env.islo(&["use", "box", "--", "cat", "/tmp/mark"]);
+    assert_eq!(stdout(&o), "made\n", "{}", stderr(&o));
+    let local = a.env.dir.path().join("up.txt");
+    std::fs::write(&local, "from b\n").unwrap();
+    b.env
+        .ok(&["cp", local.to_str().unwrap(), "box:/tmp/up.txt"]);
+    assert_eq!(
+        a.env.ok(&["use", "box", "--", "cat", "/tmp/up.txt"]),
+        "from b\n"
+    );
+    let logs = b.env.ok(&["logs", "box", "--type", "exec"]);
+    assert!(
+        logs.contains("cat /tmp/mark"),
+        "the audit log, read through b: {logs}"
+    );
+    // A port inside it, forwarded through b.
+    let o = b.env.islo(&[
+        "use",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/www && echo served > /tmp/www/i && (httpd -p 8080 -h /tmp/www &)",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mut pf, port) = common::port_forward(&b.env, "box", 8080, std::process::Stdio::null());
+    let got = Command::new("curl")
+        .args([
+            "-fsS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{port}/i"),
+        ])
+        .output()
+        .unwrap();
+    let _ = pf.kill();
+    assert_eq!(stdout(&got), "served\n", "{}", stderr(&got));
+
+    // Two racing creates of one name through two nodes: one sandbox, both commands run.
+    let img = a.env.busybox();
+    let racer = |n: &Node| {
+        n.env
+            .islo_cmd()
+            .args(["use", "same", "-i", &img, "--", "true"])
+            .spawn()
+            .unwrap()
+    };
+    let (mut ra, mut rb) = (racer(&a), racer(&b));
+    assert!(ra.wait().unwrap().success() && rb.wait().unwrap().success());
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&a.env.ok(&["ls", "-o", "json"])).unwrap();
+    assert_eq!(
+        all.iter().filter(|s| s["name"] == "same").count(),
+        1,
+        "{all:?}"
+    );
+
+    // Both registered; the list says where the sandboxes are.
+    std::thread::sleep(Duration::from_millis(1500)); // a heartbeat publishes the counts
+    let list = b.nodes();
+    assert_eq!(health(&list, "node-a").0, "ready", "{list}");
+    assert_eq!(health(&list, "node-b").0, "ready", "{list}");
+    let total = health(&list, "node-a").1 + health(&list, "node-b").1;
+    assert_eq!(total, 2, "{list}");
+
+    // A cordoned node takes no new sandbox; uncordoned, it does.
+    assert!(
+        b.islod()
+            .args(["nodes", "cordon", "node-b"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(health(&a.nodes(), "node-b").0, "cordoned");
+    let o = b.env.sh("refused", "true");
+    assert!(
+        !o.status.success() && stderr(&o).contains("cordoned"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        b.islod()
+            .args(["nodes", "uncordon", "node-b"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = b.env.sh("accepted", "true");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The node port takes nobody without a certificate of the cluster's authority.
+    let url = format!("https://127.0.0.1:{}/system", b.port);
+    let bare = Command::new("curl")
+        .args([
+            "-sk",
+            "--max-time",
+            "5",
+            "-H",
+            "x-islo-tenant-id: x",
+            "-H",
+            "x-islo-tenant-name: local",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !bare.status.success() && bare.stdout.is_empty(),
+        "{}",
+        stdout(&bare)
+    );
+    let other = certs.path().join("other");
+    authority(&other, &["node-b"]);
+    let c = |f: &str| other.join(f).display().to_string();
+    let forged = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "--cacert",
+            &certs.path().join("ca.pem").display().to_string(),
+        ])
+        .args([
+            "--cert",
+            &c("node-b.pem"),
+            "--key",
+            &c("node-b-key.pem"),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !forged.status.success() && forged.stdout.is_empty(),
+        "{}",
+        stdout(&forged)
+    );
+
+    // A second node with a live node's name is refused.
+    let twin = node(&etcd, &prefix, certs.path(), "node-a");
+    let o = twin.islod().arg("serve").output().unwrap();
+    assert!(!o.status.success(), "a second node-a served");
+    assert!(
+        stderr(&o).contains("already in the cluster"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_lost_node_and_a_lost_quorum() {
+    let mut etcd = EtcdCluster::start(3);
+    let certs = tempfile::tempdir().unwrap();
+    authority(certs.path(), &["node-a", "node-b"]);
+    let prefix = unique_prefix("loss");
+    let a = node(&etcd, &prefix, certs.path(), "node-a");
+    let b = node(&etcd, &prefix, certs.path(), "node-b");
+    assert!(a.env.sh("on-a", "true").status.success());
+    assert!(b.env.sh("on-b", "echo kept > /tmp/k").status.success());
+
+    // One etcd member of three lost: nothing changes for users.
+    etcd.kill(2);
+    let o = b.env.sh("after-member", "true");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // node-a killed: past its lease, requests for its sandbox answer 503 naming it, at once.
+    a.kill_islod();
+    std::thread::sleep(Duration::from_secs(5));
+    let started = Instant::now();
+    let o = b.env.islo(&["use", "on-a", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("node node-a"), "{}", stderr(&o));
+    assert!(started.elapsed() < Duration::from_secs(10), "it hung");
+    assert_eq!(health(&b.nodes(), "node-a").0, "lost");
+    assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
+    // Back, it serves its sandboxes again.
+    a.env.ok(&["ls"]);
+    b.env.ok(&["use", "on-a", "--", "true"]);
+    assert_eq!(health(&b.nodes(), "node-a").0, "ready");
+
+    // Quorum lost: writes fail with a clear 503; running sandboxes keep running and answer.
+    etcd.kill(1);
+    let o = b.env.sh("no-quorum", "true");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("quorum"), "{}", stderr(&o));
+    assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
+    let started = Instant::now();
+    assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reads wait for etcd"
+    );
+    etcd.restart(1);
+    etcd.restart(2);
+    etcd.wait_ready(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.env.sh("quorum-back", "true").status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "writes did not come back with the quorum"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
