@@ -109,6 +109,10 @@ pub struct CreateSandboxRequest {
     /// islod.yaml, else `container`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
+    /// Extension: in a cluster, the node to create it on (operators; default: the least
+    /// loaded node that takes new sandboxes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Idempotency key: a replay with the same body answers the same sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -172,6 +176,9 @@ pub struct SandboxResponse {
     /// The lifecycle policy it was created with (fixed after creation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecyclePolicy>,
+    /// Extension: the cluster node it lives on (absent on a single host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A sandbox's lifecycle policy: all periods in seconds, omitted or null = never.
@@ -456,6 +463,7 @@ mod tests {
             gateway_profile_id: None,
             isolation: None,
             lifecycle: None,
+            node: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

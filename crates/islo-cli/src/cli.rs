@@ -189,6 +189,10 @@ pub struct UseArgs {
     /// default: the server's. `islo doctor` lists what this host offers.
     #[arg(long, value_name = "CLASS")]
     pub isolation: Option<String>,
+    /// In a cluster: the node to create a new sandbox on (default: the least loaded node that
+    /// takes new sandboxes; `islod nodes` lists them).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
     /// Pause a new sandbox after this long without activity (`90s`, `10m`, `2h`; lifecycle).
     #[arg(long, value_name = "DURATION", value_parser = lifecycle_secs)]
     pub pause_after_idle: Option<u64>,

@@ -325,6 +325,7 @@ async fn create(
         cache_key: None,
         lifecycle: lifecycle(a, project),
         isolation: isolation(client, a, project).await?,
+        node: a.node.clone(),
         // Setup runs once, at creation; a snapshot already holds what it did.
         setup_scripts: project
             .filter(|_| a.snapshot.is_none())

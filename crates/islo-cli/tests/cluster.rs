@@ -84,7 +84,6 @@ fn authority(dir: &Path, names: &[&str]) {
 
 struct Node {
     env: Env,
-    name: String,
     port: u16,
 }
 
@@ -135,7 +134,6 @@ fn node(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str) -> Node {
     let port = free_port();
     Node {
         env: Env::with_config(&cluster_yaml(etcd, prefix, certs, name, port)),
-        name: name.into(),
         port,
     }
 }
@@ -210,6 +208,46 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
     let _ = pf.kill();
     assert_eq!(stdout(&got), "served\n", "{}", stderr(&got));
 
+    // Creates through one node spread over the nodes; an operator may name the node.
+    for n in ["s1", "s2", "s3"] {
+        assert!(a.env.sh(n, "true").status.success());
+    }
+    let on = |name: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&a.env.ok(&["status", name, "-o", "json"])).unwrap();
+        v["node"].as_str().unwrap().to_string()
+    };
+    let placed: Vec<String> = ["box", "s1", "s2", "s3"].iter().map(|n| on(n)).collect();
+    assert_eq!(
+        placed.iter().filter(|n| *n == "node-b").count(),
+        2,
+        "{placed:?}"
+    );
+    let pin = |name: &str, node: &str| {
+        a.env.islo(&[
+            "use",
+            name,
+            "-i",
+            &a.env.busybox(),
+            "--node",
+            node,
+            "--",
+            "true",
+        ])
+    };
+    let o = pin("pinned", "node-a");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(on("pinned"), "node-a");
+    let o = pin("nowhere", "node-z");
+    assert!(
+        !o.status.success() && stderr(&o).contains("node-z"),
+        "{}",
+        stderr(&o)
+    );
+    for n in ["s1", "s2", "s3", "pinned"] {
+        a.env.ok(&["rm", n, "-f"]);
+    }
+
     // Two racing creates of one name through two nodes: one sandbox, both commands run.
     let img = a.env.busybox();
     let racer = |n: &Node| {
@@ -237,29 +275,24 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
     let total = health(&list, "node-a").1 + health(&list, "node-b").1;
     assert_eq!(total, 2, "{list}");
 
-    // A cordoned node takes no new sandbox; uncordoned, it does.
-    assert!(
-        b.islod()
-            .args(["nodes", "cordon", "node-b"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // A cordoned node takes no new sandbox: creates through it land elsewhere, and naming
+    // it is refused; uncordoned, it takes them again.
+    let cordon = |verb: &str| {
+        let o = b.islod().args(["nodes", verb, "node-b"]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    cordon("cordon");
     assert_eq!(health(&a.nodes(), "node-b").0, "cordoned");
-    let o = b.env.sh("refused", "true");
+    assert!(b.env.sh("elsewhere", "true").status.success());
+    assert_eq!(on("elsewhere"), "node-a");
+    let o = pin("refused", "node-b");
     assert!(
         !o.status.success() && stderr(&o).contains("cordoned"),
         "{}",
         stderr(&o)
     );
-    assert!(
-        b.islod()
-            .args(["nodes", "uncordon", "node-b"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let o = b.env.sh("accepted", "true");
+    cordon("uncordon");
+    let o = pin("accepted", "node-b");
     assert!(o.status.success(), "{}", stderr(&o));
 
     // The node port takes nobody without a certificate of the cluster's authority.
@@ -344,11 +377,25 @@ fn a_lost_node_and_a_lost_quorum() {
     assert!(stderr(&o).contains("node node-a"), "{}", stderr(&o));
     assert!(started.elapsed() < Duration::from_secs(10), "it hung");
     assert_eq!(health(&b.nodes(), "node-a").0, "lost");
+    let st: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
+    assert_eq!(st["status"], "failed", "{st}");
+    assert!(
+        st["status_reason"].as_str().unwrap().contains("node lost"),
+        "{st}"
+    );
+    assert_eq!(st["node"], "node-a", "{st}");
     assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
     // Back, it serves its sandboxes again.
     a.env.ok(&["ls"]);
     b.env.ok(&["use", "on-a", "--", "true"]);
     assert_eq!(health(&b.nodes(), "node-a").0, "ready");
+    let st: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
+    assert_eq!(
+        st["status"], "running",
+        "set right by node-a at its return: {st}"
+    );
 
     // Quorum lost: writes fail with a clear 503; running sandboxes keep running and answer.
     etcd.kill(1);

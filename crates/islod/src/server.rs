@@ -307,6 +307,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("recovering at start-up")?;
     let _watchdog = app.watch_agents();
+    let _nodes = app.watch_nodes();
     let _lifecycles = app.enforce_lifecycles();
     app.start_webhook_worker();
     let unix = bind_socket(&cfg.socket)?;

@@ -147,6 +147,105 @@ impl App {
         Ok(Some((row.node, address)))
     }
 
+    /// Where a new sandbox goes: `None` for this node, else the node's name and address.
+    /// `hint` names a node (operators); otherwise the least loaded node (sandboxes per vCPU,
+    /// this one on a tie) that is registered and neither cordoned nor draining. Blocking.
+    pub fn place(&self, hint: Option<&str>) -> Result<Option<(String, String)>, AppError> {
+        let Some(c) = self.cluster.get() else {
+            return match hint {
+                Some(h) => Err(AppError::Validation(format!(
+                    "node {h:?}: this islod is a single host, not a cluster's node"
+                ))),
+                None => Ok(None),
+            };
+        };
+        let unavailable =
+            |e: membership::MembershipError| AppError::ClusterUnavailable(format!("placing: {e}"));
+        let prefix = &c.config.prefix;
+        let live = membership::live_nodes(&c.etcd, prefix).map_err(unavailable)?;
+        let admin = membership::admin_settings(&c.etcd, prefix).map_err(unavailable)?;
+        let takes = |n: &NodeRecord| {
+            !admin
+                .iter()
+                .any(|(name, a)| name == &n.name && (a.cordoned || a.draining))
+        };
+        let me = &c.config.node_name;
+        let chosen = match hint {
+            Some(h) => {
+                let n = live.iter().find(|n| n.name == h).ok_or_else(|| {
+                    AppError::ClusterUnavailable(format!(
+                        "node {h} is not registered (unknown, or not answering): `islod nodes` \
+                         lists the cluster's nodes"
+                    ))
+                })?;
+                if !takes(n) {
+                    return Err(AppError::ClusterUnavailable(format!(
+                        "node {h} is cordoned or draining and takes no new sandboxes"
+                    )));
+                }
+                n
+            }
+            None => {
+                let mut best: Option<(f64, &NodeRecord)> = None;
+                for n in live.iter().filter(|n| takes(n)) {
+                    let load = self.store.counts_on(&n.name)?.0 as f64 / n.vcpus.max(1) as f64;
+                    let better = best.is_none_or(|(l, b)| {
+                        load < l || (load == l && n.name == *me && b.name != *me)
+                    });
+                    if better {
+                        best = Some((load, n));
+                    }
+                }
+                best.map(|(_, n)| n).ok_or_else(|| {
+                    AppError::ClusterUnavailable(
+                        "no node takes new sandboxes: every registered node is cordoned or \
+                         draining (`islod nodes uncordon NAME`)"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        Ok((chosen.name != *me).then(|| (chosen.name.clone(), chosen.advertise.clone())))
+    }
+
+    /// In a cluster: every few seconds, the sandboxes of a node whose lease lapsed are marked
+    /// `failed` with the reason [`NODE_LOST`] (their files are on it); the node sets them
+    /// right when it is back (`reconcile`).
+    pub fn watch_nodes(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let c = self.cluster.get()?.clone();
+        let app = self.clone();
+        let period = std::time::Duration::from_secs((c.config.lease_ttl_secs / 2).max(1));
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let (app, c) = (app.clone(), c.clone());
+                let _ = tokio::task::spawn_blocking(move || app.mark_lost_nodes(&c)).await;
+            }
+        }))
+    }
+
+    fn mark_lost_nodes(&self, c: &Cluster) {
+        let Ok(live) = membership::live_nodes(&c.etcd, &c.config.prefix) else {
+            return; // etcd is out of reach: nothing can be told about the others
+        };
+        let Ok(nodes) = self.store.sandbox_nodes() else {
+            return;
+        };
+        for n in nodes {
+            if n.is_empty() || n == c.config.node_name || live.iter().any(|l| l.name == n) {
+                continue;
+            }
+            let reason = lost_reason(&n);
+            match self.store.fail_lost_node(&n, &reason) {
+                Ok(0) => {}
+                Ok(k) => {
+                    tracing::warn!(node = %n, sandboxes = k, "node lost: its sandboxes are failed")
+                }
+                Err(e) => tracing::warn!(node = %n, error = %e, "marking a lost node's sandboxes"),
+            }
+        }
+    }
+
     /// This node's client identity toward the others.
     pub fn node_client_tls(&self) -> Option<Arc<rustls::ClientConfig>> {
         self.cluster.get().map(|c| c.tls.client.clone())
@@ -162,4 +261,23 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// How a sandbox's reason starts when its node was lost.
+pub const NODE_LOST: &str = "node lost";
+
+fn lost_reason(node: &str) -> String {
+    format!(
+        "{NODE_LOST}: node {node} stopped answering and its files are on it; it is set right \
+         when {node} is back"
+    )
+}
+
+/// Was `row` failed because its node was lost?
+pub fn failed_with_node(row: &crate::store::SandboxRow) -> bool {
+    row.status == islo_api::SandboxStatus::Failed
+        && row
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(NODE_LOST))
 }

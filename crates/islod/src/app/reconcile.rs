@@ -179,6 +179,9 @@ impl App {
             }
             Some(Op::Start | Op::Stop) | None => {}
         }
+        if op.is_none() && super::nodes::failed_with_node(row) {
+            return self.back_from_lost(row, observed).await;
+        }
         let mut thawed = false;
         if observed == Observed::Frozen {
             // Cut while a snapshot was being written: its processes go on.
@@ -235,6 +238,45 @@ impl App {
         self.store
             .set_status(&row.id, SandboxStatus::Stopped, reason.as_deref(), None)?;
         Ok((Outcome::Stopped, thawed))
+    }
+
+    /// A sandbox the other nodes marked failed while this node was lost: what it is now.
+    async fn back_from_lost(
+        &self,
+        row: &SandboxRow,
+        observed: Observed,
+    ) -> Result<(Outcome, bool), AppError> {
+        let id = SandboxId(row.id.clone());
+        let (status, reason, outcome, thawed) = match observed {
+            Observed::Missing => return Ok((Outcome::Left, false)),
+            Observed::Paused => (SandboxStatus::Paused, None, Outcome::Left, false),
+            Observed::Running | Observed::Frozen => {
+                let thawed = observed == Observed::Frozen;
+                if thawed {
+                    self.driven(&id, |d, id| d.thaw(id)).await?;
+                }
+                match self.probe_agent(&id).await {
+                    Agent::Answers | Agent::Silent => {
+                        (SandboxStatus::Running, None, Outcome::Adopted, thawed)
+                    }
+                    Agent::Gone => {
+                        self.driven(&id, |d, id| d.stop(id)).await?;
+                        let why = super::watch::AGENT_ENDED.replace("NAME", &row.name);
+                        (SandboxStatus::Stopped, Some(why), Outcome::Stopped, thawed)
+                    }
+                }
+            }
+            _ => (
+                SandboxStatus::Stopped,
+                Some("it stopped while its node was lost; its files are intact".to_string()),
+                Outcome::Stopped,
+                false,
+            ),
+        };
+        self.store
+            .set_status(&row.id, status, reason.as_deref(), None)?;
+        tracing::info!(sandbox = %row.name, status = status.as_str(), "back from a lost node");
+        Ok((outcome, thawed))
     }
 
     async fn probe_agent(&self, id: &SandboxId) -> Agent {

@@ -194,6 +194,7 @@ pub fn to_response(r: &SandboxRow) -> SandboxResponse {
         gateway_profile_id: Some(r.stored.gateway_profile_id.clone()).filter(|s| !s.is_empty()),
         isolation: r.stored.spec.as_ref().map(isolation),
         lifecycle: r.stored.lifecycle.clone(),
+        node: Some(r.node.clone()).filter(|n| !n.is_empty()),
     }
 }
 

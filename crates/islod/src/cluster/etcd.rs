@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
     /// No endpoint answered (or none has a quorum): the message says what each said.
-    #[error("etcd is unreachable ({0})")]
+    #[error("etcd does not answer (no member reachable, or no quorum): {0}")]
     Unreachable(String),
     /// etcd answered with an error.
     #[error("etcd refused the request: {0}")]

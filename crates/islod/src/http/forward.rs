@@ -20,11 +20,19 @@ pub const TENANT_ID: &str = "x-islo-tenant-id";
 pub const TENANT_NAME: &str = "x-islo-tenant-name";
 pub const FORWARDED_BY: &str = "x-islo-forwarded-by";
 
-/// The sandbox a path is about (`/sandboxes/{ref}` and everything under it).
-fn sandbox_ref(path: &str) -> Option<String> {
+/// The sandbox a request must be served by the node holding it for: anything under
+/// `/sandboxes/{ref}/`, and `/sandboxes/{ref}` itself but for reading its record (shared,
+/// so any node answers it, also while its node is lost).
+fn sandbox_ref(method: &axum::http::Method, path: &str) -> Option<String> {
     let rest = path.strip_prefix("/sandboxes/")?;
-    let r = rest.split('/').next()?;
-    (!r.is_empty()).then(|| r.to_string())
+    let (r, under) = match rest.split_once('/') {
+        Some((r, under)) => (r, !under.is_empty()),
+        None => (rest, false),
+    };
+    if r.is_empty() || r == "-" || (!under && method == axum::http::Method::GET) {
+        return None;
+    }
+    Some(r.to_string())
 }
 
 /// Middleware (after authentication): a request about a sandbox on another node goes there.
@@ -33,7 +41,7 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     let (Some(sref), Some(t)) = (
-        sandbox_ref(req.uri().path()),
+        sandbox_ref(req.method(), req.uri().path()),
         req.extensions().get::<Tenant>().cloned(),
     ) else {
         return next.run(req).await;
@@ -59,6 +67,32 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
     };
     let me = s.app.node_name().unwrap_or_default();
     carry(req, &t, &node, &address, &me, tls).await
+}
+
+/// POST `body` as JSON to `path` on `node` at `address`, for tenant `t`.
+pub async fn carry_json(
+    s: &HttpState,
+    t: &Tenant,
+    node: &str,
+    address: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> Response {
+    let (Some(tls), Ok(bytes)) = (s.app.node_client_tls(), serde_json::to_vec(body)) else {
+        return ApiError(AppError::Internal(
+            "carrying a request to another node".into(),
+        ))
+        .into_response();
+    };
+    let mut req = Request::new(Body::from(bytes));
+    *req.method_mut() = axum::http::Method::POST;
+    *req.uri_mut() = path.parse().unwrap_or_default();
+    req.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let me = s.app.node_name().unwrap_or_default();
+    carry(req, t, node, address, &me, tls).await
 }
 
 /// Send `req` to `node` at `address` and hand its answer (or upgraded connection) back.
@@ -139,14 +173,28 @@ async fn carry(
 mod tests {
     #[test]
     fn paths_about_a_sandbox_name_it() {
-        use super::sandbox_ref;
-        assert_eq!(sandbox_ref("/sandboxes/demo").as_deref(), Some("demo"));
+        use axum::http::Method;
+        let r = |m: &Method, p: &str| super::sandbox_ref(m, p);
         assert_eq!(
-            sandbox_ref("/sandboxes/demo/exec/x").as_deref(),
+            r(&Method::DELETE, "/sandboxes/demo").as_deref(),
             Some("demo")
         );
-        assert_eq!(sandbox_ref("/sandboxes"), None);
-        assert_eq!(sandbox_ref("/sandboxes/"), None);
-        assert_eq!(sandbox_ref("/snapshots/demo"), None);
+        assert_eq!(
+            r(&Method::GET, "/sandboxes/demo"),
+            None,
+            "records are shared"
+        );
+        assert_eq!(
+            r(&Method::GET, "/sandboxes/demo/exec/x").as_deref(),
+            Some("demo")
+        );
+        assert_eq!(
+            r(&Method::POST, "/sandboxes/demo/stop").as_deref(),
+            Some("demo")
+        );
+        assert_eq!(r(&Method::GET, "/sandboxes/-/by-id/x"), None);
+        assert_eq!(r(&Method::GET, "/sandboxes"), None);
+        assert_eq!(r(&Method::POST, "/sandboxes/"), None);
+        assert_eq!(r(&Method::GET, "/snapshots/demo"), None);
     }
 }

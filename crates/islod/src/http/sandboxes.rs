@@ -67,8 +67,22 @@ pub async fn create(
     State(s): State<HttpState>,
     Extension(t): Extension<Tenant>,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
-) -> Result<Json<SandboxResponse>, ApiError> {
-    Ok(Json(s.app.view(&s.app.create(&t, req).await?)?))
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    // In a cluster, a create lands where there is room: here, or carried to that node (which
+    // creates it where it is asked, without placing it again).
+    if s.transport != super::Transport::Node && s.app.clustered() {
+        let (app, hint) = (s.app.clone(), req.node.clone());
+        let placed = tokio::task::spawn_blocking(move || app.place(hint.as_deref()))
+            .await
+            .map_err(|e| ApiError(crate::app::AppError::Join(e)))??;
+        if let Some((node, address)) = placed {
+            return Ok(
+                super::forward::carry_json(&s, &t, &node, &address, "/sandboxes", &req).await,
+            );
+        }
+    }
+    Ok(Json(s.app.view(&s.app.create(&t, req).await?)?).into_response())
 }
 
 #[utoipa::path(get, path = "/sandboxes/{sandbox_name}",

@@ -375,6 +375,19 @@ impl Store {
         )?)
     }
 
+    /// Mark the live sandboxes of node `node` failed with `reason` (its lease lapsed); how
+    /// many were not already.
+    pub fn fail_lost_node(&self, node: &str, reason: &str) -> Result<usize, StoreError> {
+        self.write(|db| {
+            Ok(db.execute(
+                "UPDATE sandboxes SET status = 'failed', status_reason = ?2 \
+                 WHERE node = ?1 AND deleted_at IS NULL AND pending_op IS NULL \
+                 AND (status != 'failed' OR status_reason IS NOT ?2)",
+                params![node, reason],
+            )?)
+        })
+    }
+
     /// The nodes live sandboxes are recorded on.
     pub fn sandbox_nodes(&self) -> Result<Vec<String>, StoreError> {
         let db = self.db();
