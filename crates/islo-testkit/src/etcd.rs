@@ -2,6 +2,8 @@
 //! free ports, data in a temporary directory, killed when dropped. Fails loudly when etcd is
 //! not installed (`scripts/test-env.sh` installs it).
 
+#![allow(clippy::expect_used)] // test support: a failure to start etcd fails the test, loudly
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
