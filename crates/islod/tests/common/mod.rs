@@ -81,9 +81,34 @@ pub async fn serve(
     (addr, sock)
 }
 
+/// The store of a test server: the single host's, or with `ISLO_TEST_ETCD` (client URLs,
+/// comma-separated) a cluster node's replica over that etcd, under a prefix of its own, so
+/// every API test runs against both stores (`scripts/test.sh` does both).
+fn test_store(dir: &std::path::Path) -> Arc<Store> {
+    let path = dir.join("islod.db");
+    let Ok(endpoints) = std::env::var("ISLO_TEST_ETCD") else {
+        return Arc::new(Store::open(&path).unwrap());
+    };
+    use islod::cluster::{Etcd, EtcdLedger, EtcdSettings};
+    let etcd = Etcd::new(EtcdSettings {
+        endpoints: endpoints.split(',').map(str::to_string).collect(),
+        tls: None,
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .unwrap();
+    let prefix = format!("/islo-api-test/{}/", uuid::Uuid::now_v7());
+    let replica = islod::store::Replica {
+        ledger: Arc::new(EtcdLedger::new(Arc::new(etcd), &prefix)),
+        node: "api-test".into(),
+    };
+    let store = Store::open_in(&path, Some(replica)).unwrap();
+    assert!(store.clustered());
+    Arc::new(store)
+}
+
 pub async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    let store = test_store(dir.path());
     // A cached image with no layers: the fake back end needs none.
     let row = ImageRow {
         reference: format!("docker.io/library/{IMAGE}"),
