@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: release binaries, a throw-away state dir, the test registry. Needs root.
-#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard)
+#   bench/run.sh [NAME…]    (NAME: sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard cluster)
 #                           sandbox start-up (islo use NEW / EXISTING, 20 concurrent) vs crun run,
 #                           the same with and without user namespaces (bench/userns.py),
 #                           keystroke echo through an attached session vs a local PTY, and
@@ -10,7 +10,8 @@
 #                           download through the gateway (bench/gvisor.py), and
 #                           port-forward latency and throughput vs direct loopback, and
 #                           the egress gateway's added latency and HTTPS throughput vs direct,
-#                           and what an open dashboard costs islod (bench/dashboard.py);
+#                           what an open dashboard costs islod (bench/dashboard.py), and what a request
+#                           through another cluster node adds (bench/cluster.py);
 #   bench/run.sh fleet      (not in the default set: it makes 1,000 sandboxes, ~15 min) create,
 #                           rm and ls against the size of the fleet, and islod's restart with it
 set -euo pipefail
@@ -46,6 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 # `bench/run.sh gateway snapshot`: only those; no arguments: all of them.
-for b in "${@:-sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard}"; do
+for b in "${@:-sandbox_start userns echo_rtt snapshot pause gvisor port_forward gateway dashboard cluster}"; do
   for name in $b; do python3 "bench/$name.py"; echo; done
 done

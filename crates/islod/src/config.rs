@@ -83,6 +83,9 @@ pub struct ClusterConfig {
     pub tls: TlsFiles,
     /// Where the node listener binds (default: `0.0.0.0` and the port of `advertise`).
     pub listen: Option<String>,
+    /// The name node certificates are issued for, checked instead of the host of a node's
+    /// `advertise` (one certificate for every node, as a Kubernetes Secret is).
+    pub peer_name: Option<String>,
     /// Seconds a node stays registered without a heartbeat (default 10).
     #[serde(default = "default_lease_ttl")]
     pub lease_ttl_secs: u64,
@@ -408,7 +411,16 @@ impl Config {
             listen,
             share_base_url,
             webhook_max_body_bytes: file.webhook_max_body_bytes.unwrap_or(1 << 20),
-            cluster: file.cluster,
+            cluster: file.cluster.map(|mut c| {
+                // Kubernetes gives each pod its node's name and address this way.
+                if let Some(n) = env("ISLOD_NODE_NAME") {
+                    c.node_name = n;
+                }
+                if let Some(a) = env("ISLOD_ADVERTISE") {
+                    c.advertise = a;
+                }
+                c
+            }),
             agent_path,
             runtime: o
                 .runtime

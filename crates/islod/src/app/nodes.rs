@@ -247,8 +247,11 @@ impl App {
     }
 
     /// This node's client identity toward the others.
-    pub fn node_client_tls(&self) -> Option<Arc<rustls::ClientConfig>> {
-        self.cluster.get().map(|c| c.tls.client.clone())
+    pub fn node_client_tls(&self) -> Option<crate::cluster::tls::PeerTls> {
+        self.cluster.get().map(|c| crate::cluster::tls::PeerTls {
+            client: c.tls.client.clone(),
+            peer_name: c.config.peer_name.clone(),
+        })
     }
 
     /// Is this a cluster's node?

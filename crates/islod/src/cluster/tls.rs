@@ -118,10 +118,18 @@ impl axum::serve::Listener for NodeListener {
     }
 }
 
+/// How this node opens connections to the others.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub client: Arc<rustls::ClientConfig>,
+    /// The name peers' certificates are checked for (else the host they are reached at).
+    pub peer_name: Option<String>,
+}
+
 /// Open a mutually authenticated connection to the node at `advertise` (`https://host:port`).
 pub async fn connect(
     advertise: &str,
-    client: Arc<rustls::ClientConfig>,
+    tls: PeerTls,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let hostport = advertise
@@ -129,8 +137,11 @@ pub async fn connect(
         .ok_or_else(|| bad(format!("{advertise} is not https://")))?
         .trim_end_matches('/');
     let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
-    let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-        .map_err(|e| bad(e.to_string()))?;
+    let host = tls
+        .peer_name
+        .clone()
+        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string());
+    let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| bad(e.to_string()))?;
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         TcpStream::connect(hostport),
@@ -143,7 +154,7 @@ pub async fn connect(
         )
     })??;
     let _ = tcp.set_nodelay(true);
-    tokio_rustls::TlsConnector::from(client)
+    tokio_rustls::TlsConnector::from(tls.client)
         .connect(name, tcp)
         .await
 }

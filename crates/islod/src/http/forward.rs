@@ -102,7 +102,7 @@ async fn carry(
     node: &str,
     address: &str,
     me: &str,
-    tls: std::sync::Arc<rustls::ClientConfig>,
+    tls: crate::cluster::tls::PeerTls,
 ) -> Response {
     let down = |e: String| {
         ApiError(AppError::ClusterUnavailable(format!(
