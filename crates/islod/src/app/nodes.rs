@@ -254,6 +254,18 @@ impl App {
         })
     }
 
+    /// Catch up to at least ledger entry `seq`. Blocking.
+    pub fn sync_state_to(&self, seq: u64) {
+        if let Err(e) = self.store.sync_to(seq) {
+            tracing::warn!(error = %e, "cannot reach the cluster's state; answering from this node's copy");
+        }
+    }
+
+    /// The last ledger entry this node's copy of the shared state has.
+    pub fn applied_seq(&self) -> u64 {
+        self.store.applied_seq()
+    }
+
     /// Is this a cluster's node?
     pub fn clustered(&self) -> bool {
         self.store.clustered()

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 
 use super::error::ApiError;
@@ -19,6 +20,8 @@ use crate::app::{AppError, Tenant};
 pub const TENANT_ID: &str = "x-islo-tenant-id";
 pub const TENANT_NAME: &str = "x-islo-tenant-name";
 pub const FORWARDED_BY: &str = "x-islo-forwarded-by";
+/// The last shared-state entry the carrying node had applied.
+pub const APPLIED: &str = "x-islo-applied";
 
 /// The sandbox a request must be served by the node holding it for: anything under
 /// `/sandboxes/{ref}/`, and `/sandboxes/{ref}` itself but for reading its record (shared,
@@ -66,7 +69,8 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     let me = s.app.node_name().unwrap_or_default();
-    carry(req, &t, &node, &address, &me, tls).await
+    let seen = s.app.applied_seq();
+    carry(req, &t, &node, &address, (&me, seen), tls).await
 }
 
 /// POST `body` as JSON to `path` on `node` at `address`, for tenant `t`.
@@ -92,7 +96,7 @@ pub async fn carry_json(
         HeaderValue::from_static("application/json"),
     );
     let me = s.app.node_name().unwrap_or_default();
-    carry(req, t, node, address, &me, tls).await
+    carry(req, t, node, address, (&me, s.app.applied_seq()), tls).await
 }
 
 /// Send `req` to `node` at `address` and hand its answer (or upgraded connection) back.
@@ -101,7 +105,7 @@ async fn carry(
     t: &Tenant,
     node: &str,
     address: &str,
-    me: &str,
+    (me, seen): (&str, u64),
     tls: crate::cluster::tls::PeerTls,
 ) -> Response {
     let down = |e: String| {
@@ -110,18 +114,6 @@ async fn carry(
         )))
         .into_response()
     };
-    let stream = match super::super::cluster::tls::connect(address, tls).await {
-        Ok(s) => s,
-        Err(e) => return down(e.to_string()),
-    };
-    let (mut send, conn) =
-        match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await {
-            Ok(x) => x,
-            Err(e) => return down(e.to_string()),
-        };
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
     let upgrade = wants_upgrade(req.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
@@ -137,10 +129,12 @@ async fn carry(
     let h = out.headers_mut();
     h.remove(axum::http::header::AUTHORIZATION);
     h.remove(axum::http::header::COOKIE);
+    let seen = seen.to_string();
     for (k, v) in [
         (TENANT_ID, &t.id),
         (TENANT_NAME, &t.name),
         (FORWARDED_BY, &me.to_string()),
+        (APPLIED, &seen),
     ] {
         match HeaderValue::from_str(v) {
             Ok(v) => {
@@ -149,9 +143,24 @@ async fn carry(
             Err(_) => return down(format!("{k} cannot be sent")),
         }
     }
-    let mut resp = match send.send_request(out).await {
-        Ok(r) => r,
-        Err(e) => return down(e.to_string()),
+    // A plain request goes on a kept-alive connection to that node when one is idle (a fresh
+    // one if that turns out closed); an upgrade always on a connection of its own.
+    let mut pooled = if upgrade { None } else { idle(address) };
+    let (mut resp, send) = loop {
+        let mut send = match pooled.take() {
+            Some(s) => s,
+            None => match open(address, tls.clone()).await {
+                Ok(s) => s,
+                Err(e) => return down(e),
+            },
+        };
+        match send.try_send_request(out).await {
+            Ok(r) => break (r, send),
+            Err(mut e) => match e.take_message() {
+                Some(again) if !upgrade => out = again,
+                _ => return down(e.into_error().to_string()),
+            },
+        }
     };
     let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (true, Some(client_side)) = (switched, client_side) {
@@ -163,10 +172,77 @@ async fn carry(
         });
     }
     let (parts, body) = resp.into_parts();
-    let mut back = Response::new(Body::new(body));
+    let mut back = if upgrade {
+        Response::new(Body::new(body))
+    } else {
+        // The connection goes back to the pool once the answer has been read to its end.
+        let back_home = Returned(Some((address.to_string(), send)));
+        let data = http_body_util::BodyDataStream::new(body).map(move |chunk| {
+            let _ = &back_home;
+            chunk
+        });
+        Response::new(Body::from_stream(data))
+    };
     *back.status_mut() = parts.status;
     copy_headers(&parts.headers, back.headers_mut(), switched);
     back
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+
+/// Idle kept-alive connections to other nodes, by address (a few each).
+static IDLE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Vec<Sender>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+const IDLE_PER_NODE: usize = 8;
+
+fn idle(address: &str) -> Option<Sender> {
+    let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+    let list = pool.get_mut(address)?;
+    while let Some(s) = list.pop() {
+        if s.is_ready() {
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// A new mutually authenticated HTTP/1.1 connection to the node at `address`.
+async fn open(address: &str, tls: crate::cluster::tls::PeerTls) -> Result<Sender, String> {
+    let stream = crate::cluster::tls::connect(address, tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (send, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(send)
+}
+
+/// Puts a connection back in the pool when dropped (with the answer's body), once it is
+/// ready for the next request; a connection left mid-answer closes instead.
+struct Returned(Option<(String, Sender)>);
+
+impl Drop for Returned {
+    fn drop(&mut self) {
+        let Some((address, mut send)) = self.0.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if send.ready().await.is_ok() {
+                let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+                let list = pool.entry(address).or_default();
+                if list.len() < IDLE_PER_NODE {
+                    list.push(send);
+                }
+            }
+        });
+    }
 }
 
 #[cfg(test)]

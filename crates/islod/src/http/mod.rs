@@ -81,7 +81,8 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// On a cluster's node, bring its copy of the shared state up to date before answering, so a
-/// write made through any node is seen by the next request to any other.
+/// write made through any node is seen by the next request to any other (once per request:
+/// not again on the node a request is carried to).
 async fn cluster_sync(
     axum::extract::State(s): axum::extract::State<HttpState>,
     req: axum::extract::Request,
@@ -89,7 +90,23 @@ async fn cluster_sync(
 ) -> axum::response::Response {
     if s.app.clustered() {
         let app = s.app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.sync_state()).await;
+        // A node that carried a request here says what it had seen: this node catches up to
+        // that without asking etcd again.
+        let seen = (s.transport == Transport::Node)
+            .then(|| {
+                req.headers()
+                    .get(forward::APPLIED)?
+                    .to_str()
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .flatten();
+        let _ = tokio::task::spawn_blocking(move || match seen {
+            Some(seq) => app.sync_state_to(seq),
+            None => app.sync_state(),
+        })
+        .await;
     }
     next.run(req).await
 }

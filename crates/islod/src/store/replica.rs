@@ -377,6 +377,27 @@ impl Store {
         catch_up(&mut db, rep.ledger.as_ref())
     }
 
+    /// The last ledger entry this replica applied (0 alone).
+    pub fn applied_seq(&self) -> u64 {
+        if self.replica.is_none() {
+            return 0;
+        }
+        applied(&self.db()).unwrap_or(0)
+    }
+
+    /// Catch up to at least entry `seq` (what the node that carried a request here had seen),
+    /// without asking the ledger for its head.
+    pub fn sync_to(&self, seq: u64) -> Result<(), StoreError> {
+        let Some(rep) = &self.replica else {
+            return Ok(());
+        };
+        let mut db = self.db();
+        if applied(&db)? >= seq {
+            return Ok(());
+        }
+        catch_up(&mut db, rep.ledger.as_ref())
+    }
+
     /// This node's name in its cluster (empty alone).
     pub fn node(&self) -> &str {
         self.replica.as_ref().map_or("", |r| r.node.as_str())
