@@ -126,7 +126,12 @@ pub struct Cluster {
     pub etcd: Arc<Etcd>,
     /// This node's identity toward the others.
     pub tls: tls::NodeTls,
+    /// Where registered nodes were found lately, and when (see [`Cluster::address_of`]).
+    addresses: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
+
+/// How long a node's address is reused without asking etcd again.
+const ADDRESS_TTL: Duration = Duration::from_secs(2);
 
 /// TLS for etcd from the configured files.
 fn etcd_tls(cfg: &ClusterConfig) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
@@ -194,17 +199,32 @@ impl Cluster {
             config: config.clone(),
             etcd,
             tls: node_tls,
+            addresses: Default::default(),
         })
     }
 
-    /// Where node `name` is reached, while it is registered. Blocking (etcd).
+    /// Where node `name` is reached, while it is registered. Blocking (etcd, at most every
+    /// [`ADDRESS_TTL`] per node: a node that died meanwhile is found unreachable instead).
     pub fn address_of(&self, name: &str) -> Result<Option<String>, EtcdError> {
+        let mut seen = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((a, at)) = seen.get(name)
+            && at.elapsed() < ADDRESS_TTL
+        {
+            return Ok(Some(a.clone()));
+        }
+        drop(seen);
         let key = format!("{}nodes/{name}", self.config.prefix);
-        Ok(self.etcd.get(&key)?.and_then(|kv| {
+        let address = self.etcd.get(&key)?.and_then(|kv| {
             serde_json::from_slice::<NodeRecord>(&kv.value)
                 .ok()
                 .map(|r| r.advertise)
-        }))
+        });
+        seen = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        match &address {
+            Some(a) => seen.insert(name.to_string(), (a.clone(), std::time::Instant::now())),
+            None => seen.remove(name),
+        };
+        Ok(address)
     }
 
     /// The ledger the store replicates through.

@@ -143,9 +143,18 @@ async fn carry(
             Err(_) => return down(format!("{k} cannot be sent")),
         }
     }
-    // A plain request goes on a kept-alive connection to that node when one is idle (a fresh
-    // one if that turns out closed); an upgrade always on a connection of its own.
-    let mut pooled = if upgrade { None } else { idle(address) };
+    // A request goes on a kept-alive connection to that node when one is idle (a fresh one if
+    // that turns out closed). An upgrade keeps the connection it takes, so a new one is
+    // opened meanwhile for the next (the handshake is off the path of the request).
+    let mut pooled = idle(address);
+    if upgrade {
+        let (address, tls) = (address.to_string(), tls.clone());
+        tokio::spawn(async move {
+            if let Ok(s) = open(&address, tls).await {
+                put_back(address, s);
+            }
+        });
+    }
     let (mut resp, send) = loop {
         let mut send = match pooled.take() {
             Some(s) => s,
@@ -157,8 +166,8 @@ async fn carry(
         match send.try_send_request(out).await {
             Ok(r) => break (r, send),
             Err(mut e) => match e.take_message() {
-                Some(again) if !upgrade => out = again,
-                _ => return down(e.into_error().to_string()),
+                Some(again) => out = again,
+                None => return down(e.into_error().to_string()),
             },
         }
     };
@@ -235,13 +244,17 @@ impl Drop for Returned {
         };
         rt.spawn(async move {
             if send.ready().await.is_ok() {
-                let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
-                let list = pool.entry(address).or_default();
-                if list.len() < IDLE_PER_NODE {
-                    list.push(send);
-                }
+                put_back(address, send);
             }
         });
+    }
+}
+
+fn put_back(address: String, send: Sender) {
+    let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+    let list = pool.entry(address).or_default();
+    if list.len() < IDLE_PER_NODE {
+        list.push(send);
     }
 }
 
