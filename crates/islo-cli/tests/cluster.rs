@@ -208,6 +208,33 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
     let _ = pf.kill();
     assert_eq!(stdout(&got), "served\n", "{}", stderr(&got));
 
+    // A snapshot of it saved through b is saved on node-a, where its files are; sandboxes
+    // made from it through b start there; it is removed through b.
+    b.env.ok(&[
+        "use",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "echo snap > /workspace/mark",
+    ]);
+    b.env.ok(&["snapshot", "save", "box", "--name", "snap1"]);
+    let o = b.env.islo(&[
+        "use",
+        "from-snap",
+        "--snapshot",
+        "snap1",
+        "--",
+        "cat",
+        "/workspace/mark",
+    ]);
+    assert_eq!(stdout(&o), "snap\n", "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["status", "from-snap", "-o", "json"])).unwrap();
+    assert_eq!(v["node"], "node-a", "{v}");
+    b.env.ok(&["rm", "from-snap", "-f"]);
+    b.env.ok(&["snapshot", "rm", "snap1", "-f"]);
+
     // Creates through one node spread over the nodes; an operator may name the node.
     for n in ["s1", "s2", "s3"] {
         assert!(a.env.sh(n, "true").status.success());

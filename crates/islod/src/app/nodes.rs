@@ -150,7 +150,29 @@ impl App {
     /// Where a new sandbox goes: `None` for this node, else the node's name and address.
     /// `hint` names a node (operators); otherwise the least loaded node (sandboxes per vCPU,
     /// this one on a tie) that is registered and neither cordoned nor draining. Blocking.
-    pub fn place(&self, hint: Option<&str>) -> Result<Option<(String, String)>, AppError> {
+    pub fn place(
+        &self,
+        t: &Tenant,
+        hint: Option<&str>,
+        snapshot: Option<&str>,
+    ) -> Result<Option<(String, String)>, AppError> {
+        // A snapshot's files are on the node it was saved on: sandboxes made from it start
+        // there (until snapshots travel through a registry).
+        if let Some(s) = snapshot
+            && let Some((node, address)) = self.snapshot_elsewhere(t, s)?
+        {
+            if hint.is_some_and(|h| h != node) {
+                return Err(AppError::Conflict(format!(
+                    "snapshot {s} is on node {node}: sandboxes made from it start there"
+                )));
+            }
+            let address = address.ok_or_else(|| {
+                AppError::ClusterUnavailable(format!(
+                    "snapshot {s} is on node {node}, which is not answering"
+                ))
+            })?;
+            return Ok(Some((node, address)));
+        }
         let Some(c) = self.cluster.get() else {
             return match hint {
                 Some(h) => Err(AppError::Validation(format!(
@@ -244,6 +266,33 @@ impl App {
                 Err(e) => tracing::warn!(node = %n, error = %e, "marking a lost node's sandboxes"),
             }
         }
+    }
+
+    /// The node holding the files of the tenant's snapshot `name` when that is another node
+    /// than this one (the node of the sandbox it was saved from): its name, and where it is
+    /// reached while registered. Blocking (etcd).
+    pub fn snapshot_elsewhere(
+        &self,
+        t: &Tenant,
+        name: &str,
+    ) -> Result<Option<(String, Option<String>)>, AppError> {
+        let Some(c) = self.cluster.get() else {
+            return Ok(None);
+        };
+        let Some(snap) = self.store.snapshot_by_name(&t.id, name)? else {
+            return Ok(None);
+        };
+        let node = match &snap.sandbox_id {
+            Some(id) => self.store.sandbox_by_id(&t.id, id)?.map(|r| r.node),
+            None => None,
+        };
+        let Some(node) = node.filter(|n| !n.is_empty() && *n != c.config.node_name) else {
+            return Ok(None);
+        };
+        let address = c
+            .address_of(&node)
+            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {node}: {e}")))?;
+        Ok(Some((node, address)))
     }
 
     /// This node's client identity toward the others.

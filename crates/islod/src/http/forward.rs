@@ -38,20 +38,36 @@ fn sandbox_ref(method: &axum::http::Method, path: &str) -> Option<String> {
     Some(r.to_string())
 }
 
-/// Middleware (after authentication): a request about a sandbox on another node goes there.
+/// The files of a snapshot a request needs (`DELETE /snapshots/{name}`, its export).
+fn snapshot_ref(method: &axum::http::Method, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/snapshots/")?;
+    let (r, under) = rest.split_once('/').unwrap_or((rest, ""));
+    let files = under == "export" || (under.is_empty() && method == axum::http::Method::DELETE);
+    (files && !r.is_empty() && r != "import").then(|| r.to_string())
+}
+
+/// Middleware (after authentication): a request about a sandbox (or a snapshot's files) on
+/// another node goes there.
 pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> Response {
     if s.transport == Transport::Node || !s.app.clustered() {
         return next.run(req).await;
     }
-    let (Some(sref), Some(t)) = (
-        sandbox_ref(req.method(), req.uri().path()),
-        req.extensions().get::<Tenant>().cloned(),
-    ) else {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let target = match sandbox_ref(&method, &path) {
+        Some(r) => Some((r, false)),
+        None => snapshot_ref(&method, &path).map(|r| (r, true)),
+    };
+    let (Some((what, snapshot)), Some(t)) = (target, req.extensions().get::<Tenant>().cloned())
+    else {
         return next.run(req).await;
     };
     let app = s.app.clone();
     let tenant = t.clone();
-    let owner = tokio::task::spawn_blocking(move || app.owner_elsewhere(&tenant, &sref)).await;
+    let owner = tokio::task::spawn_blocking(move || match snapshot {
+        true => app.snapshot_elsewhere(&tenant, &what),
+        false => app.owner_elsewhere(&tenant, &what),
+    })
+    .await;
     let (node, address) = match owner {
         Ok(Ok(Some(o))) => o,
         Ok(Ok(None)) => return next.run(req).await,
@@ -60,8 +76,13 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
     };
     let Some(address) = address else {
         return ApiError(AppError::ClusterUnavailable(format!(
-            "this sandbox lives on node {node}, which is not answering (its registration lapsed); \
-             its files are on that node: try again when it is back"
+            "this {} on node {node}, which is not answering (its registration lapsed); try \
+             again when it is back",
+            if snapshot {
+                "snapshot's files are"
+            } else {
+                "sandbox lives"
+            }
         )))
         .into_response();
     };
@@ -73,14 +94,15 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
     carry(req, &t, &node, &address, (&me, seen), tls).await
 }
 
-/// POST `body` as JSON to `path` on `node` at `address`, for tenant `t`.
+/// POST `body` as JSON to `path` on `node` at `address` (`to`), for tenant `t`, with
+/// `headers` besides.
 pub async fn carry_json(
     s: &HttpState,
     t: &Tenant,
-    node: &str,
-    address: &str,
+    (node, address): (&str, &str),
     path: &str,
     body: &impl serde::Serialize,
+    headers: &[(&str, &str)],
 ) -> Response {
     let (Some(tls), Ok(bytes)) = (s.app.node_client_tls(), serde_json::to_vec(body)) else {
         return ApiError(AppError::Internal(
@@ -95,6 +117,14 @@ pub async fn carry_json(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(*k),
+            HeaderValue::from_str(v),
+        ) {
+            req.headers_mut().insert(k, v);
+        }
+    }
     let me = s.app.node_name().unwrap_or_default();
     carry(req, t, node, address, (&me, s.app.applied_seq()), tls).await
 }
@@ -110,7 +140,8 @@ async fn carry(
 ) -> Response {
     let down = |e: String| {
         ApiError(AppError::ClusterUnavailable(format!(
-            "this sandbox lives on node {node}, which could not be reached at {address}: {e}"
+            "node {node}, which holds what this request is about, could not be reached at \
+             {address}: {e}"
         )))
         .into_response()
     };
@@ -285,5 +316,21 @@ mod tests {
         assert_eq!(r(&Method::GET, "/sandboxes"), None);
         assert_eq!(r(&Method::POST, "/sandboxes/"), None);
         assert_eq!(r(&Method::GET, "/snapshots/demo"), None);
+        let s = |m: &Method, p: &str| super::snapshot_ref(m, p);
+        assert_eq!(
+            s(&Method::DELETE, "/snapshots/base").as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            s(&Method::GET, "/snapshots/base/export").as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            s(&Method::GET, "/snapshots/base"),
+            None,
+            "records are shared"
+        );
+        assert_eq!(s(&Method::POST, "/snapshots/import"), None);
+        assert_eq!(s(&Method::POST, "/snapshots/"), None);
     }
 }

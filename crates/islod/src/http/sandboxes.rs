@@ -72,14 +72,19 @@ pub async fn create(
     // In a cluster, a create lands where there is room: here, or carried to that node (which
     // creates it where it is asked, without placing it again).
     if s.transport != super::Transport::Node && s.app.clustered() {
-        let (app, hint) = (s.app.clone(), req.node.clone());
-        let placed = tokio::task::spawn_blocking(move || app.place(hint.as_deref()))
-            .await
-            .map_err(|e| ApiError(crate::app::AppError::Join(e)))??;
+        let (app, hint, snap, who) = (
+            s.app.clone(),
+            req.node.clone(),
+            req.snapshot_name.clone(),
+            t.clone(),
+        );
+        let placed =
+            tokio::task::spawn_blocking(move || app.place(&who, hint.as_deref(), snap.as_deref()))
+                .await
+                .map_err(|e| ApiError(crate::app::AppError::Join(e)))??;
         if let Some((node, address)) = placed {
-            return Ok(
-                super::forward::carry_json(&s, &t, &node, &address, "/sandboxes", &req).await,
-            );
+            let to = (node.as_str(), address.as_str());
+            return Ok(super::forward::carry_json(&s, &t, to, "/sandboxes", &req, &[]).await);
         }
     }
     Ok(Json(s.app.view(&s.app.create(&t, req).await?)?).into_response())

@@ -42,7 +42,7 @@ pub async fn create(
     Extension(t): Extension<Tenant>,
     headers: HeaderMap,
     Json(req): Json<CreateSnapshotRequest>,
-) -> Result<Json<SnapshotResponse>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let respond_async = headers
         .get_all("prefer")
         .iter()
@@ -51,8 +51,32 @@ pub async fn create(
             v.split(',')
                 .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
         });
+    // In a cluster, the save runs on the node that holds the sandbox.
+    let source = req.sandbox_name.clone().or_else(|| req.sandbox_id.clone());
+    if let Some(source) =
+        source.filter(|_| s.transport != super::Transport::Node && s.app.clustered())
+    {
+        let (app, who) = (s.app.clone(), t.clone());
+        let owner = tokio::task::spawn_blocking(move || app.owner_elsewhere(&who, &source))
+            .await
+            .map_err(|e| ApiError(crate::app::AppError::Join(e)))??;
+        if let Some((node, address)) = owner {
+            let Some(address) = address else {
+                return Err(ApiError(crate::app::AppError::ClusterUnavailable(format!(
+                    "this sandbox lives on node {node}, which is not answering"
+                ))));
+            };
+            let prefer: &[(&str, &str)] = if respond_async {
+                &[("prefer", "respond-async")]
+            } else {
+                &[]
+            };
+            let (to, path) = ((node.as_str(), address.as_str()), "/snapshots/");
+            return Ok(super::forward::carry_json(&s, &t, to, path, &req, prefer).await);
+        }
+    }
     let row = s.app.save_snapshot(&t, &req, !respond_async).await?;
-    Ok(Json(snapshot_view(&row)))
+    Ok(Json(snapshot_view(&row)).into_response())
 }
 
 #[utoipa::path(get, path = "/snapshots/{name}",
