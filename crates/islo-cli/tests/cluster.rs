@@ -84,7 +84,9 @@ fn authority(dir: &Path, names: &[&str]) {
 
 struct Node {
     env: Env,
+    /// The node listener's port, and the API's.
     port: u16,
+    api: u16,
 }
 
 impl Node {
@@ -131,11 +133,44 @@ fn cluster_yaml(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str, port
 }
 
 fn node(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str) -> Node {
-    let port = free_port();
+    let (port, api) = (free_port(), free_port());
+    let yaml = format!(
+        "listen: 127.0.0.1:{api}\n{}",
+        cluster_yaml(etcd, prefix, certs, name, port)
+    );
     Node {
-        env: Env::with_config(&cluster_yaml(etcd, prefix, certs, name, port)),
+        env: Env::with_config(&yaml),
         port,
+        api,
     }
+}
+
+/// Run tests/sdk/cluster_sdk.py STEP NAME with the public Python SDK against node `n`'s API.
+fn sdk(n: &Node, key: &str, step: &str, name: &str) {
+    let cache = std::env::var("ISLO_TEST_CACHE").unwrap_or_else(|_| "/var/cache/islo-test".into());
+    let python = Path::new(&cache).join("sdk-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} missing: scripts/client-tests.sh installs the Islo SDK there (scripts/test.sh runs it)",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/cluster_sdk.py");
+    let url = format!("http://127.0.0.1:{}", n.api);
+    let o = Command::new(python)
+        .arg(script)
+        .args([step, name])
+        .env("ISLO_BASE_URL", &url)
+        .env("ISLO_COMPUTE_URL", &url)
+        .env("ISLO_API_KEY", key)
+        .env("ISLO_TEST_IMAGE", n.env.busybox())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "SDK {step} through {url}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 }
 
 fn unique_prefix(test: &str) -> String {
@@ -159,7 +194,7 @@ fn health(list: &serde_json::Value, name: &str) -> (String, u64) {
 fn nodes_share_state_and_carry_requests_for_each_other() {
     let etcd = EtcdCluster::start(3);
     let certs = tempfile::tempdir().unwrap();
-    authority(certs.path(), &["node-a", "node-b"]);
+    authority(certs.path(), &["node-a", "node-b", "node-c"]);
     let prefix = unique_prefix("share");
     let a = node(&etcd, &prefix, certs.path(), "node-a");
     let b = node(&etcd, &prefix, certs.path(), "node-b");
@@ -367,6 +402,28 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         "{}",
         stdout(&forged)
     );
+
+    // A third node joins the running cluster; the public SDK creates through it and uses the
+    // sandbox through node-a.
+    let c = node(&etcd, &prefix, certs.path(), "node-c");
+    let o = c
+        .islod()
+        .args(["keys", "create", "sdk", "--tenant", "sdk"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = stdout(&o).trim().to_string();
+    c.env.ok(&["ls"]);
+    a.env.ok(&["ls"]); // a serves TCP too
+    sdk(&c, &key, "create", "by-sdk");
+    std::thread::sleep(Duration::from_millis(1500)); // a heartbeat publishes the counts
+    let list = a.nodes();
+    assert_eq!(
+        health(&list, "node-c"),
+        ("ready".into(), 1),
+        "placed on the empty node: {list}"
+    );
+    sdk(&a, &key, "use", "by-sdk");
 
     // A second node with a live node's name is refused.
     let twin = node(&etcd, &prefix, certs.path(), "node-a");
