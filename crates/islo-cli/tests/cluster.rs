@@ -120,12 +120,22 @@ impl Node {
 
 /// The cluster section of node `name`'s islod.yaml.
 fn cluster_yaml(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str, port: u16) -> String {
+    cluster_yaml_with(&etcd.endpoints, prefix, certs, name, port)
+}
+
+fn cluster_yaml_with(
+    endpoints: &[String],
+    prefix: &str,
+    certs: &Path,
+    name: &str,
+    port: u16,
+) -> String {
     let c = |f: &str| certs.join(f).display().to_string();
     format!(
         "cluster:\n  etcd: [{}]\n  node_name: {name}\n  advertise: https://127.0.0.1:{port}\n  \
          listen: 127.0.0.1:{port}\n  prefix: {prefix}\n  lease_ttl_secs: 3\n  \
          tls: {{ca: {}, cert: {}, key: {}}}\n",
-        etcd.endpoints.join(", "),
+        endpoints.join(", "),
         c("ca.pem"),
         c(&format!("{name}.pem")),
         c(&format!("{name}-key.pem")),
@@ -424,6 +434,40 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         "placed on the empty node: {list}"
     );
     sdk(&a, &key, "use", "by-sdk");
+
+    // A node whose etcd does not answer says so, keeps trying, and does not serve meanwhile.
+    let dead = EtcdCluster::unreachable_endpoint();
+    let lonely = Env::with_config(&cluster_yaml_with(
+        &[dead],
+        &prefix,
+        certs.path(),
+        "node-b",
+        free_port(),
+    ));
+    let mut waiting = Command::new(Path::new(env!("CARGO_BIN_EXE_islo")).with_file_name("islod"))
+        .args(["serve"])
+        .env("ISLOD_CONFIG", lonely.dir.path().join("islod.yaml"))
+        .env("ISLOD_STATE_DIR", lonely.state())
+        .env("ISLO_AGENT_PATH", common::agent_path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "it gave up instead of retrying"
+    );
+    assert!(
+        !lonely.state().join("islod.sock").exists(),
+        "it serves without its state"
+    );
+    let _ = waiting.kill();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("etcd is not answering"),
+        "{}",
+        stderr(&out)
+    );
 
     // A second node with a live node's name is refused.
     let twin = node(&etcd, &prefix, certs.path(), "node-a");

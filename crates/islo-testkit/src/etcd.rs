@@ -113,6 +113,11 @@ impl EtcdCluster {
         }
     }
 
+    /// A client URL where no etcd answers (a port nothing listens on).
+    pub fn unreachable_endpoint() -> String {
+        format!("http://127.0.0.1:{}", free_port())
+    }
+
     /// SIGKILL member `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].take() {
