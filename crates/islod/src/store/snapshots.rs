@@ -164,12 +164,15 @@ impl Store {
 
     /// Snapshots left `saving` by a crash: they can never finish.
     pub fn fail_unfinished_snapshots(&self) -> Result<usize, StoreError> {
+        // In a cluster, only saves of this node's sandboxes: another node may be saving now.
+        let node = self.node();
         self.write(|db| {
             Ok(db.execute(
-            "UPDATE snapshots SET status = 'failed', status_reason = 'islod stopped while saving' \
-             WHERE status = 'saving'",
-            rusqlite::params![],
-        )?)
+                "UPDATE snapshots SET status = 'failed', status_reason = 'islod stopped while saving' \
+                 WHERE status = 'saving' AND (sandbox_id IN (SELECT id FROM sandboxes WHERE node = ?1) \
+                 OR (sandbox_id IS NULL AND ?1 = ''))",
+                rusqlite::params![node],
+            )?)
         })
     }
 }
