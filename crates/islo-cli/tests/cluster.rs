@@ -252,6 +252,26 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         .unwrap();
     let _ = pf.kill();
     assert_eq!(stdout(&got), "served\n", "{}", stderr(&got));
+    // Its public share URL, reached through b.
+    let v: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["share", "box", "8080", "-o", "json"])).unwrap();
+    let url = v["url"].as_str().unwrap();
+    let path = url.splitn(4, '/').nth(3).unwrap();
+    let got = Command::new("curl")
+        .args([
+            "-fsS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{}/{path}i", b.api),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&got),
+        "served\n",
+        "the share through node-b: {}",
+        stderr(&got)
+    );
 
     // A snapshot of it saved through b is saved on node-a, where its files are; sandboxes
     // made from it through b start there; it is removed through b.

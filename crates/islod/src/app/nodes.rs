@@ -295,6 +295,34 @@ impl App {
         Ok(Some((node, address)))
     }
 
+    /// The node holding the sandbox a live share `token` leads to, when that is another node:
+    /// its name, its address while registered, and the sandbox's tenant. Blocking (etcd).
+    pub fn share_elsewhere(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, Option<String>, Tenant)>, AppError> {
+        let Some(c) = self.cluster.get() else {
+            return Ok(None);
+        };
+        let Some(share) = self.store.share_by_token(token)? else {
+            return Ok(None);
+        };
+        let Some(row) = self.store.live_sandbox(&share.sandbox_id)? else {
+            return Ok(None);
+        };
+        if row.node.is_empty() || row.node == c.config.node_name {
+            return Ok(None);
+        }
+        let tenant = Tenant {
+            name: self.store.tenant_name(&row.tenant_id)?.unwrap_or_default(),
+            id: row.tenant_id,
+        };
+        let address = c
+            .address_of(&row.node)
+            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {}: {e}", row.node)))?;
+        Ok(Some((row.node, address, tenant)))
+    }
+
     /// This node's client identity toward the others.
     pub fn node_client_tls(&self) -> Option<crate::cluster::tls::PeerTls> {
         self.cluster.get().map(|c| crate::cluster::tls::PeerTls {

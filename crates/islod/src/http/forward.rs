@@ -46,6 +46,37 @@ fn snapshot_ref(method: &axum::http::Method, path: &str) -> Option<String> {
     (files && !r.is_empty() && r != "import").then(|| r.to_string())
 }
 
+/// A public share URL of a sandbox on another node: the request, carried there (`Err` gives
+/// it back when the sandbox is this node's, or alone).
+pub async fn share_to_owner(s: &HttpState, token: &str, req: Request) -> Result<Response, Request> {
+    if s.transport == Transport::Node || !s.app.clustered() {
+        return Err(req);
+    }
+    let (app, tok) = (s.app.clone(), token.to_string());
+    let owner = match tokio::task::spawn_blocking(move || app.share_elsewhere(&tok)).await {
+        Ok(Ok(Some(o))) => o,
+        _ => return Err(req),
+    };
+    let (node, address, tenant) = owner;
+    let (Some(address), Some(tls)) = (address, s.app.node_client_tls()) else {
+        return Ok(super::proxy::page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The sandbox is out of reach",
+            &format!("The shared sandbox lives on node {node}, which is not answering."),
+        ));
+    };
+    let me = s.app.node_name().unwrap_or_default();
+    Ok(carry(
+        req,
+        &tenant,
+        &node,
+        &address,
+        (&me, s.app.applied_seq()),
+        tls,
+    )
+    .await)
+}
+
 /// Middleware (after authentication): a request about a sandbox (or a snapshot's files) on
 /// another node goes there.
 pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> Response {

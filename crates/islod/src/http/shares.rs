@@ -114,6 +114,10 @@ pub async fn share_path(State(s): State<HttpState>, req: Request) -> Response {
         .next()
         .unwrap_or("")
         .to_string();
+    let req = match super::forward::share_to_owner(&s, &token, req).await {
+        Ok(carried) => return carried,
+        Err(req) => req,
+    };
     let path = rest_of(&req, &format!("/s/{token}"));
     serve_share(s.app.clone(), &token, path, req, true).await
 }
@@ -127,6 +131,10 @@ pub async fn share_host(State(s): State<HttpState>, req: Request, next: Next) ->
         .and_then(|h| s.app.share_token_from_host(h));
     match token {
         Some(token) => {
+            let req = match super::forward::share_to_owner(&s, &token, req).await {
+                Ok(carried) => return carried,
+                Err(req) => req,
+            };
             let path = rest_of(&req, "");
             serve_share(s.app.clone(), &token, path, req, false).await
         }
