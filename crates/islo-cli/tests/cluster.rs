@@ -252,6 +252,12 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         .unwrap();
     let _ = pf.kill();
     assert_eq!(stdout(&got), "served\n", "{}", stderr(&got));
+    // SSH through b, with a certificate b signed, to the sandbox on a (one set of SSH
+    // authorities for the cluster).
+    let o = b.env.islo(&["ssh", "--setup"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = b.env.islo(&["ssh", "box", "--", "cat", "/tmp/mark"]);
+    assert_eq!(stdout(&o), "made\n", "ssh through node-b: {}", stderr(&o));
     // Its public share URL, reached through b.
     let v: serde_json::Value =
         serde_json::from_str(&b.env.ok(&["share", "box", "8080", "-o", "json"])).unwrap();
@@ -383,6 +389,10 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         "{}",
         stderr(&o)
     );
+    cordon("drain");
+    assert_eq!(health(&a.nodes(), "node-b").0, "draining");
+    assert!(b.env.sh("elsewhere-too", "true").status.success());
+    assert_eq!(on("elsewhere-too"), "node-a");
     cordon("uncordon");
     let o = pin("accepted", "node-b");
     assert!(o.status.success(), "{}", stderr(&o));

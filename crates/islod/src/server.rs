@@ -291,7 +291,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let cluster = tokio::task::spawn_blocking(move || connect_cluster(&c, None)).await??;
     let (app, local) = build(&cfg, cluster.as_deref())?;
     let _membership = match &cluster {
-        Some(c) => Some(join_cluster(&cfg, &app, c)?),
+        Some(c) => {
+            // One set of SSH authorities for the cluster: a certificate any node signed opens
+            // a sandbox on any other, whose host key is the same everywhere.
+            let dir = cfg.state_dir.join("ssh");
+            crate::ssh::SshCa::open(&dir).context("the SSH authorities")?;
+            let c2 = c.clone();
+            tokio::task::spawn_blocking(move || {
+                c2.share_files(&dir, &["user_ca", "host_ca", "host_key"])
+            })
+            .await??;
+            Some(join_cluster(&cfg, &app, c)?)
+        }
         None => None,
     };
     let networked = cfg

@@ -227,6 +227,42 @@ impl Cluster {
         Ok(address)
     }
 
+    /// Make the files `names` in `dir` the cluster's: the first node to get here publishes
+    /// its own (under `<prefix>files/<dir's name>/`), every other node takes those in place of
+    /// its own. For key material every node must hold alike (the SSH authorities). Blocking.
+    pub fn share_files(&self, dir: &std::path::Path, names: &[&str]) -> anyhow::Result<()> {
+        use etcd::{Cmp, Op};
+        let group = dir.file_name().map_or("", |n| n.to_str().unwrap_or(""));
+        for name in names {
+            let path = dir.join(name);
+            let mine =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let key = format!("{}files/{group}/{name}", self.config.prefix);
+            let put = Op::Put {
+                key: &key,
+                value: &mine,
+                lease: 0,
+            };
+            let (published, found) =
+                self.etcd
+                    .txn(&[Cmp::Missing(&key)], &[put], &[Op::Get(&key)])?;
+            if published {
+                continue;
+            }
+            let theirs = found
+                .into_iter()
+                .next()
+                .map(|kv| kv.value)
+                .unwrap_or_default();
+            if !theirs.is_empty() && theirs != mine {
+                islo_runtime::host::write_durable(&path, &theirs, 0o600)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                tracing::info!(file = %path.display(), "took the cluster's copy");
+            }
+        }
+        Ok(())
+    }
+
     /// The ledger the store replicates through.
     pub fn ledger(&self) -> Arc<dyn Ledger> {
         Arc::new(EtcdLedger::new(self.etcd.clone(), &self.config.prefix))
