@@ -555,6 +555,46 @@ fn a_lost_node_and_a_lost_quorum() {
         "set right by node-a at its return: {st}"
     );
 
+    // node-a stalled past its lease while its sandboxes keep running (SIGSTOP): the others
+    // mark its sandbox lost; resumed, node-a registers again and sets it right.
+    let pid = a.env.islod_pid().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = || -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
+        v["status"].as_str().unwrap().to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status() != "failed" {
+        assert!(
+            Instant::now() < deadline,
+            "a stalled node's sandbox was not marked lost"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status() != "running" {
+        assert!(
+            Instant::now() < deadline,
+            "node-a did not set its sandbox right"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    b.env.ok(&["use", "on-a", "--", "true"]);
+
     // Quorum lost: writes fail with a clear 503; running sandboxes keep running and answer.
     etcd.kill(1);
     let o = b.env.sh("no-quorum", "true");

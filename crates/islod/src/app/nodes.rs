@@ -240,18 +240,30 @@ impl App {
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let (app, c) = (app.clone(), c.clone());
-                let _ = tokio::task::spawn_blocking(move || app.mark_lost_nodes(&c)).await;
+                let (a, c) = (app.clone(), c.clone());
+                let registered = tokio::task::spawn_blocking(move || a.mark_lost_nodes(&c))
+                    .await
+                    .unwrap_or(false);
+                // Only while registered: unregistered, the others would mark them lost again.
+                if registered && let Err(e) = app.set_right_lost().await {
+                    tracing::warn!(error = %e, "setting right sandboxes marked lost");
+                }
             }
         }))
     }
 
-    fn mark_lost_nodes(&self, c: &Cluster) {
+    /// Whether this node is registered (as far as etcd answers). The replica is brought up to
+    /// date first: no request may have done it lately.
+    fn mark_lost_nodes(&self, c: &Cluster) -> bool {
+        if self.store.sync().is_err() {
+            return false;
+        }
         let Ok(live) = membership::live_nodes(&c.etcd, &c.config.prefix) else {
-            return; // etcd is out of reach: nothing can be told about the others
+            return false; // etcd is out of reach: nothing can be told about the others
         };
+        let registered = live.iter().any(|l| l.name == c.config.node_name);
         let Ok(nodes) = self.store.sandbox_nodes() else {
-            return;
+            return registered;
         };
         for n in nodes {
             if n.is_empty() || n == c.config.node_name || live.iter().any(|l| l.name == n) {
@@ -266,6 +278,7 @@ impl App {
                 Err(e) => tracing::warn!(node = %n, error = %e, "marking a lost node's sandboxes"),
             }
         }
+        registered
     }
 
     /// The node holding the files of the tenant's snapshot `name` when that is another node

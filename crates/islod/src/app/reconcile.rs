@@ -240,6 +240,20 @@ impl App {
         Ok((Outcome::Stopped, thawed))
     }
 
+    /// This node's sandboxes another node marked `node lost` after this node was back (it
+    /// read the list of live nodes just before this one registered again): set right.
+    pub(super) async fn set_right_lost(&self) -> Result<(), AppError> {
+        for row in self.store.live_sandboxes()? {
+            if !super::nodes::failed_with_node(&row) || self.store.pending_op(&row.id)?.is_some() {
+                continue;
+            }
+            let id = SandboxId(row.id.clone());
+            let observed = self.driven(&id, |d, id| d.observe(id)).await?;
+            self.back_from_lost(&row, observed).await?;
+        }
+        Ok(())
+    }
+
     /// A sandbox the other nodes marked failed while this node was lost: what it is now.
     async fn back_from_lost(
         &self,

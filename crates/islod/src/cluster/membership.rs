@@ -168,7 +168,8 @@ fn heartbeat(
         let record = load();
         let alive = etcd.keep_alive(id);
         let result = match alive {
-            Ok(0) => {
+            // Lapsed (0), or already gone from etcd (refused: "lease not found").
+            Ok(0) | Err(EtcdError::Refused(_)) => {
                 tracing::warn!(
                     "this node's lease lapsed (etcd was out of reach); registering again"
                 );
