@@ -379,6 +379,16 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         let o = b.islod().args(["nodes", verb, "node-b"]).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
     };
+    let o = b
+        .islod()
+        .args(["nodes", "cordon", "node-typo"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("no node named node-typo"),
+        "{}",
+        stderr(&o)
+    );
     cordon("cordon");
     assert_eq!(health(&a.nodes(), "node-b").0, "cordoned");
     assert!(b.env.sh("elsewhere", "true").status.success());

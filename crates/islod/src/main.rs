@@ -171,7 +171,19 @@ fn nodes(cfg: &Config, cmd: NodesCmd) -> anyhow::Result<()> {
         );
     };
     let set = |name: &str, a: NodeAdmin, what: &str| -> anyhow::Result<()> {
-        membership::set_admin(&cluster.etcd, &cluster.config.prefix, name, a)?;
+        let prefix = &cluster.config.prefix;
+        let known = membership::live_nodes(&cluster.etcd, prefix)?
+            .iter()
+            .any(|n| n.name == name)
+            || membership::admin_settings(&cluster.etcd, prefix)?
+                .iter()
+                .any(|(n, _)| n == name);
+        if !known {
+            anyhow::bail!(
+                "no node named {name} is registered; `islod nodes` lists the cluster's nodes"
+            );
+        }
+        membership::set_admin(&cluster.etcd, prefix, name, a)?;
         eprintln!("node {name} {what}");
         Ok(())
     };
