@@ -62,6 +62,9 @@ pub async fn status_one(client: &Client, name: &str, output: Output) -> anyhow::
         outln!("Reason: {r}");
     }
     outln!("Image: {}", s.image);
+    if let Some(n) = &s.node {
+        outln!("Node: {n}");
+    }
     if let Some(i) = &s.isolation {
         match (i.class.as_str(), &i.host_ids, &i.warning) {
             ("gvisor", ..) => {

@@ -553,6 +553,11 @@ fn a_lost_node_and_a_lost_quorum() {
         "{st}"
     );
     assert_eq!(st["node"], "node-a", "{st}");
+    let text = b.env.ok(&["status", "on-a"]);
+    assert!(
+        text.contains("Node: node-a") && text.contains("node lost"),
+        "{text}"
+    );
     assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
     // Back, it serves its sandboxes again.
     a.env.ok(&["ls"]);
