@@ -108,8 +108,31 @@ fn connect_live(socket: &Path) -> Result<UnixStream, ProtoError> {
 /// Start `req` on the agent at `socket`.
 pub fn exec(socket: &Path, req: ExecRequest) -> Result<ExecConn, ProtoError> {
     let mut stream = connect_live(socket)?;
-    proto::write_json(&mut stream, FrameKind::Request, &AgentRequest::Exec(req))?;
+    send(&mut stream, &AgentRequest::Exec(req))?;
     Ok(ExecConn { stream })
+}
+
+/// Write `req`. An agent that could not serve the connection (no thread for it: the
+/// sandbox's process limit) says why in an error frame and hangs up, maybe before the
+/// request is written: that reason, not the broken pipe.
+fn send(stream: &mut UnixStream, req: &AgentRequest) -> Result<(), ProtoError> {
+    match proto::write_json(stream, FrameKind::Request, req) {
+        Err(ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            let _ = stream.set_read_timeout(Some(REPLY_DEADLINE));
+            match proto::read_frame(stream) {
+                Ok(Some(f)) if f.kind == FrameKind::Error => {
+                    Err(ProtoError::Agent(AgentError::decode(&f.payload)))
+                }
+                _ => Err(ProtoError::Io(e)),
+            }
+        }
+        other => other,
+    }
 }
 
 /// One request answered by one `Reply` (or `Error`) frame.
@@ -120,7 +143,7 @@ fn call<T: for<'de> serde::Deserialize<'de>>(
     let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(REPLY_DEADLINE))?;
     stream.set_write_timeout(Some(REPLY_DEADLINE))?;
-    proto::write_json(&mut stream, FrameKind::Request, req)?;
+    send(&mut stream, req)?;
     reply(&mut stream)
 }
 
