@@ -485,6 +485,56 @@ mod tests {
     }
 
     #[test]
+    fn bad_cluster_settings_are_refused_naming_the_setting() {
+        let good = "cluster:\n  etcd: [http://127.0.0.1:2379]\n  node_name: node-1\n  \
+                    advertise: https://10.0.0.1:7443\n  tls: {ca: /c, cert: /n, key: /k}\n";
+        let parse = |y: &str| parse_file(Path::new("x.yaml"), y).unwrap().cluster.unwrap();
+        parse(good).check().unwrap();
+        assert_eq!(parse(good).node_listen(), "0.0.0.0:7443");
+        for (from, to, setting) in [
+            ("node_name: node-1", "node_name: -bad", "node_name"),
+            ("node_name: node-1", "node_name: a/b", "node_name"),
+            ("etcd: [http://127.0.0.1:2379]", "etcd: []", "etcd"),
+            (
+                "etcd: [http://127.0.0.1:2379]",
+                "etcd: [127.0.0.1:2379]",
+                "etcd",
+            ),
+            (
+                "etcd: [http://127.0.0.1:2379]",
+                "etcd: [https://127.0.0.1:2379]",
+                "etcd_tls",
+            ),
+            (
+                "advertise: https://10.0.0.1:7443",
+                "advertise: http://10.0.0.1:7443",
+                "advertise",
+            ),
+            (
+                "advertise: https://10.0.0.1:7443",
+                "advertise: https://10.0.0.1",
+                "advertise",
+            ),
+        ] {
+            let e = parse(&good.replace(from, to))
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("cluster.{setting}")), "{to}: {e}");
+        }
+        let e = parse(&format!("{good}  prefix: islo\n"))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.prefix"), "{e}");
+        let e = parse(&format!("{good}  lease_ttl_secs: 1\n"))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.lease_ttl_secs"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_name_the_problem() {
         let err = parse_file(Path::new("x.yaml"), "state_dir: /a\nbogus: 1\n")
             .unwrap_err()

@@ -138,13 +138,10 @@ impl App {
                 None => return Ok(None),
             },
         };
-        if row.node.is_empty() || row.node == c.config.node_name || row.deleted_at.is_some() {
+        if row.deleted_at.is_some() {
             return Ok(None);
         }
-        let address = c
-            .address_of(&row.node)
-            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {}: {e}", row.node)))?;
-        Ok(Some((row.node, address)))
+        elsewhere(c, row.node)
     }
 
     /// Where a new sandbox goes: `None` for this node, else the node's name and address.
@@ -299,13 +296,10 @@ impl App {
             Some(id) => self.store.sandbox_by_id(&t.id, id)?.map(|r| r.node),
             None => None,
         };
-        let Some(node) = node.filter(|n| !n.is_empty() && *n != c.config.node_name) else {
-            return Ok(None);
-        };
-        let address = c
-            .address_of(&node)
-            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {node}: {e}")))?;
-        Ok(Some((node, address)))
+        match node {
+            Some(n) => elsewhere(c, n),
+            None => Ok(None),
+        }
     }
 
     /// The node holding the sandbox a live share `token` leads to, when that is another node:
@@ -330,10 +324,7 @@ impl App {
             name: self.store.tenant_name(&row.tenant_id)?.unwrap_or_default(),
             id: row.tenant_id,
         };
-        let address = c
-            .address_of(&row.node)
-            .map_err(|e| AppError::ClusterUnavailable(format!("finding node {}: {e}", row.node)))?;
-        Ok(Some((row.node, address, tenant)))
+        Ok(elsewhere(c, row.node)?.map(|(node, address)| (node, address, tenant)))
     }
 
     /// This node's client identity toward the others.
@@ -385,4 +376,16 @@ pub fn failed_with_node(row: &crate::store::SandboxRow) -> bool {
             .status_reason
             .as_deref()
             .is_some_and(|r| r.starts_with(NODE_LOST))
+}
+
+/// `node` and its address while registered, when it is another node than this one (`None`
+/// for this node, or for a record with no node: a single host's).
+fn elsewhere(c: &Cluster, node: String) -> Result<Option<(String, Option<String>)>, AppError> {
+    if node.is_empty() || node == c.config.node_name {
+        return Ok(None);
+    }
+    let address = c
+        .address_of(&node)
+        .map_err(|e| AppError::ClusterUnavailable(format!("finding node {node}: {e}")))?;
+    Ok(Some((node, address)))
 }
