@@ -143,9 +143,14 @@ fn cluster_yaml_with(
 }
 
 fn node(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str) -> Node {
+    node_with(etcd, prefix, certs, name, "")
+}
+
+/// A node with `extra` lines in its `cluster:` section.
+fn node_with(etcd: &EtcdCluster, prefix: &str, certs: &Path, name: &str, extra: &str) -> Node {
     let (port, api) = (free_port(), free_port());
     let yaml = format!(
-        "listen: 127.0.0.1:{api}\n{}",
+        "listen: 127.0.0.1:{api}\n{}{extra}",
         cluster_yaml(etcd, prefix, certs, name, port)
     );
     Node {
@@ -526,10 +531,57 @@ fn a_lost_node_and_a_lost_quorum() {
     let certs = tempfile::tempdir().unwrap();
     authority(certs.path(), &["node-a", "node-b"]);
     let prefix = unique_prefix("loss");
-    let a = node(&etcd, &prefix, certs.path(), "node-a");
-    let b = node(&etcd, &prefix, certs.path(), "node-b");
-    assert!(a.env.sh("on-a", "true").status.success());
+    // Snapshots travel through the test registry.
+    let repo = format!("islo-test/cluster-{}", std::process::id());
+    let registry = format!(
+        "  snapshot_registry: http://{}/{repo}\n",
+        islo_testkit::registry::require()
+    );
+    let a = node_with(&etcd, &prefix, certs.path(), "node-a", &registry);
+    let b = node_with(&etcd, &prefix, certs.path(), "node-b", &registry);
+    assert!(
+        a.env
+            .sh("on-a", "echo travelled > /workspace/t")
+            .status
+            .success()
+    );
     assert!(b.env.sh("on-b", "echo kept > /tmp/k").status.success());
+
+    // A snapshot saved on node-a starts a sandbox on node-b: pulled from the registry.
+    b.env.ok(&["snapshot", "save", "on-a", "--name", "trav"]);
+    let snaps: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["snapshot", "ls", "-o", "json"])).unwrap();
+    let snap = &snaps.as_array().unwrap()[0];
+    assert!(snap["status_reason"].is_null(), "not copied: {snap}");
+    let manifest = format!(
+        "http://{}/v2/{repo}/manifests/{}",
+        islo_testkit::registry::addr(),
+        snap["id"].as_str().unwrap()
+    );
+    let in_registry = || {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg("Accept: application/vnd.oci.image.manifest.v1+json")
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    assert_eq!(in_registry(), "200");
+    let o = b.env.islo(&[
+        "use",
+        "trav-1",
+        "--snapshot",
+        "trav",
+        "--node",
+        "node-b",
+        "--",
+        "cat",
+        "/workspace/t",
+    ]);
+    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    let pulled = b.env.state().join("snapshots/pulled");
+    assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
 
     // One etcd member of three lost: nothing changes for users.
     etcd.kill(2);
@@ -559,6 +611,27 @@ fn a_lost_node_and_a_lost_quorum() {
         "{text}"
     );
     assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
+    // Its snapshot still starts sandboxes (from the registry), and is removed without it:
+    // from the registry, and from what node-b pulled.
+    let o = b.env.islo(&[
+        "use",
+        "trav-2",
+        "--snapshot",
+        "trav",
+        "--",
+        "cat",
+        "/workspace/t",
+    ]);
+    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    b.env.ok(&["rm", "trav-1", "-f"]);
+    b.env.ok(&["rm", "trav-2", "-f"]);
+    b.env.ok(&["snapshot", "rm", "trav", "-f"]);
+    assert_eq!(in_registry(), "404");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&pulled).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "node-b kept what it pulled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Back, it serves its sandboxes again.
     a.env.ok(&["ls"]);
     b.env.ok(&["use", "on-a", "--", "true"]);

@@ -89,6 +89,14 @@ pub struct ClusterConfig {
     /// Seconds a node stays registered without a heartbeat (default 10).
     #[serde(default = "default_lease_ttl")]
     pub lease_ttl_secs: u64,
+    /// The OCI registry repository snapshots are copied to, so that any node can start
+    /// sandboxes from them: `https://HOST[:PORT]/REPOSITORY` (`http://` on loopback only).
+    /// Its credentials, if any, are in `registry_credentials` under `HOST[:PORT]`. Absent:
+    /// sandboxes from a snapshot start on the node it was saved on.
+    pub snapshot_registry: Option<String>,
+    /// A CA certificate (PEM) the snapshot registry's certificate may be signed by, besides
+    /// the system's.
+    pub snapshot_registry_ca: Option<PathBuf>,
 }
 
 /// PEM files of one TLS identity and the authority it trusts.
@@ -169,6 +177,11 @@ impl ClusterConfig {
         }
         if self.lease_ttl_secs < 2 {
             return bad("lease_ttl_secs: at least 2".into());
+        }
+        if let Some(u) = &self.snapshot_registry
+            && let Err(e) = crate::images::repo::parse_url(u)
+        {
+            return bad(format!("snapshot_registry: {e}"));
         }
         Ok(())
     }
@@ -532,6 +545,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cluster.lease_ttl_secs"), "{e}");
+        let e = parse(&format!(
+            "{good}  snapshot_registry: http://10.0.0.5:5000/islo\n"
+        ))
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cluster.snapshot_registry") && e.contains("plain HTTP"),
+            "{e}"
+        );
+        parse(&format!(
+            "{good}  snapshot_registry: https://reg.internal:5000/islo/snapshots\n"
+        ))
+        .check()
+        .unwrap();
     }
 
     #[test]

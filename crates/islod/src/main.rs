@@ -86,6 +86,8 @@ enum KeysCmd {
 fn main() {
     // The error alone, without a backtrace: it is the last line of islod.log, which `islo`
     // shows when islod could not start.
+    // Every command may speak TLS (etcd, other nodes, registries): one crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("islod: {e:#}");
         std::process::exit(1);
@@ -151,9 +153,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            rustls::crypto::ring::default_provider()
-                .install_default()
-                .map_err(|_| anyhow::anyhow!("installing the TLS crypto provider"))?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -42,7 +42,11 @@ pub fn connect_cluster(
     let Some(c) = &cfg.cluster else {
         return Ok(None);
     };
-    Ok(Some(Arc::new(Cluster::connect(c, patience)?)))
+    let auth = |registry: &str| match cfg.registry_credentials.get(registry) {
+        Some(k) => oci_client::secrets::RegistryAuth::Basic(k.username.clone(), k.password.clone()),
+        None => oci_client::secrets::RegistryAuth::Anonymous,
+    };
+    Ok(Some(Arc::new(Cluster::connect(c, auth, patience)?)))
 }
 
 /// This node's id, kept in the state directory: a restart is the same node, a copy of the

@@ -30,6 +30,7 @@ mod setup;
 mod shares;
 mod snapshot_archive;
 mod snapshot_memory;
+mod snapshot_travel;
 mod snapshots;
 mod sources;
 mod stream;

@@ -154,8 +154,9 @@ impl App {
         snapshot: Option<&str>,
     ) -> Result<Option<(String, String)>, AppError> {
         // A snapshot's files are on the node it was saved on: sandboxes made from it start
-        // there (until snapshots travel through a registry).
+        // there, unless it was copied to the cluster's registry.
         if let Some(s) = snapshot
+            && !self.snapshot_travels(t, s)?
             && let Some((node, address)) = self.snapshot_elsewhere(t, s)?
         {
             if hint.is_some_and(|h| h != node) {
@@ -245,6 +246,8 @@ impl App {
                 if registered && let Err(e) = app.set_right_lost().await {
                     tracing::warn!(error = %e, "setting right sandboxes marked lost");
                 }
+                let a = app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.sweep_pulled()).await;
             }
         }))
     }
@@ -300,6 +303,15 @@ impl App {
             Some(n) => elsewhere(c, n),
             None => Ok(None),
         }
+    }
+
+    /// Whether the tenant's snapshot `name` was copied to the cluster's registry, so that any
+    /// node can start sandboxes from it.
+    pub fn snapshot_travels(&self, t: &Tenant, name: &str) -> Result<bool, AppError> {
+        let Some(snap) = self.store.snapshot_by_name(&t.id, name)? else {
+            return Ok(false);
+        };
+        Ok(super::snapshots::Base::of(&snap).is_ok_and(|b| b.remote.is_some()))
     }
 
     /// The node holding the sandbox a live share `token` leads to, when that is another node:

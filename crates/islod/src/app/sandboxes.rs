@@ -371,12 +371,16 @@ impl App {
 
     /// Pull the image and start the sandbox; returns the stored runtime spec.
     async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<StoredSpec, AppError> {
-        let (layers, image_env, digest, snapshot_id) = match &c.snapshot {
+        let base = match &c.snapshot {
+            Some((id, base)) => Some((id, self.local_base(id, base).await?)),
+            None => None,
+        };
+        let (layers, image_env, digest, snapshot_id) = match &base {
             Some((id, base)) => (
                 base.layers.clone(),
                 base.image_env.clone(),
                 None,
-                Some(id.clone()),
+                Some(id.to_string()),
             ),
             None => {
                 let (image, _) = self.pull_for(&row.id, &c.image).await?;
@@ -388,7 +392,7 @@ impl App {
             islo_runtime::Isolation::Gvisor => None,
             islo_runtime::Isolation::Container => self.allocate_ids(&row.id)?,
         };
-        let memory = c.snapshot.as_ref().and_then(|(_, b)| b.memory.clone());
+        let memory = base.as_ref().and_then(|(_, b)| b.memory.clone());
         if let (Some(l), Some(nonce)) = (
             link.as_mut(),
             c.snapshot

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::snapshot_travel::Remote;
 use super::snapshots::{Base, validate_name};
 use super::{App, AppError, Tenant};
 use crate::images::LayerLimits;
@@ -57,30 +58,28 @@ fn add_bytes(tar: &mut tar::Builder<impl Write>, path: &str, data: &[u8]) -> std
     tar.append_data(&mut h, path, data)
 }
 
-/// Write the archive of snapshot `s` to `out` (blocking).
-pub fn write_archive(s: &SnapshotRow, scratch: &Path, out: impl Write) -> Result<(), AppError> {
-    let base = Base::of(s)?;
-    let mut tar = tar::Builder::new(BufWriter::new(out));
-    let (mut layers, mut diff_ids) = (Vec::new(), Vec::new());
-    for dir in &base.layers {
-        let mut f = tempfile::tempfile_in(scratch).map_err(io("scratch file"))?;
-        let (hex, len) = {
-            let mut hw = HashTo(BufWriter::new(&mut f), Sha256::new(), 0);
-            islo_runtime::layer_tar::write_layer(dir, &mut hw).map_err(io("writing a layer"))?;
-            hw.0.flush().map_err(io("writing a layer"))?;
-            (hex::encode(hw.1.finalize()), hw.2)
-        };
-        f.rewind().map_err(io("scratch file"))?;
-        let digest = add_blob(&mut tar, &mut f, len, &hex).map_err(io("writing the archive"))?;
-        layers.push(json!({"mediaType": LAYER_MEDIA, "digest": digest, "size": len}));
-        diff_ids.push(digest);
-    }
+/// A cached layer as an uncompressed tar blob in a scratch file (rewound): the file, its
+/// sha256 (hex) and length. Blocking.
+pub(super) fn layer_blob(dir: &Path, scratch: &Path) -> Result<(File, String, u64), AppError> {
+    let mut f = tempfile::tempfile_in(scratch).map_err(io("scratch file"))?;
+    let (hex, len) = {
+        let mut hw = HashTo(BufWriter::new(&mut f), Sha256::new(), 0);
+        islo_runtime::layer_tar::write_layer(dir, &mut hw).map_err(io("writing a layer"))?;
+        hw.0.flush().map_err(io("writing a layer"))?;
+        (hex::encode(hw.1.finalize()), hw.2)
+    };
+    f.rewind().map_err(io("scratch file"))?;
+    Ok((f, hex, len))
+}
+
+/// The image config of snapshot `s` with `base`, its layers' digests `diff_ids`.
+pub(super) fn image_config(s: &SnapshotRow, base: &Base, diff_ids: &[String]) -> String {
     let env: Vec<String> = base
         .image_env
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let config = json!({
+    json!({
         "architecture": "amd64", "os": "linux", "created": s.created_at,
         "config": {
             "Env": env, "WorkingDir": base.workdir,
@@ -88,7 +87,56 @@ pub fn write_archive(s: &SnapshotRow, scratch: &Path, out: impl Write) -> Result
         },
         "rootfs": {"type": "layers", "diff_ids": diff_ids}
     })
-    .to_string();
+    .to_string()
+}
+
+/// What an image config written by [`image_config`] says of the base (no layers yet), and
+/// the image the snapshot's filesystem came from.
+pub(super) fn base_from_config(config: &Value) -> (Base, Option<String>) {
+    let cfg = &config["config"];
+    let labels = &cfg["Labels"];
+    let image_env = cfg["Env"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|e| e.as_str()?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let env = labels[ENV_LABEL]
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    let base = Base {
+        image_env,
+        env,
+        workdir: cfg["WorkingDir"]
+            .as_str()
+            .filter(|w| w.starts_with('/'))
+            .unwrap_or("/workspace")
+            .to_string(),
+        ..Base::default()
+    };
+    (base, labels[IMAGE_LABEL].as_str().map(str::to_string))
+}
+
+/// Write the archive of snapshot `s` (its files: `base`) to `out` (blocking).
+pub fn write_archive(
+    s: &SnapshotRow,
+    base: &Base,
+    scratch: &Path,
+    out: impl Write,
+) -> Result<(), AppError> {
+    let mut tar = tar::Builder::new(BufWriter::new(out));
+    let (mut layers, mut diff_ids) = (Vec::new(), Vec::new());
+    for dir in &base.layers {
+        let (mut f, hex, len) = layer_blob(dir, scratch)?;
+        let digest = add_blob(&mut tar, &mut f, len, &hex).map_err(io("writing the archive"))?;
+        layers.push(json!({"mediaType": LAYER_MEDIA, "digest": digest, "size": len}));
+        diff_ids.push(digest);
+    }
+    let config = image_config(s, base, &diff_ids);
     let cfg_hex = sha256_hex(config.as_bytes());
     add_bytes(
         &mut tar,
@@ -211,10 +259,12 @@ impl App {
                 s.status
             )));
         }
+        // A snapshot saved on another node is exported from its copy in the registry.
+        let base = self.local_base(&s.id, &Base::of(&s)?).await?;
         let scratch = self.images.tmp_dir();
         tokio::task::spawn_blocking(move || {
             let mut f = tempfile::tempfile_in(&scratch).map_err(io("scratch file"))?;
-            write_archive(&s, &scratch, &mut f)?;
+            write_archive(&s, &base, &scratch, &mut f)?;
             f.rewind().map_err(io("scratch file"))?;
             Ok(f)
         })
@@ -237,10 +287,36 @@ impl App {
         }
         let app = self.clone();
         let (tenant, name) = (t.id.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || {
+        let mut row = tokio::task::spawn_blocking(move || {
             app.import_blocking(&tenant, &name, archive, trust_memory)
         })
-        .await?
+        .await??;
+        let mut base = Base::of(&row)?;
+        if let Some(remote) = self.publish_imported(&row, &base).await {
+            base.remote = Some(remote);
+            row.base = serde_json::to_string(&base).unwrap_or_default();
+            self.store.finish_snapshot(
+                &row.id,
+                row.status,
+                row.status_reason.as_deref(),
+                row.size_bytes,
+                row.checksum.as_deref(),
+                Some(&row.base),
+            )?;
+        }
+        Ok(row)
+    }
+
+    /// Copy an imported snapshot to the cluster's registry, if there is one; a failure
+    /// leaves it on this node (sandboxes from it start here).
+    async fn publish_imported(&self, row: &SnapshotRow, base: &Base) -> Option<Remote> {
+        match self.publish_snapshot(row, base).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(snapshot = %row.name, error = %e, "copying an imported snapshot to the registry");
+                None
+            }
+        }
     }
 
     fn import_blocking(
@@ -291,38 +367,13 @@ impl App {
                 LayerLimits::for_blob(len),
             )?);
         }
-        let cfg = &config["config"];
-        let labels = &cfg["Labels"];
-        let image_env = cfg["Env"]
-            .as_array()
-            .map(|v| {
-                v.iter()
-                    .filter_map(|e| e.as_str()?.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let env = labels[ENV_LABEL]
-            .as_str()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        let base = Base {
-            layers,
-            image_env,
-            env,
-            workdir: cfg["WorkingDir"]
-                .as_str()
-                .filter(|w| w.starts_with('/'))
-                .unwrap_or("/workspace")
-                .to_string(),
-            memory: None,
-            gateway_nonce: None,
-        };
+        let (mut base, image) = base_from_config(&config);
+        base.layers = layers;
+        base.node = self.node_name();
         let id = uuid::Uuid::now_v7().to_string();
         let checkpoint = manifest["annotations"][super::snapshot_memory::CHECKPOINT_ANNOTATION]
             .as_str()
             .map(|d| d.strip_prefix("sha256:").unwrap_or(d).to_string());
-        let mut base = base;
         let mut reason = None;
         match (checkpoint, trust_memory) {
             (Some(key), true) => {
@@ -356,10 +407,7 @@ impl App {
             status_reason: reason,
             size_bytes: Some(top.0),
             checksum: Some(top.1),
-            image: labels[IMAGE_LABEL]
-                .as_str()
-                .unwrap_or("imported")
-                .to_string(),
+            image: image.unwrap_or_else(|| "imported".into()),
             base: serde_json::to_string(&base).unwrap_or_default(),
             created_at: now_rfc3339(),
         };

@@ -33,6 +33,12 @@ pub struct Base {
     /// sandbox forked from them has the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_nonce: Option<String>,
+    /// The cluster node whose cache holds `layers` and `memory` (none: a single host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Where the snapshot was copied for the cluster's other nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<super::snapshot_travel::Remote>,
 }
 
 impl Base {
@@ -178,13 +184,14 @@ impl App {
         let job = async move {
             let outcome = app.capture(&sb, memory.then_some(snap_id.as_str())).await;
             let recorded = match outcome {
-                Ok((base, size, digest)) => {
+                Ok((mut base, size, digest)) => {
+                    let reason = app.publish_saved(&snap_id, &tenant, &name, &mut base).await;
                     let base = serde_json::to_string(&base).unwrap_or_default();
                     tracing::info!(snapshot = %name, sandbox = %sb.name, size, "snapshot saved");
                     app.store.finish_snapshot(
                         &snap_id,
                         SnapshotStatus::Ready,
-                        None,
+                        reason.as_deref(),
                         Some(size),
                         Some(&digest),
                         Some(&base),
@@ -219,6 +226,31 @@ impl App {
         }
         tokio::spawn(job);
         Ok(row)
+    }
+
+    /// In a cluster with a snapshot registry, copy a saved snapshot there (into `base`); a
+    /// failure leaves it on this node only, which its reason says.
+    async fn publish_saved(
+        &self,
+        id: &str,
+        t: &Tenant,
+        name: &str,
+        base: &mut Base,
+    ) -> Option<String> {
+        let row = self.snapshot(t, name).ok().filter(|r| r.id == id)?;
+        match self.publish_snapshot(&row, base).await {
+            Ok(remote) => {
+                base.remote = remote;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(snapshot = %name, error = %e, "copying a snapshot to the registry");
+                Some(format!(
+                    "kept on node {} only (sandboxes from it start there): {e}",
+                    self.node_name().unwrap_or_default()
+                ))
+            }
+        }
     }
 
     /// Where a memory snapshot's checkpoint is kept.
@@ -287,6 +319,8 @@ impl App {
             workdir: sb.workdir.clone(),
             gateway_nonce: checkpoint.as_ref().and(sb.stored.gateway_nonce.clone()),
             memory: checkpoint,
+            node: self.node_name(),
+            remote: None,
         };
         Ok((base, bytes, digest))
     }
@@ -319,6 +353,9 @@ impl App {
             )));
         }
         self.store.delete_snapshot(&s.id)?;
+        if let Ok(b) = Base::of(&s) {
+            self.unpublish_snapshot(&b).await;
+        }
         let memory = self.memory_dir(&s.id);
         if memory.exists()
             && let Err(e) = std::fs::remove_dir_all(&memory)

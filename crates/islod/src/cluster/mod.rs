@@ -126,6 +126,8 @@ pub struct Cluster {
     pub etcd: Arc<Etcd>,
     /// This node's identity toward the others.
     pub tls: tls::NodeTls,
+    /// Where snapshots travel between nodes (`snapshot_registry`), if configured.
+    pub snapshots: Option<Arc<crate::images::Repo>>,
     /// Where registered nodes were found lately, and when (see [`Cluster::address_of`]).
     addresses: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
@@ -165,12 +167,40 @@ fn rustls_pemfile_certs(
         .context("reading PEM certificates")
 }
 
+/// The snapshot registry's repository, as configured.
+fn snapshot_repo(
+    config: &ClusterConfig,
+    registry_auth: impl Fn(&str) -> oci_client::secrets::RegistryAuth,
+) -> anyhow::Result<Option<Arc<crate::images::Repo>>> {
+    let Some(url) = &config.snapshot_registry else {
+        return Ok(None);
+    };
+    let ca =
+        match &config.snapshot_registry_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| {
+                format!("cluster.snapshot_registry_ca: reading {}", p.display())
+            })?),
+            None => None,
+        };
+    let parsed = crate::images::repo::parse_url(url)
+        .map_err(|e| anyhow::anyhow!("cluster.snapshot_registry: {e}"))?;
+    let repo = crate::images::Repo::new(url, ca.as_deref(), registry_auth(&parsed.registry))
+        .context("cluster.snapshot_registry")?;
+    Ok(Some(Arc::new(repo)))
+}
+
 impl Cluster {
     /// Connect to etcd, waiting (and saying so) until it answers: a node does not serve
     /// before it can reach the cluster's state. `patience` bounds the wait (`None`: for ever).
-    pub fn connect(config: &ClusterConfig, patience: Option<Duration>) -> anyhow::Result<Self> {
+    /// `registry_auth` gives the credentials of a registry (`HOST[:PORT]`).
+    pub fn connect(
+        config: &ClusterConfig,
+        registry_auth: impl Fn(&str) -> oci_client::secrets::RegistryAuth,
+        patience: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         config.check()?;
         let node_tls = tls::NodeTls::load(&config.tls)?;
+        let snapshots = snapshot_repo(config, registry_auth)?;
         let etcd = Arc::new(Etcd::new(EtcdSettings {
             endpoints: config.etcd.clone(),
             tls: etcd_tls(config)?,
@@ -199,6 +229,7 @@ impl Cluster {
             config: config.clone(),
             etcd,
             tls: node_tls,
+            snapshots,
             addresses: Default::default(),
         })
     }

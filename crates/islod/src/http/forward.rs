@@ -93,7 +93,7 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     let app = s.app.clone();
-    let tenant = t.clone();
+    let (tenant, name) = (t.clone(), what.clone());
     let owner = tokio::task::spawn_blocking(move || match snapshot {
         true => app.snapshot_elsewhere(&tenant, &what),
         false => app.owner_elsewhere(&tenant, &what),
@@ -106,6 +106,15 @@ pub async fn to_owner(State(s): State<HttpState>, req: Request, next: Next) -> R
         Err(e) => return ApiError(AppError::Join(e)).into_response(),
     };
     let Some(address) = address else {
+        // A snapshot in the cluster's registry is exported or removed by any node.
+        let (app, tenant) = (s.app.clone(), t.clone());
+        if snapshot
+            && tokio::task::spawn_blocking(move || app.snapshot_travels(&tenant, &name))
+                .await
+                .is_ok_and(|r| r.unwrap_or(false))
+        {
+            return next.run(req).await;
+        }
         return ApiError(AppError::ClusterUnavailable(format!(
             "this {} on node {node}, which is not answering (its registration lapsed); try \
              again when it is back",

@@ -3,6 +3,7 @@
 
 mod extract;
 mod reference;
+pub mod repo;
 #[cfg(test)]
 mod roundtrip_tests;
 
@@ -22,6 +23,7 @@ use crate::store::{ImageRow, Store};
 
 pub use extract::{UnpackError, UnpackStats, unpack};
 pub use reference::{Resolved, resolve};
+pub use repo::Repo;
 
 /// Errors of the image store.
 #[derive(Debug, thiserror::Error)]
@@ -311,17 +313,19 @@ impl ImageStore {
             platform_resolver: Some(Box::new(linux_amd64_resolver)),
             ..Default::default()
         });
-        let auth = match self.settings.credentials.get(r.pull.registry()) {
-            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
-            None => RegistryAuth::Anonymous,
-        };
+        let auth = self.credentials(r.pull.registry());
         let (manifest, digest, config) = client
             .pull_manifest_and_config(&r.pull, &auth)
             .await
             .map_err(|e| registry_error(&r.canonical, &e))?;
         let mut digests = Vec::new();
         for layer in &manifest.layers {
-            self.fetch_layer(&client, r, layer, &progress).await?;
+            let from = Source {
+                reference: &r.pull,
+                label: &r.canonical,
+            };
+            self.fetch_layer(&client, from, layer, &layer.digest, &progress)
+                .await?;
             digests.push(layer.digest.clone());
         }
         let row = ImageRow {
@@ -340,66 +344,127 @@ impl ImageStore {
         })
     }
 
-    async fn fetch_layer(
+    /// Fetch `layer` of `from` (unless the cache has `key`, the layer's cache key) and unpack
+    /// it as `key`.
+    pub(crate) async fn fetch_layer(
         &self,
         client: &oci_client::Client,
-        r: &Resolved,
+        from: Source<'_>,
         layer: &oci_client::manifest::OciDescriptor,
+        key: &str,
         progress: &Progress,
-    ) -> Result<(), ImageError> {
-        let dir = self.layer_dir(&layer.digest);
-        let lock = self.lock_for(&layer.digest);
+    ) -> Result<PathBuf, ImageError> {
+        let dir = self.layer_dir(key);
+        let lock = self.lock_for(key);
         let _guard = lock.lock().await;
         if dir.is_dir() {
-            return Ok(());
+            return Ok(dir);
         }
         let tmp = tempfile::Builder::new()
             .prefix("blob")
             .tempfile_in(self.root.join("tmp"))?;
-        let mut stream = client
-            .pull_blob_stream(&r.pull, layer)
-            .await
-            .map_err(|e| registry_error(&r.canonical, &e))?;
-        let total = stream.content_length.unwrap_or(layer.size.max(0) as u64);
-        let mut hasher = Sha256::new();
-        let mut file = tmp.as_file().try_clone()?;
-        let (mut current, mut reported) = (0u64, 0u64);
-        while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| ImageError::Registry {
-                image: r.canonical.clone(),
-                detail: e.to_string(),
-            })?;
-            hasher.update(&chunk);
-            file.write_all(&chunk)?;
-            current += chunk.len() as u64;
-            if let Some(tx) = progress
-                && (current - reported >= 256 * 1024 || current == total)
-            {
-                reported = current;
-                let _ = tx
-                    .send(ImagePullEvent::Progress {
-                        layer: layer.digest.clone(),
-                        current,
-                        total,
-                    })
-                    .await;
-            }
-        }
-        if format!("sha256:{}", hex::encode(hasher.finalize())) != layer.digest {
-            return Err(ImageError::DigestMismatch {
-                image: r.canonical.clone(),
-                digest: layer.digest.clone(),
-            });
-        }
-        let (image, digest, root) = (r.canonical.clone(), layer.digest.clone(), self.root.clone());
+        let len = download(client, from, layer, tmp.as_file(), progress).await?;
+        let (image, digest, root) = (
+            from.label.to_string(),
+            layer.digest.clone(),
+            self.root.clone(),
+        );
         let blob = tmp.reopen()?;
-        let limits = LayerLimits::for_blob(current);
+        let limits = LayerLimits::for_blob(len);
+        let out = dir.clone();
         tokio::task::spawn_blocking(move || {
-            unpack_blob(blob, &root, &dir, (&image, &digest), limits)
+            unpack_blob(blob, &root, &out, (&image, &digest), limits)
         })
         .await
-        .map_err(|e| ImageError::Io(std::io::Error::other(e)))?
+        .map_err(|e| ImageError::Io(std::io::Error::other(e)))??;
+        Ok(dir)
     }
+
+    /// Whether the cache holds the layer `key` (`sha256_HEX`); its directory.
+    pub fn cached_layer(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.layer_dir(key);
+        dir.is_dir().then_some(dir)
+    }
+
+    /// The blob (digest, length) layer `key` was last uploaded as (see [`Self::record_pushed`]).
+    pub fn pushed(&self, key: &str) -> Option<(String, u64)> {
+        let text = std::fs::read_to_string(self.root.join("pushed").join(key)).ok()?;
+        let (digest, len) = text.trim().split_once(' ')?;
+        Some((digest.to_string(), len.parse().ok()?))
+    }
+
+    /// Remember that layer `key` was uploaded as blob `digest` of `len` bytes: a layer's
+    /// content never changes, so the next upload of it only asks whether the registry still
+    /// has that blob.
+    pub fn record_pushed(&self, key: &str, digest: &str, len: u64) -> std::io::Result<()> {
+        let dir = self.root.join("pushed");
+        std::fs::create_dir_all(&dir)?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        std::fs::write(tmp.path(), format!("{digest} {len}\n"))?;
+        tmp.persist(dir.join(key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The credentials configured for `registry` (`host[:port]`).
+    pub fn credentials(&self, registry: &str) -> RegistryAuth {
+        match self.settings.credentials.get(registry) {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        }
+    }
+}
+
+/// Where a blob comes from: the reference it is pulled through, and how errors name it.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub reference: &'a oci_client::Reference,
+    pub label: &'a str,
+}
+
+/// Stream `layer`'s blob into `file`, checking it against its digest; returns its length.
+pub(crate) async fn download(
+    client: &oci_client::Client,
+    from: Source<'_>,
+    layer: &oci_client::manifest::OciDescriptor,
+    file: &std::fs::File,
+    progress: &Progress,
+) -> Result<u64, ImageError> {
+    let mut stream = client
+        .pull_blob_stream(from.reference, layer)
+        .await
+        .map_err(|e| registry_error(from.label, &e))?;
+    let total = stream.content_length.unwrap_or(layer.size.max(0) as u64);
+    let mut hasher = Sha256::new();
+    let mut file = file.try_clone()?;
+    let (mut current, mut reported) = (0u64, 0u64);
+    while let Some(chunk) = stream.stream.next().await {
+        let chunk = chunk.map_err(|e| ImageError::Registry {
+            image: from.label.to_string(),
+            detail: e.to_string(),
+        })?;
+        hasher.update(&chunk);
+        file.write_all(&chunk)?;
+        current += chunk.len() as u64;
+        if let Some(tx) = progress
+            && (current - reported >= 256 * 1024 || current == total)
+        {
+            reported = current;
+            let _ = tx
+                .send(ImagePullEvent::Progress {
+                    layer: layer.digest.clone(),
+                    current,
+                    total,
+                })
+                .await;
+        }
+    }
+    if format!("sha256:{}", hex::encode(hasher.finalize())) != layer.digest {
+        return Err(ImageError::DigestMismatch {
+            image: from.label.to_string(),
+            digest: layer.digest.clone(),
+        });
+    }
+    Ok(current)
 }
 
 /// Decompress (by magic bytes: gzip, zstd or plain tar) and unpack into `dir` atomically.

@@ -145,6 +145,15 @@ impl Store {
         })
     }
 
+    /// Whether a snapshot with id `id` exists (in any state).
+    pub fn snapshot_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.db().query_row(
+            "SELECT EXISTS (SELECT 1 FROM snapshots WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn delete_snapshot(&self, id: &str) -> Result<(), StoreError> {
         self.write(|db| {
             db.execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
