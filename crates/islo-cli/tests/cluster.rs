@@ -582,6 +582,38 @@ fn a_lost_node_and_a_lost_quorum() {
     assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
     let pulled = b.env.state().join("snapshots/pulled");
     assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
+    // A memory snapshot too: a fork on node-b runs on from where node-a's processes were.
+    let o = a.env.sh(
+        "on-a",
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) >/dev/null 2>&1 &",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(Duration::from_millis(500));
+    b.env
+        .ok(&["snapshot", "save", "on-a", "--name", "live", "--memory"]);
+    let count = |name: &str| -> u64 {
+        let o = b.env.islo(&["use", name, "--", "cat", "/tmp/count"]);
+        stdout(&o)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}", stderr(&o)))
+    };
+    let o = b.env.islo(&[
+        "use",
+        "fork",
+        "--snapshot",
+        "live",
+        "--node",
+        "node-b",
+        "--",
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = count("fork");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(count("fork") > before, "the fork's processes do not run on");
+    b.env.ok(&["rm", "fork", "-f"]);
+    b.env.ok(&["snapshot", "rm", "live", "-f"]);
 
     // One etcd member of three lost: nothing changes for users.
     etcd.kill(2);

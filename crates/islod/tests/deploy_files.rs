@@ -105,6 +105,10 @@ fn the_systemd_files_and_the_example_config_fit_together() {
     );
     let cfg = cluster_config("islod-cluster.yaml", &read("islod-cluster.yaml"));
     assert!(cfg.etcd_tls.is_some() && cfg.etcd.iter().all(|u| u.starts_with("https://")));
+    assert!(
+        cfg.snapshot_registry.is_some(),
+        "snapshots travel between the nodes"
+    );
     let env = read("systemd/etcd.env");
     for u in &cfg.etcd {
         let host = u.trim_start_matches("https://").trim_end_matches(":2379");
