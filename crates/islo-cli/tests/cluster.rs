@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Env, stderr, stdout};
+use common::{Env, Tmux, stderr, stdout};
 use islo_testkit::etcd::EtcdCluster;
 
 fn free_port() -> u16 {
@@ -235,6 +235,21 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         logs.contains("cat /tmp/mark"),
         "the audit log, read through b: {logs}"
     );
+    // An interactive session through b, detached, and attached again through a.
+    let t = Tmux::start(&b.env, &["use", "box"], 100, 30);
+    t.wait_for("detach with Ctrl-P Ctrl-Q");
+    t.line("echo via-$((40+2)); stty size");
+    t.wait_for("via-42");
+    t.wait_for("30 100");
+    t.resize(90, 20);
+    t.line("stty size");
+    t.wait_for("20 90");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("CLI-EXIT=0");
+    let t = Tmux::start(&a.env, &["use", "box"], 100, 30);
+    t.wait_for("via-42");
+    t.line("exit 4");
+    t.wait_for("CLI-EXIT=4");
     // A port inside it, forwarded through b.
     let o = b.env.islo(&[
         "use",
