@@ -6,7 +6,10 @@ carries them to node-a):
 
 - `islo use EXISTING -- true`, p50 of BENCH_RUNS (target: node-b adds at most 2 ms);
 - `islo cp` of 100 MB into the sandbox, median of 5 (target: node-b at least 80 % of node-a's
-  throughput).
+  throughput);
+- a snapshot of that sandbox (busybox and the 100 MB) saved on node-a and copied to the test
+  registry, then `islo use NEW --snapshot` on node-a (its files there), on node-b the first
+  time (pulled from the registry) and again (cached): no target, the cost of travelling.
 
 The two are measured alternately, call by call.
 
@@ -25,6 +28,7 @@ import time
 from benchlib import BUSYBOX, ISLO, RUNS, pct, timed
 
 ISLOD = os.path.join(os.path.dirname(ISLO), "islod")
+REGISTRY = os.environ.get("ISLO_TEST_REGISTRY", "127.0.0.1:5050")
 NODES = ["node-a", "node-b"]
 
 
@@ -83,7 +87,8 @@ class Node:
                 f"gateway:\n  subnet: 10.{234 + i}.0.0/16\n"
                 f"cluster:\n  etcd: [{', '.join(endpoints)}]\n  node_name: {name}\n"
                 f"  advertise: https://127.0.0.1:{port}\n  listen: 127.0.0.1:{port}\n"
-                f"  tls: {{ca: {d}/ca.pem, cert: {d}/{name}.pem, key: {d}/{name}-key.pem}}\n")
+                f"  tls: {{ca: {d}/ca.pem, cert: {d}/{name}.pem, key: {d}/{name}-key.pem}}\n"
+                f"  snapshot_registry: http://{REGISTRY}/islo-bench/cluster-{os.getpid()}\n")
         self.env = dict(os.environ, HOME=self.dir, ISLO_STATE_DIR=os.path.join(self.dir, "state"),
                         ISLOD_CONFIG=cfg)
         self.env.pop("ISLO_SOCKET", None)
@@ -100,6 +105,19 @@ class Node:
                 os.kill(int(f.read().strip()), signal.SIGTERM)
         except (OSError, ValueError):
             pass
+
+
+def snapshot_travel(a, b):
+    """Save cb (with the 100 MB copied in) on node-a; sandboxes from it on either node."""
+    out = {"save": timed([ISLO, "snapshot", "save", "cb", "--name", "trav"], env=a.env)}
+    for key, n, name in [("local", a, "t-a"), ("pulled", b, "t-b1"), ("cached", b, "t-b2")]:
+        node = "node-a" if n is a else "node-b"
+        out[key] = timed([ISLO, "use", name, "--snapshot", "trav", "--node", node, "--", "true"],
+                         env=n.env)
+    for name in ["t-a", "t-b1", "t-b2"]:
+        a.islo("rm", name, "-f")
+    a.islo("snapshot", "rm", "trav", "-f")
+    return out
 
 
 def main():
@@ -137,8 +155,14 @@ def main():
               f"added {r50 - l50:+5.1f} ms (target <= 2 ms)")
         print(f"  islo cp 100 MB in          median node-a {up_a:6.0f} MB/s node-b {up_b:6.0f} MB/s "
               f"ratio {up_b / up_a:4.2f} (target >= 0.80)")
+        travel = snapshot_travel(a, b)
+        print(f"  snapshot (100 MB) save, copied to the registry {travel['save']:6.0f} ms")
+        print(f"  islo use NEW --snapshot    node-a {travel['local']:6.0f} ms   node-b first "
+              f"{travel['pulled']:6.0f} ms ({travel['pulled'] / travel['local']:4.1f}x)   node-b again "
+              f"{travel['cached']:6.0f} ms ({travel['cached'] / travel['local']:4.1f}x)")
         print(json.dumps({"bench": "cluster", "use_existing_p50_ms": {"local": l50, "remote": r50},
-                          "cp_100mb_mb_s": {"local": up_a, "remote": up_b}}))
+                          "cp_100mb_mb_s": {"local": up_a, "remote": up_b},
+                          "snapshot_ms": travel}))
         a.islo("rm", "cb", "-f")
     finally:
         for n in nodes:
