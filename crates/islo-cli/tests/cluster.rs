@@ -235,6 +235,17 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         logs.contains("cat /tmp/mark"),
         "the audit log, read through b: {logs}"
     );
+    // The gateway's decisions about it, read through b.
+    a.env.sh(
+        "box",
+        "wget -q -O /dev/null http://10.1.2.3/from-box || true",
+    );
+    std::thread::sleep(Duration::from_millis(300)); // a background writer records them
+    let decisions = b.env.ok(&["gateway", "log", "box", "-o", "json"]);
+    assert!(
+        decisions.contains("from-box"),
+        "the gateway log, read through b: {decisions}"
+    );
     // An interactive session through b, detached, and attached again through a.
     let t = Tmux::start(&b.env, &["use", "box"], 100, 30);
     t.wait_for("detach with Ctrl-P Ctrl-Q");
