@@ -486,7 +486,11 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
 
     // A third node joins the running cluster; the public SDK creates through it and uses the
     // sandbox through node-a.
-    let c = node(&etcd, &prefix, certs.path(), "node-c");
+    let closed = format!(
+        "  snapshot_registry: http://127.0.0.1:{}/islo-test/nowhere\n",
+        free_port()
+    );
+    let c = node_with(&etcd, &prefix, certs.path(), "node-c", &closed);
     let o = c
         .islod()
         .args(["keys", "create", "sdk", "--tenant", "sdk"])
@@ -505,6 +509,37 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
         "placed on the empty node: {list}"
     );
     sdk(&a, &key, "use", "by-sdk");
+    // node-c's snapshot registry does not answer: its snapshots stay on it, and say so.
+    let o = c
+        .env
+        .islo(&["use", "on-c", "-i", &img, "--node", "node-c", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    a.env.ok(&["snapshot", "save", "on-c", "--name", "stays"]);
+    let snaps: serde_json::Value =
+        serde_json::from_str(&a.env.ok(&["snapshot", "ls", "-o", "json"])).unwrap();
+    let stays = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "stays")
+        .unwrap();
+    assert_eq!(stays["status"], "ready", "{stays}");
+    assert!(
+        stays["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kept on node node-c only"),
+        "{stays}"
+    );
+    a.env
+        .ok(&["use", "from-stays", "--snapshot", "stays", "--", "true"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&a.env.ok(&["status", "from-stays", "-o", "json"])).unwrap();
+    assert_eq!(v["node"], "node-c", "{v}");
+    for n in ["from-stays", "on-c"] {
+        a.env.ok(&["rm", n, "-f"]);
+    }
+    a.env.ok(&["snapshot", "rm", "stays", "-f"]);
 
     // A node whose etcd does not answer says so, keeps trying, and does not serve meanwhile.
     let dead = EtcdCluster::unreachable_endpoint();
@@ -608,6 +643,25 @@ fn a_lost_node_and_a_lost_quorum() {
     assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
     let pulled = b.env.state().join("snapshots/pulled");
     assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
+    // Exported through b (from node-a's files), imported through b: it travels back to a.
+    let archive = b.env.dir.path().join("trav.tar");
+    let to = format!("oci-archive:{}", archive.display());
+    b.env.ok(&["snapshot", "export", "trav", "--to", &to]);
+    b.env.ok(&["snapshot", "import", &to, "--name", "trav-imp"]);
+    let o = a.env.islo(&[
+        "use",
+        "imp-a",
+        "--snapshot",
+        "trav-imp",
+        "--node",
+        "node-a",
+        "--",
+        "cat",
+        "/workspace/t",
+    ]);
+    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    a.env.ok(&["rm", "imp-a", "-f"]);
+    a.env.ok(&["snapshot", "rm", "trav-imp", "-f"]);
     // A memory snapshot too: a fork on node-b runs on from where node-a's processes were.
     let o = a.env.sh(
         "on-a",
