@@ -641,7 +641,7 @@ fn a_lost_node_and_a_lost_quorum() {
         "/workspace/t",
     ]);
     assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
-    let pulled = b.env.state().join("snapshots/pulled");
+    let pulled = b.env.state().join("snapshots/held");
     assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
     // Exported through b (from node-a's files), imported through b: it travels back to a.
     let archive = b.env.dir.path().join("trav.tar");
@@ -748,6 +748,16 @@ fn a_lost_node_and_a_lost_quorum() {
     a.env.ok(&["ls"]);
     b.env.ok(&["use", "on-a", "--", "true"]);
     assert_eq!(health(&b.nodes(), "node-a").0, "ready");
+    // What it held of the snapshot removed while it was away is gone too.
+    let held = a.env.state().join("snapshots/held");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&held).unwrap().count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "node-a kept a removed snapshot's files"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let st: serde_json::Value =
         serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
     assert_eq!(

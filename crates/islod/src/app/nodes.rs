@@ -247,7 +247,7 @@ impl App {
                     tracing::warn!(error = %e, "setting right sandboxes marked lost");
                 }
                 let a = app.clone();
-                let _ = tokio::task::spawn_blocking(move || a.sweep_pulled()).await;
+                let _ = tokio::task::spawn_blocking(move || a.sweep_held()).await;
             }
         }))
     }

@@ -292,6 +292,7 @@ impl App {
         })
         .await??;
         let mut base = Base::of(&row)?;
+        self.hold(&row.id, &base)?;
         if let Some(remote) = self.publish_imported(&row, &base).await {
             base.remote = Some(remote);
             row.base = serde_json::to_string(&base).unwrap_or_default();

@@ -8,8 +8,9 @@
 //! image's, usually) fetches only the others.
 //!
 //! A node asked for a sandbox from a snapshot saved elsewhere pulls it once, by that digest,
-//! into its layer cache. What it pulled is kept in `<state>/snapshots/pulled/ID.json` and
-//! removed when the snapshot is gone.
+//! into its layer cache. What a node holds of a snapshot, pulled or its own, is recorded in
+//! `<state>/snapshots/held/ID.json` and removed when the snapshot is gone, also when it was
+//! removed through another node while this one was away.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -142,8 +143,7 @@ impl App {
         };
         let lock = self.op_lock(&format!("pull {id}"));
         let _g = lock.lock().await;
-        let kept = self.pulled_record(id);
-        if let Some(b) = std::fs::read(&kept)
+        if let Some(b) = std::fs::read(self.held_record(id))
             .ok()
             .and_then(|t| serde_json::from_slice::<Base>(&t).ok())
             && b.layers.iter().all(|l| l.is_dir())
@@ -165,15 +165,7 @@ impl App {
             )));
         }
         let pulled = self.pull_snapshot(&repo, id, base, remote).await?;
-        let io = |e: std::io::Error| AppError::Internal(format!("{}: {e}", kept.display()));
-        if let Some(dir) = kept.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let text = serde_json::to_vec(&pulled).unwrap_or_default();
-        let tmp =
-            tempfile::NamedTempFile::new_in(kept.parent().unwrap_or(Path::new("/"))).map_err(io)?;
-        std::fs::write(tmp.path(), text).map_err(io)?;
-        tmp.persist(&kept).map_err(|e| io(e.error))?;
+        self.hold(id, &pulled)?;
         tracing::info!(snapshot = %id, from = %node, "snapshot pulled from the cluster's registry");
         Ok(pulled)
     }
@@ -255,17 +247,33 @@ impl App {
         Ok(dir)
     }
 
-    /// Where what this node pulled of snapshot `id` is recorded.
-    fn pulled_record(&self, id: &str) -> PathBuf {
+    /// Where what this node holds of snapshot `id` is recorded.
+    fn held_record(&self, id: &str) -> PathBuf {
         PathBuf::from(&self.settings.state_dir)
-            .join("snapshots/pulled")
+            .join("snapshots/held")
             .join(format!("{id}.json"))
     }
 
-    /// Remove what this node pulled of snapshots that are gone: their checkpoint, and their
-    /// own layer when no sandbox or snapshot here stands on it.
-    pub fn sweep_pulled(&self) {
-        let dir = PathBuf::from(&self.settings.state_dir).join("snapshots/pulled");
+    /// Record that this node holds `base` of snapshot `id` (a cluster's node only: alone,
+    /// a snapshot is only ever removed here).
+    pub(super) fn hold(&self, id: &str, base: &Base) -> Result<(), AppError> {
+        if self.node_name().is_none() {
+            return Ok(());
+        }
+        let path = self.held_record(id);
+        let io = |e: std::io::Error| AppError::Internal(format!("{}: {e}", path.display()));
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        std::fs::write(tmp.path(), serde_json::to_vec(base).unwrap_or_default()).map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Remove what this node holds of snapshots that are gone: their checkpoint, and their
+    /// own layer when no sandbox or snapshot stands on it.
+    pub fn sweep_held(&self) {
+        let dir = PathBuf::from(&self.settings.state_dir).join("snapshots/held");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
         };
@@ -285,13 +293,13 @@ impl App {
                 .map_err(|_| ())
                 .and_then(|t| serde_json::from_slice::<Base>(&t).map_err(|_| ()))
             {
-                self.remove_pulled(id, &b);
+                self.remove_held(id, &b);
             }
             let _ = std::fs::remove_file(&path);
         }
     }
 
-    fn remove_pulled(&self, id: &str, b: &Base) {
+    fn remove_held(&self, id: &str, b: &Base) {
         if let Some(m) = &b.memory {
             let _ = std::fs::remove_dir_all(m);
         }
@@ -303,9 +311,9 @@ impl App {
             )
             && let Err(e) = std::fs::remove_dir_all(own)
         {
-            tracing::warn!(snapshot = %id, error = %e, "removing a pulled snapshot's layer");
+            tracing::warn!(snapshot = %id, error = %e, "removing a removed snapshot's layer");
         }
-        tracing::info!(snapshot = %id, "removed what this node pulled of a removed snapshot");
+        tracing::info!(snapshot = %id, "removed what this node held of a removed snapshot");
     }
 
     /// Remove a removed snapshot's copy in the cluster's registry (its blobs go at the

@@ -186,6 +186,9 @@ impl App {
             let recorded = match outcome {
                 Ok((mut base, size, digest)) => {
                     let reason = app.publish_saved(&snap_id, &tenant, &name, &mut base).await;
+                    if let Err(e) = app.hold(&snap_id, &base) {
+                        tracing::warn!(snapshot = %name, error = %e, "recording a snapshot's files");
+                    }
                     let base = serde_json::to_string(&base).unwrap_or_default();
                     tracing::info!(snapshot = %name, sandbox = %sb.name, size, "snapshot saved");
                     app.store.finish_snapshot(
