@@ -372,7 +372,7 @@ impl App {
     /// Pull the image and start the sandbox; returns the stored runtime spec.
     async fn provision(&self, row: &SandboxRow, c: &Checked) -> Result<StoredSpec, AppError> {
         let base = match &c.snapshot {
-            Some((id, base)) => Some((id, self.local_base(id, base).await?)),
+            Some((id, base)) => Some((id, self.snapshot_for(&row.id, id, base).await?)),
             None => None,
         };
         let (layers, image_env, digest, snapshot_id) = match &base {
@@ -609,12 +609,27 @@ impl App {
         id: &str,
         image: &str,
     ) -> Result<(crate::images::Image, bool), AppError> {
+        self.with_progress(id, |tx| async move {
+            self.images.ensure(image, tx).await.map_err(AppError::from)
+        })
+        .await
+    }
+
+    /// Run the pull `make` starts, its progress shown as sandbox `id`'s.
+    async fn with_progress<T, F>(
+        &self,
+        id: &str,
+        make: impl FnOnce(crate::images::Progress) -> F,
+    ) -> Result<T, AppError>
+    where
+        F: std::future::Future<Output = Result<T, AppError>>,
+    {
         let (tx, mut rx) = tokio::sync::mpsc::channel(32);
-        let pull = self.images.ensure(image, Some(tx));
+        let pull = make(Some(tx));
         tokio::pin!(pull);
         loop {
             tokio::select! {
-                r = &mut pull => return r.map_err(AppError::from),
+                r = &mut pull => return r,
                 Some(ev) = rx.recv() => {
                     if let islo_api::ImagePullEvent::Progress { layer, current, total } = ev {
                         self.pull_progress(id, layer, current, total);
@@ -622,6 +637,18 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Snapshot `snap`'s base on this node for sandbox `id`, pulled (with progress) when it
+    /// was saved on another node.
+    async fn snapshot_for(
+        &self,
+        id: &str,
+        snap: &str,
+        base: &super::snapshots::Base,
+    ) -> Result<super::snapshots::Base, AppError> {
+        self.with_progress(id, |tx| self.local_base(snap, base, tx))
+            .await
     }
 
     /// Remove every trace of a sandbox; its record stays readable by id as `deleted`.

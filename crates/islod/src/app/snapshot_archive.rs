@@ -260,7 +260,7 @@ impl App {
             )));
         }
         // A snapshot saved on another node is exported from its copy in the registry.
-        let base = self.local_base(&s.id, &Base::of(&s)?).await?;
+        let base = self.local_base(&s.id, &Base::of(&s)?, None).await?;
         let scratch = self.images.tmp_dir();
         tokio::task::spawn_blocking(move || {
             let mut f = tempfile::tempfile_in(&scratch).map_err(io("scratch file"))?;

@@ -21,7 +21,7 @@ use super::snapshot_archive::{image_config, layer_blob};
 use super::snapshot_memory::CHECKPOINT_ANNOTATION;
 use super::snapshots::Base;
 use super::{App, AppError};
-use crate::images::{Repo, Source, download};
+use crate::images::{Progress, Repo, Source, download};
 use crate::store::SnapshotRow;
 
 /// Where a snapshot was copied: the repository (`HOST[:PORT]/REPOSITORY`) and the digest of
@@ -130,7 +130,12 @@ impl App {
 
     /// The base of snapshot `id` on this node: `base` itself when its files are here, else
     /// the copy pulled from the cluster's registry (once).
-    pub(super) async fn local_base(&self, id: &str, base: &Base) -> Result<Base, AppError> {
+    pub(super) async fn local_base(
+        &self,
+        id: &str,
+        base: &Base,
+        progress: Progress,
+    ) -> Result<Base, AppError> {
         let node = match &base.node {
             Some(n) if Some(n) != self.node_name().as_ref() => n.clone(),
             _ => return Ok(base.clone()),
@@ -164,7 +169,9 @@ impl App {
                 repo.name()
             )));
         }
-        let pulled = self.pull_snapshot(&repo, id, base, remote).await?;
+        let pulled = self
+            .pull_snapshot(&repo, (id, base, remote), progress)
+            .await?;
         self.hold(id, &pulled)?;
         tracing::info!(snapshot = %id, from = %node, "snapshot pulled from the cluster's registry");
         Ok(pulled)
@@ -173,9 +180,8 @@ impl App {
     async fn pull_snapshot(
         &self,
         repo: &Repo,
-        id: &str,
-        base: &Base,
-        remote: &Remote,
+        (id, base, remote): (&str, &Base, &Remote),
+        progress: Progress,
     ) -> Result<Base, AppError> {
         let body = repo.manifest(&remote.manifest).await.map_err(registry)?;
         let manifest: oci_client::manifest::OciImageManifest = serde_json::from_slice(&body)
@@ -197,7 +203,7 @@ impl App {
                 .unwrap_or_else(|| l.digest.replace(':', "_"));
             let dir = self
                 .images
-                .fetch_layer(repo.client(), from, l, &key, &None)
+                .fetch_layer(repo.client(), from, l, &key, &progress)
                 .await
                 .map_err(registry)?;
             layers.push(dir);

@@ -205,7 +205,8 @@ pub struct ImageStore {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-type Progress = Option<mpsc::Sender<ImagePullEvent>>;
+/// Where a pull reports its progress, if anywhere.
+pub type Progress = Option<mpsc::Sender<ImagePullEvent>>;
 
 impl ImageStore {
     /// Registry → mirror URL, as configured.

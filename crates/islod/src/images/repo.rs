@@ -109,6 +109,9 @@ impl Repo {
             use_monolithic_push: true,
             extra_root_certificates: extra,
             connect_timeout: Some(std::time::Duration::from_secs(10)),
+            // A registry that stops answering fails the save or the create instead of holding
+            // it for ever.
+            read_timeout: Some(std::time::Duration::from_secs(60)),
             ..Default::default()
         });
         let http = http.build().map_err(|e| failed("a registry client", e))?;
