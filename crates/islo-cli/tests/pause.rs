@@ -375,6 +375,10 @@ fn sandboxes_forked_from_a_memory_snapshot_start_running_and_go_their_own_ways()
     env.ok(&["pause", "fork-c"]);
     env.ok(&["resume", "fork-c"]);
     assert!(counter(&env, "fork-c") >= 1);
+    // Removed, a restored sandbox leaves nothing behind, its network namespace included.
+    let id = env.id_of("fork-c");
+    env.ok(&["rm", "fork-c", "-f"]);
+    common::assert_no_trace(&env, &id);
 
     // Export carries the checkpoint; an import restores it only when told to trust it.
     let archive = env.dir.path().join("live.tar");

@@ -449,15 +449,19 @@ impl OciDriver {
     /// Link the restored network namespace to the host, as a start does.
     fn link_restored(&self, spec: &SandboxSpec, pid: u32) -> Result<(), DriverError> {
         match &spec.network {
-            Some(n) => self.in_ns(&spec.id, false, || {
-                super::net::attach_restored(
-                    self.host.as_ref(),
-                    &self.dir(&spec.id),
-                    &spec.id,
-                    n,
-                    pid,
-                )
-            })?,
+            // Recorded first, so that a removal takes it down (its pinned namespace too)
+            // however far the linking gets.
+            Some(n) => self.record_network(&spec.id, n).and_then(|()| {
+                self.in_ns(&spec.id, false, || {
+                    super::net::attach_restored(
+                        self.host.as_ref(),
+                        &self.dir(&spec.id),
+                        &spec.id,
+                        n,
+                        pid,
+                    )
+                })?
+            }),
             None => Ok(()),
         }
     }

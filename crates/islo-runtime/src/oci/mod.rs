@@ -349,10 +349,7 @@ impl OciDriver {
         self.mount_storage(spec)?;
         let mounted = t.elapsed();
         if let Some(n) = &spec.network {
-            let path = dir.join(NETWORK_FILE);
-            let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
-            crate::host::write_atomic(&path, text.as_bytes(), 0o600)
-                .map_err(DriverError::io(path.display().to_string()))?;
+            self.record_network(&spec.id, n)?;
             net::attach(self.host.as_ref(), &dir, &spec.id, n, spec.ids.is_some())?;
         }
         let config = self.runtime_config(spec);
@@ -426,6 +423,14 @@ impl OciDriver {
             return Err(self.runtime_err(action, id, out.stderr.trim().to_string()));
         }
         Ok(())
+    }
+
+    /// Record the sandbox's link, which [`Self::detach_network`] takes down.
+    fn record_network(&self, id: &SandboxId, n: &crate::NetworkSpec) -> Result<(), DriverError> {
+        let path = self.dir(id).join(NETWORK_FILE);
+        let text = serde_json::to_string(n).map_err(|e| DriverError::Host(e.to_string()))?;
+        crate::host::write_atomic(&path, text.as_bytes(), 0o600)
+            .map_err(DriverError::io(path.display().to_string()))
     }
 
     /// Take down the sandbox's network, if it has one.
