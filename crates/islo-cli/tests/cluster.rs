@@ -188,6 +188,28 @@ fn sdk(n: &Node, key: &str, step: &str, name: &str) {
     );
 }
 
+/// Wait (10 s at most) until directory `dir` is empty, else fail saying `what`.
+fn emptied(dir: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(dir).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `cat /workspace/t` in a new sandbox `name` made from snapshot `snap` through node `n`
+/// (on `node`, if given).
+fn cat_from_snapshot(n: &Node, name: &str, snap: &str, node: Option<&str>) -> String {
+    let mut args = vec!["use", name, "--snapshot", snap];
+    if let Some(node) = node {
+        args.extend(["--node", node]);
+    }
+    args.extend(["--", "cat", "/workspace/t"]);
+    let o = n.env.islo(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
 fn unique_prefix(test: &str) -> String {
     format!("/islo-test-{}-{test}/", std::process::id())
 }
@@ -629,18 +651,10 @@ fn a_lost_node_and_a_lost_quorum() {
         stdout(&o)
     };
     assert_eq!(in_registry(), "200");
-    let o = b.env.islo(&[
-        "use",
-        "trav-1",
-        "--snapshot",
-        "trav",
-        "--node",
-        "node-b",
-        "--",
-        "cat",
-        "/workspace/t",
-    ]);
-    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    assert_eq!(
+        cat_from_snapshot(&b, "trav-1", "trav", Some("node-b")),
+        "travelled\n"
+    );
     let pulled = b.env.state().join("snapshots/held");
     assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
     // Exported through b (from node-a's files), imported through b: it travels back to a.
@@ -648,18 +662,10 @@ fn a_lost_node_and_a_lost_quorum() {
     let to = format!("oci-archive:{}", archive.display());
     b.env.ok(&["snapshot", "export", "trav", "--to", &to]);
     b.env.ok(&["snapshot", "import", &to, "--name", "trav-imp"]);
-    let o = a.env.islo(&[
-        "use",
-        "imp-a",
-        "--snapshot",
-        "trav-imp",
-        "--node",
-        "node-a",
-        "--",
-        "cat",
-        "/workspace/t",
-    ]);
-    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    assert_eq!(
+        cat_from_snapshot(&a, "imp-a", "trav-imp", Some("node-a")),
+        "travelled\n"
+    );
     a.env.ok(&["rm", "imp-a", "-f"]);
     a.env.ok(&["snapshot", "rm", "trav-imp", "-f"]);
     // A memory snapshot too: a fork on node-b runs on from where node-a's processes were.
@@ -725,39 +731,21 @@ fn a_lost_node_and_a_lost_quorum() {
     assert_eq!(b.env.ok(&["use", "on-b", "--", "cat", "/tmp/k"]), "kept\n");
     // Its snapshot still starts sandboxes (from the registry), and is removed without it:
     // from the registry, and from what node-b pulled.
-    let o = b.env.islo(&[
-        "use",
-        "trav-2",
-        "--snapshot",
-        "trav",
-        "--",
-        "cat",
-        "/workspace/t",
-    ]);
-    assert_eq!(stdout(&o), "travelled\n", "{}", stderr(&o));
+    assert_eq!(cat_from_snapshot(&b, "trav-2", "trav", None), "travelled\n");
     b.env.ok(&["rm", "trav-1", "-f"]);
     b.env.ok(&["rm", "trav-2", "-f"]);
     b.env.ok(&["snapshot", "rm", "trav", "-f"]);
     assert_eq!(in_registry(), "404");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&pulled).unwrap().count() > 0 {
-        assert!(Instant::now() < deadline, "node-b kept what it pulled");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    emptied(&pulled, "node-b kept what it pulled");
     // Back, it serves its sandboxes again.
     a.env.ok(&["ls"]);
     b.env.ok(&["use", "on-a", "--", "true"]);
     assert_eq!(health(&b.nodes(), "node-a").0, "ready");
     // What it held of the snapshot removed while it was away is gone too.
-    let held = a.env.state().join("snapshots/held");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&held).unwrap().count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "node-a kept a removed snapshot's files"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    emptied(
+        &a.env.state().join("snapshots/held"),
+        "node-a kept a removed snapshot's files",
+    );
     let st: serde_json::Value =
         serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
     assert_eq!(
