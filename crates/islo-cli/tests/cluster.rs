@@ -188,13 +188,18 @@ fn sdk(n: &Node, key: &str, step: &str, name: &str) {
     );
 }
 
-/// Wait (10 s at most) until directory `dir` is empty, else fail saying `what`.
-fn emptied(dir: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(dir).unwrap().count() > 0 {
+/// Wait (`secs` at most) until `done` holds, else fail saying `what`.
+fn eventually(secs: u64, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Wait (10 s at most) until directory `dir` is empty, else fail saying `what`.
+fn emptied(dir: &Path, what: &str) {
+    eventually(10, what, || std::fs::read_dir(dir).unwrap().count() == 0);
 }
 
 /// `cat /workspace/t` in a new sandbox `name` made from snapshot `snap` through node `n`
@@ -553,6 +558,22 @@ fn nodes_share_state_and_carry_requests_for_each_other() {
             .contains("kept on node node-c only"),
         "{stays}"
     );
+    let o = a.env.islo(&[
+        "use",
+        "elsewhere-stays",
+        "--snapshot",
+        "stays",
+        "--node",
+        "node-a",
+        "--",
+        "true",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("snapshot stays is on node node-c"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!a.env.ok(&["ls"]).contains("elsewhere-stays"));
     a.env
         .ok(&["use", "from-stays", "--snapshot", "stays", "--", "true"]);
     let v: serde_json::Value =
@@ -655,6 +676,66 @@ fn a_lost_node_and_a_lost_quorum() {
         cat_from_snapshot(&b, "trav-1", "trav", Some("node-b")),
         "travelled\n"
     );
+    // A snapshot whose copy the registry lost: a create on another node fails saying so, and
+    // leaves neither a sandbox nor anything pulled.
+    b.env
+        .ok(&["snapshot", "save", "on-a", "--name", "lost-copy"]);
+    let lost: serde_json::Value =
+        serde_json::from_str(&b.env.ok(&["snapshot", "ls", "-o", "json"])).unwrap();
+    let lost_id = lost
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "lost-copy")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lost_url = format!(
+        "http://{}/v2/{repo}/manifests/{lost_id}",
+        islo_testkit::registry::addr()
+    );
+    let head = Command::new("curl")
+        .args([
+            "-fsSI",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(&lost_url)
+        .output()
+        .unwrap();
+    let digest = stdout(&head)
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("docker-content-digest:")
+                .map(|d| d.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("{}", stdout(&head)));
+    let deleted = Command::new("curl")
+        .args(["-fsS", "-X", "DELETE"])
+        .arg(lost_url.replace(&lost_id, &digest))
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    let o = b.env.islo(&[
+        "use",
+        "lost-1",
+        "--snapshot",
+        "lost-copy",
+        "--node",
+        "node-b",
+        "--",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("copy is gone from registry") && stderr(&o).contains("node node-a"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.env.ok(&["ls"]).contains("lost-1"));
+    b.env.ok(&["snapshot", "rm", "lost-copy", "-f"]);
     let pulled = b.env.state().join("snapshots/held");
     assert_eq!(std::fs::read_dir(&pulled).unwrap().count(), 1);
     // Exported through b (from node-a's files), imported through b: it travels back to a.
@@ -768,14 +849,9 @@ fn a_lost_node_and_a_lost_quorum() {
             serde_json::from_str(&b.env.ok(&["status", "on-a", "-o", "json"])).unwrap();
         v["status"].as_str().unwrap().to_string()
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while status() != "failed" {
-        assert!(
-            Instant::now() < deadline,
-            "a stalled node's sandbox was not marked lost"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(15, "a stalled node's sandbox was not marked lost", || {
+        status() == "failed"
+    });
     assert!(
         Command::new("kill")
             .args(["-CONT", &pid])
@@ -783,14 +859,9 @@ fn a_lost_node_and_a_lost_quorum() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while status() != "running" {
-        assert!(
-            Instant::now() < deadline,
-            "node-a did not set its sandbox right"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(20, "node-a did not set its sandbox right", || {
+        status() == "running"
+    });
     b.env.ok(&["use", "on-a", "--", "true"]);
 
     // Quorum lost: writes fail with a clear 503; running sandboxes keep running and answer.

@@ -170,7 +170,7 @@ impl App {
             )));
         }
         let pulled = self
-            .pull_snapshot(&repo, (id, base, remote), progress)
+            .pull_snapshot(&repo, (id, base, remote), &node, progress)
             .await?;
         self.hold(id, &pulled)?;
         tracing::info!(snapshot = %id, from = %node, "snapshot pulled from the cluster's registry");
@@ -181,9 +181,17 @@ impl App {
         &self,
         repo: &Repo,
         (id, base, remote): (&str, &Base, &Remote),
+        node: &str,
         progress: Progress,
     ) -> Result<Base, AppError> {
-        let body = repo.manifest(&remote.manifest).await.map_err(registry)?;
+        let body = repo.manifest(&remote.manifest).await.map_err(|e| match e {
+            crate::images::ImageError::NotFound(_) => AppError::Conflict(format!(
+                "the snapshot's copy is gone from registry {}: start the sandbox on node \
+                 {node}, which holds its files (--node {node})",
+                remote.repository
+            )),
+            e => registry(e),
+        })?;
         let manifest: oci_client::manifest::OciImageManifest = serde_json::from_slice(&body)
             .map_err(|e| AppError::Provisioning(format!("the snapshot's manifest: {e}")))?;
         let reference = repo.at(&remote.manifest);
@@ -295,31 +303,20 @@ impl App {
             if !matches!(self.store.snapshot_exists(id), Ok(false)) {
                 continue;
             }
-            if let Ok(b) = std::fs::read(&path)
-                .map_err(|_| ())
-                .and_then(|t| serde_json::from_slice::<Base>(&t).map_err(|_| ()))
-            {
-                self.remove_held(id, &b);
+            let held = std::fs::read(&path)
+                .ok()
+                .and_then(|t| serde_json::from_slice::<Base>(&t).ok())
+                .unwrap_or_default();
+            match self.remove_files(id, &held) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&path);
+                    tracing::info!(snapshot = %id, "removed this node's files of a removed snapshot");
+                }
+                Err(e) => {
+                    tracing::warn!(snapshot = %id, error = %e, "removing a removed snapshot's files")
+                }
             }
-            let _ = std::fs::remove_file(&path);
         }
-    }
-
-    fn remove_held(&self, id: &str, b: &Base) {
-        if let Some(m) = &b.memory {
-            let _ = std::fs::remove_dir_all(m);
-        }
-        if let Some(own) = b.layers.last()
-            && self.images.owns_layer(own)
-            && matches!(
-                self.store.layer_in_use(&own.display().to_string(), id),
-                Ok(false)
-            )
-            && let Err(e) = std::fs::remove_dir_all(own)
-        {
-            tracing::warn!(snapshot = %id, error = %e, "removing a removed snapshot's layer");
-        }
-        tracing::info!(snapshot = %id, "removed what this node held of a removed snapshot");
     }
 
     /// Remove a removed snapshot's copy in the cluster's registry (its blobs go at the

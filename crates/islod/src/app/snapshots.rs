@@ -180,12 +180,12 @@ impl App {
             other => other?,
         }
         let app = self.clone();
-        let (snap_id, tenant) = (row.id.clone(), t.clone());
+        let (snap_id, tenant, saved) = (row.id.clone(), t.clone(), row.clone());
         let job = async move {
             let outcome = app.capture(&sb, memory.then_some(snap_id.as_str())).await;
             let recorded = match outcome {
                 Ok((mut base, size, digest)) => {
-                    let reason = app.publish_saved(&snap_id, &tenant, &name, &mut base).await;
+                    let reason = app.publish_saved(&saved, &mut base).await;
                     if let Err(e) = app.hold(&snap_id, &base) {
                         tracing::warn!(snapshot = %name, error = %e, "recording a snapshot's files");
                     }
@@ -233,27 +233,41 @@ impl App {
 
     /// In a cluster with a snapshot registry, copy a saved snapshot there (into `base`); a
     /// failure leaves it on this node only, which its reason says.
-    async fn publish_saved(
-        &self,
-        id: &str,
-        t: &Tenant,
-        name: &str,
-        base: &mut Base,
-    ) -> Option<String> {
-        let row = self.snapshot(t, name).ok().filter(|r| r.id == id)?;
-        match self.publish_snapshot(&row, base).await {
+    async fn publish_saved(&self, row: &SnapshotRow, base: &mut Base) -> Option<String> {
+        match self.publish_snapshot(row, base).await {
             Ok(remote) => {
                 base.remote = remote;
                 None
             }
             Err(e) => {
-                tracing::warn!(snapshot = %name, error = %e, "copying a snapshot to the registry");
+                tracing::warn!(snapshot = %row.name, error = %e, "copying a snapshot to the registry");
                 Some(format!(
                     "kept on node {} only (sandboxes from it start there): {e}",
                     self.node_name().unwrap_or_default()
                 ))
             }
         }
+    }
+
+    /// Remove this node's files of the removed snapshot `id` (`base`: the files it had): its
+    /// checkpoint, and its own layer when no sandbox or snapshot stands on it.
+    pub(super) fn remove_files(&self, id: &str, base: &Base) -> Result<(), AppError> {
+        let memory = self.memory_dir(id);
+        if memory.exists()
+            && let Err(e) = std::fs::remove_dir_all(&memory)
+        {
+            tracing::warn!(snapshot = %id, error = %e, "removing its checkpoint");
+        }
+        if let Some(own) = base.layers.last() {
+            let path = own.display().to_string();
+            if self.images.owns_layer(own)
+                && !self.store.layer_in_use(&path, id)?
+                && let Err(e) = std::fs::remove_dir_all(own)
+            {
+                tracing::warn!(snapshot = %id, layer = %path, error = %e, "removing its layer");
+            }
+        }
+        Ok(())
     }
 
     /// Where a memory snapshot's checkpoint is kept.
@@ -356,24 +370,9 @@ impl App {
             )));
         }
         self.store.delete_snapshot(&s.id)?;
-        if let Ok(b) = Base::of(&s) {
-            self.unpublish_snapshot(&b).await;
-        }
-        let memory = self.memory_dir(&s.id);
-        if memory.exists()
-            && let Err(e) = std::fs::remove_dir_all(&memory)
-        {
-            tracing::warn!(snapshot = %name, error = %e, "removing its checkpoint");
-        }
-        if let Some(own) = Base::of(&s).ok().and_then(|b| b.layers.last().cloned()) {
-            let path = own.display().to_string();
-            if self.images.owns_layer(&own)
-                && !self.store.layer_in_use(&path, &s.id)?
-                && let Err(e) = std::fs::remove_dir_all(&own)
-            {
-                tracing::warn!(snapshot = %name, layer = %path, error = %e, "removing its layer");
-            }
-        }
+        let base = Base::of(&s).unwrap_or_default();
+        self.unpublish_snapshot(&base).await;
+        self.remove_files(&s.id, &base)?;
         tracing::info!(snapshot = %name, "snapshot removed");
         Ok(())
     }

@@ -512,6 +512,7 @@ fn registry_error(image: &str, e: &oci_client::errors::OciDistributionError) -> 
     let lower = detail.to_lowercase();
     if lower.contains("not found")
         || lower.contains("manifest_unknown")
+        || lower.contains("manifest unknown")
         || lower.contains("name_unknown")
     {
         ImageError::NotFound(image.to_string())
