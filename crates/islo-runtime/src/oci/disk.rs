@@ -1,8 +1,16 @@
 //! Per-sandbox disks: sparse ext4 images bounding each sandbox's writable layer.
 //!
-//! One template per size is made with `mkfs.ext4` once; each sandbox gets a sparse copy. A few
-//! copies per size are kept ready in a pool and refilled in the background, so a create only
-//! renames a file.
+//! One template per size is made with `mkfs.ext4` once; each sandbox gets a sparse copy (its
+//! few megabytes of data copied in the kernel, holes left as holes). A few copies per size are
+//! kept ready in a pool, so a create only renames a file; the pool is refilled by a thread
+//! that runs only when nothing else wants the CPU (`SCHED_IDLE`), so a refill never slows the
+//! creates that emptied it.
+//!
+//! The template's inode tables are zeroed by `mkfs` (`lazy_itable_init=0`, as unwritten
+//! extents, which a sparse copy leaves out), so the kernel has nothing to zero after a
+//! sandbox's disk is mounted: with lazy tables each new sandbox queued work for the kernel's
+//! `ext4lazyinit` thread, which went on for minutes after a burst of creates, slowed the
+//! creates that followed and grew every disk image.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,6 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::DriverError;
 use crate::host::Host;
+
+/// The format of templates and pool images, in their names (`SIZE-FORMAT.img`,
+/// `SIZE-FORMAT-N`): those of earlier formats are removed at start-up.
+const FORMAT: &str = "itable";
 
 /// Ready-made images kept per size.
 const POOL_SIZE: usize = 4;
@@ -41,6 +53,14 @@ impl Disks {
         for d in [&templates, &pool] {
             std::fs::create_dir_all(d).map_err(DriverError::io(d.display().to_string()))?;
         }
+        let current = format!("-{FORMAT}");
+        for d in [&templates, &pool] {
+            for old in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if !old.file_name().to_string_lossy().contains(&current) {
+                    let _ = std::fs::remove_file(old.path());
+                }
+            }
+        }
         Ok(Self {
             templates,
             pool,
@@ -52,7 +72,7 @@ impl Disks {
     /// Put a fresh disk of `bytes` at `dest`.
     pub fn make(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
         let tmpl = self.template(bytes)?;
-        let prefix = format!("{bytes}-");
+        let prefix = format!("{bytes}-{FORMAT}-");
         let taken = std::fs::read_dir(&self.pool).ok().and_then(|d| {
             d.flatten()
                 .map(|e| e.path())
@@ -63,7 +83,11 @@ impl Disks {
                 .find(|p| std::fs::rename(p, dest).is_ok())
         });
         if taken.is_none() {
-            copy(self.host.as_ref(), &tmpl, dest)?;
+            let _ = std::fs::remove_file(dest);
+            copy_sparse(&tmpl, dest).map_err(DriverError::io(format!(
+                "copying disk template to {}",
+                dest.display()
+            )))?;
         }
         self.refill(bytes, tmpl);
         Ok(())
@@ -71,7 +95,7 @@ impl Disks {
 
     /// The template of `bytes`, made if missing.
     fn template(&self, bytes: u64) -> Result<PathBuf, DriverError> {
-        let tmpl = self.templates.join(format!("{bytes}.img"));
+        let tmpl = self.templates.join(format!("{bytes}-{FORMAT}.img"));
         if tmpl.exists() {
             return Ok(tmpl);
         }
@@ -85,7 +109,7 @@ impl Disks {
             "-m",
             "0",
             "-E",
-            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+            "lazy_itable_init=0,lazy_journal_init=1,nodiscard",
         ];
         let args: Vec<OsString> = opts
             .iter()
@@ -109,12 +133,13 @@ impl Disks {
 
     /// Top the pool up to [`POOL_SIZE`] images of `bytes` on a background thread.
     fn refill(&self, bytes: u64, tmpl: PathBuf) {
-        let (pool, host, lock) = (self.pool.clone(), self.host.clone(), self.refilling.clone());
+        let (pool, lock) = (self.pool.clone(), self.refilling.clone());
         std::thread::spawn(move || {
             let Ok(_one_at_a_time) = lock.try_lock() else {
                 return;
             };
-            let prefix = format!("{bytes}-");
+            background_priority();
+            let prefix = format!("{bytes}-{FORMAT}-");
             let have = std::fs::read_dir(&pool)
                 .map(|d| {
                     d.flatten()
@@ -125,7 +150,7 @@ impl Disks {
             for _ in have..POOL_SIZE {
                 let id = unique();
                 let tmp = pool.join(format!(".{id}.tmp"));
-                if copy(host.as_ref(), &tmpl, &tmp).is_err()
+                if copy_sparse(&tmpl, &tmp).is_err()
                     || std::fs::rename(&tmp, pool.join(format!("{prefix}{id}"))).is_err()
                 {
                     let _ = std::fs::remove_file(&tmp);
@@ -136,21 +161,75 @@ impl Disks {
     }
 }
 
-fn copy(host: &dyn Host, from: &Path, to: &Path) -> Result<(), DriverError> {
-    let args = [
-        "--sparse=always".into(),
-        from.as_os_str().to_owned(),
-        to.as_os_str().to_owned(),
-    ];
-    let out = host
-        .run(Path::new("cp"), &args)
-        .map_err(DriverError::io("cp"))?;
-    if out.success {
-        Ok(())
-    } else {
-        Err(DriverError::Host(format!(
-            "copying disk template: {}",
-            out.stderr.trim()
-        )))
+/// Copy `from` to a new file `to`, its data extents only: the holes of a sparse image stay
+/// holes, and the data moves in the kernel (`copy_file_range`), not through this process.
+fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{SeekFrom, copy_file_range, seek};
+    let src = std::fs::File::open(from)?;
+    let dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let len = src.metadata()?.len();
+    let mut at = 0;
+    while at < len {
+        let data = match seek(&src, SeekFrom::Data(at)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = seek(&src, SeekFrom::Hole(data))?;
+        let (mut off_in, mut off_out) = (data, data);
+        while off_in < hole {
+            let left = usize::try_from(hole - off_in).unwrap_or(usize::MAX);
+            let n = copy_file_range(&src, Some(&mut off_in), &dst, Some(&mut off_out), left)?;
+            if n == 0 {
+                return Err(std::io::Error::other(format!(
+                    "{} ended while copying",
+                    from.display()
+                )));
+            }
+        }
+        at = hole;
+    }
+    dst.set_len(len)
+}
+
+/// Let the calling thread run only when the CPU is otherwise idle.
+fn background_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` on the calling thread (0) with a valid, initialised
+    // parameter; it reads `param` and changes nothing else of this process.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "disk pool refill at normal priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_sparse;
+    use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn a_sparse_copy_keeps_data_and_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        let mut f = std::fs::File::create(&from).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(64 << 20)).unwrap();
+        f.write_all(b"middle").unwrap();
+        f.set_len(256 << 20).unwrap();
+        drop(f);
+        copy_sparse(&from, &to).unwrap();
+        let (a, b) = (std::fs::read(&from).unwrap(), std::fs::read(&to).unwrap());
+        assert_eq!(a, b);
+        use std::os::unix::fs::MetadataExt;
+        let blocks = std::fs::metadata(&to).unwrap().blocks();
+        assert!(blocks < 1024, "the copy is not sparse: {blocks} blocks");
+        assert!(
+            copy_sparse(&from, &to).is_err(),
+            "an existing file is not overwritten"
+        );
     }
 }

@@ -73,12 +73,12 @@ impl RecordingHost {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// What was asked so far, leaving out helpers run by the disk pool's refill thread
-    /// (`cp`, `mkfs.ext4`), whose timing is its own.
+    /// What was asked so far, leaving out `mkfs.ext4` (a disk template is made once, by
+    /// whichever create or refill comes first).
     pub fn calls(&self) -> Vec<Call> {
         self.with(|s| s.calls.clone())
             .into_iter()
-            .filter(|c| !matches!(c, Call::Run(p, _) if p == "cp" || p.starts_with("mkfs")))
+            .filter(|c| !matches!(c, Call::Run(p, _) if p.starts_with("mkfs")))
             .collect()
     }
 
