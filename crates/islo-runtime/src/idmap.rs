@@ -1,7 +1,9 @@
 //! User namespaces made from the host, for [`crate::host::RealHost`].
 //!
 //! A sandbox's user namespace (and the network namespace it owns, so the sandbox can mount its
-//! own `sysfs`) is made by a short-lived child of islod and pinned by bind mounts of its
+//! own `sysfs`) is made by a short-lived child of islod, which shares islod's memory
+//! (`clone(CLONE_VM)`: a fork would copy islod's page tables and leave its pages
+//! copy-on-write, a cost that grows with islod), and pinned by bind mounts of its
 //! `/proc/PID/ns/*` files, which the runtime then joins. Image layers are seen through
 //! *detached* idmapped mounts (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`)
 //! handed to overlayfs as `/proc/self/fd/N`: one copy per layer on disk, no mount point per
@@ -35,56 +37,96 @@ struct Holder {
     ready: OwnedFd,
     /// Closed by the parent to let the child exit.
     go: Option<OwnedFd>,
+    /// The child's stack and arguments, in this process's memory, which it shares: kept
+    /// until the child is reaped (`Drop` runs before the fields are dropped).
+    _child: Box<(ChildArgs, [u8; CHILD_STACK])>,
 }
 
-/// What the child does, with async-signal-safe calls only (it is a fork of a threaded
-/// process): enter a new user namespace, report, wait for the map, enter a new network
-/// namespace if asked, report, wait for the end.
-fn child(ready: i32, go: i32, go_w: i32, net: bool) -> ! {
-    let mut b = 0u8;
-    // SAFETY: plain syscalls on descriptors this process owns and a local byte; no
-    // allocation, no lock, then `_exit`, as a fork of a threaded process requires.
+/// Room for `child`'s few frames.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// The descriptors `child` works with (numbers in its own copy of the descriptor table).
+struct ChildArgs {
+    ready: i32,
+    go: i32,
+    go_w: i32,
+    net: bool,
+}
+
+/// What the child does: enter a new user namespace, report, wait for the map, enter a new
+/// network namespace if asked, report, wait for the end. It shares this process's memory
+/// (and so its threads' locks and thread-local `errno`), so it makes raw system calls only
+/// (rustix's, which never touch `errno`), allocates nothing, and ends with `_exit`.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    use rustix::fd::BorrowedFd;
+    use rustix::thread::UnshareFlags;
+    // SAFETY: `arg` is the `ChildArgs` in the parent's `Holder`, which outlives this child.
+    let a = unsafe { &*arg.cast::<ChildArgs>() };
+    // SAFETY: the descriptors are the child's own copies (no `CLONE_FILES`), open until it
+    // ends; `go_w` is closed once and not used after; unsharing the user and network
+    // namespaces of this single-threaded child touches no other thread.
     unsafe {
-        libc::close(go_w);
-        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+        rustix::io::close(a.go_w);
+        let (ready, go) = (
+            BorrowedFd::borrow_raw(a.ready),
+            BorrowedFd::borrow_raw(a.go),
+        );
+        let mut b = [0u8; 1];
+        if rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER).is_err() {
             libc::_exit(1);
         }
-        if libc::write(ready, (&raw const b).cast(), 1) != 1 {
+        if rustix::io::write(ready, &b) != Ok(1) {
             libc::_exit(2);
         }
-        if libc::read(go, (&raw mut b).cast(), 1) != 1 {
+        if rustix::io::read(go, &mut b) != Ok(1) {
             libc::_exit(0);
         }
-        if net && libc::unshare(libc::CLONE_NEWNET) != 0 {
+        if a.net && rustix::thread::unshare_unsafe(UnshareFlags::NEWNET).is_err() {
             libc::_exit(3);
         }
-        if libc::write(ready, (&raw const b).cast(), 1) != 1 {
+        if rustix::io::write(ready, &b) != Ok(1) {
             libc::_exit(4);
         }
-        libc::read(go, (&raw mut b).cast(), 1);
+        let _ = rustix::io::read(go, &mut b);
         libc::_exit(0)
     }
 }
 
 impl Holder {
-    /// Fork the child and give its user namespace the map `ids` (ids and groups alike).
+    /// Start the child and give its user namespace the map `ids` (ids and groups alike).
     fn spawn(ids: IdMap, net: bool) -> io::Result<Self> {
         let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        // SAFETY: the child runs only `child`, which makes async-signal-safe calls and
-        // `_exit`s; the parent keeps running normally.
-        let pid = unsafe { libc::fork() };
+        let args = ChildArgs {
+            ready: ready_w.as_raw_fd(),
+            go: go_r.as_raw_fd(),
+            go_w: go_w.as_raw_fd(),
+            net,
+        };
+        let mut mem = Box::new((args, [0u8; CHILD_STACK]));
+        // The stack grows down from its end, 16-byte aligned as the ABI wants.
+        let top = (mem.1.as_mut_ptr_range().end as usize) & !15;
+        let arg = (&raw mut mem.0).cast::<libc::c_void>();
+        // SAFETY: the child runs only `child` on its own stack inside `mem`, which the
+        // `Holder` keeps until the child is reaped; it makes raw system calls only and
+        // `_exit`s. The parent keeps running normally.
+        let pid = unsafe {
+            libc::clone(
+                child,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::SIGCHLD,
+                arg,
+            )
+        };
         if pid < 0 {
             return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            child(ready_w.as_raw_fd(), go_r.as_raw_fd(), go_w.as_raw_fd(), net);
         }
         drop((ready_w, go_r));
         let mut h = Holder {
             pid,
             ready: ready_r,
             go: Some(go_w),
+            _child: mem,
         };
         h.wait_step("a user namespace")?;
         let map = format!("0 {} {}\n", ids.base, ids.size);
