@@ -295,6 +295,12 @@ pub trait Driver: Send + Sync + 'static {
         spec: &SandboxSpec,
         out: &mut dyn std::io::Write,
     ) -> Result<crate::layer_tar::LayerStats, DriverError>;
+    /// A descriptor that becomes readable when the running sandbox's PID 1 (its agent) ends:
+    /// a pidfd, so a watchdog learns of the end without waking the agent. `None` where the
+    /// back end has none to give (the caller asks the agent instead).
+    fn end_notice(&self, _id: &SandboxId) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
     /// What a running sandbox uses now, where the back end can tell (`None` otherwise).
     fn usage(&self, _id: &SandboxId) -> Option<Usage> {
         None

@@ -13,6 +13,7 @@ mod checkpoint;
 mod criu_image;
 mod disk;
 mod elf;
+mod ended;
 mod gvisor;
 mod hostprep;
 pub mod net;
@@ -349,8 +350,10 @@ impl OciDriver {
         self.mount_storage(spec)?;
         let mounted = t.elapsed();
         if let Some(n) = &spec.network {
+            let t = std::time::Instant::now();
             self.record_network(&spec.id, n)?;
             net::attach(self.host.as_ref(), &dir, &spec.id, n, spec.ids.is_some())?;
+            tracing::debug!(sandbox = %spec.id, net_ms = t.elapsed().as_secs_f64() * 1e3, "network attached");
         }
         let config = self.runtime_config(spec);
         let path = dir.join("config.json");
@@ -691,6 +694,13 @@ impl Driver for OciDriver {
                     .map_err(Clone::clone),
             },
         ]
+    }
+
+    fn end_notice(&self, id: &SandboxId) -> Option<std::os::fd::OwnedFd> {
+        // runsc records its sandbox process elsewhere; those are asked (agent ping).
+        (gvisor::class_of(&self.dir(id)) == Isolation::Container)
+            .then(|| ended::end_notice(&self.cfg.runtime_root.join(&id.0)))
+            .flatten()
     }
 
     fn usage(&self, id: &SandboxId) -> Option<crate::Usage> {
