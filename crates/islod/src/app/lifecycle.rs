@@ -200,12 +200,7 @@ impl App {
     }
 
     async fn lifecycle_tick(self: &Arc<Self>, ran_ms: u64) -> Result<(), AppError> {
-        let rows: Vec<SandboxRow> = self
-            .store
-            .live_sandboxes()?
-            .into_iter()
-            .filter(|r| r.stored.lifecycle.is_some())
-            .collect();
+        let rows: Vec<SandboxRow> = self.store.live_with_lifecycle()?;
         let now = now_ms();
         let mut todo = Vec::new();
         let mut dirty = Vec::new();

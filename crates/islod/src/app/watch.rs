@@ -76,30 +76,27 @@ impl App {
     /// notice fired); drop those of sandboxes no longer running; ask the agents of those the
     /// back end gives no notice of.
     async fn check_agents(self: &Arc<Self>, watched: &mut HashMap<String, JoinHandle<()>>) {
-        let rows = match self.store.live_sandboxes() {
-            Ok(rows) => rows,
+        let ids = match self.store.running_ids() {
+            Ok(ids) => ids,
             Err(e) => return tracing::warn!(error = %e, "agent watchdog: reading sandboxes"),
         };
-        let running: HashMap<String, SandboxRow> = rows
-            .into_iter()
-            .filter(|r| r.status == SandboxStatus::Running)
-            .map(|r| (r.id.clone(), r))
-            .collect();
+        let running: std::collections::HashSet<String> = ids.into_iter().collect();
         watched.retain(|id, task| {
-            let keep = running.contains_key(id) && !task.is_finished();
+            let keep = running.contains(id) && !task.is_finished();
             if !keep {
                 task.abort();
             }
             keep
         });
-        let fresh: Vec<SandboxRow> = running
-            .into_values()
-            .filter(|r| !watched.contains_key(&r.id))
+        let fresh: Vec<String> = running
+            .into_iter()
+            .filter(|id| !watched.contains_key(id))
             .collect();
         let app = self.clone();
         let notices = tokio::task::spawn_blocking(move || {
             fresh
                 .into_iter()
+                .filter_map(|id| app.store.live_sandbox(&id).ok().flatten())
                 .map(|r| {
                     let notice = app.driver.end_notice(&SandboxId(r.id.clone()));
                     (r, notice)

@@ -323,12 +323,22 @@ impl Store {
         ))
     }
 
-    /// Every live sandbox of every tenant on this node (reconciliation at start-up, the
-    /// watchdog, lifecycle policies).
+    /// Every live sandbox of every tenant on this node (reconciliation at start-up,
+    /// idle and lifecycle checks).
     pub fn live_sandboxes(&self) -> Result<Vec<SandboxRow>, StoreError> {
+        self.live_where("")
+    }
+
+    /// The live sandboxes on this node with a lifecycle policy (read every second: the
+    /// condition is SQLite's, so the others' records are not decoded).
+    pub fn live_with_lifecycle(&self) -> Result<Vec<SandboxRow>, StoreError> {
+        self.live_where("AND json_extract(runtime_spec, '$.lifecycle') IS NOT NULL")
+    }
+
+    fn live_where(&self, cond: &str) -> Result<Vec<SandboxRow>, StoreError> {
         let db = self.db();
         let mut st = db.prepare(&format!(
-            "SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL AND node = ?1"
+            "SELECT {COLUMNS} FROM sandboxes WHERE deleted_at IS NULL AND node = ?1 {cond}"
         ))?;
         let raw = st
             .query_map([self.node()], from_row)?
@@ -336,6 +346,20 @@ impl Store {
         drop(st);
         drop(db);
         raw.into_iter().map(finish).collect()
+    }
+
+    /// The ids of the running sandboxes on this node (the agent watchdog's look).
+    pub fn running_ids(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT id FROM sandboxes WHERE deleted_at IS NULL AND node = ?1 AND status = ?2",
+        )?;
+        let ids = st
+            .query_map(params![self.node(), SandboxStatus::Running.as_str()], |r| {
+                r.get(0)
+            })?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(ids)
     }
 
     /// What a tenant's sandboxes (not deleted) hold: (count, vCPUs, memory MB, disk GB).
@@ -609,6 +633,32 @@ pub(crate) mod tests {
             deleted_at: None,
             node: String::new(),
         }
+    }
+
+    #[test]
+    fn the_watchdogs_and_policies_narrow_reads_select_their_sandboxes() {
+        let s = Store::memory().unwrap();
+        let t = s.ensure_tenant("a").unwrap();
+        let (plain, mut timed) = (row(&t, "plain"), row(&t, "timed"));
+        timed.stored.lifecycle = Some(islo_api::LifecyclePolicy {
+            delete_after: Some(60),
+            ..Default::default()
+        });
+        for r in [&plain, &timed] {
+            s.insert_sandbox(r).unwrap();
+            s.set_status(&r.id, SandboxStatus::Running, None, None)
+                .unwrap();
+        }
+        let with: Vec<String> = s
+            .live_with_lifecycle()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(with, ["timed"]);
+        s.set_status(&plain.id, SandboxStatus::Stopped, None, None)
+            .unwrap();
+        assert_eq!(s.running_ids().unwrap(), [timed.id.clone()]);
     }
 
     #[test]
