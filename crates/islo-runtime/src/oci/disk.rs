@@ -6,11 +6,12 @@
 //! that runs only when nothing else wants the CPU (`SCHED_IDLE`), so a refill never slows the
 //! creates that emptied it.
 //!
-//! The template's inode tables are zeroed by `mkfs` (`lazy_itable_init=0`, as unwritten
-//! extents, which a sparse copy leaves out), so the kernel has nothing to zero after a
-//! sandbox's disk is mounted: with lazy tables each new sandbox queued work for the kernel's
-//! `ext4lazyinit` thread, which went on for minutes after a burst of creates, slowed the
-//! creates that followed and grew every disk image.
+//! The template's inode tables are left to be zeroed lazily (`lazy_itable_init=1`), and
+//! disks are mounted with `noinit_itable` ([`crate::loopdev::mount_ext4`]), so the kernel
+//! never does: a copy's tables are holes, zeros already. Tables zeroed by `mkfs` made every
+//! mount of a copy ~25 ms slower here; lazy ones zeroed by the kernel queued work for its
+//! `ext4lazyinit` thread with each new sandbox, which went on for minutes after a burst of
+//! creates, slowed the creates that followed and grew every image.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::DriverError;
 use crate::host::Host;
-
-/// The format of templates and pool images, in their names (`SIZE-FORMAT.img`,
-/// `SIZE-FORMAT-N`): those of earlier formats are removed at start-up.
-const FORMAT: &str = "itable";
 
 /// Ready-made images kept per size.
 const POOL_SIZE: usize = 4;
@@ -53,14 +50,6 @@ impl Disks {
         for d in [&templates, &pool] {
             std::fs::create_dir_all(d).map_err(DriverError::io(d.display().to_string()))?;
         }
-        let current = format!("-{FORMAT}");
-        for d in [&templates, &pool] {
-            for old in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                if !old.file_name().to_string_lossy().contains(&current) {
-                    let _ = std::fs::remove_file(old.path());
-                }
-            }
-        }
         Ok(Self {
             templates,
             pool,
@@ -72,7 +61,7 @@ impl Disks {
     /// Put a fresh disk of `bytes` at `dest`.
     pub fn make(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
         let tmpl = self.template(bytes)?;
-        let prefix = format!("{bytes}-{FORMAT}-");
+        let prefix = format!("{bytes}-");
         let taken = std::fs::read_dir(&self.pool).ok().and_then(|d| {
             d.flatten()
                 .map(|e| e.path())
@@ -95,7 +84,7 @@ impl Disks {
 
     /// The template of `bytes`, made if missing.
     fn template(&self, bytes: u64) -> Result<PathBuf, DriverError> {
-        let tmpl = self.templates.join(format!("{bytes}-{FORMAT}.img"));
+        let tmpl = self.templates.join(format!("{bytes}.img"));
         if tmpl.exists() {
             return Ok(tmpl);
         }
@@ -109,7 +98,7 @@ impl Disks {
             "-m",
             "0",
             "-E",
-            "lazy_itable_init=0,lazy_journal_init=1,nodiscard",
+            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
         ];
         let args: Vec<OsString> = opts
             .iter()
@@ -139,7 +128,7 @@ impl Disks {
                 return;
             };
             background_priority();
-            let prefix = format!("{bytes}-{FORMAT}-");
+            let prefix = format!("{bytes}-");
             let have = std::fs::read_dir(&pool)
                 .map(|d| {
                     d.flatten()
