@@ -186,48 +186,6 @@ fn sandbox_that_died_while_islod_was_down_is_marked_stopped() {
 }
 
 #[test]
-fn an_agent_killed_while_islod_runs_is_noticed_each_time() {
-    let env = Env::new();
-    let status = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&env.ok(&["status", name, "-o", "json"])).unwrap()
-    };
-    for round in ["first", "again"] {
-        assert_eq!(
-            env.ok(&["use", "killed", "-i", &env.busybox(), "--", "echo", round]),
-            format!("{round}\n")
-        );
-        // Past islod's next look, which arms the notice of this agent's end.
-        std::thread::sleep(std::time::Duration::from_millis(2500));
-        let pid = common::agent_pid(&env.id_of("killed"));
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while status("killed")["status"] == "running" {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{round}: its end was not noticed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let v = status("killed");
-        assert_eq!(v["status"], "stopped", "{v}");
-        assert!(
-            v["status_reason"]
-                .as_str()
-                .unwrap()
-                .contains("its agent (PID 1) ended"),
-            "{v}"
-        );
-    }
-    assert_eq!(env.ok(&["use", "killed", "--", "echo", "back"]), "back\n");
-}
-
-#[test]
 fn generated_names_and_scratch_images() {
     let env = Env::new();
     let scratch = format!("{}/islo-test/scratch:latest", env.registry);
