@@ -86,13 +86,8 @@ impl OciDriver {
 
     /// PID 1 of a running sandbox, as the runtime records it.
     fn init_pid(&self, id: &SandboxId) -> Result<u32, DriverError> {
-        let status = self.cfg.runtime_root.join(&id.0).join("status");
-        let text = std::fs::read_to_string(&status)
-            .map_err(DriverError::io(status.display().to_string()))?;
-        serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["pid"].as_u64())
-            .and_then(|p| u32::try_from(p).ok())
+        super::ended::recorded(&self.cfg.runtime_root.join(&id.0))
+            .and_then(|(pid, _)| u32::try_from(pid).ok())
             .ok_or_else(|| self.runtime_err("state", id, "no pid in its record".into()))
     }
 
@@ -471,7 +466,7 @@ impl OciDriver {
     fn readopt(&self, id: &SandboxId, pid: u32) -> Result<(), DriverError> {
         let images = self.dir(id).join(IMAGES).join("runtime");
         let to = self.cfg.runtime_root.join(&id.0);
-        let start = start_time(pid).ok_or_else(|| DriverError::Agent {
+        let start = super::ended::start_time(pid).ok_or_else(|| DriverError::Agent {
             id: id.clone(),
             detail: "the restored PID 1 ended at once".into(),
         })?;
@@ -531,13 +526,6 @@ fn present_externals(pid: u32) -> Vec<(&'static str, &'static str, &'static str)
         .copied()
         .filter(|(at, _, _)| points.iter().any(|p| p == at))
         .collect()
-}
-
-/// The start time of `pid` (field 22 of its stat), as the runtime records it.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// What CRIU's log says went wrong (its error lines, less the harmless rlimit one).

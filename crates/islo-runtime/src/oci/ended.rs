@@ -9,8 +9,9 @@ use std::path::Path;
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 /// The pid and start time (clock ticks since boot, `/proc/PID/stat`'s 22nd field) of the
-/// init process recorded under the runtime's state directory of one container.
-fn recorded(state: &Path) -> Option<(i32, u64)> {
+/// init process recorded under the runtime's state directory of one container (also what a
+/// checkpoint dumps).
+pub(super) fn recorded(state: &Path) -> Option<(i32, u64)> {
     for (file, pid, start) in [
         ("status", "pid", "process-start-time"),
         ("state.json", "init_process_pid", "init_process_start"),
@@ -25,9 +26,9 @@ fn recorded(state: &Path) -> Option<(i32, u64)> {
     None
 }
 
-/// A process's start time, from `/proc/PID/stat`.
-fn start_time(pid: Pid) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
+/// A process's start time, from `/proc/PID/stat`, as the runtime records it.
+pub(super) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces; field 3 follows the
     // last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -47,12 +48,12 @@ fn has_ended(fd: &OwnedFd) -> bool {
 /// A pidfd of the init process recorded in `state`, `None` when there is no record or the
 /// pid now belongs to another process.
 pub(super) fn end_notice(state: &Path) -> Option<OwnedFd> {
-    let (pid, start) = recorded(state)?;
-    let pid = Pid::from_raw(pid)?;
-    let fd = pidfd_open(pid, PidfdFlags::empty()).ok()?;
+    let (raw, start) = recorded(state)?;
+    let fd = pidfd_open(Pid::from_raw(raw)?, PidfdFlags::empty()).ok()?;
     // Read after the pidfd is held: while its process lives, the pid is that process's.
     // If it ended meanwhile, the agent ended (the notice is already readable).
-    (start_time(pid) == Some(start) || has_ended(&fd)).then_some(fd)
+    let now = u32::try_from(raw).ok().and_then(start_time);
+    (now == Some(start) || has_ended(&fd)).then_some(fd)
 }
 
 #[cfg(test)]
@@ -66,8 +67,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-        let start = start_time(pid).unwrap();
+        let start = start_time(child.id()).unwrap();
         let record = |start: u64| {
             let v = serde_json::json!({"pid": child.id(), "process-start-time": start});
             std::fs::write(dir.path().join("status"), v.to_string()).unwrap();
