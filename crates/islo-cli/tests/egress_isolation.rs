@@ -44,6 +44,17 @@ fn links(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the installation's links are all gone within a few seconds: a removal deletes its
+/// link on a thread of its own (the kernel's RCU wait after the link leaves the host's tables
+/// is not the removal's to wait for).
+fn links_gone(prefix: &str) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !links(prefix).is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    links(prefix).is_empty()
+}
+
 fn table_exists(table: &str) -> bool {
     std::process::Command::new("nft")
         .args(["list", "table", "inet", table])
@@ -215,7 +226,7 @@ fn pip_git_and_curl_work_through_the_gateway_and_nothing_is_left_behind() {
     assert_eq!(links(&prefix).len(), 1, "one link while the sandbox runs");
     assert!(table_exists(&table));
     env.ok(&["stop", "box", "-f"]);
-    assert!(links(&prefix).is_empty(), "a stopped sandbox has no link");
+    assert!(links_gone(&prefix), "a stopped sandbox has no link");
     assert!(!Path::new("/run/netns").join(format!("islo-{id}")).exists());
     env.ok(&[
         "use",
@@ -227,7 +238,7 @@ fn pip_git_and_curl_work_through_the_gateway_and_nothing_is_left_behind() {
     ]);
     env.ok(&["rm", "box", "-f"]);
     assert_no_trace(&env, &id);
-    assert!(links(&prefix).is_empty(), "links left behind");
+    assert!(links_gone(&prefix), "links left behind");
     env.stop_islod();
     assert!(!table_exists(&table), "nftables table {table} left behind");
 }

@@ -315,6 +315,18 @@ pub fn assert_no_trace(env: &Env, id: &str) {
         !env.state().join("sandboxes").join(id).exists(),
         "files of {id} left behind"
     );
+    // A removed sandbox's directory is deleted in the background, from islod's trash.
+    let trashed = || {
+        std::fs::read_dir(env.state().join("trash"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(id))
+    };
+    while trashed() && std::time::Instant::now() < deadline + Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!trashed(), "files of {id} left in the trash");
     assert!(
         !Path::new("/run/netns").join(format!("islo-{id}")).exists(),
         "network namespace of {id} left behind"

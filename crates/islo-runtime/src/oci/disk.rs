@@ -185,13 +185,13 @@ fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Let the calling thread run only when the CPU is otherwise idle.
-fn background_priority() {
+pub(super) fn background_priority() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `sched_setscheduler` on the calling thread (0) with a valid, initialised
     // parameter; it reads `param` and changes nothing else of this process.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "disk pool refill at normal priority");
+        tracing::debug!(error = %std::io::Error::last_os_error(), "background work at normal priority");
     }
 }
 

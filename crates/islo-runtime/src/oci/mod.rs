@@ -20,6 +20,7 @@ pub mod net;
 mod runtime;
 mod seccomp;
 mod spec;
+mod trash;
 mod usage;
 mod userns;
 
@@ -45,6 +46,10 @@ pub use seccomp::DENIED as SECCOMP_DENIED;
 /// How long a started sandbox's agent may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a removal waits for a killed sandbox's processes to end before the runtime's own
+/// `delete --force` takes over.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
 /// The sandbox's [`crate::NetworkSpec`], kept beside it so a stop can take the network down.
 pub(crate) const NETWORK_FILE: &str = "network.json";
 
@@ -57,7 +62,7 @@ pub const AGENT_LISTEN_FD: u32 = 3;
 /// Settings of the OCI back end.
 #[derive(Debug, Clone)]
 pub struct OciConfig {
-    /// Root of sandbox storage (`sandboxes/`, `disk-templates/`, `disk-pool/`).
+    /// Root of sandbox storage (`sandboxes/`, `disk-templates/`, `disk-pool/`, `trash/`).
     pub state_dir: PathBuf,
     /// The runtime's own state (`--root`).
     pub runtime_root: PathBuf,
@@ -87,6 +92,7 @@ pub struct OciDriver {
     host: Arc<dyn Host>,
     nofile_hard: u64,
     disks: disk::Disks,
+    trash: trash::Trash,
     /// Whether sandboxes can run in user namespaces here (probed once).
     userns: Result<(), String>,
     /// runsc for the `gvisor` class, or why there is none.
@@ -143,6 +149,7 @@ impl OciDriver {
             "making the base mount namespace of sandboxes",
         ))?;
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
+        let trash = trash::Trash::new(&cfg.state_dir)?;
         let (program, sealed) = sealed_runtime(host.as_ref(), &runtime);
         let userns = host.idmap_support(&cfg.state_dir);
         if let Err(e) = &userns {
@@ -166,6 +173,7 @@ impl OciDriver {
             host,
             nofile_hard,
             disks,
+            trash,
             userns,
             gvisor,
         })
@@ -443,19 +451,26 @@ impl OciDriver {
             .ok()
             .and_then(|t| serde_json::from_str::<crate::NetworkSpec>(&t).ok());
         if let Some(n) = spec {
-            net::detach(self.host.as_ref(), &dir, id, &n);
+            net::detach_later(self.host.clone(), &dir, id, &n);
         }
     }
 
     /// End every process and take the storage, link and namespaces down; the files stay.
     fn take_down(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let t = std::time::Instant::now();
         self.kill(id)?;
+        let killed = t.elapsed();
         self.remove_cgroups(id);
+        let uncgrouped = t.elapsed();
         self.in_ns(id, false, || {
             self.detach_network(id);
             self.unmount_storage(id)
         })??;
-        self.drop_ns(id)
+        self.drop_ns(id)?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(sandbox = %id, kill_ms = ms(killed), cgroups_ms = ms(uncgrouped - killed),
+            storage_ms = ms(t.elapsed() - uncgrouped), "sandbox taken down");
+        Ok(())
     }
 
     /// Drop a paused sandbox's checkpoint (a stop or a plain start), keeping its files.
@@ -470,6 +485,9 @@ impl OciDriver {
     }
 
     fn kill(&self, id: &SandboxId) -> Result<(), DriverError> {
+        if gvisor::class_of(&self.dir(id)) == Isolation::Container && !self.frozen(id) {
+            ended::end_now(&self.cfg.runtime_root.join(&id.0), KILL_WAIT);
+        }
         let out = self.run_runtime(id, &["delete", "--force", &id.0])?;
         if !out.success
             && !out.stderr.contains("does not exist")
@@ -581,7 +599,7 @@ impl Driver for OciDriver {
         }
         self.take_down(id)?;
         self.unseal(&dir)?;
-        std::fs::remove_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))
+        self.trash.discard(&dir, &id.0)
     }
 
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError> {

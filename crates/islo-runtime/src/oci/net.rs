@@ -5,9 +5,16 @@
 //! `ip -batch` runs so a start costs two helper processes. The one inside the namespace is
 //! started from a thread that entered it ([`Host::run_in_netns`]): not `ip -n`, which also
 //! copies the mount table into a new mount namespace, nor `nsenter`, one more process.
+//!
+//! A removal deletes the veth pair on a thread of its own ([`detach_later`]): the kernel takes
+//! the link out of the host's tables at once, but its `link del` then waits for an RCU
+//! barrier, ~25 ms here, which a removal need not wait for.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::host::Host;
 use crate::{DriverError, NetworkSpec, SandboxId};
@@ -89,6 +96,85 @@ fn batch(
     }
 }
 
+/// The host ends of the links this process is deleting ([`detach_later`]).
+static DELETING: LazyLock<(Mutex<HashSet<String>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+
+/// How long a start waits for an earlier link of the same name to go before trying anyway.
+const DELETE_WAIT: Duration = Duration::from_secs(10);
+
+fn host_link(name: &str) -> PathBuf {
+    Path::new("/sys/class/net").join(name)
+}
+
+/// Wait until a link named `host_if` that this process is deleting has left the host's
+/// tables (its name is free then; the deletion's RCU wait may still be under way).
+fn await_deletion(host_if: &str) {
+    let (lock, cv) = &*DELETING;
+    let end = Instant::now() + DELETE_WAIT;
+    let mut deleting = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    while deleting.contains(host_if) && host_link(host_if).exists() && Instant::now() < end {
+        deleting = cv
+            .wait_timeout(deleting, Duration::from_millis(1))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+/// Take the network of a sandbox whose processes have ended down, the link on a thread of
+/// its own. The namespace is unpinned now, but a descriptor of it is held until the link is
+/// deleted: the kernel's own clean-up of a namespace would remove the pair too, and that
+/// holds the lock every new namespace needs. Should islod end first, that clean-up is what
+/// happens, so nothing is left behind either way.
+pub fn detach_later(host: Arc<dyn Host>, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
+    await_deletion(&n.host_if);
+    let ns = netns_path(id);
+    let held = std::fs::File::open(&ns);
+    if !host_link(&n.host_if).exists() || held.is_err() {
+        return detach(host.as_ref(), dir, id, n);
+    }
+    if let Err(e) = host.unmount(&ns).and_then(|()| std::fs::remove_file(&ns)) {
+        tracing::warn!(sandbox = %id, error = %e, "unpinning the network namespace");
+    }
+    let name = n.host_if.clone();
+    DELETING
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.clone());
+    let work = {
+        let name = name.clone();
+        move || {
+            let args = ["link", "del", &name].map(OsString::from);
+            match host.run(Path::new(IP), &args) {
+                Ok(out) if !out.success => {
+                    tracing::warn!(link = %name, error = out.stderr.trim(), "deleting a link")
+                }
+                Err(e) => tracing::warn!(link = %name, error = %e, "deleting a link"),
+                Ok(_) => {}
+            }
+            drop(held);
+            deleted(&name);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("islo-link-del".into())
+        .spawn(work)
+    {
+        // The descriptor went with the thread: the kernel's clean-up deletes the pair.
+        tracing::warn!(link = %name, error = %e, "no thread to delete a link");
+        deleted(&name);
+    }
+}
+
+fn deleted(name: &str) {
+    let (lock, cv) = &*DELETING;
+    lock.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(name);
+    cv.notify_all();
+}
+
 /// Build the namespace (unless `made`: one owned by the sandbox's user namespace is already
 /// pinned at [`netns_path`]) and the veth pair; on error remove what was made.
 pub fn attach(
@@ -98,7 +184,9 @@ pub fn attach(
     n: &NetworkSpec,
     made: bool,
 ) -> Result<(), DriverError> {
-    if !made {
+    if made {
+        await_deletion(&n.host_if);
+    } else {
         detach(host, dir, id, n);
     }
     let text = host_batch(id, n, !made);
@@ -151,8 +239,8 @@ pub fn attach_restored(
 /// Remove the veth pair and the namespace; what is already gone is no error (and when
 /// neither is there, as for a new sandbox, no helper runs).
 pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
-    let link = Path::new("/sys/class/net").join(&n.host_if);
-    if !netns_path(id).exists() && !link.exists() {
+    await_deletion(&n.host_if);
+    if !netns_path(id).exists() && !host_link(&n.host_if).exists() {
         return;
     }
     let text = format!("link del {}\nnetns del {}\n", n.host_if, netns_name(id));

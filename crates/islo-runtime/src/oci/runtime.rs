@@ -113,6 +113,16 @@ impl OciDriver {
     /// Remove the sandbox's cgroups the runtime left: an empty directory per controller,
     /// which `crun delete` now and then fails to remove when the sandbox's last processes are
     /// still being torn down. Only empty ones can go (rmdir); a busy one is retried briefly.
+    /// Whether the sandbox's processes are frozen (cgroup freezer, v1 or v2): a signal waits
+    /// for their thaw.
+    pub(super) fn frozen(&self, id: &SandboxId) -> bool {
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let v1 = root.join("freezer/islo").join(&id.0).join("freezer.state");
+        let v2 = root.join("islo").join(&id.0).join("cgroup.events");
+        std::fs::read_to_string(v1).is_ok_and(|s| s.trim() != "THAWED")
+            || std::fs::read_to_string(v2).is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    }
+
     pub(super) fn remove_cgroups(&self, id: &SandboxId) {
         let root = std::path::Path::new("/sys/fs/cgroup");
         let mut dirs = vec![root.join("islo").join(&id.0)];

@@ -30,6 +30,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         host: host.clone(),
         nofile_hard: 1024,
         disks,
+        trash: super::trash::Trash::new(state).unwrap(),
         userns: Ok(()),
         gvisor: Ok(super::gvisor::Runsc {
             program: "/usr/bin/runsc".into(),
