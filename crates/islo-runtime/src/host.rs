@@ -133,6 +133,10 @@ pub trait Host: Send + Sync {
     fn sealed_copy(&self, program: &Path) -> std::io::Result<Option<OwnedFd>>;
     /// Run a helper program to completion; its stdin is empty.
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<RunOutput>;
+    /// Link the network namespace pinned at `netns` to this one (see [`crate::rtnl`]): the
+    /// veth pair `n.host_if` here and `eth0` there, addressed and up, the namespace's loopback
+    /// up and its default route through the host end.
+    fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()>;
     /// [`Host::run`] in the network namespace pinned at `netns` (the helper only: islod's
     /// threads stay where they are).
     fn run_in_netns(
@@ -339,6 +343,11 @@ impl Host for RealHost {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()> {
+        crate::rtnl::link_host(n, &std::fs::File::open(netns)?)?;
+        in_netns(netns, || crate::rtnl::link_sandbox(n))
     }
 
     fn run_in_netns(

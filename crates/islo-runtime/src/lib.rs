@@ -16,6 +16,7 @@ pub mod layer_tar;
 mod loopdev;
 mod mntns;
 pub mod oci;
+mod rtnl;
 mod spawn;
 
 pub use driver::{

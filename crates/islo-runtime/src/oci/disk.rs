@@ -139,7 +139,12 @@ impl Disks {
             for _ in have..POOL_SIZE {
                 let id = unique();
                 let tmp = pool.join(format!(".{id}.tmp"));
+                // Written out here, at idle priority: the loop device of a create flushes
+                // its image's dirty pages before direct I/O (~4 ms a create otherwise).
                 if copy_sparse(&tmpl, &tmp).is_err()
+                    || std::fs::File::open(&tmp)
+                        .and_then(|f| f.sync_data())
+                        .is_err()
                     || std::fs::rename(&tmp, pool.join(format!("{prefix}{id}"))).is_err()
                 {
                     let _ = std::fs::remove_file(&tmp);

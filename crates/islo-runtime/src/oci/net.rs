@@ -1,10 +1,9 @@
 //! A sandbox's network: its own namespace (`/run/netns/islo-ID`, which the runtime joins), a
 //! veth pair whose sandbox end is `eth0` with the default route through the host end, and
 //! nothing else. Where packets may go from the host end is the gateway's business (islod
-//! installs the nftables rules); this module only builds and removes the plumbing, with two
-//! `ip -batch` runs so a start costs two helper processes. The one inside the namespace is
-//! started from a thread that entered it ([`Host::run_in_netns`]): not `ip -n`, which also
-//! copies the mount table into a new mount namespace, nor `nsenter`, one more process.
+//! installs the nftables rules); this module only builds and removes the plumbing. The link is
+//! made by islod's own rtnetlink messages ([`Host::link_netns`], no helper process); `ip`
+//! still makes a namespace no user namespace owns, and takes a network down.
 //!
 //! A removal deletes the veth pair on a thread of its own ([`detach_later`]): the kernel takes
 //! the link out of the host's tables at once, but its `link del` then waits for an RCU
@@ -29,38 +28,6 @@ pub fn netns_name(id: &SandboxId) -> String {
 /// Path the runtime joins.
 pub fn netns_path(id: &SandboxId) -> PathBuf {
     Path::new("/run/netns").join(netns_name(id))
-}
-
-/// The host-side commands (for `ip -batch`); `add_ns`: make the namespace too.
-fn host_batch(id: &SandboxId, n: &NetworkSpec, add_ns: bool) -> String {
-    let ns = netns_name(id);
-    let add = if add_ns {
-        format!("netns add {ns}\n")
-    } else {
-        String::new()
-    };
-    format!(
-        "{add}\
-         link add {hif} type veth peer name eth0 netns {ns}\n\
-         addr add {h}/{p} dev {hif}\n\
-         link set {hif} up\n",
-        hif = n.host_if,
-        h = n.host_addr,
-        p = n.prefix_len,
-    )
-}
-
-/// The commands run inside the namespace.
-fn sandbox_batch(n: &NetworkSpec) -> String {
-    format!(
-        "link set lo up\n\
-         addr add {s}/{p} dev eth0\n\
-         link set eth0 up\n\
-         route add default via {h} dev eth0\n",
-        s = n.sandbox_addr,
-        h = n.host_addr,
-        p = n.prefix_len,
-    )
 }
 
 /// Run `ip [pre…] -batch FILE`, inside the network namespace `netns` if given.
@@ -176,7 +143,7 @@ fn deleted(name: &str) {
 }
 
 /// Build the namespace (unless `made`: one owned by the sandbox's user namespace is already
-/// pinned at [`netns_path`]) and the veth pair; on error remove what was made.
+/// pinned at [`netns_path`]) and link it ([`Host::link_netns`]); on error remove what was made.
 pub fn attach(
     host: &dyn Host,
     dir: &Path,
@@ -184,34 +151,23 @@ pub fn attach(
     n: &NetworkSpec,
     made: bool,
 ) -> Result<(), DriverError> {
-    if made {
+    let made = if made {
         await_deletion(&n.host_if);
+        Ok(())
     } else {
         detach(host, dir, id, n);
-    }
-    let text = host_batch(id, n, !made);
-    let made = batch(host, dir, "net-host.batch", (None, &[]), &text).and_then(|()| {
-        let ns = netns_path(id);
-        batch(
-            host,
-            dir,
-            "net-sandbox.batch",
-            (Some(&ns), &[]),
-            &sandbox_batch(n),
-        )
+        let add = format!("netns add {}\n", netns_name(id));
+        batch(host, dir, "net-ns.batch", (None, &[]), &add)
+    };
+    let linked = made.and_then(|()| {
+        host.link_netns(&netns_path(id), n)
+            .map_err(|e| format!("linking {}: {e}", n.host_if))
     });
-    if let Err(detail) = made {
+    if let Err(detail) = linked {
         detach(host, dir, id, n);
         return Err(DriverError::Host(format!(
             "setting up the network of sandbox {id}: {detail}"
         )));
-    }
-    // No IPv6 on the host end: the sandbox's link-local address must not reach host services.
-    let v6 = Path::new("/proc/sys/net/ipv6/conf")
-        .join(&n.host_if)
-        .join("disable_ipv6");
-    if v6.exists() {
-        std::fs::write(&v6, "1").map_err(DriverError::io(v6.display().to_string()))?;
     }
     Ok(())
 }
@@ -245,29 +201,4 @@ pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
     }
     let text = format!("link del {}\nnetns del {}\n", n.host_if, netns_name(id));
     let _ = batch(host, dir, "net-del.batch", (None, &["-force"]), &text);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::Ipv4Addr;
-
-    #[test]
-    fn batches_name_the_namespace_and_addresses() {
-        let n = NetworkSpec {
-            host_if: "isab12s3".into(),
-            host_addr: Ipv4Addr::new(10, 1, 0, 13),
-            sandbox_addr: Ipv4Addr::new(10, 1, 0, 14),
-            prefix_len: 30,
-        };
-        let id = SandboxId("x".into());
-        let h = host_batch(&id, &n, true);
-        assert!(h.contains("netns add islo-x\n"));
-        assert!(!host_batch(&id, &n, false).contains("netns add"));
-        assert!(h.contains("link add isab12s3 type veth peer name eth0 netns islo-x\n"));
-        assert!(h.contains("addr add 10.1.0.13/30 dev isab12s3\n"));
-        let s = sandbox_batch(&n);
-        assert!(s.contains("route add default via 10.1.0.13 dev eth0"));
-        assert!(s.contains("link set lo up"));
-    }
 }

@@ -27,6 +27,8 @@ pub enum Call {
     Immutable(PathBuf, bool),
     /// A mount namespace made and pinned at this path.
     MountNs(PathBuf),
+    /// A sandbox's link: its network namespace and host end.
+    Link(PathBuf, String),
     /// A helper: its program's file name and arguments.
     Run(String, Vec<String>),
     Detached(String, Vec<String>),
@@ -184,6 +186,16 @@ impl Host for RecordingHost {
 
     fn is_mounted(&self, target: &Path) -> bool {
         self.with(|s| s.mounted.contains(target))
+    }
+
+    fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()> {
+        self.with(|s| {
+            s.calls.push(Call::Link(netns.into(), n.host_if.clone()));
+            match &s.failing_arg {
+                Some(bad) if *bad == n.host_if => Err(std::io::Error::other("link failed (test)")),
+                _ => Ok(()),
+            }
+        })
     }
 
     fn run_in_netns(

@@ -104,7 +104,7 @@ fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
     let link = position(
         &calls,
         "veth",
-        |c| matches!(c, Call::Run(p, _) if p == "ip"),
+        |c| matches!(c, Call::Link(ns, i) if *ns == net::netns_path(&s.id) && i == "isrecs0"),
     );
     let run = position(
         &calls,
