@@ -40,9 +40,9 @@ fn main() {
         {
             eprintln!("islo-agent: making the agent undumpable: {e}");
         }
-        if let Err(e) = prepare::prepare_from_env() {
-            eprintln!("islo-agent: preparing the sandbox: {e}");
-        }
+        prepare::start();
+    } else {
+        prepare::skip();
     }
     reaper::start();
     if let Err(e) = serve(&socket) {
@@ -143,6 +143,9 @@ fn handle(mut stream: UnixStream, me: &pause::Registered) -> Result<(), proto::P
     if req.version() != PROTOCOL_VERSION {
         let e = proto::ProtoError::Version(req.version());
         return proto::write_error(&mut stream, BadRequest, &e.to_string());
+    }
+    if !matches!(req, AgentRequest::Ping { .. }) {
+        prepare::wait();
     }
     match req {
         AgentRequest::Ping { .. } => proto::write_json(

@@ -7,8 +7,48 @@
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::Path;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::users;
+
+/// Whether the preparation is done (set once, by [`start`]'s thread).
+static DONE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// Prepare `/` on a thread of its own, so the agent answers islod's first ping meanwhile: a
+/// new sandbox's first preparation copies `/etc/passwd` and `/etc/group` up from the image,
+/// and each copy-up waits for its disk's journal (~1-2 ms each here). Requests that reach the
+/// sandbox's files or users wait for it ([`wait`]).
+pub fn start() {
+    let work = || {
+        if let Err(e) = prepare_from_env() {
+            eprintln!("islo-agent: preparing the sandbox: {e}");
+        }
+        let (lock, cv) = &DONE;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    };
+    if std::thread::Builder::new()
+        .name("prepare".into())
+        .spawn(work)
+        .is_err()
+    {
+        work();
+    }
+}
+
+/// Nothing to prepare (an agent that is not a sandbox's PID 1).
+pub fn skip() {
+    *DONE.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+}
+
+/// Wait until [`start`]'s preparation is done.
+pub fn wait() {
+    let (lock, cv) = &DONE;
+    let mut done = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    while !*done {
+        done = cv.wait(done).unwrap_or_else(PoisonError::into_inner);
+    }
+}
 
 /// Prepare `/` from the agent's environment.
 pub fn prepare_from_env() -> std::io::Result<()> {
