@@ -137,6 +137,8 @@ pub trait Host: Send + Sync {
     /// veth pair `n.host_if` here and `eth0` there, addressed and up, the namespace's loopback
     /// up and its default route through the host end.
     fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()>;
+    /// Delete the host's link `name` (and so its veth peer); blocks until the kernel is done.
+    fn delete_link(&self, name: &str) -> std::io::Result<()>;
     /// [`Host::run`] in the network namespace pinned at `netns` (the helper only: islod's
     /// threads stay where they are).
     fn run_in_netns(
@@ -348,6 +350,10 @@ impl Host for RealHost {
     fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()> {
         crate::rtnl::link_host(n, &std::fs::File::open(netns)?)?;
         in_netns(netns, || crate::rtnl::link_sandbox(n))
+    }
+
+    fn delete_link(&self, name: &str) -> std::io::Result<()> {
+        crate::rtnl::delete(name)
     }
 
     fn run_in_netns(

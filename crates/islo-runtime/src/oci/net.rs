@@ -2,8 +2,9 @@
 //! veth pair whose sandbox end is `eth0` with the default route through the host end, and
 //! nothing else. Where packets may go from the host end is the gateway's business (islod
 //! installs the nftables rules); this module only builds and removes the plumbing. The link is
-//! made by islod's own rtnetlink messages ([`Host::link_netns`], no helper process); `ip`
-//! still makes a namespace no user namespace owns, and takes a network down.
+//! made and deleted by islod's own rtnetlink messages ([`Host::link_netns`],
+//! [`Host::delete_link`], no helper process); `ip` still makes a namespace no user namespace
+//! owns, and takes a network down where a start or a failed one finds one left.
 //!
 //! A removal deletes the veth pair on a thread of its own ([`detach_later`]): the kernel takes
 //! the link out of the host's tables at once, but its `link del` then waits for an RCU
@@ -112,13 +113,8 @@ pub fn detach_later(host: Arc<dyn Host>, dir: &Path, id: &SandboxId, n: &Network
     let work = {
         let name = name.clone();
         move || {
-            let args = ["link", "del", &name].map(OsString::from);
-            match host.run(Path::new(IP), &args) {
-                Ok(out) if !out.success => {
-                    tracing::warn!(link = %name, error = out.stderr.trim(), "deleting a link")
-                }
-                Err(e) => tracing::warn!(link = %name, error = %e, "deleting a link"),
-                Ok(_) => {}
+            if let Err(e) = host.delete_link(&name) {
+                tracing::warn!(link = %name, error = %e, "deleting a link");
             }
             drop(held);
             deleted(&name);

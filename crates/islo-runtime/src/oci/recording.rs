@@ -29,6 +29,8 @@ pub enum Call {
     MountNs(PathBuf),
     /// A sandbox's link: its network namespace and host end.
     Link(PathBuf, String),
+    /// A link deleted, by name.
+    Unlink(String),
     /// A helper: its program's file name and arguments.
     Run(String, Vec<String>),
     Detached(String, Vec<String>),
@@ -196,6 +198,11 @@ impl Host for RecordingHost {
                 _ => Ok(()),
             }
         })
+    }
+
+    fn delete_link(&self, name: &str) -> std::io::Result<()> {
+        self.with(|s| s.calls.push(Call::Unlink(name.into())));
+        Ok(())
     }
 
     fn run_in_netns(
