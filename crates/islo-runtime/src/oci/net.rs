@@ -31,29 +31,15 @@ pub fn netns_path(id: &SandboxId) -> PathBuf {
     Path::new("/run/netns").join(netns_name(id))
 }
 
-/// Run `ip [pre…] -batch FILE`, inside the network namespace `netns` if given.
-fn batch(
-    host: &dyn Host,
-    dir: &Path,
-    file: &str,
-    (netns, pre): (Option<&Path>, &[&str]),
-    text: &str,
-) -> Result<(), String> {
+/// Run `ip [pre…] -batch FILE` on the host.
+fn batch(host: &dyn Host, dir: &Path, file: &str, pre: &[&str], text: &str) -> Result<(), String> {
     let path = dir.join(file);
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut args: Vec<OsString> = pre.iter().map(OsString::from).collect();
     args.push("-batch".into());
     args.push(path.clone().into());
-    let program = Path::new(IP);
-    let out = match netns {
-        Some(ns) => host.run_in_netns(ns, program, &args),
-        None => host.run(program, &args),
-    }
-    .map_err(|e| match (e.kind(), netns) {
-        (std::io::ErrorKind::NotFound, Some(ns)) if !ns.exists() => {
-            format!("the network namespace {} is gone", ns.display())
-        }
-        (std::io::ErrorKind::NotFound, _) => format!("running {IP}: {e} (install iproute2)"),
+    let out = host.run(Path::new(IP), &args).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("running {IP}: {e} (install iproute2)"),
         _ => format!("running {IP}: {e}"),
     })?;
     let _ = std::fs::remove_file(&path);
@@ -153,7 +139,7 @@ pub fn attach(
     } else {
         detach(host, dir, id, n);
         let add = format!("netns add {}\n", netns_name(id));
-        batch(host, dir, "net-ns.batch", (None, &[]), &add)
+        batch(host, dir, "net-ns.batch", &[], &add)
     };
     let linked = made.and_then(|()| {
         host.link_netns(&netns_path(id), n)
@@ -180,7 +166,7 @@ pub fn attach_restored(
 ) -> Result<(), DriverError> {
     detach(host, dir, id, n);
     let pin = format!("netns attach {} {pid}\n", netns_name(id));
-    let made = batch(host, dir, "net-pin.batch", (None, &[]), &pin)
+    let made = batch(host, dir, "net-pin.batch", &[], &pin)
         .and_then(|()| attach(host, dir, id, n, true).map_err(|e| e.to_string()));
     made.map_err(|detail| {
         detach(host, dir, id, n);
@@ -196,5 +182,5 @@ pub fn detach(host: &dyn Host, dir: &Path, id: &SandboxId, n: &NetworkSpec) {
         return;
     }
     let text = format!("link del {}\nnetns del {}\n", n.host_if, netns_name(id));
-    let _ = batch(host, dir, "net-del.batch", (None, &["-force"]), &text);
+    let _ = batch(host, dir, "net-del.batch", &["-force"], &text);
 }
