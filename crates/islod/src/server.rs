@@ -294,6 +294,27 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let c = cfg.clone();
     let cluster = tokio::task::spawn_blocking(move || connect_cluster(&c, None)).await??;
     let (app, local) = build(&cfg, cluster.as_deref())?;
+    // Every listener is bound before this node joins the cluster (its peers route to it from
+    // then) and before the local socket (whose answer tells a client islod is up): a
+    // connection to any of them waits in its backlog from here until islod serves, never
+    // refused.
+    let tcp = match &cfg.listen {
+        Some(addr) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?,
+        )),
+        None => None,
+    };
+    let nodes = match &cluster {
+        Some(c) => {
+            let addr = c.config.node_listen();
+            let l = crate::cluster::tls::NodeListener::bind(&addr, c.tls.server.clone()).await?;
+            Some((addr, l))
+        }
+        None => None,
+    };
     let _membership = match &cluster {
         Some(c) => {
             // One set of SSH authorities for the cluster: a certificate any node signed opens
@@ -347,10 +368,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             .with_graceful_shutdown(wait(rx))
             .await
     });
-    if let Some(addr) = &cfg.listen {
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
+    if let Some((addr, tcp)) = tcp {
         let router = http::router(state(Transport::Tcp));
         let rx = stop_rx.clone();
         tasks.spawn(async move {
@@ -361,9 +379,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         });
         tracing::info!(%addr, "listening on TCP");
     }
-    if let Some(c) = &cluster {
-        let addr = c.config.node_listen();
-        let nodes = crate::cluster::tls::NodeListener::bind(&addr, c.tls.server.clone()).await?;
+    if let Some((addr, nodes)) = nodes {
         let router = http::router(state(Transport::Node));
         let rx = stop_rx.clone();
         tasks.spawn(async move {
