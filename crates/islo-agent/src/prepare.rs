@@ -20,12 +20,12 @@ static DONE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 /// sandbox's files or users wait for it ([`wait`]).
 pub fn start() {
     let work = || {
+        // Done even if the preparation panics: a request then finds what there is, instead
+        // of waiting for ever.
+        let _done = Done;
         if let Err(e) = prepare_from_env() {
             eprintln!("islo-agent: preparing the sandbox: {e}");
         }
-        let (lock, cv) = &DONE;
-        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        cv.notify_all();
     };
     if std::thread::Builder::new()
         .name("prepare".into())
@@ -36,9 +36,20 @@ pub fn start() {
     }
 }
 
+/// Marks the preparation done when dropped.
+struct Done;
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let (lock, cv) = &DONE;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+}
+
 /// Nothing to prepare (an agent that is not a sandbox's PID 1).
 pub fn skip() {
-    *DONE.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    drop(Done);
 }
 
 /// Wait until [`start`]'s preparation is done.

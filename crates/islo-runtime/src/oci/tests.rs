@@ -187,6 +187,31 @@ fn a_stopped_export_whose_disk_will_not_mount_fails_and_leaves_nothing_mounted()
 }
 
 #[test]
+fn a_link_that_cannot_be_made_fails_the_create_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let s = spec(Some(IdMap {
+        base: BASE,
+        size: IdMap::SIZE,
+    }));
+    host.fail_runs_with("isrecs0");
+    let err = d.create(&s).unwrap_err().to_string();
+    assert!(
+        err.contains("setting up the network") && err.contains("linking isrecs0"),
+        "{err}"
+    );
+    let calls = host.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Detached(p, _) if p == "crun")),
+        "the runtime ran without a link: {calls:#?}"
+    );
+    assert!(host.mounted().is_empty(), "{:?}", host.mounted());
+    assert!(!d.dir(&s.id).exists(), "the sandbox's directory stayed");
+}
+
+#[test]
 fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
     let tmp = tempfile::tempdir().unwrap();
     let (d, host) = driver(tmp.path());
