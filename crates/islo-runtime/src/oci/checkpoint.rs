@@ -242,6 +242,7 @@ impl OciDriver {
     /// record, the agent's run directory), then restored as a resume does.
     pub(super) fn fork(&self, spec: &SandboxSpec, checkpoint: &Path) -> Result<(), DriverError> {
         let (id, dir) = (&spec.id, self.dir(&spec.id));
+        let _busy = self.disks.busy();
         self.make_disk(spec)?;
         let config = self.runtime_config(spec);
         self.in_ns(id, true, || -> Result<(), DriverError> {

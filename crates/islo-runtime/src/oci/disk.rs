@@ -4,7 +4,8 @@
 //! few megabytes of data copied in the kernel, holes left as holes). A few copies per size are
 //! kept ready in a pool, so a create only renames a file; the pool is refilled by a thread
 //! that runs only when nothing else wants the CPU (`SCHED_IDLE`), so a refill never slows the
-//! creates that emptied it.
+//! creates that emptied it. Nor does its I/O: each copy is written out (`fdatasync`), and it
+//! copies only while no create or removal is under way ([`Disks::busy`], `activity.rs`).
 //!
 //! The template's inode tables are left to be zeroed lazily (`lazy_itable_init=1`), and
 //! disks are mounted with `noinit_itable` ([`crate::loopdev::mount_ext4`]), so the kernel
@@ -18,18 +19,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::activity::{Activity, Busy};
+
 use crate::DriverError;
 use crate::host::Host;
 
 /// Ready-made images kept per size.
 const POOL_SIZE: usize = 4;
-
 /// Makes disks under `<state>/disk-templates` and `<state>/disk-pool`.
-pub struct Disks {
+pub(super) struct Disks {
     templates: PathBuf,
     pool: PathBuf,
     host: Arc<dyn Host>,
     refilling: Arc<Mutex<()>>,
+    activity: Arc<Activity>,
 }
 
 fn unique() -> String {
@@ -55,7 +58,18 @@ impl Disks {
             pool,
             host,
             refilling: Arc::new(Mutex::new(())),
+            activity: Arc::default(),
         })
+    }
+
+    /// Mark a create or removal under way until the guard drops.
+    pub(super) fn busy(&self) -> Busy {
+        self.activity.busy()
+    }
+
+    /// What the pool's refill waits on, for other background I/O to wait on too.
+    pub(super) fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// Put a fresh disk of `bytes` at `dest`.
@@ -123,6 +137,7 @@ impl Disks {
     /// Top the pool up to [`POOL_SIZE`] images of `bytes` on a background thread.
     fn refill(&self, bytes: u64, tmpl: PathBuf) {
         let (pool, lock) = (self.pool.clone(), self.refilling.clone());
+        let activity = self.activity.clone();
         std::thread::spawn(move || {
             let Ok(_one_at_a_time) = lock.try_lock() else {
                 return;
@@ -137,6 +152,7 @@ impl Disks {
                 })
                 .unwrap_or(0);
             for _ in have..POOL_SIZE {
+                activity.wait_quiet();
                 let id = unique();
                 let tmp = pool.join(format!(".{id}.tmp"));
                 // Written out here, at idle priority: setting up a create's loop device

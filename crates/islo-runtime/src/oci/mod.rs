@@ -9,6 +9,7 @@
 //! mount namespace: the disk, the overlay and the namespace pins are mounted there, not on the
 //! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
+mod activity;
 mod checkpoint;
 mod criu_image;
 mod disk;
@@ -149,7 +150,7 @@ impl OciDriver {
             "making the base mount namespace of sandboxes",
         ))?;
         let disks = disk::Disks::new(&cfg.state_dir, host.clone())?;
-        let trash = trash::Trash::new(&cfg.state_dir)?;
+        let trash = trash::Trash::new(&cfg.state_dir, disks.activity())?;
         let (program, sealed) = sealed_runtime(host.as_ref(), &runtime);
         let userns = host.idmap_support(&cfg.state_dir);
         if let Err(e) = &userns {
@@ -286,6 +287,7 @@ impl OciDriver {
     }
 
     fn build(&self, spec: &SandboxSpec) -> Result<(), DriverError> {
+        let _busy = self.disks.busy();
         gvisor::record_class(&self.dir(&spec.id), spec.isolation)?;
         self.make_disk(spec)?;
         self.launch(spec, false)
@@ -457,6 +459,7 @@ impl OciDriver {
 
     /// End every process and take the storage, link and namespaces down; the files stay.
     fn take_down(&self, id: &SandboxId) -> Result<(), DriverError> {
+        let _busy = self.disks.busy();
         let t = std::time::Instant::now();
         self.kill(id)?;
         let killed = t.elapsed();
@@ -531,6 +534,7 @@ impl Driver for OciDriver {
             return Ok(());
         }
         self.forget_checkpoint(&spec.id)?;
+        let _busy = self.disks.busy();
         self.launch(spec, true).inspect_err(|_| {
             let _ = self.stop(&spec.id);
         })

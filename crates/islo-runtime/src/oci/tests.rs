@@ -22,6 +22,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         gvisor_platform: None,
     };
     let disks = disk::Disks::new(state, host.clone()).unwrap();
+    let activity = disks.activity();
     let d = OciDriver {
         cfg,
         runtime: "/usr/bin/crun".into(),
@@ -30,7 +31,7 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         host: host.clone(),
         nofile_hard: 1024,
         disks,
-        trash: super::trash::Trash::new(state).unwrap(),
+        trash: super::trash::Trash::new(state, activity).unwrap(),
         userns: Ok(()),
         gvisor: Ok(super::gvisor::Runsc {
             program: "/usr/bin/runsc".into(),

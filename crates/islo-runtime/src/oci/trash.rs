@@ -2,26 +2,30 @@
 //! frees every extent it had, and on a host file system mounted with `discard` each free
 //! waits for the device: ~5 ms a removal here, which the removal need not wait for. A removal
 //! renames the directory into `<state>/trash/` (one rename, atomic), and a thread at idle
-//! priority deletes what is there; what a crash left there is deleted at the next start.
+//! priority deletes what is there, while no create or removal is under way (`activity.rs`);
+//! what a crash left there is deleted at the next start.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::activity::Activity;
 use crate::DriverError;
 
 pub(super) struct Trash {
     dir: PathBuf,
     one_at_a_time: Arc<Mutex<()>>,
+    activity: Arc<Activity>,
 }
 
 impl Trash {
     /// The trash under `state_dir`, emptied of what an earlier run left.
-    pub(super) fn new(state_dir: &Path) -> Result<Self, DriverError> {
+    pub(super) fn new(state_dir: &Path, activity: Arc<Activity>) -> Result<Self, DriverError> {
         let dir = state_dir.join("trash");
         std::fs::create_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))?;
         let trash = Self {
             dir,
             one_at_a_time: Arc::default(),
+            activity,
         };
         trash.empty();
         Ok(trash)
@@ -45,6 +49,7 @@ impl Trash {
     /// Delete everything in the trash on a thread of its own (one such thread at a time).
     fn empty(&self) {
         let (dir, lock) = (self.dir.clone(), self.one_at_a_time.clone());
+        let activity = self.activity.clone();
         let spawned = std::thread::Builder::new()
             .name("islo-trash".into())
             .spawn(move || {
@@ -55,6 +60,7 @@ impl Trash {
                         return;
                     };
                     while let Some(entry) = first(&dir) {
+                        activity.wait_quiet();
                         if let Err(e) = remove(&entry) {
                             tracing::warn!(path = %entry.display(), error = %e, "emptying the trash");
                             return;
@@ -102,7 +108,7 @@ mod tests {
         let left = state.path().join("trash/left.1");
         std::fs::create_dir_all(left.join("sub")).unwrap();
         std::fs::write(left.join("sub/file"), b"x").unwrap();
-        let trash = Trash::new(state.path()).unwrap();
+        let trash = Trash::new(state.path(), Arc::default()).unwrap();
         assert!(gone(&left), "what a crash left is deleted at the start");
 
         let sandbox = state.path().join("sandboxes/a");
