@@ -125,6 +125,10 @@ pub trait Host: Send + Sync {
     fn drop_mount_ns(&self, pin: &Path) -> std::io::Result<()>;
     /// Unmount `target`; not mounted is not an error.
     fn unmount(&self, target: &Path) -> std::io::Result<()>;
+    /// Stop the disk file system mounted at `target` without writing what it holds (its
+    /// image is about to be deleted; see [`crate::loopdev::shut_down`]), so that unmounting
+    /// it writes nothing. Refuses anything but a loop device's mount.
+    fn discard_fs(&self, target: &Path) -> std::io::Result<()>;
     fn is_mounted(&self, target: &Path) -> bool;
     /// A copy of `program` in memory, sealed against any change, to run instead of the file
     /// (as `/proc/self/fd/N`); `None` where the host makes none. An OCI runtime that finds
@@ -283,6 +287,10 @@ impl Host for RealHost {
 
     fn idmap_support(&self, dir: &Path) -> Result<(), String> {
         crate::idmap::probe(dir)
+    }
+
+    fn discard_fs(&self, target: &Path) -> std::io::Result<()> {
+        crate::loopdev::shut_down(target)
     }
 
     fn unmount(&self, target: &Path) -> std::io::Result<()> {

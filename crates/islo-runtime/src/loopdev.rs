@@ -15,6 +15,11 @@ use rustix::mount::MountFlags;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// `EXT4_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)`) and its flag that drops the journal unwritten.
+const EXT4_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+const EXT4_GOING_FLAGS_NOLOGFLUSH: u32 = 2;
+/// The loop driver's block major number.
+const LOOP_MAJOR: u32 = 7;
 /// How often a device another process took between finding and configuring it is skipped.
 const ATTEMPTS: usize = 32;
 
@@ -111,6 +116,38 @@ pub fn mount_ext4(image: &Path, target: &Path) -> io::Result<()> {
     ))
 }
 
+/// Stop the ext4 file system of a loop device mounted at `target` at once, its journal and
+/// what it has not written dropped: its image is about to be deleted, and unmounting it then
+/// writes nothing (a plain unmount commits the journal and writes the superblock, each a
+/// flush of the image on the host: ~20 ms of a removal here, ~10 with this). Refuses, and
+/// changes nothing, unless `target` is the root of a mount whose device is a loop device:
+/// shutting down the file system that merely holds `target` would stop the host's.
+pub fn shut_down(target: &Path) -> io::Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags};
+    let dir = rustix::fs::open(
+        target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::statx(&dir, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS)?;
+    let root = st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+        && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    if !root || st.stx_dev_major != LOOP_MAJOR {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a loop device's mount", target.display()),
+        ));
+    }
+    let flags = EXT4_GOING_FLAGS_NOLOGFLUSH;
+    // SAFETY: EXT4_IOC_SHUTDOWN reads one u32 of flags through the pointer, which points at
+    // a live local; `dir` is an open descriptor of the file system's root.
+    let r = unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_SHUTDOWN, &raw const flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +159,60 @@ mod tests {
         let c = config(7, Path::new("/x/disk.img"));
         assert_eq!((c.fd, c.info.flags), (7, LO_FLAGS_AUTOCLEAR));
         assert_eq!(&c.info.file_name[..11], b"/x/disk.img");
+    }
+
+    #[test]
+    fn only_a_loop_devices_mount_is_shut_down() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "loop device tests need root (CI runs as root)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        // In a mount namespace of the test thread's own, so nothing stays mounted on the host
+        // whatever happens.
+        let path = tmp.path().to_path_buf();
+        std::thread::spawn(move || in_own_mount_ns(&path))
+            .join()
+            .unwrap();
+    }
+
+    fn in_own_mount_ns(tmp: &Path) {
+        use rustix::mount::{MountPropagationFlags, mount_change};
+        use rustix::thread::UnshareFlags;
+        // SAFETY: this test thread alone gets its own file system context and mount
+        // namespace; it touches no other thread's state.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::FS | UnshareFlags::NEWNS) }
+            .unwrap();
+        mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).unwrap();
+        // The host file system holding the directory is not a loop device's: refused, and it
+        // still takes writes.
+        let plain = tmp.join("plain");
+        std::fs::create_dir(&plain).unwrap();
+        let e = shut_down(&plain).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        std::fs::write(plain.join("still"), b"writable").unwrap();
+
+        let image = tmp.join("disk.img");
+        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let mkfs = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .status()
+            .unwrap();
+        assert!(mkfs.success());
+        let target = tmp.join("mnt");
+        std::fs::create_dir(&target).unwrap();
+        mount_ext4(&image, &target).unwrap();
+        // A directory inside the mount is not its root: refused too.
+        std::fs::create_dir(target.join("sub")).unwrap();
+        assert!(shut_down(&target.join("sub")).is_err());
+        std::fs::write(target.join("file"), b"unwritten").unwrap();
+        shut_down(&target).unwrap();
+        assert!(
+            std::fs::write(target.join("after"), b"x").is_err(),
+            "a shut-down file system takes no more writes"
+        );
+        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+        assert!(!crate::host::is_mount_point(&target));
     }
 }

@@ -5,25 +5,24 @@
 //! and the host commits one journal for every such write. Background work that writes out
 //! or frees files at the same moment (the disk pool's refill, the trash) made that commit
 //! wait for its I/O too: a create whose mount met a refill's write-out took ~9 ms to mount
-//! instead of ~3 here. Such work waits for a quiet moment ([`Activity::wait_quiet`]).
+//! instead of ~3 here. Such work waits until none is under way ([`Activity::wait_quiet`]):
+//! between a create and the next one, not during either. (Waiting for a longer quiet
+//! moment would starve the pool under a steady stream of creates.)
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long after the last create or removal ended the host counts as quiet.
-const QUIET_FOR: Duration = Duration::from_millis(20);
 /// How often a waiter looks again.
 const QUIET_POLL: Duration = Duration::from_millis(5);
 /// The longest a waiter waits before it goes on anyway, so a host that is never quiet
 /// still gets its pool refilled and its trash emptied.
 const QUIET_AT_MOST: Duration = Duration::from_secs(2);
 
-/// Creates and removals under way, and when the last one ended.
+/// Creates and removals under way.
 #[derive(Default)]
 pub(super) struct Activity {
     under_way: AtomicUsize,
-    last_ended: Mutex<Option<Instant>>,
 }
 
 impl Activity {
@@ -33,13 +32,9 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// Whether nothing is under way and nothing ended in the last [`QUIET_FOR`].
+    /// Whether nothing is under way.
     fn quiet(&self) -> bool {
-        if self.under_way.load(Ordering::SeqCst) > 0 {
-            return false;
-        }
-        let last = *self.last_ended.lock().unwrap_or_else(|p| p.into_inner());
-        last.is_none_or(|t| t.elapsed() >= QUIET_FOR)
+        self.under_way.load(Ordering::SeqCst) == 0
     }
 
     /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way.
@@ -56,7 +51,6 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.0.last_ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.0.under_way.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -66,7 +60,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quiet_only_when_nothing_is_under_way_and_a_moment_has_passed() {
+    fn quiet_only_when_nothing_is_under_way() {
         let a = Arc::new(Activity::default());
         assert!(a.quiet(), "nothing ever happened");
         let one = a.busy();
@@ -75,11 +69,27 @@ mod tests {
         drop(one);
         assert!(!a.quiet(), "one is still under way");
         drop(two);
-        assert!(!a.quiet(), "the last one ended just now");
-        std::thread::sleep(QUIET_FOR);
         assert!(a.quiet());
         let t = Instant::now();
         a.wait_quiet();
         assert!(t.elapsed() < QUIET_AT_MOST, "a quiet host is not waited for");
+    }
+
+    #[test]
+    fn a_waiter_goes_on_when_the_last_one_ends() {
+        let a = Arc::new(Activity::default());
+        let busy = a.busy();
+        let waiter = {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                a.wait_quiet();
+                Instant::now()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let ended = Instant::now();
+        drop(busy);
+        let went_on = waiter.join().unwrap();
+        assert!(went_on >= ended, "the waiter waited for the create to end");
     }
 }

@@ -111,7 +111,7 @@ impl OciDriver {
         }
         crate::host::write_atomic(&dir.join(PAUSED), b"", 0o600)
             .map_err(DriverError::io(dir.join(PAUSED).display().to_string()))?;
-        self.take_down(id)
+        self.take_down(id, false)
     }
 
     /// Save a running sandbox's processes into `out` and let them run on (a memory snapshot).
@@ -327,7 +327,7 @@ impl OciDriver {
         let pid = match restored {
             Ok(pid) => pid,
             Err(e) => {
-                let _ = self.take_down(id);
+                let _ = self.take_down(id, false);
                 return Err(e);
             }
         };
@@ -345,7 +345,7 @@ impl OciDriver {
             if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
                 let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
             }
-            let _ = self.take_down(id);
+            let _ = self.take_down(id, false);
             return Err(e);
         }
         let _ = std::fs::remove_file(dir.join(PAUSED));

@@ -458,7 +458,9 @@ impl OciDriver {
     }
 
     /// End every process and take the storage, link and namespaces down; the files stay.
-    fn take_down(&self, id: &SandboxId) -> Result<(), DriverError> {
+    /// `discarding`: the sandbox is being destroyed, so its disk's unwritten data and journal
+    /// are dropped instead of written out ([`crate::Host::discard_fs`]).
+    fn take_down(&self, id: &SandboxId, discarding: bool) -> Result<(), DriverError> {
         let _busy = self.disks.busy();
         let t = std::time::Instant::now();
         self.kill(id)?;
@@ -467,6 +469,12 @@ impl OciDriver {
         let uncgrouped = t.elapsed();
         self.in_ns(id, false, || {
             self.detach_network(id);
+            if discarding {
+                let disk = self.dir(id).join("disk");
+                if let Err(e) = self.host.discard_fs(&disk) {
+                    tracing::debug!(sandbox = %id, error = %e, "disk unmounted with a write-out");
+                }
+            }
             self.unmount_storage(id)
         })??;
         self.drop_ns(id)?;
@@ -544,7 +552,7 @@ impl Driver for OciDriver {
         if !self.dir(id).exists() {
             return Err(DriverError::NotFound(id.clone()));
         }
-        self.take_down(id)?;
+        self.take_down(id, false)?;
         // A stop ends a pause: the memory it kept is dropped, the files stay.
         self.forget_checkpoint(id)
     }
@@ -601,7 +609,7 @@ impl Driver for OciDriver {
         if !dir.exists() {
             return Ok(());
         }
-        self.take_down(id)?;
+        self.take_down(id, true)?;
         self.unseal(&dir)?;
         self.trash.discard(&dir, &id.0)
     }

@@ -18,6 +18,8 @@ use crate::host::{Host, Mount, RunOutput};
 pub enum Call {
     Mount(Mount),
     Unmount(PathBuf),
+    /// A disk's file system stopped unwritten before its unmount.
+    Discard(PathBuf),
     Namespaces {
         ids: IdMap,
         user: PathBuf,
@@ -184,6 +186,19 @@ impl Host for RecordingHost {
             }
         });
         Ok(())
+    }
+
+    fn discard_fs(&self, target: &Path) -> std::io::Result<()> {
+        self.with(|s| {
+            if !s.mounted.contains(target) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} is not a loop device's mount", target.display()),
+                ));
+            }
+            s.calls.push(Call::Discard(target.into()));
+            Ok(())
+        })
     }
 
     fn is_mounted(&self, target: &Path) -> bool {

@@ -247,6 +247,10 @@ fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
     );
     assert!(killed < position(&calls, "unmount", |c| matches!(c, Call::Unmount(_))));
     assert!(
+        !calls.iter().any(|c| matches!(c, Call::Discard(_))),
+        "a stop writes the disk out: it is kept"
+    );
+    assert!(
         host.mounted().is_empty(),
         "a stopped sandbox holds nothing mounted, its mount namespace neither"
     );
@@ -266,7 +270,14 @@ fn stop_undoes_in_reverse_and_a_start_pins_fresh_namespaces() {
         !calls.iter().any(|c| matches!(c, Call::Chown(..))),
         "a disk already owned for its map is not owned again"
     );
+    host.clear();
     d.destroy(&s.id).unwrap();
+    let calls = host.calls();
+    let discarded = position(&calls, "discard", |c| *c == Call::Discard(dir.join("disk")));
+    assert!(
+        discarded < position(&calls, "unmount", |c| matches!(c, Call::Unmount(_))),
+        "a destroyed sandbox's disk is dropped unwritten before anything on it is unmounted"
+    );
     assert!(host.mounted().is_empty() && !dir.exists());
 }
 
