@@ -129,6 +129,10 @@ pub trait Host: Send + Sync {
     /// image is about to be deleted; see [`crate::loopdev::shut_down`]), so that unmounting
     /// it writes nothing. Refuses anything but a loop device's mount.
     fn discard_fs(&self, target: &Path) -> std::io::Result<()>;
+    /// Mount the disk image `image` attached nowhere yet (see [`crate::loopdev::mount_detached`]).
+    fn mount_detached(&self, image: &Path) -> std::io::Result<OwnedFd>;
+    /// Put a mount from [`Host::mount_detached`] at `target`.
+    fn attach(&self, mnt: OwnedFd, target: &Path) -> std::io::Result<()>;
     fn is_mounted(&self, target: &Path) -> bool;
     /// A copy of `program` in memory, sealed against any change, to run instead of the file
     /// (as `/proc/self/fd/N`); `None` where the host makes none. An OCI runtime that finds
@@ -291,6 +295,14 @@ impl Host for RealHost {
 
     fn discard_fs(&self, target: &Path) -> std::io::Result<()> {
         crate::loopdev::shut_down(target)
+    }
+
+    fn mount_detached(&self, image: &Path) -> std::io::Result<OwnedFd> {
+        crate::loopdev::mount_detached(image)
+    }
+
+    fn attach(&self, mnt: OwnedFd, target: &Path) -> std::io::Result<()> {
+        crate::loopdev::attach(mnt, target)
     }
 
     fn unmount(&self, target: &Path) -> std::io::Result<()> {

@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use rustix::mount::MountFlags;
@@ -81,7 +81,60 @@ fn config(backing: u32, image: &Path) -> LoopConfig {
 /// `noinit_itable`: the kernel does not zero the inode tables `mkfs` left to it (a copy of a
 /// sparse template has zeros there already; see `oci/disk.rs`).
 pub fn mount_ext4(image: &Path, target: &Path) -> io::Result<()> {
-    let at = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let (dev, _device) = attach_loop(image)?;
+    // The mount holds the device from here; `_device` closing lets it clear itself if the
+    // mount fails.
+    let opts = Some(c"noinit_itable");
+    rustix::mount::mount(dev.as_str(), target, "ext4", MountFlags::NOATIME, opts)
+        .map_err(|e| at(&format!("mounting {dev} at {}", target.display()), e.into()))
+}
+
+/// [`mount_ext4`] without a place: the mount exists, attached to no mount namespace, until
+/// [`attach`] puts it somewhere or the descriptor closes (which unmounts it and frees the
+/// device). Mounting writes the file system's superblock and journal through to the host
+/// (an `fsync` of the image each, 1-10 ms here), so the disk pool does it ahead of creates.
+pub fn mount_detached(image: &Path) -> io::Result<OwnedFd> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, fsconfig_create, fsconfig_set_flag,
+        fsconfig_set_string, fsmount, fsopen,
+    };
+    let (dev, _device) = attach_loop(image)?;
+    let fs = fsopen("ext4", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(&fs, "source", dev.as_str())?;
+    fsconfig_set_flag(&fs, "noinit_itable")?;
+    fsconfig_create(&fs).map_err(|e| at(&format!("mounting {dev}"), e.into()))?;
+    Ok(fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOATIME,
+    )?)
+}
+
+/// Put a mount from [`mount_detached`] at `target`, in the calling thread's mount namespace.
+pub fn attach(mnt: OwnedFd, target: &Path) -> io::Result<()> {
+    use rustix::mount::{MoveMountFlags, move_mount};
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| {
+        at(
+            &format!("attaching a disk at {}", target.display()),
+            e.into(),
+        )
+    })
+}
+
+fn at(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A free loop device set up on `image` (clearing itself when its last user goes): its path,
+/// and an open descriptor of it that holds it until something else (a mount) does.
+fn attach_loop(image: &Path) -> io::Result<(String, std::fs::File)> {
     let rw = |p: &Path| OpenOptions::new().read(true).write(true).open(p);
     let ctl = rw(Path::new("/dev/loop-control")).map_err(|e| at("/dev/loop-control", e))?;
     let backing = rw(image).map_err(|e| at(&image.display().to_string(), e))?;
@@ -105,11 +158,7 @@ pub fn mount_ext4(image: &Path, target: &Path) -> io::Result<()> {
             }
             return Err(at(&format!("setting up {dev}"), e));
         }
-        // The mount holds the device from here; `device` closing lets it clear itself
-        // if the mount fails.
-        let opts = Some(c"noinit_itable");
-        return rustix::mount::mount(dev.as_str(), target, "ext4", MountFlags::NOATIME, opts)
-            .map_err(|e| at(&format!("mounting {dev} at {}", target.display()), e.into()));
+        return Ok((dev, device));
     }
     Err(io::Error::other(
         "no loop device stayed free long enough to be set up; try again",
@@ -162,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_loop_devices_mount_is_shut_down() {
+    fn disks_mount_ahead_attach_and_only_a_loop_mount_is_shut_down() {
         assert!(
             rustix::process::geteuid().is_root(),
             "loop device tests need root (CI runs as root)"
@@ -181,9 +230,12 @@ mod tests {
         use rustix::thread::UnshareFlags;
         // SAFETY: this test thread alone gets its own file system context and mount
         // namespace; it touches no other thread's state.
-        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::FS | UnshareFlags::NEWNS) }
-            .unwrap();
-        mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).unwrap();
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::FS | UnshareFlags::NEWNS) }.unwrap();
+        mount_change(
+            "/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        )
+        .unwrap();
         // The host file system holding the directory is not a loop device's: refused, and it
         // still takes writes.
         let plain = tmp.join("plain");
@@ -193,7 +245,10 @@ mod tests {
         std::fs::write(plain.join("still"), b"writable").unwrap();
 
         let image = tmp.join("disk.img");
-        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
         let mkfs = std::process::Command::new("mkfs.ext4")
             .args(["-q", "-F"])
             .arg(&image)
@@ -214,5 +269,53 @@ mod tests {
         );
         rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
         assert!(!crate::host::is_mount_point(&target));
+
+        // Mounted ahead, attached later: the same file system, writable where attached.
+        let image = tmp.join("ahead.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let mkfs = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .status()
+            .unwrap();
+        assert!(mkfs.success());
+        let mnt = mount_detached(&image).unwrap();
+        assert!(
+            !crate::host::is_mount_point(&target),
+            "attached nowhere yet"
+        );
+        attach(mnt, &target).unwrap();
+        assert!(crate::host::is_mount_point(&target));
+        std::fs::write(target.join("kept"), b"on the disk").unwrap();
+        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+        mount_ext4(&image, &target).unwrap();
+        assert_eq!(std::fs::read(target.join("kept")).unwrap(), b"on the disk");
+        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+
+        // A mount attached nowhere goes with its descriptor, and frees its loop device.
+        let mnt = mount_detached(&image).unwrap();
+        assert_eq!(loops_backed_by(&image), 1);
+        drop(mnt);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while loops_backed_by(&image) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(loops_backed_by(&image), 0);
+    }
+
+    /// How many loop devices are backed by `image`.
+    fn loops_backed_by(image: &Path) -> usize {
+        let want = std::fs::canonicalize(image).unwrap();
+        std::fs::read_dir("/sys/block")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("loop/backing_file"))
+                    .is_ok_and(|b| Path::new(b.trim()) == want)
+            })
+            .count()
     }
 }

@@ -72,7 +72,10 @@ mod tests {
         assert!(a.quiet());
         let t = Instant::now();
         a.wait_quiet();
-        assert!(t.elapsed() < QUIET_AT_MOST, "a quiet host is not waited for");
+        assert!(
+            t.elapsed() < QUIET_AT_MOST,
+            "a quiet host is not waited for"
+        );
     }
 
     #[test]

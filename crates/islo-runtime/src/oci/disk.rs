@@ -7,6 +7,13 @@
 //! creates that emptied it. Nor does its I/O: each copy is written out (`fdatasync`), and it
 //! copies only while no create or removal is under way ([`Disks::busy`], `activity.rs`).
 //!
+//! The refill also mounts each copy, attached nowhere yet ([`Host::mount_detached`]): an
+//! ext4 mount writes its superblock and journal through to the host (two `fsync`s of the
+//! image, 4-9 ms of a create here, more when the host disk is busy). A create that takes such
+//! a disk only attaches the mount inside its sandbox's mount namespace ([`Host::attach`]).
+//! The mounts live as long as islod's descriptors of them: what a restart finds in the pool
+//! is used as plain images (mounted by the create).
+//!
 //! The template's inode tables are left to be zeroed lazily (`lazy_itable_init=1`), and
 //! disks are mounted with `noinit_itable` ([`crate::loopdev::mount_ext4`]), so the kernel
 //! never does: a copy's tables are holes, zeros already. Tables zeroed by `mkfs` made every
@@ -15,6 +22,7 @@
 //! creates, slowed the creates that followed and grew every image.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +41,8 @@ pub(super) struct Disks {
     host: Arc<dyn Host>,
     refilling: Arc<Mutex<()>>,
     activity: Arc<Activity>,
+    /// Pool images mounted ahead, and their mounts.
+    mounted: Arc<Mutex<Vec<(PathBuf, OwnedFd)>>>,
 }
 
 fn unique() -> String {
@@ -59,6 +69,7 @@ impl Disks {
             host,
             refilling: Arc::new(Mutex::new(())),
             activity: Arc::default(),
+            mounted: Arc::default(),
         })
     }
 
@@ -72,19 +83,33 @@ impl Disks {
         self.activity.clone()
     }
 
-    /// Put a fresh disk of `bytes` at `dest`.
-    pub fn make(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
+    /// Put a fresh disk of `bytes` at `dest`; with its mount when the pool had one mounted
+    /// ahead (to [`Host::attach`] in place of mounting `dest`).
+    pub fn make(&self, bytes: u64, dest: &Path) -> Result<Option<OwnedFd>, DriverError> {
         let tmpl = self.template(bytes)?;
         let prefix = format!("{bytes}-");
+        let of_size = |p: &Path| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        };
+        let mut mounted = self.mounted.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(i) = mounted.iter().position(|(p, _)| of_size(p)) {
+            let (path, mnt) = mounted.swap_remove(i);
+            if std::fs::rename(&path, dest).is_ok() {
+                drop(mounted);
+                self.refill(bytes, tmpl);
+                return Ok(Some(mnt));
+            }
+        }
+        // Images a restart found (or the refill could not mount): free for the taking, but
+        // not those mounted ahead, which were looked at above.
         let taken = std::fs::read_dir(&self.pool).ok().and_then(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-                })
+                .filter(|p| of_size(p) && !mounted.iter().any(|(m, _)| m == p))
                 .find(|p| std::fs::rename(p, dest).is_ok())
         });
+        drop(mounted);
         if taken.is_none() {
             let _ = std::fs::remove_file(dest);
             copy_sparse(&tmpl, dest).map_err(DriverError::io(format!(
@@ -93,7 +118,7 @@ impl Disks {
             )))?;
         }
         self.refill(bytes, tmpl);
-        Ok(())
+        Ok(None)
     }
 
     /// The template of `bytes`, made if missing.
@@ -136,39 +161,81 @@ impl Disks {
 
     /// Top the pool up to [`POOL_SIZE`] images of `bytes` on a background thread.
     fn refill(&self, bytes: u64, tmpl: PathBuf) {
-        let (pool, lock) = (self.pool.clone(), self.refilling.clone());
-        let activity = self.activity.clone();
+        let lock = self.refilling.clone();
+        let refill = Refill {
+            pool: self.pool.clone(),
+            tmpl,
+            prefix: format!("{bytes}-"),
+            activity: self.activity.clone(),
+            host: self.host.clone(),
+            mounted: self.mounted.clone(),
+        };
         std::thread::spawn(move || {
             let Ok(_one_at_a_time) = lock.try_lock() else {
                 return;
             };
             background_priority();
-            let prefix = format!("{bytes}-");
-            let have = std::fs::read_dir(&pool)
+            let have = std::fs::read_dir(&refill.pool)
                 .map(|d| {
                     d.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(&refill.prefix))
                         .count()
                 })
                 .unwrap_or(0);
             for _ in have..POOL_SIZE {
-                activity.wait_quiet();
-                let id = unique();
-                let tmp = pool.join(format!(".{id}.tmp"));
-                // Written out here, at idle priority: setting up a create's loop device
-                // writes out its image's dirty pages first (`ext4_sync_file` under
-                // `loop_configure` in a profile here, ~4 ms a create otherwise).
-                if copy_sparse(&tmpl, &tmp).is_err()
-                    || std::fs::File::open(&tmp)
-                        .and_then(|f| f.sync_data())
-                        .is_err()
-                    || std::fs::rename(&tmp, pool.join(format!("{prefix}{id}"))).is_err()
-                {
-                    let _ = std::fs::remove_file(&tmp);
+                if !refill.add_one() {
                     return;
                 }
             }
         });
+    }
+}
+
+/// What a refill thread needs.
+struct Refill {
+    pool: PathBuf,
+    tmpl: PathBuf,
+    prefix: String,
+    activity: Arc<Activity>,
+    host: Arc<dyn Host>,
+    mounted: Arc<Mutex<Vec<(PathBuf, OwnedFd)>>>,
+}
+
+impl Refill {
+    /// Add one image to the pool, mounted ahead if it can be; false if none could be added.
+    fn add_one(&self) -> bool {
+        self.activity.wait_quiet();
+        let id = unique();
+        let tmp = self.pool.join(format!(".{id}.tmp"));
+        // Written out here, at idle priority: setting up a loop device writes out its image's
+        // dirty pages first (`ext4_sync_file` under `loop_configure` in a profile here).
+        if copy_sparse(&self.tmpl, &tmp).is_err()
+            || std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_data())
+                .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return false;
+        }
+        // Mounted before it is in the pool under its name, and named and listed under one
+        // lock, so a create never takes an image mounted here to mount it a second time.
+        self.activity.wait_quiet();
+        let mnt = self
+            .host
+            .mount_detached(&tmp)
+            .inspect_err(|e| tracing::debug!(error = %e, "pool disk left for its create to mount"));
+        let ready = self.pool.join(format!("{}{id}", self.prefix));
+        let mut list = self.mounted.lock().unwrap_or_else(|p| p.into_inner());
+        if std::fs::rename(&tmp, &ready).is_err() {
+            drop(list);
+            drop(mnt);
+            let _ = std::fs::remove_file(&tmp);
+            return false;
+        }
+        if let Ok(mnt) = mnt {
+            list.push((ready, mnt));
+        }
+        true
     }
 }
 

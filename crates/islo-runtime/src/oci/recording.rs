@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -199,6 +199,18 @@ impl Host for RecordingHost {
             s.calls.push(Call::Discard(target.into()));
             Ok(())
         })
+    }
+
+    /// Disks are never mounted ahead here: creates mount them (`Mount::Loop`).
+    fn mount_detached(&self, _image: &Path) -> std::io::Result<OwnedFd> {
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+
+    fn attach(&self, _mnt: OwnedFd, target: &Path) -> std::io::Result<()> {
+        Err(std::io::Error::other(format!(
+            "nothing was mounted ahead for {}",
+            target.display()
+        )))
     }
 
     fn is_mounted(&self, target: &Path) -> bool {
