@@ -244,17 +244,7 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
         std::fs::write(plain.join("still"), b"writable").unwrap();
 
-        let image = tmp.join("disk.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        let mkfs = std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&image)
-            .status()
-            .unwrap();
-        assert!(mkfs.success());
+        let image = ext4_image(&tmp.join("disk.img"));
         let target = tmp.join("mnt");
         std::fs::create_dir(&target).unwrap();
         mount_ext4(&image, &target).unwrap();
@@ -270,30 +260,21 @@ mod tests {
         rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
         assert!(!crate::host::is_mount_point(&target));
 
-        // Mounted ahead, attached later: the same file system, writable where attached.
-        let image = tmp.join("ahead.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        let mkfs = std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&image)
-            .status()
-            .unwrap();
-        assert!(mkfs.success());
+        mounting_ahead(tmp, &target);
+    }
+
+    /// Mounted ahead, attached later: the same file system, writable where attached.
+    fn mounting_ahead(tmp: &Path, target: &Path) {
+        let image = ext4_image(&tmp.join("ahead.img"));
         let mnt = mount_detached(&image).unwrap();
-        assert!(
-            !crate::host::is_mount_point(&target),
-            "attached nowhere yet"
-        );
-        attach(mnt, &target).unwrap();
-        assert!(crate::host::is_mount_point(&target));
+        assert!(!crate::host::is_mount_point(target), "attached nowhere yet");
+        attach(mnt, target).unwrap();
+        assert!(crate::host::is_mount_point(target));
         std::fs::write(target.join("kept"), b"on the disk").unwrap();
-        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
-        mount_ext4(&image, &target).unwrap();
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty()).unwrap();
+        mount_ext4(&image, target).unwrap();
         assert_eq!(std::fs::read(target.join("kept")).unwrap(), b"on the disk");
-        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty()).unwrap();
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty()).unwrap();
 
         // A mount attached nowhere goes with its descriptor, and frees its loop device.
         let mnt = mount_detached(&image).unwrap();
@@ -304,6 +285,21 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(loops_backed_by(&image), 0);
+    }
+
+    /// A 64 MiB ext4 image at `image`.
+    fn ext4_image(image: &Path) -> std::path::PathBuf {
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let mkfs = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(image)
+            .status()
+            .unwrap();
+        assert!(mkfs.success());
+        image.to_path_buf()
     }
 
     /// How many loop devices are backed by `image`.
