@@ -21,6 +21,7 @@
 //! `ext4lazyinit` thread with each new sandbox, which went on for minutes after a burst of
 //! creates, slowed the creates that followed and grew every image.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use super::activity::{Activity, Busy};
 
 use crate::DriverError;
-use crate::host::Host;
+use crate::host::{Host, Mount};
 
 /// Ready-made images kept per size.
 const POOL_SIZE: usize = 4;
@@ -43,6 +44,8 @@ pub(super) struct Disks {
     activity: Arc<Activity>,
     /// Pool images mounted ahead, and their mounts.
     mounted: Arc<Mutex<Vec<(PathBuf, OwnedFd)>>>,
+    /// Images given to creates with their mounts, until [`Disks::mount`] attaches them.
+    given: Mutex<HashMap<PathBuf, OwnedFd>>,
 }
 
 fn unique() -> String {
@@ -70,6 +73,7 @@ impl Disks {
             refilling: Arc::new(Mutex::new(())),
             activity: Arc::default(),
             mounted: Arc::default(),
+            given: Mutex::default(),
         })
     }
 
@@ -83,9 +87,9 @@ impl Disks {
         self.activity.clone()
     }
 
-    /// Put a fresh disk of `bytes` at `dest`; with its mount when the pool had one mounted
-    /// ahead (to [`Host::attach`] in place of mounting `dest`).
-    pub fn make(&self, bytes: u64, dest: &Path) -> Result<Option<OwnedFd>, DriverError> {
+    /// Put a fresh disk of `bytes` at `dest` (kept with its mount when the pool had one
+    /// mounted ahead: [`Disks::mount`] attaches it).
+    pub fn make(&self, bytes: u64, dest: &Path) -> Result<(), DriverError> {
         let tmpl = self.template(bytes)?;
         let prefix = format!("{bytes}-");
         let of_size = |p: &Path| {
@@ -97,8 +101,9 @@ impl Disks {
             let (path, mnt) = mounted.swap_remove(i);
             if std::fs::rename(&path, dest).is_ok() {
                 drop(mounted);
+                self.given().insert(dest.to_path_buf(), mnt);
                 self.refill(bytes, tmpl);
-                return Ok(Some(mnt));
+                return Ok(());
             }
         }
         // Images a restart found (or the refill could not mount): free for the taking, but
@@ -118,7 +123,35 @@ impl Disks {
             )))?;
         }
         self.refill(bytes, tmpl);
-        Ok(None)
+        Ok(())
+    }
+
+    /// Mount the disk `image` at `target`: attach the mount it was made with, if any, else
+    /// mount the image.
+    pub(super) fn mount(&self, image: &Path, target: &Path) -> std::io::Result<()> {
+        let ahead = self.given().remove(image);
+        if let Some(mnt) = ahead {
+            match self.host.attach(mnt, target) {
+                Ok(()) => return Ok(()),
+                // The mount went with the descriptor: the image is free to mount here.
+                Err(e) => tracing::warn!(image = %image.display(), error = %e,
+                    "mounting the disk instead"),
+            }
+        }
+        self.host.mount(&Mount::Loop {
+            image: image.to_path_buf(),
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Drop the mount `image` was made with, if [`Disks::mount`] never attached it (a create
+    /// that failed first).
+    pub(super) fn forget(&self, image: &Path) {
+        drop(self.given().remove(image));
+    }
+
+    fn given(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, OwnedFd>> {
+        self.given.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The template of `bytes`, made if missing.

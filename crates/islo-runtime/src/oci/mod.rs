@@ -30,10 +30,8 @@ mod recording;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent;
@@ -95,8 +93,6 @@ pub struct OciDriver {
     host: Arc<dyn Host>,
     nofile_hard: u64,
     disks: disk::Disks,
-    /// New sandboxes' disks the pool had mounted ahead, until their launch attaches them.
-    premounted: Mutex<HashMap<SandboxId, OwnedFd>>,
     trash: trash::Trash,
     /// Whether sandboxes can run in user namespaces here (probed once).
     userns: Result<(), String>,
@@ -178,7 +174,6 @@ impl OciDriver {
             host,
             nofile_hard,
             disks,
-            premounted: Mutex::default(),
             trash,
             userns,
             gvisor,
@@ -234,7 +229,9 @@ impl OciDriver {
         let dir = self.dir(&spec.id);
         let (disk, rootfs) = (dir.join("disk"), dir.join("rootfs"));
         if !self.host.is_mounted(&disk) {
-            self.mount_disk(&spec.id, &dir)?;
+            self.disks
+                .mount(&dir.join("disk.img"), &disk)
+                .map_err(DriverError::io(format!("mounting disk of {}", spec.id)))?;
         }
         for sub in ["upper", "work", "run"] {
             let p = disk.join(sub);
@@ -272,29 +269,6 @@ impl OciDriver {
         Ok(())
     }
 
-    /// Attach the disk the pool mounted ahead, else mount the image.
-    fn mount_disk(&self, id: &SandboxId, dir: &Path) -> Result<(), DriverError> {
-        let disk = dir.join("disk");
-        let ahead = self.premounted_disks().remove(id);
-        if let Some(mnt) = ahead {
-            match self.host.attach(mnt, &disk) {
-                Ok(()) => return Ok(()),
-                // The mount went with the descriptor: the image is free to mount here.
-                Err(e) => tracing::warn!(sandbox = %id, error = %e, "mounting the disk instead"),
-            }
-        }
-        self.host
-            .mount(&Mount::Loop {
-                image: dir.join("disk.img"),
-                target: disk,
-            })
-            .map_err(DriverError::io(format!("mounting disk of {id}")))
-    }
-
-    fn premounted_disks(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, OwnedFd>> {
-        self.premounted.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn unmount_storage(&self, id: &SandboxId) -> Result<(), DriverError> {
         let dir = self.dir(id);
         for target in [
@@ -324,12 +298,8 @@ impl OciDriver {
             std::fs::create_dir_all(&p).map_err(DriverError::io(p.display().to_string()))?;
         }
         let t = std::time::Instant::now();
-        let mounted = self
-            .disks
+        self.disks
             .make(spec.limits.disk_bytes, &dir.join("disk.img"))?;
-        if let Some(mnt) = mounted {
-            self.premounted_disks().insert(spec.id.clone(), mnt);
-        }
         userns::record_owner(&dir, spec.ids)?;
         tracing::debug!(sandbox = %spec.id, disk_ms = t.elapsed().as_secs_f64() * 1e3, "disk ready");
         Ok(())
@@ -637,7 +607,7 @@ impl Driver for OciDriver {
             return Ok(());
         }
         // A disk mounted ahead for a create that failed before attaching it goes first.
-        drop(self.premounted_disks().remove(id));
+        self.disks.forget(&dir.join("disk.img"));
         self.take_down(id, true)?;
         self.unseal(&dir)?;
         self.trash.discard(&dir, &id.0)

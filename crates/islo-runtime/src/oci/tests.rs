@@ -31,7 +31,6 @@ fn driver(state: &Path) -> (OciDriver, Arc<RecordingHost>) {
         host: host.clone(),
         nofile_hard: 1024,
         disks,
-        premounted: std::sync::Mutex::default(),
         trash: super::trash::Trash::new(state, activity).unwrap(),
         userns: Ok(()),
         gvisor: Ok(super::gvisor::Runsc {
