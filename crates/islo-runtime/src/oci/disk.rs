@@ -35,6 +35,7 @@ use crate::host::{Host, Mount};
 
 /// Ready-made images kept per size.
 const POOL_SIZE: usize = 4;
+
 /// Makes disks under `<state>/disk-templates` and `<state>/disk-pool`.
 pub(super) struct Disks {
     templates: PathBuf,
@@ -148,6 +149,12 @@ impl Disks {
     /// that failed first).
     pub(super) fn forget(&self, image: &Path) {
         drop(self.given().remove(image));
+    }
+
+    /// How many pool images are mounted ahead now.
+    #[cfg(test)]
+    pub(super) fn mounted_ahead(&self) -> usize {
+        self.mounted.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn given(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, OwnedFd>> {

@@ -20,6 +20,10 @@ pub enum Call {
     Unmount(PathBuf),
     /// A disk's file system stopped unwritten before its unmount.
     Discard(PathBuf),
+    /// A pool image mounted ahead (`Host::mount_detached`).
+    MountAhead(PathBuf),
+    /// A mount made ahead put at this path (`Host::attach`).
+    Attach(PathBuf),
     Namespaces {
         ids: IdMap,
         user: PathBuf,
@@ -46,6 +50,9 @@ struct State {
     /// Helpers run with this argument fail, and so do mounts when `fail_mounts`.
     failing_arg: Option<String>,
     fail_mounts: bool,
+    /// Whether pool images are mounted ahead, and whether attaching those mounts fails.
+    mount_ahead: bool,
+    refuse_attach: bool,
 }
 
 /// The recording host.
@@ -101,6 +108,12 @@ impl RecordingHost {
     /// From now on, mounts fail.
     pub fn fail_mounts(&self) {
         self.with(|s| s.fail_mounts = true);
+    }
+
+    /// From now on, pool images are mounted ahead (as descriptors of `/dev/null`); attaching
+    /// them fails when `refuse_attach`.
+    pub fn mount_ahead(&self, refuse_attach: bool) {
+        self.with(|s| (s.mount_ahead, s.refuse_attach) = (true, refuse_attach));
     }
 
     pub fn mounted(&self) -> BTreeSet<PathBuf> {
@@ -201,16 +214,30 @@ impl Host for RecordingHost {
         })
     }
 
-    /// Disks are never mounted ahead here: creates mount them (`Mount::Loop`).
-    fn mount_detached(&self, _image: &Path) -> std::io::Result<OwnedFd> {
-        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    /// Unless [`RecordingHost::mount_ahead`], disks are not mounted ahead: creates mount
+    /// them (`Mount::Loop`).
+    fn mount_detached(&self, image: &Path) -> std::io::Result<OwnedFd> {
+        self.with(|s| {
+            if !s.mount_ahead {
+                return Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+            }
+            s.calls.push(Call::MountAhead(image.into()));
+            Ok(OwnedFd::from(std::fs::File::open("/dev/null")?))
+        })
     }
 
     fn attach(&self, _mnt: OwnedFd, target: &Path) -> std::io::Result<()> {
-        Err(std::io::Error::other(format!(
-            "nothing was mounted ahead for {}",
-            target.display()
-        )))
+        self.with(|s| {
+            if !s.mount_ahead || s.refuse_attach {
+                return Err(std::io::Error::other(format!(
+                    "refusing to attach a disk at {}",
+                    target.display()
+                )));
+            }
+            s.calls.push(Call::Attach(target.into()));
+            s.mounted.insert(target.into());
+            Ok(())
+        })
     }
 
     fn is_mounted(&self, target: &Path) -> bool {

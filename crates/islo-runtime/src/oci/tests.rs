@@ -400,3 +400,61 @@ fn a_gvisor_sandbox_without_a_link_gets_no_host_network() {
     assert!(!args.iter().any(|a| a == "--network=host"), "{args:?}");
     d.destroy(&s.id).unwrap();
 }
+
+/// Wait (bounded) until the pool holds a disk mounted ahead.
+fn await_mounted_ahead(d: &OciDriver) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.disks.mounted_ahead() == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the pool mounted nothing ahead"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_disk_mounted_ahead_is_attached_and_one_that_will_not_attach_is_mounted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    host.mount_ahead(true);
+    let mut first = spec(None);
+    first.id = SandboxId("ahead-1".into());
+    d.create(&first).unwrap();
+    await_mounted_ahead(&d);
+
+    // Attaching fails: the mount goes with its descriptor and the image is mounted instead.
+    let mut refused = spec(None);
+    refused.id = SandboxId("ahead-2".into());
+    host.clear();
+    d.create(&refused).unwrap();
+    let (dir, calls) = (d.dir(&refused.id), host.calls());
+    assert!(
+        calls.contains(&Call::Mount(Mount::Loop {
+            image: dir.join("disk.img"),
+            target: dir.join("disk"),
+        })),
+        "{calls:?}"
+    );
+    assert_eq!(d.observe(&refused.id).unwrap(), Observed::Running);
+
+    // Attaching works: no mount of the image at all.
+    host.mount_ahead(false);
+    await_mounted_ahead(&d);
+    let mut attached = spec(None);
+    attached.id = SandboxId("ahead-3".into());
+    host.clear();
+    d.create(&attached).unwrap();
+    let (dir, calls) = (d.dir(&attached.id), host.calls());
+    assert!(calls.contains(&Call::Attach(dir.join("disk"))), "{calls:?}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Mount(Mount::Loop { .. }))),
+        "{calls:?}"
+    );
+    for s in [&first, &refused, &attached] {
+        d.destroy(&s.id).unwrap();
+    }
+    assert!(host.mounted().is_empty());
+}
