@@ -1,7 +1,8 @@
 //! The behaviour every back end must show, as one suite run against each of them.
 //!
 //! `run_all` panics on the first violation (it is called from tests). It uses only the
-//! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`, `tee`.
+//! commands every back end runs: `echo`, `true`, `false`, `exit N`, `env`, `cat`, `tee`,
+//! `hostname`.
 
 // A test suite: failing loudly with a panic is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -55,6 +56,7 @@ pub fn run_all(driver: &dyn Driver, make: &dyn Fn(&str) -> SandboxSpec) {
     errors(driver, &make("errs"));
     files(driver, &make("files"));
     pausing(driver, &make("pause"));
+    renaming(driver, &make("name"));
     let offered = driver.isolation_classes();
     if offered
         .iter()
@@ -82,6 +84,10 @@ fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
         Err(DriverError::Unsupported { class, .. }) => assert_eq!(class, Isolation::Gvisor),
         other => panic!("a gvisor sandbox paused: {other:?}"),
     }
+    match d.set_hostname(spec, "renamed") {
+        Err(DriverError::Unsupported { class, .. }) => assert_eq!(class, Isolation::Gvisor),
+        other => panic!("a gvisor sandbox renamed while running: {other:?}"),
+    }
     assert_eq!(
         d.observe(&spec.id).unwrap(),
         Observed::Running,
@@ -98,6 +104,31 @@ fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
     );
     d.destroy(&spec.id).unwrap();
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Missing);
+}
+
+/// A running sandbox answers to its spec's hostname, takes another while it runs, and only a
+/// running one does.
+fn renaming(d: &dyn Driver, spec: &SandboxSpec) {
+    let sock = d.agent_socket(&spec.id);
+    let hostname = || {
+        let (st, out, err) = agent::run_collect(&sock, exec(&["hostname"], &[PATH])).unwrap();
+        assert_eq!(st.code, 0, "{}", String::from_utf8_lossy(&err));
+        String::from_utf8(out).unwrap()
+    };
+    d.create(spec).unwrap();
+    assert_eq!(hostname(), format!("{}\n", spec.hostname));
+    d.set_hostname(spec, "taken-by-a-create").unwrap();
+    assert_eq!(hostname(), "taken-by-a-create\n");
+    d.stop(&spec.id).unwrap();
+    assert!(
+        d.set_hostname(spec, "other").is_err(),
+        "a stopped sandbox has no hostname to set"
+    );
+    d.destroy(&spec.id).unwrap();
+    assert!(matches!(
+        d.set_hostname(spec, "x"),
+        Err(DriverError::NotFound(_))
+    ));
 }
 
 /// Pause ends every process and keeps the sandbox for a resume; only a running sandbox pauses

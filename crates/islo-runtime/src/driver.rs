@@ -87,6 +87,19 @@ impl std::fmt::Display for Isolation {
 }
 
 impl SandboxSpec {
+    /// `Err` when its class cannot take another hostname while it runs (gVisor's kernel
+    /// keeps its own).
+    pub fn renamable(&self) -> Result<(), DriverError> {
+        match self.isolation {
+            Isolation::Gvisor => Err(DriverError::Unsupported {
+                class: self.isolation,
+                what: "renaming a running sandbox",
+                why: "its kernel is gVisor's; the name changes at its next start".into(),
+            }),
+            Isolation::Container => Ok(()),
+        }
+    }
+
     /// `Err` when its class keeps no processes across a pause or a memory snapshot (`what`):
     /// gVisor's kernel is not something CRIU can save, in any back end.
     pub fn checkpointable(&self, what: &'static str) -> Result<(), DriverError> {
@@ -263,6 +276,10 @@ pub trait Driver: Send + Sync + 'static {
     ) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
+    /// Give a running sandbox another hostname (a sandbox started ahead takes its name when a
+    /// create claims it); its next start uses its spec's again. `NotFound` when it does not
+    /// run.
+    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError>;
     /// Each isolation class and whether this host offers it.
     fn isolation_classes(&self) -> Vec<ClassSupport> {
         vec![ClassSupport {

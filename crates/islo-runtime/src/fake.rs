@@ -2,7 +2,7 @@
 //!
 //! Each running sandbox gets a thread that speaks the real agent protocol on a real unix
 //! socket, so islod's exec path is exercised end to end. It understands a few commands:
-//! `echo ARGS…`, `true`, `false`, `exit N`, `env`, `pwd`, `whoami`, `cat` (stdin
+//! `echo ARGS…`, `true`, `false`, `exit N`, `env`, `pwd`, `whoami`, `hostname`, `cat` (stdin
 //! to stdout), `tee PATH` (stdin into a file), `mkdir -p DIR`. Anything else exits 127 like a shell. Each
 //! sandbox's files live in a host directory (`DIR/ID.root`, home directories under
 //! `home/USER` and `root`), which `ScanFiles` and `ReadFile` serve.
@@ -16,6 +16,9 @@ use std::sync::Mutex;
 use islo_agent::proto::{self, AgentRequest, ErrorKind, ExecRequest, ExitStatus, FrameKind};
 
 use crate::{Driver, DriverError, Observed, SandboxId, SandboxSpec};
+
+/// Where a fake sandbox keeps its hostname, in its root.
+const HOSTNAME: &str = ".hostname";
 
 /// The fake back end.
 pub struct FakeDriver {
@@ -60,6 +63,12 @@ impl FakeDriver {
         Ok(())
     }
 
+    /// The fake's hostname: a file its `hostname` command reads.
+    fn write_hostname(&self, id: &SandboxId, hostname: &str) -> Result<(), DriverError> {
+        let path = self.dir.join(format!("{id}.root")).join(HOSTNAME);
+        std::fs::write(&path, hostname).map_err(DriverError::io(path.display().to_string()))
+    }
+
     fn paused(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<SandboxId>> {
         self.paused.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -88,6 +97,7 @@ impl Driver for FakeDriver {
                 .map_err(DriverError::io(layer.display().to_string()))?;
         }
         self.launch(&spec.id)?;
+        self.write_hostname(&spec.id, &spec.hostname)?;
         self.lock().insert(spec.id.clone(), true);
         Ok(())
     }
@@ -100,6 +110,7 @@ impl Driver for FakeDriver {
         }
         self.paused().remove(&spec.id);
         self.launch(&spec.id)?;
+        self.write_hostname(&spec.id, &spec.hostname)?;
         self.lock().insert(spec.id.clone(), true);
         Ok(())
     }
@@ -193,6 +204,14 @@ impl Driver for FakeDriver {
             None => Err(DriverError::NotFound(id.clone())),
             Some(_) => Ok(()),
         }
+    }
+
+    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
+        spec.renamable()?;
+        if self.lock().get(&spec.id) != Some(&true) {
+            return Err(DriverError::NotFound(spec.id.clone()));
+        }
+        self.write_hostname(&spec.id, hostname)
     }
 
     fn observe(&self, id: &SandboxId) -> Result<Observed, DriverError> {
@@ -340,6 +359,13 @@ fn fake_exec(
                 .into_bytes(),
         ),
         Some("pwd") => (0, format!("{}\n", req.workdir).into_bytes()),
+        Some("hostname") => match std::fs::read(root.join(HOSTNAME)) {
+            Ok(mut name) => {
+                name.push(b'\n');
+                (0, name)
+            }
+            Err(_) => (1, Vec::new()),
+        },
         Some("whoami") => (0, format!("{}\n", req.user).into_bytes()),
         Some("cat") => (0, read_stdin(conn)?),
         Some("tee") if args.len() == 1 => {

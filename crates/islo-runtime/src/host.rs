@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::thread::LinkNameSpaceType;
 
 /// A mount the OCI driver needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,9 @@ pub trait Host: Send + Sync {
     fn link_netns(&self, netns: &Path, n: &crate::NetworkSpec) -> std::io::Result<()>;
     /// Delete the host's link `name` (and so its veth peer); blocks until the kernel is done.
     fn delete_link(&self, name: &str) -> std::io::Result<()>;
+    /// Set the hostname of the UTS namespace at `uts` (a `/proc/PID/ns/uts`), from a thread
+    /// that enters it (islod's other threads keep the host's).
+    fn set_hostname(&self, uts: &Path, name: &str) -> std::io::Result<()>;
     /// [`Host::run`] in the network namespace pinned at `netns` (the helper only: islod's
     /// threads stay where they are).
     fn run_in_netns(
@@ -376,6 +380,12 @@ impl Host for RealHost {
         crate::rtnl::delete(name)
     }
 
+    fn set_hostname(&self, uts: &Path, name: &str) -> std::io::Result<()> {
+        in_namespace(uts, LinkNameSpaceType::HostNameAndNISDomainName, || {
+            Ok(rustix::system::sethostname(name.as_bytes())?)
+        })
+    }
+
     fn run_in_netns(
         &self,
         netns: &Path,
@@ -417,13 +427,19 @@ fn in_netns<T: Send>(
     netns: &Path,
     f: impl FnOnce() -> std::io::Result<T> + Send,
 ) -> std::io::Result<T> {
-    let ns = std::fs::File::open(netns)?;
+    in_namespace(netns, LinkNameSpaceType::Network, f)
+}
+
+/// Run `f` on a thread of its own that entered the namespace of type `kind` at `path`.
+fn in_namespace<T: Send>(
+    path: &Path,
+    kind: LinkNameSpaceType,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    let ns = std::fs::File::open(path)?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )?;
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(kind))?;
             f()
         })
         .join()

@@ -32,6 +32,9 @@ pub struct FileConfig {
     pub fit_host_limits: Option<bool>,
     pub log_cap_bytes: Option<u64>,
     pub log_retention_days: Option<u32>,
+    /// Sandboxes kept started ahead, of the kind last created (image and size, container
+    /// class): a create of that kind takes one and names it (default 0, none; at most 32).
+    pub warm_pool: Option<u32>,
     #[serde(default)]
     pub registry_mirrors: BTreeMap<String, String>,
     #[serde(default)]
@@ -288,6 +291,8 @@ pub struct Config {
     /// `crun`, `runc`, a path, `fake`, or empty for automatic.
     pub runtime: Option<String>,
     pub pids_limit: u32,
+    /// Sandboxes kept started ahead (`warm_pool`; 0: none).
+    pub warm_pool: u32,
     /// Remount cgroup2 with `favordynmods` for faster sandbox starts (default true).
     pub cgroup_favor_dynmods: bool,
     pub fit_host_limits: bool,
@@ -308,6 +313,9 @@ pub struct Config {
     pub webhook_max_body_bytes: usize,
     pub cluster: Option<ClusterConfig>,
 }
+
+/// The most sandboxes islod keeps started ahead.
+const WARM_POOL_MAX: u32 = 32;
 
 /// Errors loading settings.
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +419,15 @@ impl Config {
             .and_then(|v| v.parse().ok())
             .or(file.pids_limit)
             .unwrap_or(1024);
+        let warm_pool = env("ISLOD_WARM_POOL")
+            .and_then(|v| v.parse().ok())
+            .or(file.warm_pool)
+            .unwrap_or(0);
+        if warm_pool > WARM_POOL_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "warm_pool must be at most {WARM_POOL_MAX}, got {warm_pool}"
+            )));
+        }
         let listen = o
             .listen
             .clone()
@@ -442,6 +459,7 @@ impl Config {
                 .or(file.runtime)
                 .filter(|r| !r.is_empty()),
             pids_limit,
+            warm_pool,
             cgroup_favor_dynmods: file.cgroup_favor_dynmods.unwrap_or(true),
             fit_host_limits: file.fit_host_limits.unwrap_or(true),
             log_cap_bytes: env("ISLOD_LOG_CAP_BYTES")

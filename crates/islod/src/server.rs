@@ -249,6 +249,7 @@ pub fn build(cfg: &Config, cluster: Option<&Cluster>) -> anyhow::Result<(Arc<App
             share_base_url: cfg.share_base_url.clone(),
             webhook_max_body: cfg.webhook_max_body_bytes,
             default_isolation: default_isolation(cfg, driver.as_ref())?,
+            warm_pool: cfg.warm_pool as usize,
         },
     );
     Ok((Arc::new(app), local))
@@ -345,6 +346,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _watchdog = app.watch_agents();
     let _nodes = app.watch_nodes();
     let _lifecycles = app.enforce_lifecycles();
+    let _warm = app
+        .keep_warm()
+        .await
+        .context("the pool of sandboxes started ahead")?;
     app.start_webhook_worker();
     let unix = bind_socket(&cfg.socket)?;
     let pid_file = cfg.state_dir.join("islod.pid");

@@ -668,6 +668,21 @@ impl Driver for OciDriver {
         }
     }
 
+    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
+        spec.renamable()?;
+        let id = &spec.id;
+        // The pidfd keeps the recorded pid its process's while the namespace is entered.
+        let state = self.cfg.runtime_root.join(&id.0);
+        let (Some(_held), Some((pid, _))) = (ended::end_notice(&state), ended::recorded(&state))
+        else {
+            return Err(DriverError::NotFound(id.clone()));
+        };
+        let uts = PathBuf::from(format!("/proc/{pid}/ns/uts"));
+        self.host
+            .set_hostname(&uts, hostname)
+            .map_err(DriverError::io(format!("setting the hostname of {id}")))
+    }
+
     /// The host-side socket handed to the agent; a sandbox started before the agent was
     /// handed its socket still listens in its run directory until it is restarted.
     fn agent_socket(&self, id: &SandboxId) -> PathBuf {

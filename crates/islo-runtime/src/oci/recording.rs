@@ -37,6 +37,8 @@ pub enum Call {
     Link(PathBuf, String),
     /// A link deleted, by name.
     Unlink(String),
+    /// A hostname set in the UTS namespace at this path.
+    Hostname(PathBuf, String),
     /// A helper: its program's file name and arguments.
     Run(String, Vec<String>),
     Detached(String, Vec<String>),
@@ -256,6 +258,11 @@ impl Host for RecordingHost {
 
     fn delete_link(&self, name: &str) -> std::io::Result<()> {
         self.with(|s| s.calls.push(Call::Unlink(name.into())));
+        Ok(())
+    }
+
+    fn set_hostname(&self, uts: &Path, name: &str) -> std::io::Result<()> {
+        self.with(|s| s.calls.push(Call::Hostname(uts.into(), name.into())));
         Ok(())
     }
 

@@ -35,6 +35,8 @@ mod snapshots;
 mod sources;
 mod stream;
 mod system;
+mod warm;
+pub use warm::WARM_TENANT;
 mod watch;
 pub mod webhooks;
 
@@ -98,6 +100,8 @@ pub struct AppSettings {
     pub webhook_max_body: usize,
     /// The isolation class of a sandbox whose create names none (`isolation.class`).
     pub default_isolation: islo_runtime::Isolation,
+    /// Sandboxes kept started ahead (`warm_pool`; see [`warm`]).
+    pub warm_pool: usize,
 }
 
 /// Everything the handlers need.
@@ -113,6 +117,7 @@ pub struct App {
     creations: progress::Creations,
     webhooks: webhooks::Worker,
     activity: Arc<lifecycle::Activity>,
+    warm: warm::Warm,
     /// The cluster this node is one of (unset on a single host).
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Set while the cluster's state cannot be read (see `sync_state`).
@@ -140,6 +145,7 @@ impl App {
             creations: progress::Creations::default(),
             webhooks: webhooks::Worker::default(),
             activity: Arc::default(),
+            warm: warm::Warm::default(),
             cluster: std::sync::OnceLock::new(),
             cluster_degraded: Default::default(),
         }

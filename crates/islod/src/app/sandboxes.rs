@@ -170,6 +170,16 @@ fn request_hash(req: &CreateSandboxRequest) -> String {
     hex::encode(Sha256::digest(serde_json::to_vec(&r).unwrap_or_default()))
 }
 
+/// What a create asked for that its stored spec holds besides the runtime's: the gateway's
+/// profile, the environment, internet access, the cache key and the lifecycle.
+fn shape(c: &Checked, s: &mut StoredSpec) {
+    s.gateway_profile_id = c.gateway_profile_id.clone();
+    s.environment_id = c.environment_id.clone();
+    s.internet_enabled = c.internet_enabled;
+    s.cache_key = c.cache_key.clone();
+    s.lifecycle = c.lifecycle.clone();
+}
+
 /// The API view of a record.
 pub fn to_response(r: &SandboxRow) -> SandboxResponse {
     SandboxResponse {
@@ -295,6 +305,17 @@ impl App {
             deleted_at: None,
             node: String::new(),
         };
+        let _busy = (!self.warm.holds(t)).then(|| self.warm.busy());
+        let kind = self.poolable(t, &c);
+        if let Some(k) = &kind
+            && let Some(row) = self.claim_warm(k, &row, |s| shape(&c, s)).await?
+        {
+            drop(admitted);
+            tracing::info!(sandbox = %row.name, id = %row.id, tenant = %t.name, "sandbox created (started ahead)");
+            let scripts = req.setup_scripts.clone().unwrap_or_default();
+            let keep = req.keep_failed.unwrap_or(false);
+            return self.bootstrap(t, row, &clones, scripts, keep).await;
+        }
         match self.store.insert_sandbox(&row) {
             Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
             other => other?,
@@ -315,6 +336,9 @@ impl App {
                 row.status = SandboxStatus::Running;
                 row.started_at = Some(started);
                 row.stored = spec;
+                if kind.is_some() {
+                    self.want_warm(super::warm::Kind::of(&row));
+                }
                 // Setup runs once, at creation; a snapshot already holds its results.
                 let scripts = match &c.snapshot {
                     None => req.setup_scripts.clone().unwrap_or_default(),
@@ -418,18 +442,15 @@ impl App {
             ids,
             isolation: c.isolation,
         };
-        let stored = StoredSpec {
+        let mut stored = StoredSpec {
             spec: Some(spec.clone()),
             image_env,
             image_digest: digest,
             snapshot_id,
-            gateway_profile_id: c.gateway_profile_id.clone(),
             gateway_nonce: link.map(|(_, nonce)| nonce),
-            environment_id: c.environment_id.clone(),
-            internet_enabled: c.internet_enabled,
-            cache_key: c.cache_key.clone(),
-            lifecycle: c.lifecycle.clone(),
+            ..StoredSpec::default()
         };
+        shape(c, &mut stored);
         self.store.set_runtime_spec(&row.id, &stored)?;
         let created = spec.clone();
         self.phase(&row.id, CreationPhase::Disk, None);
@@ -453,9 +474,22 @@ impl App {
         made.map(|()| stored)
     }
 
+    /// What a warm sandbox must be to stand in for this create (`None`: none may: the pool is
+    /// off, the create is the pool's own, starts from a snapshot or in another class).
+    fn poolable(&self, t: &Tenant, c: &Checked) -> Option<super::warm::Kind> {
+        let plain = c.snapshot.is_none() && c.isolation == islo_runtime::Isolation::Container;
+        (self.settings.warm_pool > 0 && plain && !self.warm.holds(t)).then(|| super::warm::Kind {
+            image: c.image.clone(),
+            digest: self.images.cached_digest(&c.image),
+            vcpus: c.vcpus,
+            memory_mb: c.memory_mb,
+            disk_gb: c.disk_gb,
+        })
+    }
+
     /// Clean up after a failed create: what the cleanup itself fails to do is logged (it
     /// stays on the host until an `rm` of the same name or a restart of islod), never hidden.
-    async fn clean_up(
+    pub(super) async fn clean_up(
         &self,
         what: &'static str,
         id: SandboxId,
@@ -653,6 +687,7 @@ impl App {
 
     /// Remove every trace of a sandbox; its record stays readable by id as `deleted`.
     pub async fn delete(&self, t: &Tenant, name: &str) -> Result<(), AppError> {
+        let _busy = (!self.warm.holds(t)).then(|| self.warm.busy());
         let row = self.get(t, name)?;
         let lock = self.op_lock(&row.id);
         let _g = lock.lock().await;

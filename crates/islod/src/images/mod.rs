@@ -277,6 +277,12 @@ impl ImageStore {
         }
     }
 
+    /// The digest `reference` has in the cache (`None`: not pulled yet), without pulling.
+    pub fn cached_digest(&self, reference: &str) -> Option<String> {
+        let resolved = resolve(reference, &self.settings.mirrors).ok()?;
+        Some(self.store.image(&resolved.canonical).ok()??.digest)
+    }
+
     /// The image for `reference`, pulled if it is not cached. Returns whether it was cached.
     pub async fn ensure(
         &self,

@@ -19,6 +19,7 @@ mod sessions;
 mod setup;
 mod shares;
 mod snapshots;
+mod warm;
 mod webhooks;
 
 use std::path::Path;

@@ -74,7 +74,7 @@ impl StoredSpec {
         serde_json::from_str(text).map_err(|e| format!("runtime spec: {e}"))
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 }

@@ -23,6 +23,11 @@ pub struct Server {
 }
 
 pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
+    app_warm(dir, store, 0)
+}
+
+/// [`app_over`], keeping `warm_pool` sandboxes started ahead.
+pub fn app_warm(dir: &std::path::Path, store: Arc<Store>, warm_pool: usize) -> Arc<App> {
     let images =
         ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
     std::fs::create_dir_all(dir.join("fake")).unwrap();
@@ -49,6 +54,7 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
         share_base_url: Some("http://shares.test".into()),
         webhook_max_body: 1 << 20,
         default_isolation: islo_runtime::Isolation::Container,
+        warm_pool,
     };
     Arc::new(App::new(
         store,

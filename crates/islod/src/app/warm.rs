@@ -1,0 +1,271 @@
+//! Sandboxes started ahead (`warm_pool` in islod's config).
+//!
+//! islod keeps up to `warm_pool` sandboxes running of the kind last created (its image, vCPUs,
+//! memory and disk; the container class; no snapshot) under a tenant of its own, which no key
+//! can name (its name holds a control character, which tenant names may not). A create of that
+//! kind takes one: the record passes to the caller's tenant under the caller's name, with the
+//! caller's env, workdir, gateway profile, environment and lifecycle (the running sandbox holds
+//! none of these: each command is given them as it starts, the gateway looks its sandbox up by
+//! address), and its hostname becomes the name. The pool then starts another once no create or
+//! removal is under way; a create of another kind makes the pool drain and fill with that kind.
+//! Otherwise they are sandboxes like any other: reconciled after a crash, watched, removed.
+//! What a create costs the host (mounts, namespaces, the runtime) grows with the number of
+//! sandboxes on it; a claimed sandbox paid that before anyone waited for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use islo_api::{CreateSandboxRequest, SandboxStatus};
+use islo_runtime::SandboxId;
+
+use super::{App, AppError, Tenant};
+use crate::store::{SandboxFilter, SandboxRow, StoreError, StoredSpec};
+
+/// The tenant holding the pool's sandboxes.
+pub const WARM_TENANT: &str = "\u{7f}warm";
+
+/// How long a refill waits for creates and removals to finish before it starts anyway.
+const QUIET_WAIT: Duration = Duration::from_secs(2);
+/// After a refill failed, how long before the next try.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// What a warm sandbox must have been made as to stand in for a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Kind {
+    pub image: String,
+    /// What `image` pointed at (a warm sandbox runs what was pulled then).
+    pub digest: Option<String>,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+}
+
+impl Kind {
+    pub(super) fn of(r: &SandboxRow) -> Kind {
+        Kind {
+            image: r.image.clone(),
+            digest: r.stored.image_digest.clone(),
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+        }
+    }
+}
+
+/// The pool's state in islod.
+#[derive(Default)]
+pub(super) struct Warm {
+    tenant: OnceLock<Tenant>,
+    kind: Mutex<Option<Kind>>,
+    wake: tokio::sync::Notify,
+    /// Creates and removals of callers under way.
+    busy: Arc<AtomicUsize>,
+}
+
+/// Held while a caller's create or removal is under way (the pool's refill waits).
+pub(super) struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Warm {
+    fn kind(&self) -> Option<Kind> {
+        self.kind.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_kind(&self, k: Kind) {
+        let mut cur = self.kind.lock().unwrap_or_else(|p| p.into_inner());
+        *cur = Some(k);
+    }
+
+    /// Whether `t` is the pool's own tenant.
+    pub(super) fn holds(&self, t: &Tenant) -> bool {
+        self.tenant.get().is_some_and(|w| w.id == t.id)
+    }
+
+    pub(super) fn busy(&self) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self.busy.clone())
+    }
+}
+
+impl App {
+    /// Keep the pool filled until islod stops (`None` when there is no pool: `warm_pool` is
+    /// 0, which first removes the sandboxes an earlier pool left, or islod is a node of a
+    /// cluster, whose creates are placed across nodes).
+    pub async fn keep_warm(
+        self: &Arc<Self>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, AppError> {
+        let size = self.settings.warm_pool;
+        if self.clustered() {
+            if size > 0 {
+                tracing::warn!("warm_pool is not used by a node of a cluster");
+            }
+            return Ok(None);
+        }
+        let store = self.store.clone();
+        let id = tokio::task::spawn_blocking(move || store.ensure_tenant(WARM_TENANT)).await??;
+        let t = Tenant {
+            id,
+            name: WARM_TENANT.into(),
+        };
+        let _ = self.warm.tenant.set(t.clone());
+        let held = self.warm_rows(&t)?;
+        if size == 0 {
+            for r in held {
+                self.drop_warm(&t, &r).await;
+            }
+            return Ok(None);
+        }
+        if let Some(newest) = held.first() {
+            self.warm.set_kind(Kind::of(newest));
+        }
+        let app = self.clone();
+        Ok(Some(tokio::spawn(async move {
+            loop {
+                let wait = match app.refill(&t).await {
+                    Ok(()) => Duration::from_secs(60),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "starting a sandbox ahead");
+                        RETRY
+                    }
+                };
+                let _ = tokio::time::timeout(wait, app.warm.wake.notified()).await;
+            }
+        })))
+    }
+
+    /// The pool's sandboxes, newest first.
+    fn warm_rows(&self, t: &Tenant) -> Result<Vec<SandboxRow>, AppError> {
+        let f = SandboxFilter {
+            name_prefix: None,
+            statuses: Vec::new(),
+            search: None,
+            limit: 1000,
+            offset: 0,
+        };
+        Ok(self.store.list_sandboxes(&t.id, &f)?.0)
+    }
+
+    async fn drop_warm(&self, t: &Tenant, r: &SandboxRow) {
+        if let Err(e) = self.delete(t, &r.name).await {
+            tracing::warn!(sandbox = %r.name, error = %e, "removing a sandbox started ahead");
+        }
+    }
+
+    /// Remove what is not of the wanted kind or not running; start what is missing.
+    async fn refill(self: &Arc<Self>, t: &Tenant) -> Result<(), AppError> {
+        let Some(want) = self.warm.kind() else {
+            return Ok(());
+        };
+        let mut have = 0;
+        for r in self.warm_rows(t)? {
+            if Kind::of(&r) == want && r.status == SandboxStatus::Running {
+                have += 1;
+            } else {
+                self.drop_warm(t, &r).await;
+            }
+        }
+        while have < self.settings.warm_pool && self.warm.kind().as_ref() == Some(&want) {
+            self.quiet().await;
+            let req = CreateSandboxRequest {
+                name: Some(format!("warm-{}", hex::encode(rand::random::<[u8; 6]>()))),
+                image: Some(want.image.clone()),
+                vcpus: Some(want.vcpus),
+                memory_mb: Some(want.memory_mb),
+                disk_gb: Some(want.disk_gb),
+                ..Default::default()
+            };
+            self.create(t, req).await?;
+            have += 1;
+        }
+        Ok(())
+    }
+
+    /// Wait until no caller's create or removal is under way (at most [`QUIET_WAIT`]).
+    async fn quiet(&self) {
+        let end = tokio::time::Instant::now() + QUIET_WAIT;
+        while self.warm.busy.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A create of kind `k` is under way: the pool is to hold that kind from now on.
+    pub(super) fn want_warm(&self, k: Kind) {
+        if self.settings.warm_pool > 0 && self.warm.tenant.get().is_some() {
+            self.warm.set_kind(k);
+            self.warm.wake.notify_one();
+        }
+    }
+
+    /// Take a running warm sandbox of kind `k` for `row` (the caller's record, its id not yet
+    /// used): `Some` record as stored, named and running. `shape` gives the warm sandbox's
+    /// stored spec what the caller asked for.
+    pub(super) async fn claim_warm(
+        &self,
+        k: &Kind,
+        row: &SandboxRow,
+        shape: impl Fn(&mut StoredSpec),
+    ) -> Result<Option<SandboxRow>, AppError> {
+        let Some(t) = self
+            .warm
+            .tenant
+            .get()
+            .filter(|_| self.settings.warm_pool > 0)
+        else {
+            return Ok(None);
+        };
+        for w in self.warm_rows(t)? {
+            if Kind::of(&w) != *k || w.status != SandboxStatus::Running {
+                continue;
+            }
+            let lock = self.op_lock(&w.id);
+            let _g = lock.lock().await;
+            let mut mine = row.clone();
+            mine.id = w.id.clone();
+            mine.stored = w.stored.clone();
+            mine.stored.spec = w.stored.spec.clone().map(|mut s| {
+                s.hostname = row.name.clone();
+                s
+            });
+            shape(&mut mine.stored);
+            mine.status = SandboxStatus::Running;
+            mine.started_at = Some(row.created_at.clone());
+            let store = self.store.clone();
+            let (from, m) = (t.id.clone(), mine.clone());
+            match tokio::task::spawn_blocking(move || store.claim_warm(&from, &m)).await? {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
+                Err(e) => return Err(e.into()),
+            }
+            if let Err(e) = self.name_claimed(&mine).await {
+                tracing::warn!(sandbox = %row.name, error = %e, "a sandbox started ahead could not be named; removed");
+                let id = SandboxId(mine.id.clone());
+                self.clean_up("removing", id.clone(), |d, id| d.destroy(id))
+                    .await;
+                self.release_ids(&mine.id);
+                self.store.remove_sandbox(&mine.id)?;
+                self.network_changed(Some(&id));
+                continue;
+            }
+            return Ok(Some(mine));
+        }
+        Ok(None)
+    }
+
+    /// A claimed sandbox takes its name; the gateway forgets what it knew of it.
+    async fn name_claimed(&self, row: &SandboxRow) -> Result<(), AppError> {
+        let spec = super::sandboxes::runtime_spec(row)?;
+        let name = row.name.clone();
+        self.blocking(move |d| d.set_hostname(&spec, &name)).await?;
+        self.network_changed(Some(&SandboxId(row.id.clone())));
+        self.clocks_restart(&row.id);
+        self.warm.wake.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Sandboxes started ahead (`warm_pool`, fake back end): a create of the pool's kind takes one
+//! (its name, env, hostname and tenant are the caller's, nothing of the pool shows), a create
+//! of another kind is made as ever and turns the pool to its kind, a taken name is refused
+//! without spending a warm sandbox, and a pool of 0 at start removes what an earlier one left.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use islo_api::{ExecRequest, SandboxStatus};
+use islo_client::ExecStreamEvent;
+use islod::app::WARM_TENANT;
+use islod::store::SandboxFilter;
+
+/// A server whose app keeps `n` sandboxes warm (always over the single host's store: a node
+/// of a cluster keeps none).
+async fn warm_server(n: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    store
+        .put_image(&ImageRow {
+            reference: format!("docker.io/library/{IMAGE}"),
+            digest: "sha256:00".into(),
+            config: "{}".into(),
+            layers: vec![],
+        })
+        .unwrap();
+    let local = Tenant {
+        id: store.ensure_tenant("local").unwrap(),
+        name: "local".into(),
+    };
+    let app = app_warm(dir.path(), store.clone(), n);
+    app.keep_warm().await.unwrap();
+    let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
+    Server {
+        dir,
+        store,
+        app,
+        tcp,
+        unix,
+    }
+}
+
+/// The pool's sandboxes: (id, name, memory MB, status).
+fn pool(s: &Server) -> Vec<(String, String, u32, SandboxStatus)> {
+    let t = s.store.ensure_tenant(WARM_TENANT).unwrap();
+    let f = SandboxFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let (rows, _) = s.store.list_sandboxes(&t, &f).unwrap();
+    rows.into_iter()
+        .map(|r| (r.id, r.name, r.memory_mb, r.status))
+        .collect()
+}
+
+/// Wait until the pool holds `n` running sandboxes of `memory_mb` and nothing else.
+async fn pool_becomes(s: &Server, n: usize, memory_mb: u32) -> Vec<String> {
+    for _ in 0..500 {
+        let p = pool(s);
+        if p.len() == n
+            && p.iter()
+                .all(|(_, _, m, st)| *m == memory_mb && *st == SandboxStatus::Running)
+        {
+            return p.into_iter().map(|(id, ..)| id).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the pool never held {n} of {memory_mb} MB: {:?}", pool(s));
+}
+
+async fn run(c: &Client, name: &str, argv: &[&str]) -> String {
+    let ex = ExecRequest {
+        command: argv.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut events = Box::pin(c.exec_stream(name, &ex).await.unwrap());
+    let mut out = Vec::new();
+    while let Some(ev) = events.next().await {
+        match ev.unwrap() {
+            ExecStreamEvent::Stdout(b) => out.extend(b),
+            ExecStreamEvent::Exit(code) => assert_eq!(code, 0, "{argv:?}"),
+            _ => {}
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn a_create_of_the_pools_kind_takes_a_warm_sandbox() {
+    let s = warm_server(2).await;
+    let c = s.client("alpha");
+    assert!(pool(&s).is_empty(), "no kind is known before a create");
+    let first = c.create_sandbox(&create("first")).await.unwrap();
+    let warm = pool_becomes(&s, 2, first.spec.unwrap().memory_mb).await;
+    assert!(!warm.contains(&first.id));
+
+    let mut req = create("taken");
+    req.env = Some([("GREETING".to_string(), "hi".to_string())].into());
+    req.workdir = Some("/srv".into());
+    let taken = c.create_sandbox(&req).await.unwrap();
+    assert!(
+        warm.contains(&taken.id),
+        "{} is not one of {warm:?}",
+        taken.id
+    );
+    assert_eq!(
+        (taken.name.as_str(), taken.status, taken.workdir.as_deref()),
+        ("taken", SandboxStatus::Running, Some("/srv"))
+    );
+    assert_eq!(run(&c, "taken", &["hostname"]).await, "taken\n");
+    assert!(run(&c, "taken", &["env"]).await.contains("GREETING=hi\n"));
+    let listed = c.list_sandboxes(100, 0, &[], None).await.unwrap();
+    let mut names: Vec<_> = listed.items.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["first", "taken"],
+        "the pool's sandboxes are nobody's"
+    );
+    let still_warm = warm.iter().find(|w| **w != taken.id).unwrap();
+    assert_eq!(
+        code(c.get_sandbox_by_id(still_warm).await.unwrap_err()),
+        ErrorCode::SandboxNotFound,
+        "a warm sandbox is not the tenant's"
+    );
+    let refilled = pool_becomes(&s, 2, 2048).await;
+    assert!(!refilled.contains(&taken.id), "taken out of the pool");
+
+    // A taken name costs the pool nothing.
+    assert_eq!(
+        code(c.create_sandbox(&create("taken")).await.unwrap_err()),
+        ErrorCode::SandboxAlreadyExists
+    );
+    assert_eq!(pool_becomes(&s, 2, 2048).await, refilled);
+
+    // Another kind is made as ever; the pool turns to it.
+    let mut other = create("other");
+    other.memory_mb = Some(1024);
+    let made = c.create_sandbox(&other).await.unwrap();
+    assert!(!refilled.contains(&made.id));
+    pool_becomes(&s, 2, 1024).await;
+
+    c.delete_sandbox("taken").await.unwrap();
+    assert_eq!(
+        code(c.get_sandbox("taken").await.unwrap_err()),
+        ErrorCode::SandboxNotFound
+    );
+}
+
+#[tokio::test]
+async fn a_pool_of_none_removes_what_an_earlier_pool_left() {
+    let s = warm_server(1).await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("first")).await.unwrap();
+    let left = pool_becomes(&s, 1, 2048).await;
+    let again = app_warm(s.dir.path(), s.store.clone(), 0);
+    assert!(again.keep_warm().await.unwrap().is_none());
+    assert!(pool(&s).is_empty(), "{left:?} still held");
+    assert_eq!(
+        c.get_sandbox("first").await.unwrap().status,
+        SandboxStatus::Running,
+        "the tenant's sandboxes are not the pool's"
+    );
+}
