@@ -15,6 +15,9 @@
 Each step starts once the host is quiet (settle()): islod refilling its pool of disks after a
 burst of creates is that burst's cost, not the next step's.
 
+With WARM_POOL=N (bench/run.sh's islod config, `warm_pool`), islod keeps N sandboxes of the
+kind last created started ahead, and a create takes one; the report says which.
+
 Ratios are against the first (smallest) fleet in the same run. The fleet is its own
 installation (bench/run.sh's state directory) and is removed at the end, on Ctrl-C too. It
 refuses to run while sandbox links of another installation are on the host.
@@ -162,6 +165,7 @@ def restart(size):
 
 def report(rows, restarted):
     base = rows[0][1]
+    print(f"warm_pool: {os.environ.get('WARM_POOL', '0')} (sandboxes started ahead; 0: every create starts one)")
     print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'RM p50':>7} {'LS p50':>7} "
           f"{'20 NEW':>7} {'100 EX p99':>10} {'mounts':>7} {'links':>6} {'islod RSS':>10}")
     for size, r in rows:

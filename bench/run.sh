@@ -37,13 +37,30 @@ gateway:
   upstream_ca_files: [$certs/ca.pem]
 # Room for the fleet benchmark's 1,000 sandboxes (the defaults stop a tenant at 100).
 quotas: {sandboxes: 1100, vcpus: 2200, memory_mb: 2400000, disk_gb: 11000}
+# Sandboxes started ahead (WARM_POOL=2 bench/run.sh fleet); none by default, as in islod.
+warm_pool: ${WARM_POOL:-0}
 CFG
 export GATEWAY_BENCH_CERTS="$certs" GATEWAY_BENCH_PORT="${GATEWAY_BENCH_PORT:-18443}"
 export ISLO_AGENT_PATH ISLOD_CONFIG="$tmp/islod.yaml" ISLO_STATE_DIR="$tmp/state" ISLO_BIN="$PWD/target/release/islo"
+# Stop the bench's islod and wait for it to be gone (at most 10 s).
+stop_islod() {
+  local p
+  p=$(cat "$tmp/state/islod.pid" 2>/dev/null) || return 0
+  kill "$p" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || echo Z)" = Z ] && return 0
+    sleep 0.1
+  done
+}
 cleanup() {
   for n in $("$ISLO_BIN" ls -o plain 2>/dev/null | cut -f1); do "$ISLO_BIN" rm "$n" -f >/dev/null 2>&1 || true; done
-  [ -f "$tmp/state/islod.pid" ] && kill "$(cat "$tmp/state/islod.pid")" 2>/dev/null
-  sleep 0.5; rm -rf "$tmp"
+  stop_islod
+  if [ "${WARM_POOL:-0}" != 0 ]; then
+    # An islod started with no pool removes the sandboxes the pool held, before it answers.
+    ISLOD_WARM_POOL=0 "$ISLO_BIN" ls >/dev/null 2>&1 || true
+    stop_islod
+  fi
+  rm -rf "$tmp"
 }
 trap cleanup EXIT
 # `bench/run.sh gateway snapshot`: only those; no arguments: all of them.

@@ -31,6 +31,7 @@ pub fn spec(name: &str, layers: Vec<PathBuf>) -> SandboxSpec {
         network: None,
         ids: None,
         isolation: crate::Isolation::Container,
+        ahead: false,
     }
 }
 
@@ -84,7 +85,7 @@ fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
         Err(DriverError::Unsupported { class, .. }) => assert_eq!(class, Isolation::Gvisor),
         other => panic!("a gvisor sandbox paused: {other:?}"),
     }
-    match d.set_hostname(spec, "renamed") {
+    match d.hand_over(spec, "renamed") {
         Err(DriverError::Unsupported { class, .. }) => assert_eq!(class, Isolation::Gvisor),
         other => panic!("a gvisor sandbox renamed while running: {other:?}"),
     }
@@ -106,9 +107,13 @@ fn gvisor(d: &dyn Driver, spec: &SandboxSpec) {
     assert_eq!(d.observe(&spec.id).unwrap(), Observed::Missing);
 }
 
-/// A running sandbox answers to its spec's hostname, takes another while it runs, and only a
-/// running one does.
+/// A sandbox started ahead answers to its spec's hostname and is handed over under another
+/// while it runs; only a running one is.
 fn renaming(d: &dyn Driver, spec: &SandboxSpec) {
+    let spec = &SandboxSpec {
+        ahead: true,
+        ..spec.clone()
+    };
     let sock = d.agent_socket(&spec.id);
     let hostname = || {
         let (st, out, err) = agent::run_collect(&sock, exec(&["hostname"], &[PATH])).unwrap();
@@ -117,16 +122,16 @@ fn renaming(d: &dyn Driver, spec: &SandboxSpec) {
     };
     d.create(spec).unwrap();
     assert_eq!(hostname(), format!("{}\n", spec.hostname));
-    d.set_hostname(spec, "taken-by-a-create").unwrap();
+    d.hand_over(spec, "taken-by-a-create").unwrap();
     assert_eq!(hostname(), "taken-by-a-create\n");
     d.stop(&spec.id).unwrap();
     assert!(
-        d.set_hostname(spec, "other").is_err(),
+        d.hand_over(spec, "other").is_err(),
         "a stopped sandbox has no hostname to set"
     );
     d.destroy(&spec.id).unwrap();
     assert!(matches!(
-        d.set_hostname(spec, "x"),
+        d.hand_over(spec, "x"),
         Err(DriverError::NotFound(_))
     ));
 }

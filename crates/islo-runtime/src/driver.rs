@@ -45,6 +45,11 @@ pub struct SandboxSpec {
     /// What stands between its code and the host's kernel.
     #[serde(default, skip_serializing_if = "Isolation::is_default")]
     pub isolation: Isolation,
+    /// Started ahead of the create that will take it: its making and start run at the host's
+    /// lowest CPU priority (nice 19), and so does its agent until [`Driver::hand_over`], so that
+    /// the creates and commands people wait for go first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ahead: bool,
 }
 
 /// A sandbox's isolation class.
@@ -276,10 +281,10 @@ pub trait Driver: Send + Sync + 'static {
     ) -> Result<(), DriverError>;
     /// Let a [`Observed::Frozen`] sandbox's processes run again; a no-op for any other.
     fn thaw(&self, id: &SandboxId) -> Result<(), DriverError>;
-    /// Give a running sandbox another hostname (a sandbox started ahead takes its name when a
-    /// create claims it); its next start uses its spec's again. `NotFound` when it does not
-    /// run.
-    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError>;
+    /// Hand a running sandbox started ahead ([`SandboxSpec::ahead`]) to the create that takes
+    /// it: it answers to `hostname` (its next start uses its spec's again) and its processes
+    /// get the host's normal CPU priority. `NotFound` when it does not run.
+    fn hand_over(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError>;
     /// Each isolation class and whether this host offers it.
     fn isolation_classes(&self) -> Vec<ClassSupport> {
         vec![ClassSupport {

@@ -206,7 +206,7 @@ impl Driver for FakeDriver {
         }
     }
 
-    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
+    fn hand_over(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
         spec.renamable()?;
         if self.lock().get(&spec.id) != Some(&true) {
             return Err(DriverError::NotFound(spec.id.clone()));

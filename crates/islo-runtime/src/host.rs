@@ -151,6 +151,11 @@ pub trait Host: Send + Sync {
     /// Set the hostname of the UTS namespace at `uts` (a `/proc/PID/ns/uts`), from a thread
     /// that enters it (islod's other threads keep the host's).
     fn set_hostname(&self, uts: &Path, name: &str) -> std::io::Result<()>;
+    /// The nice value of thread `tid` (`None`: the calling thread).
+    fn nice(&self, tid: Option<u32>) -> std::io::Result<i32>;
+    /// Set the nice value of thread `tid` (`None`: the calling thread); what it starts from
+    /// then inherits it.
+    fn set_nice(&self, tid: Option<u32>, nice: i32) -> std::io::Result<()>;
     /// [`Host::run`] in the network namespace pinned at `netns` (the helper only: islod's
     /// threads stay where they are).
     fn run_in_netns(
@@ -386,6 +391,14 @@ impl Host for RealHost {
         })
     }
 
+    fn nice(&self, tid: Option<u32>) -> std::io::Result<i32> {
+        Ok(rustix::process::getpriority_process(pid_of(tid)?)?)
+    }
+
+    fn set_nice(&self, tid: Option<u32>, nice: i32) -> std::io::Result<()> {
+        Ok(rustix::process::setpriority_process(pid_of(tid)?, nice)?)
+    }
+
     fn run_in_netns(
         &self,
         netns: &Path,
@@ -428,6 +441,18 @@ fn in_netns<T: Send>(
     f: impl FnOnce() -> std::io::Result<T> + Send,
 ) -> std::io::Result<T> {
     in_namespace(netns, LinkNameSpaceType::Network, f)
+}
+
+/// `tid` as the kernel's priority calls take it (`None`: the caller).
+fn pid_of(tid: Option<u32>) -> std::io::Result<Option<rustix::process::Pid>> {
+    match tid {
+        None => Ok(None),
+        Some(t) => i32::try_from(t)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .map(Some)
+            .ok_or_else(|| std::io::Error::other(format!("no such thread id {t}"))),
+    }
 }
 
 /// Run `f` on a thread of its own that entered the namespace of type `kind` at `path`.

@@ -10,6 +10,7 @@
 //! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
 mod activity;
+mod ahead;
 mod checkpoint;
 mod criu_image;
 mod disk;
@@ -526,6 +527,7 @@ impl Driver for OciDriver {
             }
         }
         std::fs::create_dir_all(&dir).map_err(DriverError::io(dir.display().to_string()))?;
+        let _lowered = ahead::Lowered::for_spec(&self.host, spec);
         self.build(spec).inspect_err(|_| {
             let _ = self.destroy(&spec.id);
         })
@@ -668,19 +670,8 @@ impl Driver for OciDriver {
         }
     }
 
-    fn set_hostname(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
-        spec.renamable()?;
-        let id = &spec.id;
-        // The pidfd keeps the recorded pid its process's while the namespace is entered.
-        let state = self.cfg.runtime_root.join(&id.0);
-        let (Some(_held), Some((pid, _))) = (ended::end_notice(&state), ended::recorded(&state))
-        else {
-            return Err(DriverError::NotFound(id.clone()));
-        };
-        let uts = PathBuf::from(format!("/proc/{pid}/ns/uts"));
-        self.host
-            .set_hostname(&uts, hostname)
-            .map_err(DriverError::io(format!("setting the hostname of {id}")))
+    fn hand_over(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
+        self.hand_over_now(spec, hostname)
     }
 
     /// The host-side socket handed to the agent; a sandbox started before the agent was

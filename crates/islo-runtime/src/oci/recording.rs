@@ -39,6 +39,8 @@ pub enum Call {
     Unlink(String),
     /// A hostname set in the UTS namespace at this path.
     Hostname(PathBuf, String),
+    /// A thread's nice value set (`None`: the caller's).
+    Nice(Option<u32>, i32),
     /// A helper: its program's file name and arguments.
     Run(String, Vec<String>),
     Detached(String, Vec<String>),
@@ -263,6 +265,15 @@ impl Host for RecordingHost {
 
     fn set_hostname(&self, uts: &Path, name: &str) -> std::io::Result<()> {
         self.with(|s| s.calls.push(Call::Hostname(uts.into(), name.into())));
+        Ok(())
+    }
+
+    fn nice(&self, _tid: Option<u32>) -> std::io::Result<i32> {
+        Ok(0)
+    }
+
+    fn set_nice(&self, tid: Option<u32>, nice: i32) -> std::io::Result<()> {
+        self.with(|s| s.calls.push(Call::Nice(tid, nice)));
         Ok(())
     }
 

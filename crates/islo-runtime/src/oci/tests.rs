@@ -458,3 +458,28 @@ fn a_disk_mounted_ahead_is_attached_and_one_that_will_not_attach_is_mounted() {
     }
     assert!(host.mounted().is_empty());
 }
+
+#[test]
+fn a_sandbox_started_ahead_is_made_at_the_lowest_priority_and_only_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, host) = driver(tmp.path());
+    let mut s = spec(None);
+    d.create(&s).unwrap();
+    assert!(
+        !host.calls().iter().any(|c| matches!(c, Call::Nice(..))),
+        "a plain create keeps its thread's priority"
+    );
+    d.destroy(&s.id).unwrap();
+    host.clear();
+    s.ahead = true;
+    d.create(&s).unwrap();
+    let calls = host.calls();
+    let lowered = position(&calls, "priority lowered", |c| *c == Call::Nice(None, 19));
+    let run = position(
+        &calls,
+        "runtime run",
+        |c| matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string())),
+    );
+    let restored = position(&calls, "priority restored", |c| *c == Call::Nice(None, 0));
+    assert!(lowered < run && run < restored, "{calls:#?}");
+}

@@ -441,6 +441,7 @@ impl App {
             network: link.as_ref().map(|(n, _)| n.clone()),
             ids,
             isolation: c.isolation,
+            ahead: self.warm.holds_id(&row.tenant_id),
         };
         let mut stored = StoredSpec {
             spec: Some(spec.clone()),

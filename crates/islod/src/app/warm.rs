@@ -84,7 +84,12 @@ impl Warm {
 
     /// Whether `t` is the pool's own tenant.
     pub(super) fn holds(&self, t: &Tenant) -> bool {
-        self.tenant.get().is_some_and(|w| w.id == t.id)
+        self.holds_id(&t.id)
+    }
+
+    /// Whether tenant id `id` is the pool's own.
+    pub(super) fn holds_id(&self, id: &str) -> bool {
+        self.tenant.get().is_some_and(|w| w.id == id)
     }
 
     pub(super) fn busy(&self) -> Busy {
@@ -229,7 +234,7 @@ impl App {
             mine.id = w.id.clone();
             mine.stored = w.stored.clone();
             mine.stored.spec = w.stored.spec.clone().map(|mut s| {
-                s.hostname = row.name.clone();
+                (s.hostname, s.ahead) = (row.name.clone(), false);
                 s
             });
             shape(&mut mine.stored);
@@ -258,11 +263,12 @@ impl App {
         Ok(None)
     }
 
-    /// A claimed sandbox takes its name; the gateway forgets what it knew of it.
+    /// A claimed sandbox takes its name and the host's normal priority; the gateway forgets
+    /// what it knew of it.
     async fn name_claimed(&self, row: &SandboxRow) -> Result<(), AppError> {
         let spec = super::sandboxes::runtime_spec(row)?;
         let name = row.name.clone();
-        self.blocking(move |d| d.set_hostname(&spec, &name)).await?;
+        self.blocking(move |d| d.hand_over(&spec, &name)).await?;
         self.network_changed(Some(&SandboxId(row.id.clone())));
         self.clocks_restart(&row.id);
         self.warm.wake.notify_one();

@@ -605,6 +605,7 @@ pub(crate) mod tests {
             network: None,
             ids: None,
             isolation: islo_runtime::Isolation::Container,
+            ahead: false,
         };
         StoredSpec {
             spec: Some(spec),
