@@ -232,6 +232,19 @@ impl Drop for Env {
             }
         }
         self.stop_islod();
+        // Sandboxes no tenant lists (a pool's, `warm_pool`) go when an islod keeping no pool
+        // starts.
+        let left = std::fs::read_dir(self.state().join("sandboxes"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if left {
+            let _ = self
+                .islo_cmd()
+                .env("ISLOD_WARM_POOL", "0")
+                .arg("ls")
+                .output();
+            self.stop_islod();
+        }
     }
 }
 
