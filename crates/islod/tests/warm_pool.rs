@@ -129,6 +129,8 @@ async fn a_create_of_the_pools_kind_takes_a_warm_sandbox() {
         "a warm sandbox is not the tenant's"
     );
     let refilled = pool_becomes(&s, 2, 2048).await;
+    let info = c.system().await.unwrap();
+    assert_eq!(info.sandboxes_running, 2, "the pool's are not counted");
     assert!(!refilled.contains(&taken.id), "taken out of the pool");
 
     // A taken name costs the pool nothing.

@@ -155,7 +155,10 @@ impl App {
             tenant: t.name.clone(),
             state_dir: self.settings.state_dir.clone(),
             images_cached: self.store.image_count()?,
-            sandboxes_running: self.store.running_count()?,
+            sandboxes_running: self
+                .store
+                .running_count()?
+                .saturating_sub(self.warm_running()?),
             isolation_classes: self.isolation_classes(),
             node: self.node_name(),
         })

@@ -156,6 +156,16 @@ impl App {
         Ok(self.store.list_sandboxes(&t.id, &f)?.0)
     }
 
+    /// How many of the host's running sandboxes the pool holds (no one's: `GET /system`
+    /// leaves them out of its count).
+    pub(super) fn warm_running(&self) -> Result<u64, AppError> {
+        let Some(t) = self.warm.tenant.get() else {
+            return Ok(0);
+        };
+        let running = |r: &&SandboxRow| r.status == SandboxStatus::Running;
+        Ok(self.warm_rows(t)?.iter().filter(running).count() as u64)
+    }
+
     async fn drop_warm(&self, t: &Tenant, r: &SandboxRow) {
         if let Err(e) = self.delete(t, &r.name).await {
             tracing::warn!(sandbox = %r.name, error = %e, "removing a sandbox started ahead");
