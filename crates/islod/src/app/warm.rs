@@ -132,14 +132,18 @@ impl App {
         let app = self.clone();
         Ok(Some(tokio::spawn(async move {
             loop {
-                let wait = match app.refill(&t).await {
-                    Ok(()) => Duration::from_secs(60),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "starting a sandbox ahead");
-                        RETRY
+                match app.refill(&t).await {
+                    Ok(()) => {
+                        let wake = app.warm.wake.notified();
+                        let _ = tokio::time::timeout(Duration::from_secs(60), wake).await;
                     }
-                };
-                let _ = tokio::time::timeout(wait, app.warm.wake.notified()).await;
+                    Err(e) => {
+                        // Not at every create's wake: a host that cannot start one (full, a
+                        // quota) would pay a failing create each time.
+                        tracing::warn!(error = %e, "starting a sandbox ahead; trying again in 30 s");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
             }
         })))
     }
