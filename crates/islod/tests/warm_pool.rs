@@ -21,28 +21,7 @@ use islod::store::SandboxFilter;
 async fn warm_server(n: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
-    store
-        .put_image(&ImageRow {
-            reference: format!("docker.io/library/{IMAGE}"),
-            digest: "sha256:00".into(),
-            config: "{}".into(),
-            layers: vec![],
-        })
-        .unwrap();
-    let local = Tenant {
-        id: store.ensure_tenant("local").unwrap(),
-        name: "local".into(),
-    };
-    let app = app_warm(dir.path(), store.clone(), n);
-    app.keep_warm().await.unwrap();
-    let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
-    Server {
-        dir,
-        store,
-        app,
-        tcp,
-        unix,
-    }
+    server_on(dir, store, n).await
 }
 
 /// The pool's sandboxes: (id, name, memory MB, status).

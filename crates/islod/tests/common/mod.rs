@@ -115,6 +115,11 @@ fn test_store(dir: &std::path::Path) -> Arc<Store> {
 pub async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = test_store(dir.path());
+    server_on(dir, store, 0).await
+}
+
+/// A test server over `store` in `dir`, keeping `warm_pool` sandboxes started ahead.
+pub async fn server_on(dir: tempfile::TempDir, store: Arc<Store>, warm_pool: usize) -> Server {
     // A cached image with no layers: the fake back end needs none.
     let row = ImageRow {
         reference: format!("docker.io/library/{IMAGE}"),
@@ -127,7 +132,10 @@ pub async fn server() -> Server {
         id: store.ensure_tenant("local").unwrap(),
         name: "local".into(),
     };
-    let app = app_over(dir.path(), store.clone());
+    let app = app_warm(dir.path(), store.clone(), warm_pool);
+    if warm_pool > 0 {
+        app.keep_warm().await.unwrap();
+    }
     let (tcp, unix) = serve(app.clone(), local, dir.path()).await;
     Server {
         dir,
