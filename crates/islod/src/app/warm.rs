@@ -238,12 +238,26 @@ impl App {
         else {
             return Ok(None);
         };
+        // A taken name is refused before a warm sandbox is named for it (the claim's `UPDATE`
+        // refuses it again should a create of the same name win the race).
+        if self
+            .store
+            .sandbox_by_name(&row.tenant_id, &row.name)?
+            .is_some()
+        {
+            return Err(AppError::AlreadyExists(row.name.clone()));
+        }
         for w in self.warm_rows(t)? {
             if Kind::of(&w) != *k || w.status != SandboxStatus::Running {
                 continue;
             }
             let lock = self.op_lock(&w.id);
             let _g = lock.lock().await;
+            // Another create may have taken it while this one waited for the lock.
+            match self.store.sandbox_by_id(&t.id, &w.id)? {
+                Some(now) if now.status == SandboxStatus::Running && now.deleted_at.is_none() => {}
+                _ => continue,
+            }
             let mut mine = row.clone();
             mine.id = w.id.clone();
             mine.stored = w.stored.clone();
@@ -254,6 +268,18 @@ impl App {
             shape(&mut mine.stored);
             mine.status = SandboxStatus::Running;
             mine.started_at = Some(row.created_at.clone());
+            // Named before its record passes: islod ending in between leaves it the pool's
+            // (its next taker names it again), never the caller's under another name.
+            if let Err(e) = self.hand_over(&mine).await {
+                tracing::warn!(sandbox = %w.name, error = %e, "a sandbox started ahead could not be handed over; removed");
+                let id = SandboxId(w.id.clone());
+                self.clean_up("removing", id.clone(), |d, id| d.destroy(id))
+                    .await;
+                self.release_ids(&w.id);
+                self.store.remove_sandbox(&w.id)?;
+                self.network_changed(Some(&id));
+                continue;
+            }
             let store = self.store.clone();
             let (from, m) = (t.id.clone(), mine.clone());
             match tokio::task::spawn_blocking(move || store.claim_warm(&from, &m)).await? {
@@ -262,30 +288,19 @@ impl App {
                 Err(StoreError::NameTaken(n)) => return Err(AppError::AlreadyExists(n)),
                 Err(e) => return Err(e.into()),
             }
-            if let Err(e) = self.name_claimed(&mine).await {
-                tracing::warn!(sandbox = %row.name, error = %e, "a sandbox started ahead could not be named; removed");
-                let id = SandboxId(mine.id.clone());
-                self.clean_up("removing", id.clone(), |d, id| d.destroy(id))
-                    .await;
-                self.release_ids(&mine.id);
-                self.store.remove_sandbox(&mine.id)?;
-                self.network_changed(Some(&id));
-                continue;
-            }
+            // The gateway looks its tenant and profile up again.
+            self.network_changed(Some(&SandboxId(mine.id.clone())));
+            self.clocks_restart(&mine.id);
+            self.warm.wake.notify_one();
             return Ok(Some(mine));
         }
         Ok(None)
     }
 
-    /// A claimed sandbox takes its name and the host's normal priority; the gateway forgets
-    /// what it knew of it.
-    async fn name_claimed(&self, row: &SandboxRow) -> Result<(), AppError> {
+    /// Give a sandbox about to be taken its name and the host's normal priority.
+    async fn hand_over(&self, row: &SandboxRow) -> Result<(), AppError> {
         let spec = super::sandboxes::runtime_spec(row)?;
         let name = row.name.clone();
-        self.blocking(move |d| d.hand_over(&spec, &name)).await?;
-        self.network_changed(Some(&SandboxId(row.id.clone())));
-        self.clocks_restart(&row.id);
-        self.warm.wake.notify_one();
-        Ok(())
+        self.blocking(move |d| d.hand_over(&spec, &name)).await
     }
 }
