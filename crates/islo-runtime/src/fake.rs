@@ -26,6 +26,8 @@ pub struct FakeDriver {
     state: Mutex<HashMap<SandboxId, bool>>,
     /// Stopped sandboxes whose "processes" wait for a resume (the fake has none to save).
     paused: Mutex<std::collections::HashSet<SandboxId>>,
+    /// Hand-overs fail (a test's failure path).
+    refuse_hand_over: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDriver {
@@ -35,7 +37,14 @@ impl FakeDriver {
             dir: dir.to_path_buf(),
             state: Mutex::new(HashMap::new()),
             paused: Mutex::new(std::collections::HashSet::new()),
+            refuse_hand_over: Default::default(),
         }
+    }
+
+    /// Make every [`Driver::hand_over`] fail from now on.
+    pub fn refuse_hand_overs(&self) {
+        self.refuse_hand_over
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, bool>> {
@@ -208,6 +217,12 @@ impl Driver for FakeDriver {
 
     fn hand_over(&self, spec: &SandboxSpec, hostname: &str) -> Result<(), DriverError> {
         spec.renamable()?;
+        if self
+            .refuse_hand_over
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(DriverError::Host("hand-over refused (test)".into()));
+        }
         if self.lock().get(&spec.id) != Some(&true) {
             return Err(DriverError::NotFound(spec.id.clone()));
         }

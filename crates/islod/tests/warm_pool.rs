@@ -1,7 +1,8 @@
 //! Sandboxes started ahead (`warm_pool`, fake back end): a create of the pool's kind takes one
 //! (its name, env, hostname and tenant are the caller's, nothing of the pool shows), a create
 //! of another kind is made as ever and turns the pool to its kind, a taken name is refused
-//! without spending a warm sandbox, and a pool of 0 at start removes what an earlier one left.
+//! without spending a warm sandbox, one that cannot be handed over is removed and the create
+//! made as ever, and a pool of 0 at start removes what an earlier one left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
@@ -131,6 +132,28 @@ async fn a_create_of_the_pools_kind_takes_a_warm_sandbox() {
         code(c.get_sandbox("taken").await.unwrap_err()),
         ErrorCode::SandboxNotFound
     );
+}
+
+#[tokio::test]
+async fn a_warm_sandbox_that_cannot_be_handed_over_is_removed_and_the_create_made_as_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    std::fs::create_dir_all(dir.path().join("fake")).unwrap();
+    let driver = Arc::new(FakeDriver::new(&dir.path().join("fake")));
+    let s = server_with(dir, store, 1, driver.clone()).await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("first")).await.unwrap();
+    let warm = pool_becomes(&s, 1, 2048).await;
+    driver.refuse_hand_overs();
+    let made = c.create_sandbox(&create("second")).await.unwrap();
+    assert_eq!(made.status, SandboxStatus::Running);
+    assert!(!warm.contains(&made.id), "made as ever, not taken");
+    assert_eq!(run(&c, "second", &["hostname"]).await, "second\n");
+    let gone = s
+        .store
+        .sandbox_by_id(&s.store.ensure_tenant(WARM_TENANT).unwrap(), &warm[0]);
+    assert!(gone.unwrap().is_none(), "the warm sandbox was removed");
+    pool_becomes(&s, 1, 2048).await;
 }
 
 #[tokio::test]

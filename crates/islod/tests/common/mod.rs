@@ -28,6 +28,18 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
 
 /// [`app_over`], keeping `warm_pool` sandboxes started ahead.
 pub fn app_warm(dir: &std::path::Path, store: Arc<Store>, warm_pool: usize) -> Arc<App> {
+    std::fs::create_dir_all(dir.join("fake")).unwrap();
+    let driver = Arc::new(FakeDriver::new(&dir.join("fake")));
+    app_on(dir, store, warm_pool, driver)
+}
+
+/// [`app_warm`] over the fake back end `driver`.
+pub fn app_on(
+    dir: &std::path::Path,
+    store: Arc<Store>,
+    warm_pool: usize,
+    driver: Arc<FakeDriver>,
+) -> Arc<App> {
     let images =
         ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
     std::fs::create_dir_all(dir.join("fake")).unwrap();
@@ -56,12 +68,7 @@ pub fn app_warm(dir: &std::path::Path, store: Arc<Store>, warm_pool: usize) -> A
         default_isolation: islo_runtime::Isolation::Container,
         warm_pool,
     };
-    Arc::new(App::new(
-        store,
-        images,
-        Arc::new(FakeDriver::new(&dir.join("fake"))),
-        settings,
-    ))
+    Arc::new(App::new(store, images, driver, settings))
 }
 
 pub async fn serve(
@@ -120,6 +127,18 @@ pub async fn server() -> Server {
 
 /// A test server over `store` in `dir`, keeping `warm_pool` sandboxes started ahead.
 pub async fn server_on(dir: tempfile::TempDir, store: Arc<Store>, warm_pool: usize) -> Server {
+    std::fs::create_dir_all(dir.path().join("fake")).unwrap();
+    let driver = Arc::new(FakeDriver::new(&dir.path().join("fake")));
+    server_with(dir, store, warm_pool, driver).await
+}
+
+/// [`server_on`] over the fake back end `driver`.
+pub async fn server_with(
+    dir: tempfile::TempDir,
+    store: Arc<Store>,
+    warm_pool: usize,
+    driver: Arc<FakeDriver>,
+) -> Server {
     // A cached image with no layers: the fake back end needs none.
     let row = ImageRow {
         reference: format!("docker.io/library/{IMAGE}"),
@@ -132,7 +151,7 @@ pub async fn server_on(dir: tempfile::TempDir, store: Arc<Store>, warm_pool: usi
         id: store.ensure_tenant("local").unwrap(),
         name: "local".into(),
     };
-    let app = app_warm(dir.path(), store.clone(), warm_pool);
+    let app = app_on(dir.path(), store.clone(), warm_pool, driver);
     if warm_pool > 0 {
         app.keep_warm().await.unwrap();
     }
