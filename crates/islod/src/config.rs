@@ -581,6 +581,27 @@ mod tests {
     }
 
     #[test]
+    fn a_warm_pool_is_off_by_default_set_by_file_or_env_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("islod.yaml");
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let load = |text: &str, env: &dyn Fn(&str) -> Option<String>| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(&o, env)
+        };
+        let none = |_: &str| None;
+        assert_eq!(load("state_dir: /a\n", &none).unwrap().warm_pool, 0);
+        assert_eq!(load("warm_pool: 2\n", &none).unwrap().warm_pool, 2);
+        let env = |k: &str| (k == "ISLOD_WARM_POOL").then(|| "0".to_string());
+        assert_eq!(load("warm_pool: 2\n", &env).unwrap().warm_pool, 0);
+        let err = load("warm_pool: 33\n", &none).unwrap_err().to_string();
+        assert!(err.contains("warm_pool") && err.contains("32"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_name_the_problem() {
         let err = parse_file(Path::new("x.yaml"), "state_dir: /a\nbogus: 1\n")
             .unwrap_err()
