@@ -5,6 +5,7 @@
 //! overlayfs on a quota-bounded loop disk). Both pass `conformance` (feature `conformance`). Drivers take and return
 //! plain data and report what they observe; islod owns the lifecycle.
 
+pub mod activity;
 pub mod agent;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -165,6 +165,13 @@ async fn a_pool_of_none_removes_what_an_earlier_pool_left() {
     let again = app_warm(s.dir.path(), s.store.clone(), 0);
     assert!(again.keep_warm().await.unwrap().is_none());
     assert!(pool(&s).is_empty(), "{left:?} still held");
+
+    // An installation that never had a pool gets no tenant for one.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
+    let never = app_warm(dir.path(), store.clone(), 0);
+    assert!(never.keep_warm().await.unwrap().is_none());
+    assert_eq!(store.tenant_id(WARM_TENANT).unwrap(), None);
     assert_eq!(
         c.get_sandbox("first").await.unwrap().status,
         SandboxStatus::Running,

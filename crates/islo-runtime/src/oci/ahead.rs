@@ -28,9 +28,11 @@ impl Lowered {
         if !spec.ahead {
             return None;
         }
-        let was = host.nice(None).ok()?;
-        match host.set_nice(None, AHEAD_NICE) {
-            Ok(()) => Some(Lowered {
+        match host.nice(None).and_then(|was| {
+            host.set_nice(None, AHEAD_NICE)?;
+            Ok(was)
+        }) {
+            Ok(was) => Some(Lowered {
                 host: host.clone(),
                 was,
             }),

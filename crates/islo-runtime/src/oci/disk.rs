@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::activity::{Activity, Busy};
+use crate::activity::{Activity, Busy};
 
 use crate::DriverError;
 use crate::host::{Host, Mount};

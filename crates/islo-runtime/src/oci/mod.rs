@@ -9,7 +9,6 @@
 //! mount namespace: the disk, the overlay and the namespace pins are mounted there, not on the
 //! host (see [`crate::mntns`]), and the runtime starts the sandbox from inside it.
 
-mod activity;
 mod ahead;
 mod checkpoint;
 mod criu_image;

@@ -54,6 +54,11 @@ fn spec(ids: Option<IdMap>) -> SandboxSpec {
     s
 }
 
+/// A `crun run` of a sandbox.
+fn is_runtime_run(c: &Call) -> bool {
+    matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string()))
+}
+
 fn position(calls: &[Call], what: &str, f: impl Fn(&Call) -> bool) -> usize {
     calls
         .iter()
@@ -107,11 +112,7 @@ fn a_sandbox_in_a_user_namespace_joins_the_namespaces_the_driver_pinned() {
         "veth",
         |c| matches!(c, Call::Link(ns, i) if *ns == net::netns_path(&s.id) && i == "isrecs0"),
     );
-    let run = position(
-        &calls,
-        "runtime run",
-        |c| matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string())),
-    );
+    let run = position(&calls, "runtime run", is_runtime_run);
     assert!(
         own_ns < disk && disk < owned && owned < ns && ns < overlay && overlay < link && link < run,
         "{calls:#?}"
@@ -413,6 +414,20 @@ fn await_mounted_ahead(d: &OciDriver) {
     }
 }
 
+/// Create sandbox `id`: its spec, its directory and the calls the create alone made.
+fn create_recorded(
+    d: &OciDriver,
+    host: &RecordingHost,
+    id: &str,
+) -> (SandboxSpec, std::path::PathBuf, Vec<Call>) {
+    let mut s = spec(None);
+    s.id = SandboxId(id.into());
+    host.clear();
+    d.create(&s).unwrap();
+    let dir = d.dir(&s.id);
+    (s, dir, host.calls())
+}
+
 #[test]
 fn a_disk_mounted_ahead_is_attached_and_one_that_will_not_attach_is_mounted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -424,11 +439,7 @@ fn a_disk_mounted_ahead_is_attached_and_one_that_will_not_attach_is_mounted() {
     await_mounted_ahead(&d);
 
     // Attaching fails: the mount goes with its descriptor and the image is mounted instead.
-    let mut refused = spec(None);
-    refused.id = SandboxId("ahead-2".into());
-    host.clear();
-    d.create(&refused).unwrap();
-    let (dir, calls) = (d.dir(&refused.id), host.calls());
+    let (refused, dir, calls) = create_recorded(&d, &host, "ahead-2");
     assert!(
         calls.contains(&Call::Mount(Mount::Loop {
             image: dir.join("disk.img"),
@@ -441,11 +452,7 @@ fn a_disk_mounted_ahead_is_attached_and_one_that_will_not_attach_is_mounted() {
     // Attaching works: no mount of the image at all.
     host.mount_ahead(false);
     await_mounted_ahead(&d);
-    let mut attached = spec(None);
-    attached.id = SandboxId("ahead-3".into());
-    host.clear();
-    d.create(&attached).unwrap();
-    let (dir, calls) = (d.dir(&attached.id), host.calls());
+    let (attached, dir, calls) = create_recorded(&d, &host, "ahead-3");
     assert!(calls.contains(&Call::Attach(dir.join("disk"))), "{calls:?}");
     assert!(
         !calls
@@ -475,11 +482,7 @@ fn a_sandbox_started_ahead_is_made_at_the_lowest_priority_and_only_it() {
     d.create(&s).unwrap();
     let calls = host.calls();
     let lowered = position(&calls, "priority lowered", |c| *c == Call::Nice(None, 19));
-    let run = position(
-        &calls,
-        "runtime run",
-        |c| matches!(c, Call::Detached(p, a) if p == "crun" && a.contains(&"run".to_string())),
-    );
+    let run = position(&calls, "runtime run", is_runtime_run);
     let restored = position(&calls, "priority restored", |c| *c == Call::Nice(None, 0));
     assert!(lowered < run && run < restored, "{calls:#?}");
 }

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::activity::Activity;
 use crate::DriverError;
+use crate::activity::Activity;
 
 pub(super) struct Trash {
     dir: PathBuf,

@@ -377,11 +377,7 @@ impl App {
                 tracing::warn!(sandbox = %row.name, error = %e, "sandbox kept as failed");
                 return Err(e);
             }
-            let gone = id.clone();
-            self.clean_up("removing", id, |d, id| d.destroy(id)).await;
-            self.release_ids(&row.id);
-            self.store.remove_sandbox(&row.id)?;
-            self.network_changed(Some(&gone));
+            self.undo_create(&row.id).await?;
             tracing::warn!(sandbox = %row.name, error = %e, "sandbox creation failed");
             return Err(e);
         }
@@ -488,9 +484,21 @@ impl App {
         })
     }
 
+    /// Undo a running sandbox whose create cannot finish: its processes and files, its ids,
+    /// its record (it never existed for its user) and the gateway's view of its address.
+    pub(super) async fn undo_create(&self, id: &str) -> Result<(), AppError> {
+        let gone = SandboxId(id.to_string());
+        self.clean_up("removing", gone.clone(), |d, id| d.destroy(id))
+            .await;
+        self.release_ids(id);
+        self.store.remove_sandbox(id)?;
+        self.network_changed(Some(&gone));
+        Ok(())
+    }
+
     /// Clean up after a failed create: what the cleanup itself fails to do is logged (it
     /// stays on the host until an `rm` of the same name or a restart of islod), never hidden.
-    pub(super) async fn clean_up(
+    async fn clean_up(
         &self,
         what: &'static str,
         id: SandboxId,

@@ -12,12 +12,12 @@
 //! What a create costs the host (mounts, namespaces, the runtime) grows with the number of
 //! sandboxes on it; a claimed sandbox paid that before anyone waited for it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use islo_api::{CreateSandboxRequest, SandboxStatus};
 use islo_runtime::SandboxId;
+use islo_runtime::activity::{Activity, Busy};
 
 use super::{App, AppError, Tenant};
 use crate::store::{SandboxFilter, SandboxRow, StoreError, StoredSpec};
@@ -25,8 +25,6 @@ use crate::store::{SandboxFilter, SandboxRow, StoreError, StoredSpec};
 /// The tenant holding the pool's sandboxes.
 pub const WARM_TENANT: &str = "\u{7f}warm";
 
-/// How long a refill waits for creates and removals to finish before it starts anyway.
-const QUIET_WAIT: Duration = Duration::from_secs(2);
 /// After a refill failed, how long before the next try.
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -59,17 +57,8 @@ pub(super) struct Warm {
     tenant: OnceLock<Tenant>,
     kind: Mutex<Option<Kind>>,
     wake: tokio::sync::Notify,
-    /// Creates and removals of callers under way.
-    busy: Arc<AtomicUsize>,
-}
-
-/// Held while a caller's create or removal is under way (the pool's refill waits).
-pub(super) struct Busy(Arc<AtomicUsize>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// Creates and removals of callers under way (the refill waits for them).
+    activity: Arc<Activity>,
 }
 
 impl Warm {
@@ -92,9 +81,9 @@ impl Warm {
         self.tenant.get().is_some_and(|w| w.id == id)
     }
 
+    /// Held while a caller's create or removal is under way.
     pub(super) fn busy(&self) -> Busy {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-        Busy(self.busy.clone())
+        self.activity.busy()
     }
 }
 
@@ -113,7 +102,15 @@ impl App {
             return Ok(None);
         }
         let store = self.store.clone();
-        let id = tokio::task::spawn_blocking(move || store.ensure_tenant(WARM_TENANT)).await??;
+        let id = tokio::task::spawn_blocking(move || match size {
+            // No pool: only what an earlier one left is looked for.
+            0 => store.tenant_id(WARM_TENANT),
+            _ => store.ensure_tenant(WARM_TENANT).map(Some),
+        })
+        .await??;
+        let Some(id) = id else {
+            return Ok(None);
+        };
         let t = Tenant {
             id,
             name: WARM_TENANT.into(),
@@ -205,12 +202,11 @@ impl App {
         Ok(())
     }
 
-    /// Wait until no caller's create or removal is under way (at most [`QUIET_WAIT`]).
+    /// Wait until no caller's create or removal is under way (at most 2 s,
+    /// [`Activity::wait_quiet`]).
     async fn quiet(&self) {
-        let end = tokio::time::Instant::now() + QUIET_WAIT;
-        while self.warm.busy.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let a = self.warm.activity.clone();
+        let _ = tokio::task::spawn_blocking(move || a.wait_quiet()).await;
     }
 
     /// A create of kind `k` is under way: the pool is to hold that kind from now on.
@@ -272,12 +268,7 @@ impl App {
             // (its next taker names it again), never the caller's under another name.
             if let Err(e) = self.hand_over(&mine).await {
                 tracing::warn!(sandbox = %w.name, error = %e, "a sandbox started ahead could not be handed over; removed");
-                let id = SandboxId(w.id.clone());
-                self.clean_up("removing", id.clone(), |d, id| d.destroy(id))
-                    .await;
-                self.release_ids(&w.id);
-                self.store.remove_sandbox(&w.id)?;
-                self.network_changed(Some(&id));
+                self.undo_create(&w.id).await?;
                 continue;
             }
             let store = self.store.clone();

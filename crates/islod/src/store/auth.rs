@@ -50,6 +50,16 @@ impl Store {
         })
     }
 
+    /// The id of tenant `name`, if there is one.
+    pub fn tenant_id(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Name of tenant `id`.
     pub fn tenant_name(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -1,4 +1,5 @@
-//! Creates and removals under way, for background disk work to keep out of their way.
+//! Creates and removals under way, for background work to keep out of their way: the OCI
+//! back end's disk pool and trash, and islod's pool of sandboxes started ahead.
 //!
 //! A create's ext4 mount and a removal's unmount write their disk's superblock through to
 //! the host file system (the loop device turns the write's FUA into an `fsync` of the image),
@@ -21,24 +22,24 @@ const QUIET_AT_MOST: Duration = Duration::from_secs(2);
 
 /// Creates and removals under way.
 #[derive(Default)]
-pub(super) struct Activity {
+pub struct Activity {
     under_way: AtomicUsize,
 }
 
 impl Activity {
     /// Mark a create or removal under way until the guard drops.
-    pub(super) fn busy(self: &Arc<Self>) -> Busy {
+    pub fn busy(self: &Arc<Self>) -> Busy {
         self.under_way.fetch_add(1, Ordering::SeqCst);
         Busy(self.clone())
     }
 
     /// Whether nothing is under way.
-    fn quiet(&self) -> bool {
+    pub fn quiet(&self) -> bool {
         self.under_way.load(Ordering::SeqCst) == 0
     }
 
     /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way.
-    pub(super) fn wait_quiet(&self) {
+    pub fn wait_quiet(&self) {
         let until = Instant::now() + QUIET_AT_MOST;
         while !self.quiet() && Instant::now() < until {
             std::thread::sleep(QUIET_POLL);
