@@ -1,6 +1,7 @@
 """The public Islo Python SDK, unmodified, against islod (see scripts/sdk-test.sh)."""
 import os
 import sys
+import tempfile
 import time
 import uuid
 
@@ -158,13 +159,13 @@ def test_exec_and_wait_and_files():
         r = exec_and_wait_sync(client, n, ["sh", "-c", "echo hi; echo err >&2; exit 3"], poll_interval=0.05)
         assert (r.stdout, r.stderr, r.exit_code) == ("hi\n", "err\n", 3), r
         base = os.environ["ISLO_COMPUTE_URL"]
-        src = f"/tmp/{n}.src"
-        with open(src, "wb") as f:
-            f.write(os.urandom(200_000))
-        with httpx.Client() as http:
+        with tempfile.TemporaryDirectory() as tmp, httpx.Client() as http:
+            src = os.path.join(tmp, "src")
+            with open(src, "wb") as f:
+                f.write(os.urandom(200_000))
             upload_file_from_path(http, base, n, src, "/workspace/blob", token=token())
-            back = download_file_to_path(http, base, n, "/workspace/blob", f"/tmp/{n}.back", token=token())
-        assert open(src, "rb").read() == open(back, "rb").read()
+            back = download_file_to_path(http, base, n, "/workspace/blob", os.path.join(tmp, "back"), token=token())
+            assert open(src, "rb").read() == open(back, "rb").read()
     finally:
         sb.delete_sandbox(n)
 

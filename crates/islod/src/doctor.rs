@@ -70,7 +70,13 @@ pub fn nftables() -> DoctorCheck {
     }
 }
 
-/// Free space where sandboxes and images live: at least 5 GiB and 10 %.
+/// Whether `free` of `total` bytes is room enough for sandboxes and images: at least 5 GiB
+/// and 10 %.
+pub fn enough_space(free: u64, total: u64) -> bool {
+    free >= 5 << 30 && free.saturating_mul(100) / total.max(1) >= 10
+}
+
+/// Free space where sandboxes and images live ([`enough_space`]).
 pub fn disk(state_dir: &Path) -> DoctorCheck {
     match rustix::fs::statvfs(state_dir) {
         Ok(s) => {
@@ -79,7 +85,7 @@ pub fn disk(state_dir: &Path) -> DoctorCheck {
             let pct = free * 100 / total;
             check(
                 "disk",
-                free >= 5 << 30 && pct >= 10,
+                enough_space(free, total),
                 format!(
                     "{} GiB free ({pct} %) at {}",
                     free >> 30,
@@ -152,5 +158,18 @@ mod tests {
         assert_eq!(cgroups(d.path()).detail, "cgroup v1 with cpu, memory, pids");
         assert!(!cgroups(&d.path().join("nope")).ok);
         assert!(disk(d.path()).detail.contains("GiB free"));
+    }
+
+    #[test]
+    fn space_is_enough_from_five_gib_and_ten_percent() {
+        const GIB: u64 = 1 << 30;
+        assert!(enough_space(5 * GIB, 50 * GIB));
+        assert!(!enough_space(5 * GIB - 1, 50 * GIB), "under 5 GiB");
+        assert!(!enough_space(24 * GIB, 252 * GIB), "under 10 %");
+        assert!(enough_space(26 * GIB, 252 * GIB));
+        assert!(!enough_space(0, 0));
+        let d = tempfile::tempdir().unwrap();
+        let c = disk(&d.path().join("nope"));
+        assert!(!c.ok && c.detail.contains("nope"), "{c:?}");
     }
 }
