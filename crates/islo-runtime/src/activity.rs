@@ -7,11 +7,17 @@
 //! or frees files at the same moment (the disk pool's refill, the trash) made that commit
 //! wait for its I/O too: a create whose mount met a refill's write-out took ~9 ms to mount
 //! instead of ~3 here. Such work waits until none is under way ([`Activity::wait_quiet`]):
-//! between a create and the next one, not during either. (Waiting for a longer quiet
-//! moment would starve the pool under a steady stream of creates.)
+//! between a create and the next one, not during either.
+//!
+//! Work that has stock in hand can wait longer: islod's pool of sandboxes started ahead,
+//! while it still holds one, and the trash wait until no caller's create or removal has
+//! ended for a moment ([`Activity::wait_still`]), so a burst of a caller's creates and
+//! removals, each a few milliseconds after the last, meets none of that work; an empty pool
+//! refills between a create and the next, as above (waiting for stillness then would starve
+//! it under a steady stream of creates). Both waits end after 2 s however busy the host is.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a waiter looks again.
@@ -20,17 +26,47 @@ const QUIET_POLL: Duration = Duration::from_millis(5);
 /// still gets its pool refilled and its trash emptied.
 const QUIET_AT_MOST: Duration = Duration::from_secs(2);
 
-/// Creates and removals under way.
-#[derive(Default)]
+/// How long after a caller's last create or removal work with stock in hand waits
+/// ([`Activity::wait_still`]): longer than the gap between the commands of a script or of an
+/// agent's burst.
+pub const STILL: Duration = Duration::from_millis(250);
+
+/// Creates and removals under way, and when a caller's last ended.
 pub struct Activity {
     under_way: AtomicUsize,
+    /// Microseconds from `epoch` to the end of a caller's last create or removal; 0: none yet.
+    caller_ended: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            under_way: AtomicUsize::new(0),
+            caller_ended: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl Activity {
     /// Mark a create or removal under way until the guard drops.
     pub fn busy(self: &Arc<Self>) -> Busy {
+        self.mark(false)
+    }
+
+    /// [`Activity::busy`] for a caller's create or removal, whose end [`Activity::wait_still`]
+    /// counts from.
+    pub fn caller(self: &Arc<Self>) -> Busy {
+        self.mark(true)
+    }
+
+    fn mark(self: &Arc<Self>, caller: bool) -> Busy {
         self.under_way.fetch_add(1, Ordering::SeqCst);
-        Busy(self.clone())
+        Busy {
+            activity: self.clone(),
+            caller,
+        }
     }
 
     /// Whether nothing is under way.
@@ -40,19 +76,44 @@ impl Activity {
 
     /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way.
     pub fn wait_quiet(&self) {
+        self.wait_still(Duration::ZERO);
+    }
+
+    /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way and no caller's create or
+    /// removal has ended for `still`.
+    pub fn wait_still(&self, still: Duration) {
         let until = Instant::now() + QUIET_AT_MOST;
-        while !self.quiet() && Instant::now() < until {
+        while !(self.quiet() && self.since_caller() >= still) && Instant::now() < until {
             std::thread::sleep(QUIET_POLL);
+        }
+    }
+
+    /// Time since a caller's last create or removal ended (forever when none did).
+    fn since_caller(&self) -> Duration {
+        match self.caller_ended.load(Ordering::SeqCst) {
+            0 => Duration::MAX,
+            us => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(us)),
         }
     }
 }
 
-/// A create or removal under way (from [`Activity::busy`]).
-pub struct Busy(Arc<Activity>);
+/// A create or removal under way (from [`Activity::busy`] or [`Activity::caller`]).
+pub struct Busy {
+    activity: Arc<Activity>,
+    caller: bool,
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.under_way.fetch_sub(1, Ordering::SeqCst);
+        let a = &self.activity;
+        if self.caller {
+            let now = u64::try_from(a.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+            a.caller_ended.store(now.max(1), Ordering::SeqCst);
+        }
+        a.under_way.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -95,5 +156,29 @@ mod tests {
         drop(busy);
         let went_on = waiter.join().unwrap();
         assert!(went_on >= ended, "the waiter waited for the create to end");
+    }
+
+    #[test]
+    fn stillness_counts_from_a_callers_last_end_only() {
+        let a = Arc::new(Activity::default());
+        let t = Instant::now();
+        drop(a.busy());
+        a.wait_still(Duration::from_secs(1));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "background work's own creates are not a caller's"
+        );
+        drop(a.caller());
+        let ended = Instant::now();
+        a.wait_still(Duration::from_millis(100));
+        assert!(ended.elapsed() >= Duration::from_millis(100));
+        drop(a.caller());
+        let ended = Instant::now();
+        a.wait_still(Duration::from_secs(60));
+        let waited = ended.elapsed();
+        assert!(
+            waited >= QUIET_AT_MOST && waited < Duration::from_secs(30),
+            "never more than {QUIET_AT_MOST:?}: {waited:?}"
+        );
     }
 }

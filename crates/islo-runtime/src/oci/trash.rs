@@ -2,7 +2,8 @@
 //! frees every extent it had, and on a host file system mounted with `discard` each free
 //! waits for the device: ~5 ms a removal here, which the removal need not wait for. A removal
 //! renames the directory into `<state>/trash/` (one rename, atomic), and a thread at idle
-//! priority deletes what is there, while no create or removal is under way (`activity.rs`);
+//! priority deletes what is there, once no create or removal is under way nor a caller's has
+//! just ended (`activity.rs`);
 //! what a crash left there is deleted at the next start.
 
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ impl Trash {
                         return;
                     };
                     while let Some(entry) = first(&dir) {
-                        activity.wait_quiet();
+                        activity.wait_still(crate::activity::STILL);
                         if let Err(e) = remove(&entry) {
                             tracing::warn!(path = %entry.display(), error = %e, "emptying the trash");
                             return;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use islo_api::{CreateSandboxRequest, SandboxStatus};
 use islo_runtime::SandboxId;
-use islo_runtime::activity::{Activity, Busy};
+use islo_runtime::activity::{Activity, Busy, STILL};
 
 use super::{App, AppError, Tenant};
 use crate::store::{SandboxFilter, SandboxRow, StoreError, StoredSpec};
@@ -83,7 +83,7 @@ impl Warm {
 
     /// Held while a caller's create or removal is under way.
     pub(super) fn busy(&self) -> Busy {
-        self.activity.busy()
+        self.activity.caller()
     }
 }
 
@@ -187,7 +187,10 @@ impl App {
             }
         }
         while have < self.settings.warm_pool && self.warm.kind().as_ref() == Some(&want) {
-            self.quiet().await;
+            // With one in hand, out of the way of a burst of a caller's creates; an empty
+            // pool refills between them.
+            self.quiet(if have > 0 { STILL } else { Duration::ZERO })
+                .await;
             let req = CreateSandboxRequest {
                 name: Some(format!("warm-{}", hex::encode(rand::random::<[u8; 6]>()))),
                 image: Some(want.image.clone()),
@@ -202,11 +205,11 @@ impl App {
         Ok(())
     }
 
-    /// Wait until no caller's create or removal is under way (at most 2 s,
-    /// [`Activity::wait_quiet`]).
-    async fn quiet(&self) {
+    /// Wait until no create or removal is under way and none of a caller's has ended for
+    /// `still` (at most 2 s, [`Activity::wait_still`]).
+    async fn quiet(&self, still: Duration) {
         let a = self.warm.activity.clone();
-        let _ = tokio::task::spawn_blocking(move || a.wait_quiet()).await;
+        let _ = tokio::task::spawn_blocking(move || a.wait_still(still)).await;
     }
 
     /// A create of kind `k` is under way: the pool is to hold that kind from now on.
