@@ -10,6 +10,7 @@ Run it through bench/run.sh (it builds release binaries and sets up the environm
 """
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,9 +39,13 @@ def baseline(state):
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(spec, f)
     root = tempfile.mkdtemp(prefix="islo-bench-crun")
-    cmd = ["crun", "--root", root, "run", "--bundle", bundle, "islo-bench"]
-    timed(cmd)
-    return [timed(cmd) for _ in range(RUNS)]
+    try:
+        cmd = ["crun", "--root", root, "run", "--bundle", bundle, "islo-bench"]
+        timed(cmd)
+        return [timed(cmd) for _ in range(RUNS)]
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main():
