@@ -160,9 +160,10 @@ fn port_forward_and_ssh_reach_a_gvisor_sandbox() {
     let o = env.sh(
         "gn",
         "cd /tmp && echo served-by-gvisor > index.html && \
-         (python3 -m http.server 8000 >/dev/null 2>&1 &) && sleep 1",
+         (python3 -m http.server 8000 >/dev/null 2>&1 &)",
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    common::wait_listening(&env, "gn", 8000);
     let (mut pf, port) = common::port_forward(&env, "gn", 8000, Stdio::null());
     let got = std::process::Command::new("curl")
         .args([

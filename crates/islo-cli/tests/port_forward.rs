@@ -75,13 +75,6 @@ fn background(env: &Env, sandbox: &str, script: &str) {
     env.ok(&["use", sandbox, "--", "sh", "-c", &cmd]);
 }
 
-fn wait_listening(env: &Env, sandbox: &str, port: u16) {
-    let probe = format!(
-        "import socket,time\nfor _ in range(100):\n  try:\n    socket.create_connection(('127.0.0.1',{port})).close(); break\n  except OSError: time.sleep(0.05)"
-    );
-    env.ok(&["use", sandbox, "--", "python3", "-c", &probe]);
-}
-
 #[test]
 fn forwards_http_many_connections_half_close_and_big_transfers() {
     let env = Env::new();
@@ -100,8 +93,8 @@ fn forwards_http_many_connections_half_close_and_big_transfers() {
         "cd /workspace/www && exec python3 -m http.server 8000 --bind 127.0.0.1",
     );
     background(&env, "pf", "exec python3 /workspace/servers.py 9000 sha");
-    wait_listening(&env, "pf", 8000);
-    wait_listening(&env, "pf", 9000);
+    common::wait_listening(&env, "pf", 8000);
+    common::wait_listening(&env, "pf", 9000);
 
     let web = Forward::start(&env, "pf", 8000);
     assert!(http_get(web.port, "/index.html").ends_with("hello-pf\n"));
@@ -181,7 +174,7 @@ fn errors_are_clear_and_the_forward_stays_up() {
         "pe",
         "exec python3 -m http.server 9100 --bind 127.0.0.1",
     );
-    wait_listening(&env, "pe", 9100);
+    common::wait_listening(&env, "pe", 9100);
     let mut s = fwd.connect();
     write!(s, "GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut r = String::new();

@@ -291,6 +291,15 @@ pub fn port_forward(
     (child, port)
 }
 
+/// Wait until something in `sandbox` accepts connections on its loopback `port` (at most
+/// 30 s, for a server slow to start, as Python under gVisor on a busy host is).
+pub fn wait_listening(env: &Env, sandbox: &str, port: u16) {
+    let probe = format!(
+        "import socket,time\nfor _ in range(600):\n  try:\n    socket.create_connection(('127.0.0.1',{port})).close(); break\n  except OSError: time.sleep(0.05)\nelse:\n  raise SystemExit('nothing listens on port {port}')"
+    );
+    env.ok(&["use", sandbox, "--", "python3", "-c", &probe]);
+}
+
 /// Nothing on the host refers to sandbox `id` any more: no mount, cgroup, process or file.
 pub fn assert_no_trace(env: &Env, id: &str) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
