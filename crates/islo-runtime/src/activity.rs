@@ -76,14 +76,15 @@ impl Activity {
 
     /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way.
     pub fn wait_quiet(&self) {
-        self.wait_still(Duration::ZERO);
+        self.wait_still(Duration::ZERO, &|| false);
     }
 
     /// Wait (at most [`QUIET_AT_MOST`]) until nothing is under way and no caller's create or
-    /// removal has ended for `still`.
-    pub fn wait_still(&self, still: Duration) {
+    /// removal has ended for `still`, or only until nothing is under way once `urgent()`.
+    pub fn wait_still(&self, still: Duration, urgent: &dyn Fn() -> bool) {
         let until = Instant::now() + QUIET_AT_MOST;
-        while !(self.quiet() && self.since_caller() >= still) && Instant::now() < until {
+        let done = || self.quiet() && (self.since_caller() >= still || urgent());
+        while !done() && Instant::now() < until {
             std::thread::sleep(QUIET_POLL);
         }
     }
@@ -163,18 +164,23 @@ mod tests {
         let a = Arc::new(Activity::default());
         let t = Instant::now();
         drop(a.busy());
-        a.wait_still(Duration::from_secs(1));
+        a.wait_still(Duration::from_secs(1), &|| false);
         assert!(
             t.elapsed() < Duration::from_secs(1),
             "background work's own creates are not a caller's"
         );
         drop(a.caller());
         let ended = Instant::now();
-        a.wait_still(Duration::from_millis(100));
+        a.wait_still(Duration::from_millis(100), &|| false);
         assert!(ended.elapsed() >= Duration::from_millis(100));
+        a.wait_still(Duration::from_secs(60), &|| true);
+        assert!(
+            ended.elapsed() < Duration::from_secs(1),
+            "when urgent, only what is under way is waited for"
+        );
         drop(a.caller());
         let ended = Instant::now();
-        a.wait_still(Duration::from_secs(60));
+        a.wait_still(Duration::from_secs(60), &|| false);
         let waited = ended.elapsed();
         assert!(
             waited >= QUIET_AT_MOST && waited < Duration::from_secs(30),

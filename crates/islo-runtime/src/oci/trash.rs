@@ -61,7 +61,7 @@ impl Trash {
                         return;
                     };
                     while let Some(entry) = first(&dir) {
-                        activity.wait_still(crate::activity::STILL);
+                        activity.wait_still(crate::activity::STILL, &|| false);
                         if let Err(e) = remove(&entry) {
                             tracing::warn!(path = %entry.display(), error = %e, "emptying the trash");
                             return;

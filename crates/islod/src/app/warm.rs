@@ -12,6 +12,7 @@
 //! What a create costs the host (mounts, namespaces, the runtime) grows with the number of
 //! sandboxes on it; a claimed sandbox paid that before anyone waited for it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ pub(super) struct Warm {
     wake: tokio::sync::Notify,
     /// Creates and removals of callers under way (the refill waits for them).
     activity: Arc<Activity>,
+    /// How many sandboxes were taken from the pool.
+    claims: Arc<AtomicU64>,
 }
 
 impl Warm {
@@ -178,19 +181,25 @@ impl App {
         let Some(want) = self.warm.kind() else {
             return Ok(());
         };
-        let mut have = 0;
-        for r in self.warm_rows(t)? {
-            if Kind::of(&r) == want && r.status == SandboxStatus::Running {
-                have += 1;
-            } else {
-                self.drop_warm(t, &r).await;
+        loop {
+            let mut have = 0;
+            for r in self.warm_rows(t)? {
+                if Kind::of(&r) == want && r.status == SandboxStatus::Running {
+                    have += 1;
+                } else {
+                    self.drop_warm(t, &r).await;
+                }
             }
-        }
-        while have < self.settings.warm_pool && self.warm.kind().as_ref() == Some(&want) {
+            if have >= self.settings.warm_pool || self.warm.kind().as_ref() != Some(&want) {
+                return Ok(());
+            }
             // With one in hand, out of the way of a burst of a caller's creates; an empty
-            // pool refills between them.
-            self.quiet(if have > 0 { STILL } else { Duration::ZERO })
-                .await;
+            // pool refills between them. A claim meanwhile counts again.
+            let claims = self.warm.claims.load(Ordering::SeqCst);
+            let still = if have > 0 { STILL } else { Duration::ZERO };
+            if !self.quiet(still, claims).await {
+                continue;
+            }
             let req = CreateSandboxRequest {
                 name: Some(format!("warm-{}", hex::encode(rand::random::<[u8; 6]>()))),
                 image: Some(want.image.clone()),
@@ -200,16 +209,20 @@ impl App {
                 ..Default::default()
             };
             self.create(t, req).await?;
-            have += 1;
         }
-        Ok(())
     }
 
     /// Wait until no create or removal is under way and none of a caller's has ended for
-    /// `still` (at most 2 s, [`Activity::wait_still`]).
-    async fn quiet(&self, still: Duration) {
-        let a = self.warm.activity.clone();
-        let _ = tokio::task::spawn_blocking(move || a.wait_still(still)).await;
+    /// `still` (at most 2 s, [`Activity::wait_still`]); false if a sandbox was taken from the
+    /// pool meanwhile (`claims` was the count of takes before).
+    async fn quiet(&self, still: Duration, claims: u64) -> bool {
+        let (activity, taken) = (self.warm.activity.clone(), self.warm.claims.clone());
+        let taken = move || taken.load(Ordering::SeqCst) != claims;
+        let waited = tokio::task::spawn_blocking(move || {
+            activity.wait_still(still, &taken);
+            !taken()
+        });
+        waited.await.unwrap_or(true)
     }
 
     /// A create of kind `k` is under way: the pool is to hold that kind from now on.
@@ -285,6 +298,7 @@ impl App {
             // The gateway looks its tenant and profile up again.
             self.network_changed(Some(&SandboxId(mine.id.clone())));
             self.clocks_restart(&mine.id);
+            self.warm.claims.fetch_add(1, Ordering::SeqCst);
             self.warm.wake.notify_one();
             return Ok(Some(mine));
         }
