@@ -2,7 +2,8 @@
 """Create cost against the size of the fleet (issue 20's measure), in one run:
 
   for a fleet of 10, 100, 500 and 1,000 idle sandboxes (FLEET_SIZES), grown in place:
-    NEW     `islo use NEW -- true` p50/p90 over FLEET_SAMPLES new sandboxes (each removed after)
+    NEW     `islo use NEW -- true` p50/p90 over FLEET_SAMPLES new sandboxes (each removed after),
+            and how many of them took a sandbox started ahead (pooled; islod's log)
     RM      `islo rm -f` of those, p50
     LS      `islo ls -o json`, p50
     20 NEW  20 concurrent `islo use NEW -- true`, wall time of all
@@ -142,6 +143,15 @@ def grow(have, target):
         list(pool.map(use, [f"fleet-{i}" for i in range(have, target)]))
 
 
+def pooled(prefix):
+    """How many creates of sandboxes named `prefix`… took one started ahead (islod's log)."""
+    try:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", open(os.path.join(STATE, "islod.log"), errors="replace").read())
+    except OSError:
+        return 0
+    return len(re.findall(r"created \(started ahead\) sandbox=" + re.escape(prefix), text))
+
+
 def measure(size):
     settle()
     new, gone = [], []
@@ -149,9 +159,10 @@ def measure(size):
         n = f"probe-{size}-{i}"
         new.append(timed([ISLO, "use", n, "-i", BUSYBOX, "--", "true"]))
         gone.append(timed([ISLO, "rm", "-f", n]))
+    taken = pooled(f"probe-{size}-")
     ls = [timed([ISLO, "ls", "-o", "json"]) for _ in range(5)]
     creates20, exec100_p99 = concurrency(size)
-    return {"new": new, "rm": gone, "ls": ls, "mounts": host_mounts(), "links": len(links()),
+    return {"new": new, "taken": taken, "rm": gone, "ls": ls, "mounts": host_mounts(), "links": len(links()),
             "rss": rss_mib(islod_pid()), "creates20": creates20, "exec100": exec100_p99}
 
 
@@ -166,11 +177,12 @@ def restart(size):
 def report(rows, restarted):
     base = rows[0][1]
     print(f"warm_pool: {os.environ.get('WARM_POOL', '0')} (sandboxes started ahead; 0: every create starts one)")
-    print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'RM p50':>7} {'LS p50':>7} "
+    print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'pooled':>6} {'RM p50':>7} {'LS p50':>7} "
           f"{'20 NEW':>7} {'100 EX p99':>10} {'mounts':>7} {'links':>6} {'islod RSS':>10}")
     for size, r in rows:
         print(f"{size:>6} {pct(r['new'], 50):8.1f} {pct(r['new'], 90):7.1f} "
-              f"{pct(r['new'], 50) / pct(base['new'], 50):7.2f}x {pct(r['rm'], 50):7.1f} {pct(r['ls'], 50):7.1f} "
+              f"{pct(r['new'], 50) / pct(base['new'], 50):7.2f}x {r['taken']:>3}/{len(r['new']):<2} "
+              f"{pct(r['rm'], 50):7.1f} {pct(r['ls'], 50):7.1f} "
               f"{r['creates20']:7.0f} {r['exec100']:10.1f} {r['mounts']:>7} {r['links']:>6} {r['rss']:>8.1f} MiB")
     (first, a), (last, b) = rows[0], rows[-1]
     if last > first:
