@@ -5,6 +5,9 @@
     NEW     `islo use NEW -- true` p50/p90 over FLEET_SAMPLES new sandboxes (each removed after),
             and how many of them took a sandbox started ahead (pooled; islod's log)
     RM      `islo rm -f` of those, p50
+    EX      `islo use EXISTING -- true` between those, p50: it does not grow with the fleet, so
+            its drift against the first size is the host's (a VM's neighbours), and NEW and RM
+            are also given against the first over that drift
     LS      `islo ls -o json`, p50
     20 NEW  20 concurrent `islo use NEW -- true`, wall time of all
     100 EX  100 concurrent execs of `true` into one sandbox through the API
@@ -17,7 +20,8 @@ Each step starts once the host is quiet (settle()): islod refilling its pool of 
 burst of creates is that burst's cost, not the next step's.
 
 With WARM_POOL=N (bench/run.sh's islod config, `warm_pool`), islod keeps N sandboxes of the
-kind last created started ahead, and a create takes one; the report says which.
+kind last created started ahead, and a create takes one; the report says how many did. Each
+size's measure starts once the pool is full again (the grown fleet's creates took from it).
 
 Ratios are against the first (smallest) fleet in the same run. The fleet is its own
 installation (bench/run.sh's state directory) and is removed at the end, on Ctrl-C too. It
@@ -40,6 +44,7 @@ from benchlib import BUSYBOX, ISLO, pct, timed
 
 SIZES = [int(x) for x in os.environ.get("FLEET_SIZES", "10 100 500 1000").split()]
 SAMPLES = int(os.environ.get("FLEET_SAMPLES", "10"))
+WARM_POOL = int(os.environ.get("WARM_POOL", "0"))
 STATE = os.environ["ISLO_STATE_DIR"]
 LINK = re.compile(r"^\d+: (is[0-9a-f]{4}[sh]\d+)[@:]")
 
@@ -152,17 +157,27 @@ def pooled(prefix):
     return len(re.findall(r"created \(started ahead\) sandbox=" + re.escape(prefix), text))
 
 
+def pool_full(size, most=120.0):
+    """Wait until islod's pool holds WARM_POOL sandboxes (each has a link, as the fleet's
+    and fleet-warm do): a create of the next step takes one and does not meet its refill."""
+    end = time.monotonic() + most
+    while len(links()) < size + 1 + WARM_POOL and time.monotonic() < end:
+        time.sleep(0.2)
+
+
 def measure(size):
+    pool_full(size)
     settle()
-    new, gone = [], []
+    new, gone, existing = [], [], []
     for i in range(SAMPLES):
         n = f"probe-{size}-{i}"
         new.append(timed([ISLO, "use", n, "-i", BUSYBOX, "--", "true"]))
         gone.append(timed([ISLO, "rm", "-f", n]))
+        existing.append(timed([ISLO, "use", "fleet-warm", "--", "true"]))
     taken = pooled(f"probe-{size}-")
     ls = [timed([ISLO, "ls", "-o", "json"]) for _ in range(5)]
     creates20, exec100_p99 = concurrency(size)
-    return {"new": new, "taken": taken, "rm": gone, "ls": ls, "mounts": host_mounts(), "links": len(links()),
+    return {"new": new, "taken": taken, "rm": gone, "existing": existing, "ls": ls, "mounts": host_mounts(), "links": len(links()),
             "rss": rss_mib(islod_pid()), "creates20": creates20, "exec100": exec100_p99}
 
 
@@ -176,14 +191,23 @@ def restart(size):
 
 def report(rows, restarted):
     base = rows[0][1]
-    print(f"warm_pool: {os.environ.get('WARM_POOL', '0')} (sandboxes started ahead; 0: every create starts one)")
-    print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'pooled':>6} {'RM p50':>7} {'LS p50':>7} "
+    print(f"warm_pool: {WARM_POOL} (sandboxes started ahead; 0: every create starts one)")
+    print(f"{'fleet':>6} {'NEW p50':>8} {'p90':>7} {'vs first':>8} {'pooled':>6} {'RM p50':>7} {'vs first':>8} "
+          f"{'EX p50':>7} {'/EX':>6} {'LS p50':>7} "
           f"{'20 NEW':>7} {'100 EX p99':>10} {'mounts':>7} {'links':>6} {'islod RSS':>10}")
+    p50 = lambda r, k: pct(r[k], 50)
     for size, r in rows:
-        print(f"{size:>6} {pct(r['new'], 50):8.1f} {pct(r['new'], 90):7.1f} "
-              f"{pct(r['new'], 50) / pct(base['new'], 50):7.2f}x {r['taken']:>3}/{len(r['new']):<2} "
-              f"{pct(r['rm'], 50):7.1f} {pct(r['ls'], 50):7.1f} "
+        # The host's speed drifts between sizes (a VM's neighbours); `islo use EXISTING`,
+        # timed between the same samples, moves with it and not with the fleet.
+        drift = p50(r, "existing") / p50(base, "existing")
+        print(f"{size:>6} {p50(r, 'new'):8.1f} {pct(r['new'], 90):7.1f} "
+              f"{p50(r, 'new') / p50(base, 'new'):7.2f}x {r['taken']:>3}/{len(r['new']):<2} "
+              f"{p50(r, 'rm'):7.1f} {p50(r, 'rm') / p50(base, 'rm'):7.2f}x "
+              f"{p50(r, 'existing'):7.1f} {drift:5.2f}x {p50(r, 'ls'):7.1f} "
               f"{r['creates20']:7.0f} {r['exec100']:10.1f} {r['mounts']:>7} {r['links']:>6} {r['rss']:>8.1f} MiB")
+    over = lambda k: " / ".join(
+        f"{(p50(r, k) / p50(base, k)) / (p50(r, 'existing') / p50(base, 'existing')):.2f}" for _, r in rows)
+    print(f"vs first over the drift of EXISTING (EX p50 / the first's): NEW {over('new')}; RM {over('rm')}")
     (first, a), (last, b) = rows[0], rows[-1]
     if last > first:
         per = lambda k: (b[k] - a[k]) / (last - first)
