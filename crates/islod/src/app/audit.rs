@@ -21,10 +21,10 @@ struct Msg {
     waiter: Option<Waiter>,
 }
 
-/// Who waits for a write to be stored.
+/// Who waits for a write to be stored: a blocked thread, or a task.
 enum Waiter {
-    End(Sender<()>),
-    Chunk(tokio::sync::oneshot::Sender<()>),
+    Thread(Sender<()>),
+    Task(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Messages the writer may be behind by before the exec paths wait for it.
@@ -198,7 +198,7 @@ impl Recording {
                 bytes: total,
                 cut,
             },
-            waiter: stored.map(Waiter::Chunk),
+            waiter: stored.map(Waiter::Task),
         });
         drop(seq);
         crate::fault::point("audit.queued");
@@ -207,19 +207,34 @@ impl Recording {
 
     /// End the session; returns once everything recorded before is stored.
     pub fn end(&self, exit: Option<i32>) {
-        if self.ended.swap(true, Ordering::SeqCst) {
-            return;
-        }
         let (done, wait) = channel();
+        if self.queue_end(exit, Waiter::Thread(done)) {
+            let _ = wait.recv();
+        }
+    }
+
+    /// [`Recording::end`] for a task: the same wait, without holding a thread.
+    pub async fn end_async(&self, exit: Option<i32>) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.queue_end(exit, Waiter::Task(done)) {
+            let _ = wait.await;
+        }
+    }
+
+    /// Queue the session's end (once); whether it was queued now.
+    fn queue_end(&self, exit: Option<i32>, waiter: Waiter) -> bool {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return false;
+        }
         self.audit.send(Msg {
             write: AuditWrite::End {
                 id: self.id.clone(),
                 at: now_rfc3339(),
                 exit,
             },
-            waiter: Some(Waiter::End(done)),
+            waiter: Some(waiter),
         });
-        let _ = wait.recv();
+        true
     }
 }
 
@@ -242,8 +257,8 @@ fn write_forever(store: &Store, rx: &Receiver<Msg>) {
         }
         for w in waiters.into_iter().flatten() {
             match w {
-                Waiter::End(d) => drop(d.send(())),
-                Waiter::Chunk(d) => drop(d.send(())),
+                Waiter::Thread(d) => drop(d.send(())),
+                Waiter::Task(d) => drop(d.send(())),
             }
         }
     }

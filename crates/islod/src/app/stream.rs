@@ -185,10 +185,10 @@ pub(super) async fn record_event(rec: &Arc<Recording>, ev: &ExecEvent) {
     match ev {
         ExecEvent::Stdout(b) => rec.chunk_stored("stdout", b).await,
         ExecEvent::Stderr(b) => rec.chunk_stored("stderr", b).await,
-        ExecEvent::Exit(code) => end_recording(rec.clone(), Some(*code)).await,
+        ExecEvent::Exit(code) => rec.end_async(Some(*code)).await,
         ExecEvent::Error(e) => {
             rec.chunk("islo", format!("{e}\n").as_bytes());
-            end_recording(rec.clone(), None).await;
+            rec.end_async(None).await;
         }
         ExecEvent::TimedOut => rec.chunk("islo", TIMED_OUT),
     }
@@ -199,17 +199,10 @@ impl Drop for ExecOutput {
     fn drop(&mut self) {
         if let Some(rec) = self.rec.take().filter(|_| !self.done) {
             match tokio::runtime::Handle::try_current() {
-                Ok(h) => drop(h.spawn_blocking(move || rec.end(None))),
+                Ok(h) => drop(h.spawn(async move { rec.end_async(None).await })),
                 Err(_) => rec.end(None),
             }
         }
-    }
-}
-
-/// End a recording off the async threads (it waits for the log writer).
-async fn end_recording(rec: Arc<Recording>, exit: Option<i32>) {
-    if let Err(e) = tokio::task::spawn_blocking(move || rec.end(exit)).await {
-        tracing::warn!(error = %e, "ending an audit recording");
     }
 }
 
