@@ -1,6 +1,7 @@
 //! Sandboxes started ahead (`warm_pool`, fake back end): a create of the pool's kind takes one
 //! (its name, env, hostname and tenant are the caller's, nothing of the pool shows), a create
-//! of another kind is made as ever and turns the pool to its kind, a taken name is refused
+//! of another kind is made as ever and turns the pool to its kind (the same image by another
+//! name is the same kind), a taken name is refused
 //! without spending a warm sandbox, one that cannot be handed over is removed and the create
 //! made as ever, and a pool of 0 at start removes what an earlier one left.
 
@@ -119,6 +120,16 @@ async fn a_create_of_the_pools_kind_takes_a_warm_sandbox() {
         ErrorCode::SandboxAlreadyExists
     );
     assert_eq!(pool_becomes(&s, 2, 2048).await, refilled);
+
+    // The same image by another name is the same kind; the sandbox keeps the caller's name.
+    let mut full = create("spelled");
+    full.image = Some(format!("docker.io/library/{IMAGE}"));
+    let spelled = c.create_sandbox(&full).await.unwrap();
+    assert!(refilled.contains(&spelled.id), "{} not warm", spelled.id);
+    let got = c.get_sandbox("spelled").await.unwrap();
+    assert_eq!(got.image, format!("docker.io/library/{IMAGE}"));
+    c.delete_sandbox("spelled").await.unwrap();
+    let refilled = pool_becomes(&s, 2, 2048).await;
 
     // Another kind is made as ever; the pool turns to it.
     let mut other = create("other");

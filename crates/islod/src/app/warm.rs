@@ -30,7 +30,7 @@ pub const WARM_TENANT: &str = "\u{7f}warm";
 const RETRY: Duration = Duration::from_secs(30);
 
 /// What a warm sandbox must have been made as to stand in for a create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Kind {
     pub image: String,
     /// What `image` pointed at (a warm sandbox runs what was pulled then).
@@ -39,6 +39,21 @@ pub(super) struct Kind {
     pub memory_mb: u32,
     pub disk_gb: u32,
 }
+
+/// The same shape and the same image: the same digest however the image was named
+/// (`busybox`, `busybox:latest`, its registry's full name), else the same name and no digest.
+impl PartialEq for Kind {
+    fn eq(&self, o: &Self) -> bool {
+        let same_image = match (&self.digest, &o.digest) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.image == o.image && self.digest == o.digest,
+        };
+        same_image
+            && (self.vcpus, self.memory_mb, self.disk_gb) == (o.vcpus, o.memory_mb, o.disk_gb)
+    }
+}
+
+impl Eq for Kind {}
 
 impl Kind {
     pub(super) fn of(r: &SandboxRow) -> Kind {
@@ -310,5 +325,46 @@ impl App {
         let spec = super::sandboxes::runtime_spec(row)?;
         let name = row.name.clone();
         self.blocking(move |d| d.hand_over(&spec, &name)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(image: &str, digest: Option<&str>, memory_mb: u32) -> Kind {
+        Kind {
+            image: image.into(),
+            digest: digest.map(str::to_string),
+            vcpus: 2,
+            memory_mb,
+            disk_gb: 10,
+        }
+    }
+
+    #[test]
+    fn a_kind_is_its_shape_and_its_images_content() {
+        let d = Some("sha256:aa");
+        assert_eq!(
+            kind("busybox", d, 256),
+            kind("docker.io/library/busybox:latest", d, 256)
+        );
+        assert_ne!(
+            kind("busybox", d, 256),
+            kind("busybox", d, 512),
+            "another shape"
+        );
+        assert_ne!(
+            kind("busybox", d, 256),
+            kind("busybox", Some("sha256:bb"), 256),
+            "the name now points at other content"
+        );
+        assert_eq!(kind("busybox", None, 256), kind("busybox", None, 256));
+        assert_ne!(
+            kind("busybox", None, 256),
+            kind("busybox", d, 256),
+            "not pulled yet"
+        );
+        assert_ne!(kind("busybox", None, 256), kind("alpine", None, 256));
     }
 }

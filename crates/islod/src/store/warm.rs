@@ -6,7 +6,7 @@ use super::{SandboxRow, Store, StoreError};
 
 impl Store {
     /// Pass running sandbox `row.id`, held by tenant `from`, to `row.tenant_id` as `row`
-    /// describes it (name, env, workdir, request, spec, times). `Ok(false)` when it is no longer
+    /// describes it (name, image as the caller wrote it, env, workdir, request, spec, times). `Ok(false)` when it is no longer
     /// `from`'s to give, or not running, or busy with an operation (another create took it, or
     /// it is being removed); `NameTaken` when the tenant already has a sandbox of that name.
     pub fn claim_warm(&self, from: &str, row: &SandboxRow) -> Result<bool, StoreError> {
@@ -15,7 +15,7 @@ impl Store {
             let res = db.execute(
                 "UPDATE sandboxes SET tenant_id = ?3, name = ?4, env = ?5, workdir = ?6, \
                  runtime_spec = ?7, request_id = ?8, request_hash = ?9, created_at = ?10, \
-                 started_at = ?11 \
+                 started_at = ?11, image = ?12 \
                  WHERE id = ?1 AND tenant_id = ?2 AND status = 'running' AND deleted_at IS NULL \
                  AND pending_op IS NULL",
                 params![
@@ -29,7 +29,8 @@ impl Store {
                     row.request_id,
                     row.request_hash,
                     row.created_at,
-                    row.started_at
+                    row.started_at,
+                    row.image
                 ],
             );
             match res {
