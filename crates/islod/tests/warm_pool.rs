@@ -189,3 +189,49 @@ async fn a_pool_of_none_removes_what_an_earlier_pool_left() {
         "the tenant's sandboxes are not the pool's"
     );
 }
+
+/// The pool's running sandboxes and their images' digests.
+fn pool_digests(s: &Server) -> Vec<Option<String>> {
+    let t = s.store.ensure_tenant(WARM_TENANT).unwrap();
+    let f = SandboxFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let (rows, _) = s.store.list_sandboxes(&t, &f).unwrap();
+    rows.into_iter()
+        .filter(|r| r.status == SandboxStatus::Running)
+        .map(|r| r.stored.image_digest)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pool_whose_image_moved_turns_to_what_it_makes_now() {
+    let s = warm_server(2).await;
+    let c = s.client("alpha");
+    c.create_sandbox(&create("first")).await.unwrap();
+    pool_becomes(&s, 2, 2048).await;
+    // The image's name now points at other content (pulled again), and a larger pool starts:
+    // what it makes is not the kind it holds.
+    let moved = Some("sha256:11".to_string());
+    s.store
+        .put_image(&islod::store::ImageRow {
+            reference: format!("docker.io/library/{IMAGE}"),
+            digest: "sha256:11".into(),
+            config: "{}".into(),
+            layers: vec![],
+        })
+        .unwrap();
+    let larger = app_warm(s.dir.path(), s.store.clone(), 3);
+    let _refill = larger.keep_warm().await.unwrap().unwrap();
+    for _ in 0..500 {
+        let d = pool_digests(&s);
+        if d.len() == 3 && d.iter().all(|d| *d == moved) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the pool never held 3 of the moved image: {:?}",
+        pool_digests(&s)
+    );
+}

@@ -84,6 +84,16 @@ impl Warm {
         self.kind.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Set the kind to `new` if it is still `old`; whether it was.
+    fn replace_kind(&self, old: &Kind, new: Kind) -> bool {
+        let mut cur = self.kind.lock().unwrap_or_else(|p| p.into_inner());
+        let still = cur.as_ref() == Some(old);
+        if still {
+            *cur = Some(new);
+        }
+        still
+    }
+
     fn set_kind(&self, k: Kind) {
         let mut cur = self.kind.lock().unwrap_or_else(|p| p.into_inner());
         *cur = Some(k);
@@ -193,7 +203,7 @@ impl App {
 
     /// Remove what is not of the wanted kind or not running; start what is missing.
     async fn refill(self: &Arc<Self>, t: &Tenant) -> Result<(), AppError> {
-        let Some(want) = self.warm.kind() else {
+        let Some(mut want) = self.warm.kind() else {
             return Ok(());
         };
         loop {
@@ -223,7 +233,12 @@ impl App {
                 disk_gb: Some(want.disk_gb),
                 ..Default::default()
             };
-            self.create(t, req).await?;
+            let made = Kind::of(&self.create(t, req).await?);
+            // The image's name points at other content now (pulled again): the pool turns to
+            // what it makes, or it would remove each one it makes and make it again.
+            if made != want && self.warm.replace_kind(&want, made.clone()) {
+                want = made;
+            }
         }
     }
 
