@@ -159,6 +159,14 @@ mod tests {
         assert!(went_on >= ended, "the waiter waited for the create to end");
     }
 
+    /// How long `wait_still(still, urgent)` waited after a caller's create or removal ended.
+    fn waited_after_a_caller(a: &Arc<Activity>, still: Duration, urgent: bool) -> Duration {
+        drop(a.caller());
+        let ended = Instant::now();
+        a.wait_still(still, &|| urgent);
+        ended.elapsed()
+    }
+
     #[test]
     fn stillness_counts_from_a_callers_last_end_only() {
         let a = Arc::new(Activity::default());
@@ -169,19 +177,13 @@ mod tests {
             t.elapsed() < Duration::from_secs(1),
             "background work's own creates are not a caller's"
         );
-        drop(a.caller());
-        let ended = Instant::now();
-        a.wait_still(Duration::from_millis(100), &|| false);
-        assert!(ended.elapsed() >= Duration::from_millis(100));
-        a.wait_still(Duration::from_secs(60), &|| true);
+        let still = Duration::from_millis(100);
+        assert!(waited_after_a_caller(&a, still, false) >= still);
         assert!(
-            ended.elapsed() < Duration::from_secs(1),
+            waited_after_a_caller(&a, Duration::from_secs(60), true) < Duration::from_secs(1),
             "when urgent, only what is under way is waited for"
         );
-        drop(a.caller());
-        let ended = Instant::now();
-        a.wait_still(Duration::from_secs(60), &|| false);
-        let waited = ended.elapsed();
+        let waited = waited_after_a_caller(&a, Duration::from_secs(60), false);
         assert!(
             waited >= QUIET_AT_MOST && waited < Duration::from_secs(30),
             "never more than {QUIET_AT_MOST:?}: {waited:?}"

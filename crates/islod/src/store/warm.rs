@@ -6,9 +6,10 @@ use super::{SandboxRow, Store, StoreError};
 
 impl Store {
     /// Pass running sandbox `row.id`, held by tenant `from`, to `row.tenant_id` as `row`
-    /// describes it (name, image as the caller wrote it, env, workdir, request, spec, times). `Ok(false)` when it is no longer
-    /// `from`'s to give, or not running, or busy with an operation (another create took it, or
-    /// it is being removed); `NameTaken` when the tenant already has a sandbox of that name.
+    /// describes it (name, image as the caller wrote it, env, workdir, request, spec, times).
+    /// `Ok(false)` when it is no longer `from`'s to give, or not running, or busy with an
+    /// operation (another create took it, or it is being removed); `NameTaken` when the
+    /// tenant already has a sandbox of that name.
     pub fn claim_warm(&self, from: &str, row: &SandboxRow) -> Result<bool, StoreError> {
         self.write(|db| {
             let env = serde_json::to_string(&row.env).unwrap_or_else(|_| "{}".into());
