@@ -26,15 +26,20 @@ async fn warm_server(n: usize) -> Server {
     server_on(dir, store, n).await
 }
 
-/// The pool's sandboxes: (id, name, memory MB, status).
-fn pool(s: &Server) -> Vec<(String, String, u32, SandboxStatus)> {
+/// The pool's sandboxes' records.
+fn pool_rows(s: &Server) -> Vec<islod::store::SandboxRow> {
     let t = s.store.ensure_tenant(WARM_TENANT).unwrap();
     let f = SandboxFilter {
         limit: 100,
         ..Default::default()
     };
-    let (rows, _) = s.store.list_sandboxes(&t, &f).unwrap();
-    rows.into_iter()
+    s.store.list_sandboxes(&t, &f).unwrap().0
+}
+
+/// The pool's sandboxes: (id, name, memory MB, status).
+fn pool(s: &Server) -> Vec<(String, String, u32, SandboxStatus)> {
+    pool_rows(s)
+        .into_iter()
         .map(|r| (r.id, r.name, r.memory_mb, r.status))
         .collect()
 }
@@ -192,13 +197,8 @@ async fn a_pool_of_none_removes_what_an_earlier_pool_left() {
 
 /// The pool's running sandboxes and their images' digests.
 fn pool_digests(s: &Server) -> Vec<Option<String>> {
-    let t = s.store.ensure_tenant(WARM_TENANT).unwrap();
-    let f = SandboxFilter {
-        limit: 100,
-        ..Default::default()
-    };
-    let (rows, _) = s.store.list_sandboxes(&t, &f).unwrap();
-    rows.into_iter()
+    pool_rows(s)
+        .into_iter()
         .filter(|r| r.status == SandboxStatus::Running)
         .map(|r| r.stored.image_digest)
         .collect()
