@@ -154,8 +154,7 @@ async fn a_create_of_the_pools_kind_takes_a_warm_sandbox() {
 async fn a_warm_sandbox_that_cannot_be_handed_over_is_removed_and_the_create_made_as_ever() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("islod.db")).unwrap());
-    std::fs::create_dir_all(dir.path().join("fake")).unwrap();
-    let driver = Arc::new(FakeDriver::new(&dir.path().join("fake")));
+    let driver = fake_driver(dir.path());
     let s = server_with(dir, store, 1, driver.clone()).await;
     let c = s.client("alpha");
     c.create_sandbox(&create("first")).await.unwrap();

@@ -26,11 +26,15 @@ pub fn app_over(dir: &std::path::Path, store: Arc<Store>) -> Arc<App> {
     app_warm(dir, store, 0)
 }
 
+/// The fake back end, keeping its sandboxes under `dir`/fake.
+pub fn fake_driver(dir: &std::path::Path) -> Arc<FakeDriver> {
+    std::fs::create_dir_all(dir.join("fake")).unwrap();
+    Arc::new(FakeDriver::new(&dir.join("fake")))
+}
+
 /// [`app_over`], keeping `warm_pool` sandboxes started ahead.
 pub fn app_warm(dir: &std::path::Path, store: Arc<Store>, warm_pool: usize) -> Arc<App> {
-    std::fs::create_dir_all(dir.join("fake")).unwrap();
-    let driver = Arc::new(FakeDriver::new(&dir.join("fake")));
-    app_on(dir, store, warm_pool, driver)
+    app_on(dir, store, warm_pool, fake_driver(dir))
 }
 
 /// [`app_warm`] over the fake back end `driver`.
@@ -42,7 +46,6 @@ pub fn app_on(
 ) -> Arc<App> {
     let images =
         ImageStore::new(&dir.join("images"), store.clone(), ImageSettings::default()).unwrap();
-    std::fs::create_dir_all(dir.join("fake")).unwrap();
     let settings = AppSettings {
         pids_limit: 64,
         user: "islo".into(),
@@ -127,8 +130,7 @@ pub async fn server() -> Server {
 
 /// A test server over `store` in `dir`, keeping `warm_pool` sandboxes started ahead.
 pub async fn server_on(dir: tempfile::TempDir, store: Arc<Store>, warm_pool: usize) -> Server {
-    std::fs::create_dir_all(dir.path().join("fake")).unwrap();
-    let driver = Arc::new(FakeDriver::new(&dir.path().join("fake")));
+    let driver = fake_driver(dir.path());
     server_with(dir, store, warm_pool, driver).await
 }
 
